@@ -1,0 +1,53 @@
+# Tidings: `make run` to try it, `make test` to check it. Everything installs into .venv/.
+BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHON := $(BIN)/python
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
+
+.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(BOOT_PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+redis: install
+	@scripts/ensure_redis.sh
+
+migrate: install
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput --skip-checks
+
+# Development superuser: admin / admin (DEBUG only; never run this against production).
+superuser: migrate
+	@$(DEV_ENV) DJANGO_SUPERUSER_USERNAME=admin DJANGO_SUPERUSER_PASSWORD=admin DJANGO_SUPERUSER_EMAIL=admin@localhost \
+		$(BIN)/python manage.py createsuperuser --noinput --skip-checks >/dev/null 2>&1 || true
+	@echo "Admin: http://127.0.0.1:8000/admin/  (user admin, password admin)"
+
+run: redis superuser
+	$(DEV_ENV) $(BIN)/honcho -f Procfile.dev start
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+test-sqlite: install redis
+	env -u DATABASE_URL $(BIN)/pytest -q
+
+test-postgres: install redis
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q
+
+# The whole suite on SQLite, then on PostgreSQL (required in CI, skipped with a note locally if not running).
+test: lint test-sqlite
+	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \
+		$(MAKE) --no-print-directory test-postgres; \
+	elif [ -n "$$CI" ]; then echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it." >&2; exit 1; \
+	else echo "Skipping the PostgreSQL run: nothing answers at $(TEST_DATABASE_URL)."; fi
+
+clean:
+	rm -rf $(VENV) .run db.sqlite3 test-db.sqlite3

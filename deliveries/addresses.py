@@ -1,0 +1,39 @@
+"""Recipient validation: E.164 phone numbers (with `phonenumbers`) and email addresses."""
+
+from __future__ import annotations
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+
+def normalize_phone(value: str) -> str:
+    """The number in E.164 (`+14155550100`), or ValidationError with a reason a person can act on."""
+    raw = (value or "").strip()
+    region = settings.PHONE_DEFAULT_REGION
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        hint = "" if raw.startswith("+") else " Use E.164 format with the country code, like +14155550100."
+        raise ValidationError(f"'{raw}' is not a phone number.{hint}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"'{raw}' is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    raw = (value or "").strip()
+    try:
+        validate_email(raw)
+    except ValidationError:
+        raise ValidationError(f"'{raw}' is not a valid email address.") from None
+    local, _, domain = raw.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+NORMALIZERS = {"sms": normalize_phone, "email": normalize_email}
+
+
+def normalize_recipient(channel: str, value: str) -> str:
+    return NORMALIZERS[channel](value)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..models import Message, MessageEvent, Priority
+from ..services.messages import SUPPORTED_CHANNELS, MessageValidationError, message_request_validate
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    """Input of POST /api/v1/messages/. Validates everything, including that the template renders."""
+
+    channel = serializers.ChoiceField(choices=SUPPORTED_CHANNELS)
+    to = serializers.CharField(max_length=320)
+    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    html_body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    template = serializers.SlugField(required=False, allow_null=True, allow_blank=True)
+    context = serializers.DictField(required=False, default=dict)
+    send_at = serializers.DateTimeField(required=False, allow_null=True)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.DEFAULT)
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        try:
+            request, content = message_request_validate(**attrs)
+        except MessageValidationError as error:
+            raise serializers.ValidationError(error.errors) from error
+        return {"request": request, "content": content}
+
+
+class MessageEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MessageEvent
+        fields = ["created_at", "kind", "from_status", "to_status", "code", "detail", "data"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    to = serializers.CharField(source="recipient")
+    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "channel",
+            "to",
+            "sender",
+            "subject",
+            "body",
+            "html_body",
+            "template",
+            "context",
+            "metadata",
+            "priority",
+            "status",
+            "send_at",
+            "provider",
+            "provider_message_id",
+            "attempts",
+            "last_error_code",
+            "last_error_message",
+            "campaign",
+            "created_at",
+            "queued_at",
+            "sending_at",
+            "sent_at",
+            "delivered_at",
+            "failed_at",
+            "cancelled_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageDetailSerializer(MessageSerializer):
+    events = MessageEventSerializer(many=True, read_only=True)
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "events"]
+        read_only_fields = fields

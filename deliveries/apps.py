@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class DeliveriesConfig(AppConfig):
+    name = "deliveries"
+    verbose_name = "Deliveries"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the Redis system check)

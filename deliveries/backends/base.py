@@ -1,0 +1,92 @@
+"""The provider backend interface, shaped like Django's email backends.
+
+A backend sends one message at a time through `send()`; the base class's `send_many()` runs those calls
+concurrently in a thread pool, so one job can carry hundreds of messages while each keeps its own result.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import DeliveryError, TransientDeliveryError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """What a backend needs to send one message; built from a Message row by the sending service."""
+
+    id: int
+    channel: str
+    recipient: str
+    sender: str = ""
+    subject: str = ""
+    body: str = ""
+    html_body: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SendResult:
+    """The outcome of one send: the provider's id and status, or the error that stopped it."""
+
+    message_id: int
+    provider: str
+    provider_message_id: str = ""
+    provider_status: str = ""
+    error: DeliveryError | None = None
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class BaseBackend:
+    """Subclasses set `provider_name` and implement `send()`."""
+
+    provider_name = "base"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def open(self) -> None:
+        """Prepare connections before a batch. Optional."""
+
+    def close(self) -> None:
+        """Release connections after a batch. Optional."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message and return its result, or raise a DeliveryError subclass.
+
+        Must be safe to call from several threads at once. Raise TransientDeliveryError only when trying again
+        could succeed, PermanentDeliveryError when it never will.
+        """
+        raise NotImplementedError
+
+    def send_many(self, messages: list[OutgoingMessage], *, concurrency: int = 1) -> list[SendResult]:
+        """Send every message, `concurrency` at a time; one result per message, in the same order."""
+        if not messages:
+            return []
+        self.open()
+        try:
+            if concurrency <= 1 or len(messages) == 1:
+                return [self._send_one(m) for m in messages]
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(messages))) as pool:
+                return list(pool.map(self._send_one, messages))
+        finally:
+            self.close()
+
+    def _send_one(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return self.send(message)
+        except DeliveryError as error:
+            return SendResult(message_id=message.id, provider=self.provider_name, error=error)
+        except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
+            logger.exception("Unexpected error sending message %s through %s", message.id, self.provider_name)
+            wrapped = TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.provider_name)
+            return SendResult(message_id=message.id, provider=self.provider_name, error=wrapped)

@@ -1,0 +1,84 @@
+"""Email through Django's EMAIL_BACKEND: anymail in production, console in development, locmem in tests.
+
+Anymail's tags and metadata carry our message id so tracking events map back without guessing.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+
+import requests
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from ...exceptions import PermanentDeliveryError, TransientDeliveryError
+from ..base import BaseBackend, OutgoingMessage, SendResult
+
+
+def provider_name_for(email_backend_path: str) -> str:
+    """`anymail.backends.postmark.EmailBackend` -> `postmark`; Django's own -> `console`, `locmem`, `smtp`."""
+    parts = email_backend_path.split(".")
+    return parts[-2] if len(parts) >= 2 else email_backend_path
+
+
+class EmailBackend(BaseBackend):
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.email_backend = options.get("email_backend", settings.EMAIL_BACKEND)
+        self.provider_name = provider_name_for(self.email_backend)
+        self._local = threading.local()
+
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = get_connection(self.email_backend)
+            self._local.connection = connection
+        return connection
+
+    def build_email(self, message: OutgoingMessage) -> EmailMultiAlternatives:
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body,
+            from_email=message.sender or settings.DEFAULT_FROM_EMAIL,
+            to=[message.recipient],
+            connection=self._connection(),
+        )
+        if message.html_body:
+            email.attach_alternative(message.html_body, "text/html")
+        # Anymail extras; other backends ignore them.
+        email.metadata = {"tidings_message_id": str(message.id)}
+        email.tags = [f"tidings-{message.channel}"]
+        return email
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        email = self.build_email(message)
+        try:
+            email.send()
+        except AnymailRecipientsRefused as error:
+            raise PermanentDeliveryError(
+                f"The email provider refused the recipient: {error}", code="rejected", provider=self.provider_name
+            ) from error
+        except AnymailRequestsAPIError as error:
+            status = error.status_code
+            retry = status is None or status == 429 or status >= 500
+            error_class = TransientDeliveryError if retry else PermanentDeliveryError
+            raise error_class(
+                f"The email provider answered HTTP {status}: {error.describe_response() or error}"[:1000],
+                code=status or "",
+                provider=self.provider_name,
+                status_code=status,
+            ) from error
+        except (AnymailError, requests.RequestException, smtplib.SMTPException, OSError) as error:
+            raise TransientDeliveryError(
+                f"Could not hand the email to the provider: {error}"[:1000], provider=self.provider_name
+            ) from error
+        status = getattr(email, "anymail_status", None)
+        provider_id = (status.message_id if status else None) or ""
+        return SendResult(
+            message_id=message.id,
+            provider=self.provider_name,
+            provider_message_id=str(provider_id),
+            provider_status=(next(iter(status.status), "") if status and status.status else "sent"),
+        )

@@ -1,0 +1,34 @@
+"""One error tree decides what happens after a failed send.
+
+Backends translate their provider's errors into these. The sending service only asks: transient (try again
+later) or permanent (fail now, with a reason a person can read)?
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DeliveryError(Exception):
+    """A send did not succeed. `code` is the provider's error code; `reason` is for people."""
+
+    transient = False
+
+    def __init__(self, reason: str, *, code: str | int = "", provider: str = "", status_code: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = str(code) if code not in (None, "") else ""
+        self.provider = provider
+        self.status_code = status_code
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth trying again: timeouts, connection errors, throttling (HTTP 429), provider 5xx."""
+
+    transient = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Will never succeed as is: invalid number or address, unsubscribed recipient, rejected content."""
+
+
+class BackendConfigurationError(ImproperlyConfigured):
+    """A provider backend is missing settings it needs (credentials, a sender)."""

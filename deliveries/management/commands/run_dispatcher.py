@@ -1,0 +1,61 @@
+import logging
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections
+
+from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
+from deliveries.services.sending import fail_expired_leases
+
+logger = logging.getLogger("deliveries.dispatcher")
+
+
+class Command(BaseCommand):
+    help = (
+        "Hand due scheduled messages to the queues, and re-queue what Redis forgot. "
+        "Safe to run in several places at once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Run one pass and exit.")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=settings.DISPATCH_INTERVAL,
+            help="Seconds between passes for due messages.",
+        )
+
+    def handle(self, *args, once=False, interval=None, **options):
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        reconcile_every = max(settings.RECONCILE_AFTER / 3, 1.0)
+        next_reconcile = 0.0
+        self.stdout.write(
+            f"Dispatcher running: due messages every {interval}s, reconciling every {reconcile_every:.0f}s."
+        )
+        while not self.stopping:
+            started = time.monotonic()
+            dispatched = 0
+            try:
+                close_old_connections()
+                dispatched = dispatch_due_messages()
+                if dispatched:
+                    logger.info("Queued %s due message(s)", dispatched)
+                if started >= next_reconcile:
+                    requeue_orphaned_messages()
+                    failed = fail_expired_leases()
+                    if failed:
+                        logger.warning("Failed %s message(s) whose worker stopped mid-send; review them", failed)
+                    next_reconcile = started + reconcile_every
+            except DatabaseError as error:
+                logger.error("Database unavailable, retrying in a moment: %s", error)
+            if once:
+                break
+            time.sleep(max(interval - (time.monotonic() - started), 0.0) if dispatched == 0 else 0)
+        self.stdout.write("Dispatcher stopped.")
+
+    def _stop(self, signum, frame):
+        self.stopping = True

@@ -1,0 +1,41 @@
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from deliveries.health import redact_url, redis_status
+
+
+class Command(BaseCommand):
+    help = (
+        "Run an RQ worker on the high, default and low queues (in that order). "
+        "Wraps `rqworker`, and says in one line when Redis is unreachable."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("queues", nargs="*", default=["high", "default", "low"])
+        parser.add_argument("--burst", action="store_true", help="Exit once the queues are empty.")
+        parser.add_argument("--worker-class", default=None, help="Dotted path of an RQ worker class.")
+        parser.add_argument("--name", default=None)
+        parser.add_argument("--max-jobs", type=int, default=None)
+
+    def handle(self, *args, queues, burst, worker_class, name, max_jobs, **options):
+        status = redis_status()
+        if not status["ok"]:
+            self.stderr.write(
+                f"Redis is unreachable at {redact_url(settings.REDIS_URL)} ({status['error']}); "
+                "start Redis or set REDIS_URL, then start the worker again."
+            )
+            sys.exit(1)
+        call_command(
+            "rqworker",
+            *queues,
+            burst=burst,
+            worker_class=worker_class,
+            name=name,
+            max_jobs=max_jobs,
+            skip_checks=True,
+            verbosity=options["verbosity"],
+        )

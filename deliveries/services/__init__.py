@@ -1,0 +1,1 @@
+"""Writes to deliveries live here: creating, cancelling, dispatching and sending messages."""

@@ -1,0 +1,130 @@
+"""The message state machine: which status may follow which, and the one way to change it.
+
+Every transition is a conditional `UPDATE ... WHERE status = <allowed source> RETURNING id`, so two processes
+racing on the same message cannot both win: the database decides, and each caller learns exactly which rows it
+moved. Both PostgreSQL and SQLite (3.35+) support RETURNING.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connections
+from django.db.models import QuerySet
+from django.db.models.sql import UpdateQuery
+from django.utils import timezone
+
+from .models import Message, MessageEvent, Status
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED}),
+    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED}),
+    # Back to scheduled is a retry after a transient error.
+    Status.SENDING: frozenset({Status.SENT, Status.FAILED, Status.SCHEDULED}),
+    Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
+    Status.DELIVERED: frozenset(),
+    Status.UNDELIVERED: frozenset(),
+    # A person may retry a failed message from the admin or the API.
+    Status.FAILED: frozenset({Status.QUEUED}),
+    Status.CANCELLED: frozenset(),
+}
+
+# Statuses a message only leaves through a person's action (or never).
+FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED})
+# Statuses in which a message is still on its way out.
+PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+
+# The timestamp column stamped when a message enters a status.
+STAMP_FIELD = {
+    Status.QUEUED: "queued_at",
+    Status.SENDING: "sending_at",
+    Status.SENT: "sent_at",
+    Status.DELIVERED: "delivered_at",
+    Status.UNDELIVERED: "failed_at",
+    Status.FAILED: "failed_at",
+    Status.CANCELLED: "cancelled_at",
+}
+
+
+class InvalidTransition(ValueError):
+    """Raised when code asks for a transition the state machine does not have."""
+
+
+def sources_for(to_status: str, from_statuses: Iterable[str] | None = None) -> list[str]:
+    """The statuses a message may leave for `to_status`, narrowed to `from_statuses` when given."""
+    allowed = [s for s, nexts in TRANSITIONS.items() if to_status in nexts]
+    if from_statuses is None:
+        return allowed
+    wanted = list(from_statuses)
+    if any(s not in allowed for s in wanted):
+        raise InvalidTransition(f"cannot move a message from {sorted(wanted)} to {to_status!r}")
+    return wanted
+
+
+def update_returning_ids(queryset: QuerySet, values: dict[str, Any]) -> list[int]:
+    """`queryset.update(**values)`, returning the primary keys of the rows it changed."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    if not sql:
+        return []
+    connection = connections[queryset.db]
+    pk_column = connection.ops.quote_name(queryset.model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {pk_column}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def transition(
+    message_ids: Sequence[int],
+    *,
+    to_status: str,
+    from_statuses: Iterable[str] | None = None,
+    detail: str = "",
+    code: str = "",
+    data: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    extra_filter: dict[str, Any] | None = None,
+    kind: str = MessageEvent.Kind.STATUS,
+) -> list[int]:
+    """Move the given messages to `to_status` wherever their current status allows it.
+
+    Returns the ids that moved (the others were elsewhere, or taken by another process first) and records one
+    timeline event for each. `fields` are written in the same UPDATE; `extra_filter` narrows the rows further (a
+    worker's claim token, say), so a transition can depend on more than the status.
+    """
+    if not message_ids:
+        return []
+    now = timezone.now()
+    updates = {"status": to_status, "updated_at": now, **(fields or {})}
+    if stamp := STAMP_FIELD.get(to_status):
+        updates.setdefault(stamp, now)
+    moved: list[int] = []
+    events: list[MessageEvent] = []
+    for from_status in sources_for(to_status, from_statuses):
+        for start in range(0, len(message_ids), 1000):
+            chunk = message_ids[start : start + 1000]
+            rows = Message.objects.filter(pk__in=chunk, status=from_status, **(extra_filter or {}))
+            moved_now = update_returning_ids(rows, updates)
+            moved.extend(moved_now)
+            events.extend(
+                MessageEvent(
+                    message_id=pk,
+                    kind=kind,
+                    from_status=from_status,
+                    to_status=to_status,
+                    code=code,
+                    detail=detail,
+                    data=data or {},
+                    created_at=now,
+                )
+                for pk in moved_now
+            )
+    MessageEvent.objects.bulk_create(events)
+    return moved
+
+
+def record_event(message_id: int, *, kind: str, detail: str, code: str = "", data: dict | None = None) -> None:
+    """Add a line to a message's timeline that is not a status change (a provider response, a note)."""
+    MessageEvent.objects.create(message_id=message_id, kind=kind, detail=detail, code=code, data=data or {})

@@ -1,0 +1,49 @@
+from django.contrib import admin
+from django.contrib.admin.views.decorators import user_passes_test
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from deliveries import views as delivery_views
+
+admin.site.site_header = "Tidings"
+admin.site.site_title = "Tidings operations"
+admin.site.index_title = "Operations console"
+
+superuser_required = user_passes_test(lambda user: user.is_active and user.is_superuser, login_url="admin:login")
+
+
+def superusers_only(patterns):
+    """django-rq's dashboard admits any staff user; queues and jobs are for superusers only here."""
+    gated = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            gated.append(
+                URLResolver(
+                    pattern.pattern,
+                    superusers_only(pattern.url_patterns),
+                    namespace=pattern.namespace,
+                    app_name=pattern.app_name,
+                )
+            )
+        elif isinstance(pattern, URLPattern):
+            gated.append(
+                URLPattern(pattern.pattern, superuser_required(pattern.callback), pattern.default_args, pattern.name)
+            )
+    return gated
+
+
+def django_rq_urls():
+    import django_rq.urls
+
+    return superusers_only(django_rq.urls.urlpatterns), "django_rq"
+
+
+urlpatterns = [
+    path("admin/queues/", include(django_rq_urls())),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("deliveries.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("health/live", delivery_views.health_live, name="health-live"),
+    path("health/ready", delivery_views.health_ready, name="health-ready"),
+]

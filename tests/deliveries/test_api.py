@@ -1,0 +1,169 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from campaigns.models import MessageTemplate
+from deliveries.models import Message, MessageEvent, Status
+from deliveries.services.api_keys import api_key_revoke
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/messages/"
+
+
+def sms(**overrides):
+    return {"channel": "sms", "to": "+14155550100", "body": "Your code is 1234", **overrides}
+
+
+@pytest.fixture
+def welcome_template(db):
+    return MessageTemplate.objects.create(
+        name="Welcome",
+        slug="welcome",
+        channel="email",
+        subject="Hi {{ name }}",
+        body="Hello {{ name }}!",
+        html_body="<p>Hello {{ name }}!</p>",
+    )
+
+
+def test_request_without_a_key_is_refused_with_401(db):
+    response = APIClient().post(URL, sms(), format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_request_with_a_wrong_key_is_refused_with_401(db):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer tid_deadbeef_not-the-secret")
+    assert client.post(URL, sms(), format="json").status_code == 401
+
+
+def test_revoked_key_is_refused_with_401(api, api_key):
+    api_key_revoke(api_key=api_key)
+    assert api.post(URL, sms(), format="json").status_code == 401
+    assert Message.objects.count() == 0
+
+
+def test_keys_are_stored_hashed(api_key):
+    api_key.refresh_from_db()
+    assert api_key.raw not in (api_key.key_hash, api_key.prefix)
+    assert len(api_key.key_hash) == 64
+
+
+def test_posting_an_sms_stores_it_queued_with_its_creation_event(api, api_key):
+    response = api.post(URL, sms(to="+1 (415) 555-0100", metadata={"order": 42}), format="json")
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert data["status"] == "queued"
+    assert data["to"] == "+14155550100"
+    message = Message.objects.get(pk=data["id"])
+    assert message.api_key == api_key
+    assert message.metadata == {"order": 42}
+    assert list(message.events.values_list("to_status", flat=True)) == ["queued"]
+
+
+def test_posting_with_a_future_send_at_schedules_the_message(api):
+    send_at = timezone.now() + timedelta(hours=1)
+    response = api.post(URL, sms(send_at=send_at.isoformat()), format="json")
+    assert response.status_code == 201
+    assert response.json()["status"] == "scheduled"
+
+
+def test_email_from_a_template_is_rendered_with_the_context(api, welcome_template):
+    response = api.post(
+        URL,
+        {"channel": "email", "to": "Ada@Example.COM", "template": "welcome", "context": {"name": "Ada & Co"}},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.recipient == "Ada@example.com"
+    assert message.subject == "Hi Ada & Co"
+    assert message.body == "Hello Ada & Co!"
+    assert message.html_body == "<p>Hello Ada &amp; Co!</p>"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        (sms(channel="fax"), "channel", "not a valid choice"),
+        (sms(to="555-0100"), "to", "not a phone number"),
+        (sms(to="+1415555"), "to", "not a valid phone number"),
+        ({"channel": "email", "to": "not-an-email", "subject": "Hi", "body": "x"}, "to", "not a valid email"),
+        (sms(body=""), "body", "Give a body"),
+        ({"channel": "sms", "to": "+14155550100"}, "body", "Give a body"),
+        (sms(body="", template="no-such-template"), "template", "No template with slug 'no-such-template'"),
+        (sms(send_at="next tuesday"), "send_at", "Datetime has wrong format"),
+        (sms(priority="urgent"), "priority", "not a valid choice"),
+        ({"channel": "email", "to": "a@example.com", "body": "x"}, "subject", "needs a subject"),
+    ],
+)
+def test_bad_input_is_answered_400_with_a_field_error_and_nothing_stored(api, payload, field, fragment):
+    response = api.post(URL, payload, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert field in errors, errors
+    assert fragment in " ".join(errors[field])
+    assert Message.objects.count() == 0
+    assert MessageEvent.objects.count() == 0
+
+
+def test_template_for_another_channel_is_refused(api, welcome_template):
+    response = api.post(URL, sms(body="", template="welcome"), format="json")
+    assert response.status_code == 400
+    assert "is for email, not sms" in response.json()["template"][0]
+
+
+def test_template_missing_a_variable_is_refused_with_its_name(api, welcome_template):
+    response = api.post(URL, {"channel": "email", "to": "a@example.com", "template": "welcome"}, format="json")
+    assert response.status_code == 400
+    assert "'name'" in response.json()["template"][0]
+    assert Message.objects.count() == 0
+
+
+def test_template_with_a_syntax_error_is_refused(api):
+    MessageTemplate.objects.create(name="Broken", slug="broken", channel="sms", body="Hi {% if %}")
+    response = api.post(URL, sms(body="", template="broken"), format="json")
+    assert response.status_code == 400
+    assert "syntax" in response.json()["template"][0].lower()
+
+
+def test_message_detail_includes_its_timeline(api):
+    message_id = api.post(URL, sms(), format="json").json()["id"]
+    response = api.get(f"{URL}{message_id}/")
+    assert response.status_code == 200
+    assert [e["to_status"] for e in response.json()["events"]] == ["queued"]
+
+
+def test_list_filters_by_status_and_channel_and_creation_time(api):
+    api.post(URL, sms(), format="json")
+    api.post(URL, sms(send_at=(timezone.now() + timedelta(days=1)).isoformat()), format="json")
+    api.post(URL, {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b"}, format="json")
+    assert api.get(URL).json()["count"] == 3
+    assert api.get(URL, {"status": "scheduled"}).json()["count"] == 1
+    assert api.get(URL, {"channel": "email"}).json()["count"] == 1
+    future = (timezone.now() + timedelta(minutes=5)).isoformat()
+    assert api.get(URL, {"created_after": future}).json()["count"] == 0
+    assert api.get(URL, {"created_before": future}).json()["count"] == 3
+
+
+def test_cancelling_a_scheduled_message(api):
+    message_id = api.post(URL, sms(send_at=(timezone.now() + timedelta(hours=1)).isoformat()), format="json").json()[
+        "id"
+    ]
+    response = api.post(f"{URL}{message_id}/cancel/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert Message.objects.get(pk=message_id).cancelled_at is not None
+
+
+def test_cancelling_a_sent_message_is_a_409_conflict(api):
+    message_id = api.post(URL, sms(), format="json").json()["id"]
+    Message.objects.filter(pk=message_id).update(status=Status.SENT)
+    response = api.post(f"{URL}{message_id}/cancel/")
+    assert response.status_code == 409
+    assert "only scheduled or queued" in response.json()["detail"]
+    assert Message.objects.get(pk=message_id).status == Status.SENT

@@ -1,0 +1,56 @@
+import pytest
+
+from deliveries.models import Message, Status
+from deliveries.state import TRANSITIONS, InvalidTransition, sources_for, transition
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_status_has_a_row_in_the_transition_table():
+    assert set(TRANSITIONS) == set(Status.values)
+
+
+def test_cancelled_and_delivered_are_dead_ends():
+    assert TRANSITIONS[Status.CANCELLED] == frozenset()
+    assert TRANSITIONS[Status.DELIVERED] == frozenset()
+
+
+def test_asking_for_a_transition_the_machine_lacks_raises():
+    with pytest.raises(InvalidTransition):
+        sources_for(Status.SENDING, [Status.SENT])
+
+
+def test_transition_moves_only_rows_in_an_allowed_status_and_says_which():
+    queued = MessageFactory(status=Status.QUEUED)
+    scheduled = MessageFactory(status=Status.SCHEDULED)
+    sent = MessageFactory(status=Status.SENT)
+    moved = transition([queued.pk, scheduled.pk, sent.pk], to_status=Status.CANCELLED, detail="test")
+    assert sorted(moved) == sorted([queued.pk, scheduled.pk])
+    assert Message.objects.get(pk=sent.pk).status == Status.SENT
+    cancelled = Message.objects.get(pk=queued.pk)
+    assert cancelled.status == Status.CANCELLED
+    assert cancelled.cancelled_at is not None
+    assert list(cancelled.events.values_list("from_status", "to_status")) == [("queued", "cancelled")]
+    assert not Message.objects.get(pk=sent.pk).events.exists()
+
+
+def test_the_second_of_two_identical_transitions_moves_nothing():
+    message = MessageFactory(status=Status.QUEUED)
+    assert transition([message.pk], to_status=Status.SENDING) == [message.pk]
+    assert transition([message.pk], to_status=Status.SENDING) == []
+    assert message.events.count() == 1
+
+
+def test_extra_filter_makes_a_transition_conditional_on_more_than_status():
+    message = MessageFactory(status=Status.SENDING, provider="a")
+    assert transition([message.pk], to_status=Status.SENT, extra_filter={"provider": "b"}) == []
+    assert transition([message.pk], to_status=Status.SENT, extra_filter={"provider": "a"}) == [message.pk]
+
+
+def test_delivered_never_goes_back_to_sent():
+    message = MessageFactory(status=Status.DELIVERED)
+    with pytest.raises(InvalidTransition):
+        transition([message.pk], to_status=Status.SENT, from_statuses=[Status.DELIVERED])
+    assert transition([message.pk], to_status=Status.SENT) == []
+    assert Message.objects.get(pk=message.pk).status == Status.DELIVERED

@@ -49,6 +49,10 @@ class MessageEventInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        # Whoever may see a message may see its timeline.
+        return request.user.has_perm("deliveries.view_message") or request.user.has_perm("deliveries.change_message")
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -127,7 +131,7 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected messages (scheduled or queued only)", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         by = request.user.get_username()
-        done = sum(message_cancel(message=m, by=by) for m in queryset.only("pk"))
+        done = sum(message_cancel(message=m, by=by) for m in queryset)
         skipped = queryset.count() - done
         self.message_user(
             request,

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from deliveries.models import ApiKey
+from deliveries.services.api_keys import api_key_authenticate, hash_key
+from tests.support import ROOT
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_api_key_prints_a_working_key_once_and_stores_only_its_hash():
+    out, err = StringIO(), StringIO()
+    call_command("create_api_key", "billing", stdout=out, stderr=err)
+    raw_key = out.getvalue().strip()
+    api_key = ApiKey.objects.get(name="billing")
+    assert api_key.key_hash == hash_key(raw_key)
+    assert raw_key not in api_key.key_hash
+    assert api_key_authenticate(raw_key) == api_key
+    assert "shown only this once" in err.getvalue()
+
+
+def test_create_api_key_refuses_a_duplicate_name():
+    call_command("create_api_key", "billing", stdout=StringIO(), stderr=StringIO())
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_api_key", "billing", stdout=StringIO(), stderr=StringIO())
+
+
+def test_worker_without_redis_exits_with_one_readable_line():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_worker", "--burst"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "messaging_project.settings.test",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Redis is unreachable at redis://127.0.0.1:1/0")
+    assert "Traceback" not in result.stderr

@@ -7,3 +7,4 @@ class DeliveriesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the Redis system check)
+        from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tidings API",
     "DESCRIPTION": "Send and track SMS and email through Tidings.",
     "VERSION": "1.0.0",
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "campaigns.models.Channel", "StatusEnum": "deliveries.models.Status"},
 }
 
 LOGGING = {

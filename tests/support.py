@@ -14,6 +14,9 @@ from django.conf import settings
 from django.db import connection
 from rq import SimpleWorker
 
+from fake_providers.postmark import FakePostmark
+from fake_providers.twilio import FakeTwilio
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,3 +79,23 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, message: str 
             return result
         time.sleep(interval)
     raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+def provider_env(fake_twilio: FakeTwilio, fake_postmark: FakePostmark | None = None) -> dict[str, str]:
+    """Environment for worker processes so they send to the fakes this test process runs."""
+    env = {
+        "SMS_BACKEND": "twilio",
+        "TWILIO_ACCOUNT_SID": fake_twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": fake_twilio.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": fake_twilio.url,
+    }
+    if fake_postmark is not None:
+        env.update(
+            {
+                "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+                "POSTMARK_SERVER_TOKEN": fake_postmark.server_token,
+                "POSTMARK_API_URL": fake_postmark.url + "/",
+            }
+        )
+    return env

@@ -18,6 +18,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 SEND_RETRY_BACKOFF = 0.0
+DEFAULT_FROM_EMAIL = "Tidings <tidings@example.com>"
 # Lets several checkouts run their suites at once on one machine without sharing a test database.
 _suffix = env("TEST_DB_SUFFIX", default="")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
 
-from .models import MessageTemplate
+from ..models import MessageTemplate
 
 # Missing variables render as this marker, so a message never goes out as "Hello ,".
 _MISSING = "\x00missing:%s\x00"

@@ -24,3 +24,4 @@ class TemplateFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"template-{n}")
     channel = "sms"
     body = "Hello {{ name }}"
+    variables = factory.LazyFunction(lambda: {"name": None})

@@ -124,7 +124,9 @@ def template_content_validate(
         raise ValidationError(errors)
 
 
-def _template_check(template: MessageTemplate) -> None:
+def template_validate(template: MessageTemplate) -> None:
+    """Check an unsaved template: variables, language and content. Normalises variables and language in place;
+    raises ValidationError({field: [...]}). The admin form and the services below both call this."""
     errors: dict[str, list[str]] = {}
     try:
         template.variables = template_variables_clean(template.variables)
@@ -176,7 +178,7 @@ def template_create(
         sample_context=sample_context or {},
         language=language,
     )
-    _template_check(template)
+    template_validate(template)
     template.full_clean()
     template.save()
     return template
@@ -187,7 +189,7 @@ def template_update(*, template: MessageTemplate, **fields: Any) -> MessageTempl
     """Change a template's fields after checking the result, translations included. Raises ValidationError."""
     for name, value in fields.items():
         setattr(template, name, value)
-    _template_check(template)
+    template_validate(template)
     template.full_clean()
     for translation in template.translations.all():
         try:
@@ -206,16 +208,30 @@ def template_update(*, template: MessageTemplate, **fields: Any) -> MessageTempl
     return template
 
 
+def template_translation_validate(
+    *, template: MessageTemplate, language: str, subject: str = "", body: str = "", html_body: str = ""
+) -> str:
+    """Check one translation of `template` (its channel and declared variables apply). Returns the language code
+    normalised; raises ValidationError({field: [...]})."""
+    try:
+        language = normalize_language(language)
+    except ValidationError as error:
+        raise ValidationError({"language": error.messages}) from error
+    if language == template.language:
+        raise ValidationError({"language": [f"'{language}' is the template's own language: edit the template."]})
+    template_content_validate(
+        channel=template.channel, subject=subject, body=body, html_body=html_body, variables=template.variables
+    )
+    return language
+
+
 @transaction.atomic
 def template_translation_set(
     *, template: MessageTemplate, language: str, subject: str = "", body: str = "", html_body: str = ""
 ) -> MessageTemplateTranslation:
     """Create or replace the template's version in `language`. Raises ValidationError."""
-    language = normalize_language(language)
-    if language == template.language:
-        raise ValidationError({"language": [f"'{language}' is the template's own language: edit the template."]})
-    template_content_validate(
-        channel=template.channel, subject=subject, body=body, html_body=html_body, variables=template.variables
+    language = template_translation_validate(
+        template=template, language=language, subject=subject, body=body, html_body=html_body
     )
     translation, _created = MessageTemplateTranslation.objects.update_or_create(
         template=template, language=language, defaults={"subject": subject, "body": body, "html_body": html_body}
@@ -354,6 +370,9 @@ def template_preview(
     For SMS, also the encoding, the character count and the segment count of the rendered text.
     """
     preview = TemplatePreview()
+    if channel not in Channel.values:
+        preview.errors["channel"] = ["Choose a channel."]
+        return preview
     try:
         declared = template_variables_clean(variables)
     except ValidationError as error:

@@ -80,3 +80,100 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ContactList(models.Model):
+    """A named set of contacts, filled by hand or by imports (`import_contacts FILE --list NAME`)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """Someone Tidings may message. Phone and email are normalised (E.164, lower case) and each unique, so an
+    import can find the contact again by either; a blank field means "not known" and never matches."""
+
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, like +14155550100.")
+    email = models.CharField(max_length=320, blank=True)
+    language = models.CharField(
+        max_length=15, blank=True, help_text="Picks a template's translation; empty means the template's own language."
+    )
+    time_zone = models.CharField(max_length=64, blank=True, help_text="IANA name, like Europe/Paris.")
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text='Custom attributes, usable in templates: {"plan": "gold"}.'
+    )
+    sms_consent = models.BooleanField("SMS consent", default=False)
+    whatsapp_consent = models.BooleanField("WhatsApp consent", default=False)
+    email_consent = models.BooleanField("email consent", default=False)
+    lists = models.ManyToManyField(ContactList, related_name="contacts", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=~models.Q(phone=""),
+                name="contact_unique_phone",
+                violation_error_message="Another contact has this phone number.",
+            ),
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=~models.Q(email=""),
+                name="contact_unique_email",
+                violation_error_message="Another contact has this email address.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(phone="", email=""),
+                name="contact_has_phone_or_email",
+                violation_error_message="A contact needs a phone number or an email address.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.phone or self.email
+
+    def has_consent(self, channel: str) -> bool:
+        return bool(getattr(self, f"{channel}_consent", False))
+
+
+class Segment(models.Model):
+    """Contacts chosen by attribute filters, evaluated when used (campaigns.selectors.segment_contacts).
+
+    `filters` is a list of {"field": ..., "op": ..., "value": ...}; see campaigns.segment_filters for the fields
+    and operators. `match` says whether a contact must pass all of them or any.
+    """
+
+    class Match(models.TextChoices):
+        ALL = "all", "All filters"
+        ANY = "any", "Any filter"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    contact_list = models.ForeignKey(
+        ContactList,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="segments",
+        help_text="Only contacts of this list; empty means every contact.",
+    )
+    match = models.CharField(max_length=3, choices=Match.choices, default=Match.ALL)
+    filters = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,13 +2,27 @@ import json
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
+from import_export.admin import ImportMixin
+from import_export.formats import base_formats
 
-from .forms import MessageTemplateForm, TranslationForm, TranslationFormSet
-from .models import Campaign, MessageTemplate, MessageTemplateTranslation
+from .forms import (
+    ContactConfirmImportForm,
+    ContactForm,
+    ContactImportForm,
+    MessageTemplateForm,
+    SegmentForm,
+    TranslationForm,
+    TranslationFormSet,
+)
+from .models import Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from .resources import ContactResource
+from .selectors import segment_contacts
 from .services.templates import template_preview
 
 
@@ -121,6 +135,78 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, *args, **kwargs):
         context["preview_url"] = reverse("admin:campaigns_messagetemplate_preview")
         return super().render_change_form(request, context, *args, **kwargs)
+
+
+@admin.register(Contact)
+class ContactAdmin(ImportMixin, admin.ModelAdmin):
+    """Contacts, with Import (CSV) on the list page: a dry run shows every row first, new, changed, unchanged or
+    rejected with its line and reason; nothing is saved until the file has no rejected row and is confirmed."""
+
+    form = ContactForm
+    resource_classes = [ContactResource]
+    import_formats = [base_formats.CSV]
+    import_form_class = ContactImportForm
+    confirm_form_class = ContactConfirmImportForm
+    list_display = ["__str__", "phone", "email", "language", "sms_consent", "whatsapp_consent", "email_consent"]
+    list_filter = ["sms_consent", "whatsapp_consent", "email_consent", "language", "lists"]
+    search_fields = ["name", "=phone", "email"]
+    filter_horizontal = ["lists"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "phone", "email", "language", "time_zone"]}),
+        ("Consent", {"fields": ["sms_consent", "whatsapp_consent", "email_consent"]}),
+        ("Attributes and lists", {"fields": ["attributes", "lists"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        form = kwargs.get("form")
+        data = getattr(form, "cleaned_data", None) or {}
+        return {"list_name": data.get("list_name", "")}
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["list_name"] = import_form.cleaned_data.get("list_name", "")
+        return initial
+
+
+@admin.register(ContactList)
+class ContactListAdmin(admin.ModelAdmin):
+    list_display = ["name", "contact_count", "created_at"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(contact_count=Count("contacts"))
+
+    @admin.display(description="Contacts", ordering="contact_count")
+    def contact_count(self, obj):
+        return obj.contact_count
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "contact_list", "match", "updated_at"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["matching_contacts"]
+    fields = ["name", "description", "contact_list", "match", "filters", "matching_contacts"]
+
+    @admin.display(description="Matching contacts now")
+    def matching_contacts(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the segment to see the contacts it selects."
+        contacts = segment_contacts(segment=obj)
+        first = list(contacts[:20])
+        listed = format_html_join(
+            "",
+            '<li><a href="{}">{}</a></li>',
+            ((reverse("admin:campaigns_contact_change", args=[c.pk]), c) for c in first),
+        )
+        return render_to_string(
+            "admin/campaigns/segment/matching_contacts.html",
+            {"count": contacts.count(), "listed": listed, "shown": len(first)},
+        )
 
 
 @admin.register(Campaign)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from import_export.forms import ConfirmImportForm, ImportForm
 
-from .models import MessageTemplate, MessageTemplateTranslation
+from .models import Contact, MessageTemplate, MessageTemplateTranslation, Segment
+from .segment_filters import segment_filters_clean
+from .services.contacts import contact_fields_clean
 from .services.templates import template_translation_validate, template_validate
 
 _CODE = {"class": "vLargeTextField", "style": "font-family: monospace", "spellcheck": "false"}
@@ -76,3 +79,60 @@ class TranslationForm(forms.ModelForm):
             "body": forms.Textarea(attrs={**_CODE, "rows": 4}),
             "html_body": forms.Textarea(attrs={**_CODE, "rows": 6}),
         }
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "name",
+            "phone",
+            "email",
+            "language",
+            "time_zone",
+            "sms_consent",
+            "whatsapp_consent",
+            "email_consent",
+            "attributes",
+            "lists",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        fields = {name: cleaned[name] for name in self.Meta.fields if name != "lists" and name in cleaned}
+        try:
+            cleaned.update(contact_fields_clean(fields))
+        except ValidationError as error:
+            _add_errors(self, error)
+        return cleaned
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "contact_list", "match", "filters"]
+        widgets = {"filters": forms.Textarea(attrs={**_CODE, "rows": 8})}
+        help_texts = {
+            "filters": 'A JSON list, like [{"field": "language", "op": "eq", "value": "fr"}, '
+            '{"field": "attributes.plan", "op": "in", "value": ["gold", "silver"]}, '
+            '{"field": "sms_consent", "op": "eq", "value": true}]. Fields: name, phone, email, language, '
+            "time_zone, sms_consent, whatsapp_consent, email_consent, list, attributes.<name>. Operators: eq, ne, "
+            "in, not_in, contains, startswith, set, not_set (text, case-insensitive); eq (consents); in, not_in "
+            "(list).",
+        }
+
+    def clean_filters(self):
+        return segment_filters_clean(self.cleaned_data.get("filters"))
+
+
+class ContactImportForm(ImportForm):
+    list_name = forms.CharField(
+        label="Add to list",
+        required=False,
+        max_length=200,
+        help_text="Every imported contact joins this list (created if it does not exist). Leave empty for none.",
+    )
+
+
+class ContactConfirmImportForm(ConfirmImportForm):
+    list_name = forms.CharField(required=False, widget=forms.HiddenInput())

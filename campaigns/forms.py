@@ -99,11 +99,12 @@ class ContactForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        fields = {name: cleaned[name] for name in self.Meta.fields if name != "lists" and name in cleaned}
-        try:
-            cleaned.update(contact_fields_clean(fields))
-        except ValidationError as error:
-            _add_errors(self, error)
+        # One field at a time, so the valid ones are normalised (and checked for uniqueness) despite the others.
+        for name in [name for name in self.Meta.fields if name != "lists" and name in cleaned]:
+            try:
+                cleaned.update(contact_fields_clean({name: cleaned[name]}))
+            except ValidationError as error:
+                _add_errors(self, error)
         return cleaned
 
 

@@ -233,3 +233,11 @@ def test_the_command_dry_run_saves_nothing(tmp_path: Path):
     assert error is None
     assert out.startswith("Dry run, nothing saved.")
     assert not Contact.objects.exists()
+
+
+def test_the_example_file_in_the_docs_imports_as_the_docs_say():
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "contacts.csv"
+    out, error = run(str(example), "--list", "Newsletter")
+    assert out.splitlines()[0].startswith("Line 5: phone: '555-12' is not a phone number.")
+    assert "3 contact(s) were created, 0 updated, 0 unchanged, 1 rejected." in out
+    assert error == "1 row(s) rejected; fix them and run the import again."

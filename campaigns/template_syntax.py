@@ -20,6 +20,9 @@ from django.template.smartif import TokenBase
 MISSING_MARKER = "\x00missing:%s\x00"
 MISSING_RE = re.compile("\x00missing:(.*?)\x00")
 
+# Tags of file-based templates, which MessageEngine leaves out.
+_FILE_TAGS = ("include", "extends", "block", "load")
+
 # Names the template context always has.
 CONTEXT_BUILTINS = frozenset({"True", "False", "None"})
 
@@ -60,7 +63,11 @@ def syntax_problem(source: str) -> TemplateProblem | None:
         _checking_engine.from_string(source)
     except TemplateSyntaxError as error:
         debug = getattr(error, "template_debug", None) or {}
-        return TemplateProblem(line=debug.get("line", 1), message=str(error))
+        tag = (debug.get("during") or "").removeprefix("{%").strip().split(" ")[0]
+        message = str(error)
+        if tag in _FILE_TAGS:
+            message = f"{{% {tag} %}} is not available in message templates: they are not files."
+        return TemplateProblem(line=debug.get("line", 1), message=message)
     return None
 
 

@@ -1,6 +1,6 @@
 import factory
 
-from campaigns.models import MessageTemplate
+from campaigns.models import Contact, ContactList, MessageTemplate
 from deliveries.models import Message, Status
 
 
@@ -24,3 +24,30 @@ class TemplateFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"template-{n}")
     channel = "sms"
     body = "Hello {{ name }}"
+    variables = factory.LazyFunction(lambda: {"name": None})
+
+
+class ContactListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ContactList
+
+    name = factory.Sequence(lambda n: f"List {n}")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    """A contact with normalised fields, as the contact services would store it."""
+
+    class Meta:
+        model = Contact
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Contact {n}")
+    phone = factory.Sequence(lambda n: f"+1415555{n % 10000:04d}")
+    email = factory.Sequence(lambda n: f"contact{n}@example.com")
+    language = "en"
+    sms_consent = True
+
+    @factory.post_generation
+    def lists(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.lists.add(*extracted)

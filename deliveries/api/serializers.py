@@ -16,6 +16,9 @@ class MessageCreateSerializer(serializers.Serializer):
     html_body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     template = serializers.SlugField(required=False, allow_null=True, allow_blank=True)
     context = serializers.DictField(required=False, default=dict)
+    language = serializers.CharField(
+        required=False, allow_blank=True, max_length=15, help_text="Picks the template's translation, like 'fr'."
+    )
     send_at = serializers.DateTimeField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.DEFAULT)
     metadata = serializers.DictField(required=False, default=dict)

@@ -37,6 +37,7 @@ class MessageRequest:
     priority: str = Priority.DEFAULT
     metadata: dict[str, Any] = field(default_factory=dict)
     sender: str = ""
+    language: str = ""  # picks the template's translation; empty means the template's own language
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -45,7 +46,7 @@ def message_render(request: MessageRequest) -> RenderedContent:
     Raises campaigns.services.TemplateRenderError when the template cannot be rendered.
     """
     if request.template is not None:
-        return template_render(template=request.template, context=request.context)
+        return template_render(template=request.template, context=request.context, language=request.language)
     return RenderedContent(subject=request.subject, body=request.body, html_body=request.html_body)
 
 
@@ -70,10 +71,12 @@ def message_request_validate(
     priority: str = Priority.DEFAULT,
     metadata: dict[str, Any] | None = None,
     sender: str = "",
+    language: str = "",
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
-    Returns the request with the recipient normalised, and the rendered content. Raises MessageValidationError.
+    Returns the request with the recipient normalised, and the rendered content. `language` picks the
+    template's version for that language (falling back to the template's own). Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
     if channel not in SUPPORTED_CHANNELS:
@@ -108,6 +111,7 @@ def message_request_validate(
         priority=priority or Priority.DEFAULT,
         metadata=metadata or {},
         sender=sender or "",
+        language=language or "",
     )
     try:
         content = message_render(request)

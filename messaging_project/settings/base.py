@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_rq",
     "anymail",
+    "import_export",
     "campaigns",
     "deliveries",
 ]
@@ -164,6 +165,11 @@ ANYMAIL = {
 }
 if env("POSTMARK_API_URL", default=""):
     ANYMAIL["POSTMARK_API_URL"] = env("POSTMARK_API_URL")
+
+# --- Contact imports (django-import-export): https://django-import-export.readthedocs.io/en/latest/installation.html
+# Importing contacts in the admin takes the permission to add contacts.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

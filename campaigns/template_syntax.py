@@ -1,0 +1,183 @@
+"""The template language of message templates: Django's, over a plain dict, without files or `{% load %}`.
+
+This module compiles template sources (cached, since a campaign renders the same source thousands of times) and
+finds the variables a source reads from its context, with the line each first appears on, so that a template
+can be refused when it uses a variable it does not declare.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.template import Engine, Template, TemplateSyntaxError
+from django.template.base import FilterExpression, Lexer, Node, NodeList, TokenType, Variable, VariableNode
+from django.template.defaulttags import FilterNode, ForNode, IfNode, RegroupNode, WithNode
+from django.template.smartif import TokenBase
+
+# Missing variables render as this marker, so a message never goes out as "Hello ,".
+MISSING_MARKER = "\x00missing:%s\x00"
+MISSING_RE = re.compile("\x00missing:(.*?)\x00")
+
+# Tags of file-based templates, which MessageEngine leaves out.
+_FILE_TAGS = ("include", "extends", "block", "load")
+
+# Names the template context always has.
+CONTEXT_BUILTINS = frozenset({"True", "False", "None"})
+
+# Attributes through which tags bind a name for the rest of the template (`{% cycle ... as x %}`, `{% now ... as x %}`,
+# `{% firstof ... as x %}`, `{% widthratio ... as x %}`, `{% regroup ... as x %}`).
+_BINDING_ATTRIBUTES = ("asvar", "variable_name", "var_name")
+
+
+class MessageEngine(Engine):
+    """Django's engine without the loader tags: a message template cannot `{% include %}` or `{% extends %}`
+    files, so those tags are syntax errors when the template is saved rather than failures when it is sent."""
+
+    default_builtins = ["django.template.defaulttags", "django.template.defaultfilters"]
+
+
+# Plain text (SMS, the email's subject and text part) must not be HTML-escaped; the HTML part must be.
+text_engine = MessageEngine(autoescape=False, string_if_invalid=MISSING_MARKER)
+html_engine = MessageEngine(autoescape=True, string_if_invalid=MISSING_MARKER)
+# debug=True makes syntax errors carry the line they are on.
+_checking_engine = MessageEngine(debug=True)
+
+
+@lru_cache(maxsize=512)
+def compile_template(source: str, *, html: bool = False) -> Template:
+    """The compiled template (raises TemplateSyntaxError). Compiled templates are safe to render concurrently."""
+    return (html_engine if html else text_engine).from_string(source)
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    line: int
+    message: str
+
+
+def syntax_problem(source: str) -> TemplateProblem | None:
+    """The syntax error in `source`, with its line, or None if it compiles."""
+    try:
+        _checking_engine.from_string(source)
+    except TemplateSyntaxError as error:
+        debug = getattr(error, "template_debug", None) or {}
+        tag = (debug.get("during") or "").removeprefix("{%").strip().split(" ")[0]
+        message = str(error)
+        if tag in _FILE_TAGS:
+            message = f"{{% {tag} %}} is not available in message templates: they are not files."
+        return TemplateProblem(line=debug.get("line", 1), message=message)
+    return None
+
+
+@dataclass(frozen=True)
+class VariableUse:
+    name: str
+    line: int
+
+
+@lru_cache(maxsize=512)
+def variables_used(source: str) -> tuple[VariableUse, ...]:
+    """Every context variable `source` reads, once each, with the line of its first use, in order of appearance.
+
+    Only the first part of a dotted name counts (`order` in `{{ order.total }}`). Names the template binds
+    itself (`{% for item in items %}`, `{% with total=order.total %}`, `forloop`, `... as name`) are not
+    context variables. Raises TemplateSyntaxError for a source that does not compile.
+    """
+    nodelist = _checking_engine.from_string(source).nodelist
+    found: dict[str, int] = {}
+    for name, node_line in _free_names(nodelist, frozenset(CONTEXT_BUILTINS)):
+        if name not in found:
+            found[name] = node_line
+    tokens = [
+        (token.lineno, _without_string_literals(token.contents))
+        for token in Lexer(source).tokenize()
+        if token.token_type in (TokenType.VAR, TokenType.BLOCK)
+    ]
+    uses = [VariableUse(name=name, line=_line_of(name, tokens, node_line)) for name, node_line in found.items()]
+    return tuple(sorted(uses, key=lambda use: use.line))
+
+
+def _free_names(nodelist: NodeList, bound: frozenset[str]):
+    """Yield (name, line) for each unbound variable read in `nodelist`."""
+    for node in nodelist:
+        line = getattr(getattr(node, "token", None), "lineno", None) or 1
+        if isinstance(node, ForNode):
+            yield from _expression_names(node.sequence, bound, line)
+            yield from _free_names(node.nodelist_loop, bound | set(node.loopvars) | {"forloop"})
+            yield from _free_names(node.nodelist_empty, bound)
+        elif isinstance(node, WithNode):
+            for expression in node.extra_context.values():
+                yield from _expression_names(expression, bound, line)
+            yield from _free_names(node.nodelist, bound | set(node.extra_context))
+        elif isinstance(node, IfNode):
+            for condition, branch in node.conditions_nodelists:
+                yield from _expression_names(condition, bound, line)
+                yield from _free_names(branch, bound)
+        elif isinstance(node, RegroupNode):
+            # The `by` expression is looked up on each item of the target, not in the context.
+            yield from _expression_names(node.target, bound, line)
+        elif isinstance(node, FilterNode):
+            # `{% filter upper %}` compiles to the expression `var|upper`, `var` being the block's own output.
+            yield from _expression_names(node.filter_expr.filters, bound, line)
+            yield from _free_names(node.nodelist, bound)
+        elif isinstance(node, VariableNode):
+            yield from _expression_names(node.filter_expression, bound, line)
+        else:
+            children = set(node.child_nodelists)
+            for attribute, value in vars(node).items():
+                if attribute not in children and attribute not in ("token", "origin"):
+                    yield from _expression_names(value, bound, line)
+            for attribute in node.child_nodelists:
+                yield from _free_names(getattr(node, attribute, None) or NodeList(), bound)
+        for attribute in _BINDING_ATTRIBUTES:
+            name = getattr(node, attribute, None)
+            if isinstance(name, str) and name:
+                bound = bound | {name}
+
+
+def _expression_names(value, bound: frozenset[str], line: int):
+    """Yield (name, line) for variables read by a tag argument: filter expressions, conditions, lists of them."""
+    if isinstance(value, FilterExpression):
+        yield from _expression_names(value.var, bound, line)
+        for _filter, arguments in value.filters:
+            for is_variable, argument in arguments:
+                if is_variable:
+                    yield from _expression_names(argument, bound, line)
+    elif isinstance(value, Variable):
+        if value.lookups and value.lookups[0] not in bound:
+            yield value.lookups[0], line
+    elif isinstance(value, TokenBase):  # an `{% if %}` condition: literals and operators
+        for part in ("value", "first", "second"):
+            yield from _expression_names(getattr(value, part, None), bound, line)
+    elif isinstance(value, list | tuple) and len(value) == 2 and callable(value[0]):
+        # one (filter function, [(is_variable, argument), ...]) pair of a FilterExpression
+        for is_variable, argument in value[1]:
+            if is_variable:
+                yield from _expression_names(argument, bound, line)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _expression_names(item, bound, line)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expression_names(item, bound, line)
+    elif isinstance(value, Node):
+        return  # e.g. {% resetcycle %} pointing at its {% cycle %}: that node is visited on its own
+
+
+_STRING_LITERAL = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
+
+
+def _without_string_literals(contents: str) -> str:
+    return _STRING_LITERAL.sub('""', contents)
+
+
+def _line_of(name: str, tokens: list[tuple[int, str]], at_least: int) -> int:
+    """The line of the first tag or variable at or after `at_least` that mentions `name` (an `{% elif %}` sits
+    on a later line than its `{% if %}` node)."""
+    pattern = re.compile(rf"(?<![\w.|]){re.escape(name)}(?!\w)")
+    for line, contents in tokens:
+        if line >= at_least and pattern.search(contents):
+            return line
+    return at_least

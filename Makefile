@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench
+.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick
 
 install: $(VENV)/.installed
 
@@ -51,3 +51,10 @@ test: lint test-sqlite
 
 clean:
 	rm -rf $(VENV) .run db.sqlite3 test-db.sqlite3
+
+# Benchmarks against PostgreSQL on this machine (see docs/performance.md). `make bench-quick` for a smoke run.
+bench: redis
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: redis
+	$(BIN)/python benchmarks/run.py --quick

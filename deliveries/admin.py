@@ -3,6 +3,8 @@ from django.contrib.auth.decorators import permission_required
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from .forms import ComposeForm
@@ -37,36 +39,9 @@ def status_badge(status: str, label: str):
     )
 
 
-class MessageEventInline(admin.TabularInline):
-    model = MessageEvent
-    fields = ["created_at", "kind", "from_status", "to_status", "code", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["created_at", "id"]
-    verbose_name_plural = "Timeline"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        # Whoever may see a message may see its timeline.
-        return request.user.has_perm("deliveries.view_message") or request.user.has_perm("deliveries.change_message")
-
-
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "channel",
-        "recipient",
-        "status_label",
-        "summary",
-        "send_at",
-        "sent_at",
-        "attempts",
-        "created_at",
-    ]
+    list_display = ["id", "status_label", "channel", "recipient", "summary", "when", "attempts"]
     list_filter = [
         "status",
         "channel",
@@ -77,7 +52,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["recipient", "provider_message_id", "subject", "body", "=id"]
     date_hierarchy = "created_at"
     list_select_related = ["template"]
-    inlines = [MessageEventInline]
+    change_form_template = "admin/deliveries/message/change_form.html"
     actions = ["cancel_selected", "retry_selected"]
     show_full_result_count = False
     fieldsets = [
@@ -122,6 +97,24 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_label(self, obj):
         return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="When", ordering="created_at")
+    def when(self, obj):
+        """The moment that matters most for the message's current status."""
+        if obj.status == Status.SCHEDULED and obj.send_at:
+            return format_html("due {}", date_format(timezone.localtime(obj.send_at), "DATETIME_FORMAT"))
+        moment = obj.delivered_at or obj.sent_at or obj.failed_at or obj.cancelled_at or obj.created_at
+        return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        events = MessageEvent.objects.filter(message_id=object_id).order_by("created_at", "id")
+        extra_context = {
+            **(extra_context or {}),
+            "title": f"Message #{object_id}",
+            "timeline": events,
+            "status_colours": STATUS_COLOURS,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="Message")
     def summary(self, obj):

@@ -1,0 +1,54 @@
+"""Reads for the operations console: what a person wants to see at a glance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from .health import workers_status
+from .models import Message, Status
+
+
+def delivery_overview(*, hours: int = 24) -> dict:
+    """Counts by status for messages created in the last `hours`, an hourly series of sent and failed messages,
+    and the queues as the workers see them."""
+    now = timezone.now()
+    since = now - timedelta(hours=hours)
+    recent = Message.objects.filter(created_at__gte=since)
+    by_status = dict(recent.values_list("status").annotate(n=Count("id")).order_by())
+    counts = [{"status": s.value, "label": s.label, "count": by_status.get(s.value, 0)} for s in Status]
+    total = sum(by_status.values())
+    done = sum(by_status.get(s, 0) for s in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED))
+    failed = by_status.get(Status.FAILED, 0) + by_status.get(Status.UNDELIVERED, 0)
+
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    sent_by_hour = _per_hour(Message.objects.filter(sent_at__gte=start), "sent_at")
+    failed_by_hour = _per_hour(
+        Message.objects.filter(failed_at__gte=start, status__in=[Status.FAILED, Status.UNDELIVERED]), "failed_at"
+    )
+    series = []
+    for i in range(hours):
+        hour = start + timedelta(hours=i)
+        series.append({"hour": hour, "sent": sent_by_hour.get(hour, 0), "failed": failed_by_hour.get(hour, 0)})
+    peak = max((point["sent"] for point in series), default=0) or 1
+    for point in series:
+        point["sent_pct"] = round(100 * point["sent"] / peak)
+        point["failed_pct"] = round(100 * point["failed"] / peak)
+    return {
+        "hours": hours,
+        "total": total,
+        "counts": counts,
+        "failure_rate": round(100 * failed / done, 1) if done else 0.0,
+        "pending": sum(by_status.get(s, 0) for s in (Status.SCHEDULED, Status.QUEUED, Status.SENDING)),
+        "series": series,
+        "peak": peak,
+        "workers": workers_status(),
+    }
+
+
+def _per_hour(queryset, field: str) -> dict:
+    rows = queryset.annotate(hour=TruncHour(field)).values("hour").annotate(n=Count("id")).order_by()
+    return {row["hour"]: row["n"] for row in rows}

@@ -303,10 +303,12 @@ class FakePostmark(FakeProvider):
     @staticmethod
     def events_for(settings: PostmarkCallbackSettings) -> list[tuple[str, dict[str, Any]]]:
         """The RecordTypes to post for one recipient, each with its extra details."""
-        events: list[tuple[str, dict[str, Any]]] = [(kind, {}) for kind in OUTCOMES[settings.outcome]]
-        if events and events[0][0] == "Delivery":
-            events += [("Open", {"first": n == 0}) for n in range(settings.opens)]
-            events += [("Click", {"url": settings.click_url}) for _ in range(settings.clicks)]
+        events: list[tuple[str, dict[str, Any]]] = []
+        for kind in OUTCOMES[settings.outcome]:
+            events.append((kind, {}))
+            if kind == "Delivery":  # people read and click before they complain or unsubscribe
+                events += [("Open", {"first": n == 0}) for n in range(settings.opens)]
+                events += [("Click", {"url": settings.click_url}) for _ in range(settings.clicks)]
         return events
 
     async def post_event(

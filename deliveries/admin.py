@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from .forms import ComposeForm, SuppressionForm
 from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
+from .selectors import message_outcome_summary
 from .services.api_keys import api_key_revoke
 from .services.messages import (
     MessageValidationError,
@@ -200,6 +201,13 @@ class MessageAdmin(admin.ModelAdmin):
             request,
             f"Queued {done} message(s) again." + (f" {skipped} were not failed, so left alone." if skipped else ""),
         )
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:  # not a redirect or an action's response
+            response.context_data["summary"] = message_outcome_summary(changelist.queryset)
+        return response
 
     def get_urls(self):
         compose = self.admin_site.admin_view(

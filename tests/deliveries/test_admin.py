@@ -186,3 +186,12 @@ def test_compose_sends_whatsapp_with_a_category(client, staff):
         "transactional",
         ["https://example.com/parcel.jpg"],
     )
+
+
+def test_the_message_list_summarises_outcomes_and_engagement(client, staff):
+    MessageFactory(channel="email", recipient="a@example.com", status=Status.DELIVERED, opens_count=2)
+    MessageFactory(channel="email", recipient="b@example.com", status=Status.UNDELIVERED)
+    content = client.get(CHANGELIST).content.decode()
+    assert "Of these 2:" in content
+    assert "1 delivered (50% of those reported)" in content
+    assert "1 opened (100% of delivered email)" in content

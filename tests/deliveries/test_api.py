@@ -246,3 +246,26 @@ def test_message_detail_shows_opens_clicks_and_read_time(api):
     Message.objects.filter(pk=message_id).update(opens_count=3, clicks_count=1)
     data = api.get(f"{URL}{message_id}/").json()
     assert (data["opens_count"], data["clicks_count"], data["read_at"]) == (3, 1, None)
+
+
+def test_the_summary_counts_outcomes_and_engagement_for_the_filtered_messages(api):
+    from tests.factories import MessageFactory
+
+    MessageFactory(channel="email", recipient="a@example.com", status=Status.DELIVERED, opens_count=3, clicks_count=1)
+    MessageFactory(channel="email", recipient="b@example.com", status=Status.DELIVERED, opens_count=1)
+    MessageFactory(channel="email", recipient="c@example.com", status=Status.UNDELIVERED)
+    MessageFactory(channel="email", recipient="d@example.com", status=Status.SUPPRESSED)
+    MessageFactory(channel="sms", status=Status.DELIVERED)
+
+    email = api.get(f"{URL}summary/", {"channel": "email"}).json()
+    everything = api.get(f"{URL}summary/").json()
+
+    assert email["total"] == 4
+    assert (email["by_status"]["delivered"], email["by_status"]["suppressed"]) == (2, 1)
+    assert (email["opened"], email["clicked"], email["opens"], email["clicks"]) == (2, 1, 4, 1)
+    assert (email["delivery_rate"], email["open_rate"], email["click_rate"]) == (0.6667, 1.0, 0.5)
+    assert everything["total"] == 5 and everything["delivery_rate"] == 0.75
+
+
+def test_the_summary_of_nothing_has_no_rates(api):
+    assert api.get(f"{URL}summary/").json()["delivery_rate"] is None

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
@@ -336,7 +337,7 @@ def _email_suppression_update(event: Any, event_type: str, provider: str, *, mes
         return
     try:
         address = normalize_email(event.recipient)
-    except Exception:  # an ESP sent something that is not an address: nothing to suppress
+    except ValidationError:  # the ESP sent something that is not an address: nothing to suppress
         return
     if event_type == "subscribed":
         suppression_lift(channel="email", address=address)

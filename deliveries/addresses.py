@@ -1,4 +1,4 @@
-"""Recipient validation: E.164 phone numbers (with `phonenumbers`) and email addresses."""
+"""Recipient validation: E.164 phone numbers (with `phonenumbers`), email addresses, Messenger page-scoped ids."""
 
 from __future__ import annotations
 
@@ -32,7 +32,28 @@ def normalize_email(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-NORMALIZERS = {"sms": normalize_phone, "email": normalize_email}
+def normalize_whatsapp(value: str) -> str:
+    """A WhatsApp number is stored in E.164 without Twilio's `whatsapp:` prefix (the backend adds it), so one
+    person has one suppression entry whichever way the address was written."""
+    return normalize_phone((value or "").strip().removeprefix("whatsapp:"))
+
+
+def normalize_psid(value: str) -> str:
+    """A Messenger page-scoped id (PSID): the digits Meta gives each person per page."""
+    raw = (value or "").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 64):
+        raise ValidationError(
+            f"'{raw}' is not a Messenger PSID: use the page-scoped id (digits) from the person's webhook events."
+        )
+    return raw
+
+
+NORMALIZERS = {
+    "sms": normalize_phone,
+    "email": normalize_email,
+    "whatsapp": normalize_whatsapp,
+    "messenger": normalize_psid,
+}
 
 
 def normalize_recipient(channel: str, value: str) -> str:

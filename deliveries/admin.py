@@ -7,8 +7,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from .forms import ComposeForm
-from .models import ApiKey, Message, MessageEvent, Status
+from .forms import ComposeForm, SuppressionForm
+from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
+from .selectors import message_outcome_summary
 from .services.api_keys import api_key_revoke
 from .services.messages import (
     MessageValidationError,
@@ -17,6 +18,7 @@ from .services.messages import (
     message_request_validate,
     message_retry,
 )
+from .services.suppression import suppression_add, suppression_blocks, suppression_for, suppression_lift
 
 STATUS_COLOURS = {
     Status.SCHEDULED: "#6c757d",
@@ -27,6 +29,7 @@ STATUS_COLOURS = {
     Status.UNDELIVERED: "#dc3545",
     Status.FAILED: "#dc3545",
     Status.CANCELLED: "#adb5bd",
+    Status.SUPPRESSED: "#fd7e14",
 }
 
 
@@ -41,10 +44,21 @@ def status_badge(status: str, label: str):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "status_label", "channel", "recipient", "summary", "when", "attempts"]
+    list_display = [
+        "id",
+        "status_label",
+        "channel",
+        "recipient",
+        "summary",
+        "when",
+        "attempts",
+        "opens_count",
+        "clicks_count",
+    ]
     list_filter = [
         "status",
         "channel",
+        "category",
         "priority",
         ("created_at", admin.DateFieldListFilter),
         ("send_at", admin.DateFieldListFilter),
@@ -56,8 +70,38 @@ class MessageAdmin(admin.ModelAdmin):
     actions = ["cancel_selected", "retry_selected"]
     show_full_result_count = False
     fieldsets = [
-        (None, {"fields": ["status_label", "channel", "recipient", "sender", "priority", "send_at", "campaign"]}),
-        ("Content", {"fields": ["template", "context", "subject", "body", "html_body"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "status_label",
+                    "channel",
+                    "recipient",
+                    "suppression",
+                    "sender",
+                    "category",
+                    "priority",
+                    "send_at",
+                    "campaign",
+                ]
+            },
+        ),
+        (
+            "Content",
+            {
+                "fields": [
+                    "template",
+                    "context",
+                    "subject",
+                    "body",
+                    "html_body",
+                    "media_urls",
+                    "content_sid",
+                    "content_variables",
+                ]
+            },
+        ),
+        ("Engagement", {"fields": ["opens_count", "first_opened_at", "clicks_count", "first_clicked_at", "read_at"]}),
         (
             "Provider",
             {"fields": ["provider", "provider_message_id", "attempts", "last_error_code", "last_error_message"]},
@@ -80,7 +124,7 @@ class MessageAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Message._meta.fields] + ["status_label"]
+        return [f.name for f in Message._meta.fields] + ["status_label", "suppression"]
 
     def has_add_permission(self, request):
         return False  # messages are written through the compose page, which validates and queues them
@@ -116,6 +160,23 @@ class MessageAdmin(admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    @admin.display(description="Suppression")
+    def suppression(self, obj):
+        entry = suppression_for(channel=obj.channel, address=obj.recipient)
+        if entry is None:
+            return "Not suppressed"
+        url = reverse("admin:deliveries_suppression_change", args=[entry.pk])
+        effect = "blocks" if suppression_blocks(entry, category=obj.category) else "does not block (transactional)"
+        since = f"{entry.created_at:%Y-%m-%d %H:%M}"
+        return format_html(
+            '<a href="{}">{}</a> since {} ({}): {} this message',
+            url,
+            entry.get_reason_display(),
+            since,
+            entry.source or "no source",
+            effect,
+        )
+
     @admin.display(description="Message")
     def summary(self, obj):
         text = obj.subject or obj.body
@@ -141,6 +202,13 @@ class MessageAdmin(admin.ModelAdmin):
             request,
             f"Queued {done} message(s) again." + (f" {skipped} were not failed, so left alone." if skipped else ""),
         )
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:  # not a redirect or an action's response
+            response.context_data["summary"] = message_outcome_summary(changelist.queryset)
+        return response
 
     def get_urls(self):
         compose = self.admin_site.admin_view(
@@ -197,3 +265,61 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """The suppression list. Entries come from providers (STOP replies, bounces, complaints, unsubscribes) and
+    from people, who add them here with the reason "Added by hand"."""
+
+    form = SuppressionForm
+    list_display = ["address", "channel", "reason", "source", "created_at"]
+    list_filter = ["channel", "reason", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["address", "source", "detail"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["source", "message", "created_by", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # An entry's channel, address and reason are what it is; change them by removing it and adding another.
+        return self.readonly_fields + (["channel", "address", "reason"] if obj else [])
+
+    def get_changeform_initial_data(self, request):
+        return {"reason": Suppression.Reason.MANUAL}
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["detail", "updated_at"])
+            return
+        entry = suppression_add(
+            channel=obj.channel,
+            address=obj.address,
+            reason=obj.reason,
+            source=f"admin: {request.user.get_username()}",
+            detail=obj.detail,
+            created_by=request.user,
+        )
+        obj.pk = entry.pk
+
+    def delete_model(self, request, obj):
+        suppression_lift(channel=obj.channel, address=obj.address, reasons=None)
+
+    def delete_queryset(self, request, queryset):
+        for entry in queryset:
+            self.delete_model(request, entry)
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "channel", "sender", "recipient", "keyword", "body"]
+    list_filter = ["channel", "keyword", ("received_at", admin.DateFieldListFilter)]
+    search_fields = ["sender", "body", "provider_message_id"]
+    date_hierarchy = "received_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in InboundMessage._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # they arrive from providers
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -8,3 +8,4 @@ class DeliveriesConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the Redis system check)
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .webhooks import anymail  # noqa: F401  (connects the email tracking receiver)

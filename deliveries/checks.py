@@ -1,4 +1,7 @@
-"""`manage.py check` tells you plainly when Redis is unreachable, instead of a traceback later."""
+"""`manage.py check` tells you plainly when Redis is unreachable, instead of a traceback later; `check --deploy`
+also tells you when provider callbacks cannot reach this site or are not protected."""
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -18,3 +21,37 @@ def check_redis_reachable(app_configs=None, **kwargs):
             id="tidings.E001",
         )
     ]
+
+
+@checks.register("tidings", deploy=True)
+def check_webhooks_are_reachable_and_protected(app_configs=None, **kwargs):
+    """Provider callbacks are how statuses come back: they must reach us, and nobody else may forge them."""
+    issues = []
+    public = urlsplit(settings.PUBLIC_BASE_URL)
+    if public.scheme != "https" or public.hostname in ("127.0.0.1", "localhost", None):
+        issues.append(
+            checks.Warning(
+                f"PUBLIC_BASE_URL is {settings.PUBLIC_BASE_URL!r}: providers cannot call back there, and "
+                "unsubscribe links in emails would not work.",
+                hint="Set PUBLIC_BASE_URL to the public https:// address of this site (README, Webhooks).",
+                id="tidings.W010",
+            )
+        )
+    if settings.EMAIL_BACKEND.startswith("anymail.") and not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        issues.append(
+            checks.Warning(
+                "ANYMAIL_WEBHOOK_SECRET is empty: anyone can post email tracking events (bounces, unsubscribes).",
+                hint="Set ANYMAIL_WEBHOOK_SECRET to a random user:password and give the same to your ESP's webhook.",
+                id="tidings.W011",
+            )
+        )
+    if settings.MESSENGER_PAGE_ACCESS_TOKEN and not (settings.MESSENGER_APP_SECRET and settings.MESSENGER_VERIFY_TOKEN):
+        issues.append(
+            checks.Warning(
+                "Messenger is configured without MESSENGER_APP_SECRET or MESSENGER_VERIFY_TOKEN: its webhook "
+                "refuses every event, so no delivery or read receipt comes back.",
+                hint="Set both, and give the verify token to Meta when subscribing the webhook.",
+                id="tidings.W012",
+            )
+        )
+    return issues

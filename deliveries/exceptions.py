@@ -12,12 +12,22 @@ class DeliveryError(Exception):
 
     transient = False
 
-    def __init__(self, reason: str, *, code: str | int = "", provider: str = "", status_code: int | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | int = "",
+        provider: str = "",
+        status_code: int | None = None,
+        suppress: str = "",
+    ):
         super().__init__(reason)
         self.reason = reason
         self.code = str(code) if code not in (None, "") else ""
         self.provider = provider
         self.status_code = status_code
+        # A Suppression.Reason when the provider says the recipient must not be messaged again (Twilio 21610).
+        self.suppress = suppress
 
 
 class TransientDeliveryError(DeliveryError):

@@ -1,16 +1,29 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
-from campaigns.models import MessageTemplate
+from campaigns.models import Channel, MessageTemplate
 
-from .models import Priority
+from .addresses import normalize_recipient
+from .models import Category, Priority, Suppression
 from .services.messages import SUPPORTED_CHANNELS
 
 
 class ComposeForm(forms.Form):
-    """The admin's compose page: send one SMS or email now or at a chosen time."""
+    """The admin's compose page: send one message now or at a chosen time."""
 
-    channel = forms.ChoiceField(choices=[(c, c.upper() if c == "sms" else c.title()) for c in SUPPORTED_CHANNELS])
-    to = forms.CharField(max_length=320, help_text="E.164 phone number (+14155550100) or email address.")
+    channel = forms.ChoiceField(choices=[(c, Channel(c).label) for c in SUPPORTED_CHANNELS])
+    to = forms.CharField(
+        max_length=320, help_text="E.164 phone number (+14155550100), email address, or Messenger PSID."
+    )
+    category = forms.ChoiceField(
+        choices=Category.choices,
+        initial=Category.MARKETING,
+        required=False,
+        help_text="Transactional messages (codes, receipts) still reach people who opted out of marketing.",
+    )
+    sender = forms.CharField(
+        max_length=320, required=False, help_text="Optional: another number, Messaging Service SID or address."
+    )
     template = forms.ModelChoiceField(
         queryset=MessageTemplate.objects.all(), required=False, help_text="Optional: render a template instead."
     )
@@ -24,6 +37,18 @@ class ComposeForm(forms.Form):
         help_text="Leave empty to send now. Times are in the server's time zone.",
     )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.DEFAULT)
+    media_urls = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Media URLs",
+        help_text="SMS (MMS) and WhatsApp: one public URL per line.",
+    )
+
+    def clean_category(self):
+        return self.cleaned_data.get("category") or Category.MARKETING
+
+    def clean_media_urls(self):
+        return [line.strip() for line in (self.cleaned_data.get("media_urls") or "").splitlines() if line.strip()]
 
     def clean_context(self):
         value = self.cleaned_data.get("context")
@@ -32,3 +57,21 @@ class ComposeForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError('Give the variables as a JSON object, like {"name": "Ada"}.')
         return value
+
+
+class SuppressionForm(forms.ModelForm):
+    """Adding an address by hand: normalised like a recipient, so it matches the messages it should stop."""
+
+    class Meta:
+        model = Suppression
+        fields = ["channel", "address", "reason", "detail"]
+
+    def clean(self):
+        cleaned = super().clean()
+        channel, address = cleaned.get("channel"), cleaned.get("address")
+        if channel and address:
+            try:
+                cleaned["address"] = normalize_recipient(channel, address)
+            except ValidationError as error:
+                self.add_error("address", error)
+        return cleaned

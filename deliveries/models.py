@@ -22,6 +22,18 @@ class Status(models.TextChoices):
     UNDELIVERED = "undelivered", "Undelivered"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Never sent: the recipient is on the suppression list (opted out, bounced, complained, blocked by hand).
+    SUPPRESSED = "suppressed", "Suppressed"
+
+
+class Category(models.TextChoices):
+    """Marketing messages honour every suppression; transactional ones (one-time codes, receipts) skip opt-outs.
+
+    The default is marketing, so forgetting to choose can only ever mean respecting an opt-out.
+    """
+
+    MARKETING = "marketing", "Marketing"
+    TRANSACTIONAL = "transactional", "Transactional"
 
 
 class ApiKey(models.Model):
@@ -55,6 +67,7 @@ class Message(models.Model):
     Channel = Channel
     Status = Status
     Priority = Priority
+    Category = Category
 
     channel = models.CharField(max_length=20, choices=Channel.choices)
     recipient = models.CharField(max_length=320, help_text="E.164 phone number or email address.")
@@ -68,6 +81,17 @@ class Message(models.Model):
     context = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.DEFAULT)
+    category = models.CharField(
+        max_length=20,
+        choices=Category.choices,
+        default=Category.MARKETING,
+        help_text="Transactional messages are sent to people who opted out of marketing; never to hard bounces.",
+    )
+    media_urls = models.JSONField(default=list, blank=True, help_text="MMS / WhatsApp media: public URLs.")
+    content_sid = models.CharField(
+        max_length=64, blank=True, help_text="Twilio Content SID (HX…) of an approved WhatsApp template."
+    )
+    content_variables = models.JSONField(default=dict, blank=True, help_text="Variables for the Content template.")
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
@@ -95,6 +119,13 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    # Engagement reported by the provider (email opens and clicks), each provider event counted once.
+    opens_count = models.PositiveIntegerField(default=0)
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    clicks_count = models.PositiveIntegerField(default=0)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -117,6 +148,7 @@ class MessageEvent(models.Model):
         PROVIDER = "provider", "Provider response"
         ERROR = "error", "Error"
         NOTE = "note", "Note"
+        ENGAGEMENT = "engagement", "Open or click"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STATUS)
@@ -125,10 +157,99 @@ class MessageEvent(models.Model):
     code = models.CharField(max_length=50, blank=True)
     detail = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # Identifies a provider's report (a status callback, a tracking event), so a replay is recorded only once.
+    dedupe_key = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="message_event_dedupe"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind} {self.from_status}→{self.to_status}"
+
+
+class Suppression(models.Model):
+    """An address on one channel that Tidings must not send to, and why. One row per channel and address."""
+
+    class Reason(models.TextChoices):
+        OPT_OUT = "opt_out", "Opted out"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        MANUAL = "manual", "Added by hand"
+
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    address = models.CharField(max_length=320, help_text="E.164 number, email address or Messenger PSID.")
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
+    source = models.CharField(max_length=100, blank=True, help_text="Where it came from: a provider, a page, a person.")
+    detail = models.TextField(blank=True)
+    message = models.ForeignKey(
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The message it followed.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="suppression_channel_address")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.address} ({self.get_reason_display()})"
+
+
+class InboundMessage(models.Model):
+    """A message a person sent us (an SMS reply, a WhatsApp or Messenger message), kept as received."""
+
+    class Keyword(models.TextChoices):
+        NONE = "", "None"
+        STOP = "stop", "Opt out"
+        START = "start", "Opt back in"
+        HELP = "help", "Help"
+
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    sender = models.CharField(max_length=320, help_text="Who wrote: E.164 number or Messenger PSID.")
+    recipient = models.CharField(max_length=320, blank=True, help_text="Our number, WhatsApp sender or page.")
+    body = models.TextField(blank=True)
+    media_urls = models.JSONField(default=list, blank=True)
+    keyword = models.CharField(max_length=10, choices=Keyword.choices, blank=True)
+    provider = models.CharField(max_length=50)
+    provider_message_id = models.CharField(max_length=255)
+    data = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_message_id"], name="inbound_provider_message")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} from {self.sender}: {self.body[:40]}"
+
+
+class ProviderReceipt(models.Model):
+    """A provider's report about a message id we have not stored yet (its receipt overtook our worker).
+
+    The worker applies and deletes these right after it records the provider's id for a batch.
+    """
+
+    provider = models.CharField(max_length=50)
+    provider_message_id = models.CharField(max_length=255)
+    report = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["provider", "provider_message_id"], name="receipt_provider_message")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_message_id}"

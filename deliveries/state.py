@@ -18,22 +18,29 @@ from django.utils import timezone
 from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED}),
-    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED}),
-    # Back to scheduled is a retry after a transient error.
-    Status.SENDING: frozenset({Status.SENT, Status.FAILED, Status.SCHEDULED}),
+    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
+    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
+    # Back to scheduled is a retry after a transient error. Suppressed: the worker checks the suppression list
+    # right after claiming, so an opt-out that arrived after queueing is still honoured. Delivered and
+    # undelivered straight from sending: a provider's receipt can overtake the worker's own record of the send.
+    Status.SENDING: frozenset(
+        {Status.SENT, Status.FAILED, Status.SCHEDULED, Status.SUPPRESSED, Status.DELIVERED, Status.UNDELIVERED}
+    ),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
     Status.DELIVERED: frozenset(),
     Status.UNDELIVERED: frozenset(),
     # A person may retry a failed message from the admin or the API.
     Status.FAILED: frozenset({Status.QUEUED}),
     Status.CANCELLED: frozenset(),
+    Status.SUPPRESSED: frozenset(),
 }
 
 # Statuses a message only leaves through a person's action (or never).
-FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED})
+FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED})
 # Statuses in which a message is still on its way out.
 PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+# Statuses a provider's receipt may move a message out of (sending: the receipt overtook the worker's record).
+AWAITING_RECEIPT = frozenset({Status.SENDING, Status.SENT})
 
 # The timestamp column stamped when a message enters a status.
 STAMP_FIELD = {

@@ -1,10 +1,13 @@
-"""Health endpoints for load balancers and orchestrators."""
+"""Health endpoints for load balancers and orchestrators, and the public unsubscribe page."""
 
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .health import database_status, redis_status, workers_status
+from .services.suppression import InvalidUnsubscribeToken, unsubscribe_message_for, unsubscribe_with_token
 
 
 @never_cache
@@ -26,3 +29,27 @@ def health_ready(request):
     ready = checks["database"]["ok"] and checks["redis"]["ok"]
     overall = "ok" if ready and checks["workers"]["ok"] else ("degraded" if ready else "unavailable")
     return JsonResponse({"status": overall, "checks": checks}, status=200 if ready else 503)
+
+
+def masked(address: str) -> str:
+    """Enough of the address for its owner to recognise it, not enough to harvest it from a forwarded link."""
+    local, at, domain = address.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else f"***{address[-4:]}"
+
+
+# Mail clients post one-click unsubscribes (RFC 8058) without cookies or CSRF tokens: the signed token in the URL
+# is the proof. GET only shows the page, because link scanners follow every link in an email.
+@never_cache
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token: str):
+    try:
+        message = unsubscribe_message_for(token)
+    except InvalidUnsubscribeToken as error:
+        return render(request, "deliveries/unsubscribe.html", {"error": str(error)}, status=400)
+    context = {"address": masked(message.recipient), "channel": message.get_channel_display()}
+    if request.method == "POST":
+        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+        unsubscribe_with_token(token=token, source="one-click unsubscribe" if one_click else "unsubscribe page")
+        context["done"] = True
+    return render(request, "deliveries/unsubscribe.html", context)

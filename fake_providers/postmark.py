@@ -7,10 +7,21 @@ https://postmarkapp.com/developer/api/email-api
 https://postmarkapp.com/developer/api/overview#error-codes
 
 Addresses at INACTIVE_DOMAIN stand for recipients Postmark has suppressed after a hard bounce or spam complaint.
+
+When configured with a webhook URL (and the basic-auth credentials Postmark's webhook settings take), it posts
+each accepted message's tracking events there, per active recipient, in Postmark's JSON (the RecordTypes anymail's
+Postmark tracking webhook reads: Delivery, Bounce, Open, Click, SpamComplaint, SubscriptionChange):
+https://postmarkapp.com/developer/webhooks/webhooks-overview
+Postmark authenticates webhooks only by basic auth; there is no signature.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
+import itertools
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -18,9 +29,10 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any, ClassVar
 
+import aiohttp
 from aiohttp import web
 
-from .base import FakeProvider, Message
+from .base import Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds, check_text
 
 DEFAULT_SERVER_TOKEN = "fake-postmark-token"  # noqa: S105 - a fake credential for a fake server
 INACTIVE_DOMAIN = "inactive.example"
@@ -31,6 +43,122 @@ ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-
 INVALID_REQUEST = 300
 INVALID_JSON = 402
 INACTIVE_RECIPIENT = 406
+
+
+# The tracking events each outcome produces for a recipient (opens and clicks come after a delivery).
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "delivered": ("Delivery",),
+    "bounce": ("Bounce",),
+    "soft_bounce": ("SoftBounce",),
+    "complaint": ("Delivery", "SpamComplaint"),
+    "unsubscribe": ("Delivery", "SubscriptionChange"),
+}
+SERVER_ID = 23
+_bounce_ids = itertools.count(4_200_000_000)
+
+
+@dataclasses.dataclass(frozen=True)
+class PostmarkCallbackSettings:
+    """Where tracking events go and what they say.
+
+    webhook_url: the webhook URL set at Postmark (empty: post nothing)
+    webhook_auth: "user:password" Postmark sends as basic auth (ANYMAIL["WEBHOOK_SECRET"] on our side)
+    outcome: none | delivered | bounce | soft_bounce | complaint | unsubscribe
+    opens, clicks: how many Open and Click events follow a delivery (the first open has FirstOpen true)
+    click_url: the OriginalLink of each click
+    callback_delay: seconds before each event
+    """
+
+    webhook_url: str = ""
+    webhook_auth: str = ""
+    outcome: str = "delivered"
+    opens: int = 0
+    clicks: int = 0
+    click_url: str = "https://example.com/welcome"
+    callback_delay: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_text("webhook_url", self.webhook_url)
+        check_text("webhook_auth", self.webhook_auth)
+        check_text("click_url", self.click_url)
+        check_choice("outcome", self.outcome, OUTCOMES)
+        for name in ("opens", "clicks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+                raise ValueError(f"{name} must be a count from 0 to 100, not {value!r}.")
+        check_seconds("callback_delay", self.callback_delay)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+BOUNCE_TYPES = {
+    # record type -> (Type, TypeCode, Name, Description)
+    "Bounce": (
+        "HardBounce",
+        1,
+        "Hard bounce",
+        "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+    ),
+    "SoftBounce": ("SoftBounce", 4096, "Soft bounce", "Unable to temporarily deliver this email."),
+    "SpamComplaint": ("SpamComplaint", 512, "Spam complaint", "The subscriber explicitly marked this email as spam."),
+}
+READER = {
+    "Client": {"Name": "Firefox", "Company": "Mozilla", "Family": "Firefox"},
+    "OS": {"Name": "Linux", "Company": "-", "Family": "Linux"},
+    "Platform": "Desktop",
+    "UserAgent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Geo": {"CountryISOCode": "FR", "Country": "France"},
+}
+
+
+def tracking_event(record_type: str, message: Message, recipient: str, **extra: Any) -> dict[str, Any]:
+    """One Postmark webhook payload about `message` for `recipient`. `record_type` is a Postmark RecordType, or
+    SoftBounce for a Bounce of that type."""
+    common = {
+        "MessageID": message["MessageID"],
+        "ServerID": SERVER_ID,
+        "MessageStream": "outbound",
+        "Metadata": message.get("metadata") or {},
+        "Tag": message.get("tag") or "",
+    }
+    if record_type in BOUNCE_TYPES:
+        bounce_type, type_code, name, description = BOUNCE_TYPES[record_type]
+        return {
+            "RecordType": "SpamComplaint" if record_type == "SpamComplaint" else "Bounce",
+            "ID": next(_bounce_ids),
+            "Type": bounce_type,
+            "TypeCode": type_code,
+            "Name": name,
+            **common,
+            "Description": description,
+            "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+            "Email": recipient,
+            "From": message["from"],
+            "BouncedAt": now_iso(),
+            "DumpAvailable": False,
+            "Inactive": bounce_type != "SoftBounce",
+            "CanActivate": True,
+            "Subject": message.get("subject", ""),
+        }
+    event = {"RecordType": record_type, **common, "Recipient": recipient}
+    if record_type == "Delivery":
+        return {**event, "DeliveredAt": now_iso(), "Details": "smtp;250 2.0.0 OK"}
+    if record_type == "SubscriptionChange":
+        return {
+            **event,
+            "ChangedAt": now_iso(),
+            "Origin": "Recipient",
+            "SuppressSending": True,
+            "SuppressionReason": "ManualSuppression",
+        }
+    if record_type == "Open":
+        return {**event, **READER, "ReceivedAt": now_iso(), "FirstOpen": extra.get("first", False), "ReadSeconds": 5}
+    if record_type == "Click":
+        return {**event, **READER, "ReceivedAt": now_iso(), "ClickLocation": "HTML", "OriginalLink": extra["url"]}
+    raise ValueError(f"Unknown RecordType {record_type!r}")
 
 
 class PostmarkError(Exception):
@@ -88,13 +216,24 @@ class FakePostmark(FakeProvider):
         503: (100, "Maintenance: the Postmark API is offline for maintenance."),
     }
 
+    callback_settings_class = PostmarkCallbackSettings
+
+    webhook_url = CallbackSetting()
+    webhook_auth = CallbackSetting()
+    outcome = CallbackSetting()
+    opens = CallbackSetting()
+    clicks = CallbackSetting()
+    click_url = CallbackSetting()
+    callback_delay = CallbackSetting()
+
     def __init__(
         self,
         server_token: str = DEFAULT_SERVER_TOKEN,
         latency: float = 0.0,
         seed: int | None = None,
+        **callback_settings: Any,
     ) -> None:
-        super().__init__(latency=latency, seed=seed)
+        super().__init__(latency=latency, seed=seed, **callback_settings)
         self.server_token = server_token
 
     def add_provider_routes(self, app: web.Application) -> None:
@@ -116,9 +255,11 @@ class FakePostmark(FakeProvider):
         if refusal is not None:
             return refusal
         try:
-            return web.json_response(self.accept(await self.read_json(request)))
+            answer = self.accept(await self.read_json(request))
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
+        self.schedule_tracking(request, [answer])
+        return web.json_response(answer)
 
     async def send_batch(self, request: web.Request) -> web.Response:
         refusal = await self.refusal_for(request)
@@ -132,7 +273,67 @@ class FakePostmark(FakeProvider):
                 raise PostmarkError(INVALID_REQUEST, f"A batch may hold at most {MAX_BATCH_SIZE} messages.")
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
-        return web.json_response([self.answer_in_batch(message) for message in messages])
+        answers = [self.answer_in_batch(message) for message in messages]
+        self.schedule_tracking(request, answers)
+        return web.json_response(answers)
+
+    # --- Tracking webhooks ----------------------------------------------------------------------------------
+
+    def schedule_tracking(self, request: web.Request, answers: list[dict[str, Any]]) -> None:
+        settings = self.callback_settings
+        if not settings.webhook_url or settings.outcome == "none":
+            return
+        accepted_ids = {answer["MessageID"] for answer in answers if answer.get("ErrorCode") == 0}
+        messages = [message for message in self.received if message["MessageID"] in accepted_ids]
+        plan = [
+            (message, recipient, record_type, extra)
+            for message in messages
+            for recipient in self.recipients_of(message)
+            for record_type, extra in self.events_for(settings)
+        ]
+
+        async def post_events(session: aiohttp.ClientSession) -> None:
+            for message, recipient, record_type, extra in plan:
+                await asyncio.sleep(settings.callback_delay)
+                # Built when posted, so each event carries its own time, as Postmark's do.
+                await self.post_event(session, tracking_event(record_type, message, recipient, **extra), settings)
+
+        self.schedule_callbacks(request, post_events)
+
+    @staticmethod
+    def events_for(settings: PostmarkCallbackSettings) -> list[tuple[str, dict[str, Any]]]:
+        """The RecordTypes to post for one recipient, each with its extra details."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        for kind in OUTCOMES[settings.outcome]:
+            events.append((kind, {}))
+            if kind == "Delivery":  # people read and click before they complain or unsubscribe
+                events += [("Open", {"first": n == 0}) for n in range(settings.opens)]
+                events += [("Click", {"url": settings.click_url}) for _ in range(settings.clicks)]
+        return events
+
+    async def post_event(
+        self, session: aiohttp.ClientSession, event: dict[str, Any], settings: PostmarkCallbackSettings
+    ) -> Callback:
+        headers = {"Content-Type": "application/json", "User-Agent": "Postmark"}
+        if settings.webhook_auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(settings.webhook_auth.encode()).decode()
+        return await self.post_callback(
+            session,
+            settings.webhook_url,
+            body=json.dumps(event).encode(),
+            headers=headers,
+            kind=event["RecordType"],
+            message_id=event["MessageID"],
+        )
+
+    def post_tracking(self, message_id: str, record_type: str, **extra: Any) -> Callback:
+        """From a test: post one tracking event for an accepted message now, whatever the outcome says."""
+        [message] = [m for m in self.received if m["MessageID"] == message_id] or [None]
+        if message is None:
+            raise ValueError(f"No accepted message {message_id}.")
+        settings = self.callback_settings
+        event = tracking_event(record_type, message, next(iter(self.recipients_of(message))), **extra)
+        return self.run_on_server_loop(lambda session: self.post_event(session, event, settings))
 
     async def read_json(self, request: web.Request) -> Any:
         try:

@@ -33,6 +33,10 @@ class BackgroundServer:
         return self._thread is not None
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("The server is not running; call start() first.")

@@ -1,22 +1,36 @@
 """A fake of Twilio's Messages API that the official `twilio` client can talk to unchanged.
 
-Only message creation is implemented, with Twilio's validation, its magic test numbers and its error bodies:
+Message creation is implemented with Twilio's validation, its magic test numbers and its error bodies:
 https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
 https://www.twilio.com/docs/iam/test-credentials#test-sms-messages-parameters-To
+
+After accepting a message that has a StatusCallback, it posts that message's status changes there, form-encoded
+and signed as Twilio signs them (X-Twilio-Signature), with a configurable outcome:
+https://www.twilio.com/docs/messaging/guides/track-outbound-message-status
+https://www.twilio.com/docs/usage/webhooks/webhooks-security
+It can also post an inbound message (a STOP reply, say) to an application's inbound webhook.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import hmac
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
+import aiohttp
 import phonenumbers
 from aiohttp import BasicAuth, web
 from multidict import MultiDictProxy
 
-from .base import FakeProvider, Message
+from .base import Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "ACfake" + "0" * 28
@@ -35,6 +49,48 @@ MAGIC_NUMBER_ERRORS: dict[str, tuple[int, str]] = {
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "To number: {to}, is not a mobile number"),
 }
+
+
+# The status callbacks each outcome produces, in order. "read" is WhatsApp's; an SMS stops at delivered.
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "sent": ("sent",),
+    "delivered": ("sent", "delivered"),
+    "undelivered": ("sent", "undelivered"),
+    "failed": ("failed",),
+    "read": ("sent", "delivered", "read"),
+}
+# The number a Messaging Service "picks" from its pool in callbacks.
+SERVICE_SENDER = "+15005550006"
+
+
+def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """X-Twilio-Signature: the base64 HMAC-SHA1, keyed with the auth token, of the URL followed by every parameter
+    name and value, sorted by name (and value). Written out here rather than borrowed from the twilio library, so
+    tests of our validation are tests against an independent implementation."""
+    payload = url + "".join(name + value for name, value in sorted(set(params)))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class TwilioCallbackSettings:
+    """What happens to an accepted message, as its status callbacks tell it.
+
+    outcome: none | sent | delivered | undelivered | failed | read (WhatsApp)
+    error_code: Twilio's ErrorCode on undelivered and failed (30006: landline or unreachable carrier)
+    callback_delay: seconds before each callback
+    """
+
+    outcome: str = "delivered"
+    error_code: int = 30006
+    callback_delay: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_choice("outcome", self.outcome, OUTCOMES)
+        if isinstance(self.error_code, bool) or not isinstance(self.error_code, int):
+            raise ValueError(f"error_code must be a Twilio error code (an integer), not {self.error_code!r}.")
+        check_seconds("callback_delay", self.callback_delay)
 
 
 class TwilioError(Exception):
@@ -81,7 +137,7 @@ def validate_message(form: MultiDictProxy[str]) -> None:
         raise TwilioError(21604, "A 'To' phone number is required.")
     if not (form.get("From") or form.get("MessagingServiceSid")):
         raise TwilioError(21603, "A 'From' phone number is required.")
-    if not (form.get("Body") or form.getall("MediaUrl", [])):
+    if not (form.get("Body") or form.getall("MediaUrl", []) or form.get("ContentSid")):
         raise TwilioError(21602, "Message body is required.")
     if len(form.get("Body", "")) > MAX_BODY_LENGTH:
         raise TwilioError(21617, f"The concatenated message body exceeds the {MAX_BODY_LENGTH} character limit.")
@@ -103,6 +159,11 @@ class FakeTwilio(FakeProvider):
         500: (20500, "An internal server error has occurred"),
         503: (20503, "Service Unavailable"),
     }
+    callback_settings_class = TwilioCallbackSettings
+
+    outcome = CallbackSetting()
+    error_code = CallbackSetting()
+    callback_delay = CallbackSetting()
 
     def __init__(
         self,
@@ -110,8 +171,9 @@ class FakeTwilio(FakeProvider):
         auth_token: str = DEFAULT_AUTH_TOKEN,
         latency: float = 0.0,
         seed: int | None = None,
+        **callback_settings: Any,
     ) -> None:
-        super().__init__(latency=latency, seed=seed)
+        super().__init__(latency=latency, seed=seed, **callback_settings)
         self.account_sid = account_sid
         self.auth_token = auth_token
 
@@ -156,9 +218,97 @@ class FakeTwilio(FakeProvider):
                 "body": form.get("Body", ""),
                 "media_urls": form.getall("MediaUrl", []),
                 "status_callback": form.get("StatusCallback") or None,
+                "content_sid": form.get("ContentSid") or None,
+                "content_variables": form.get("ContentVariables") or None,
             }
         )
+        if message["status_callback"]:
+            settings = self.callback_settings
+            statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]
+
+            async def post_statuses(session: aiohttp.ClientSession) -> None:
+                for status in statuses:
+                    await asyncio.sleep(settings.callback_delay)
+                    await self.post_status_callback(session, message, status, settings.error_code)
+
+            self.schedule_callbacks(request, post_statuses)
         return web.json_response(self.message_resource(message), status=201)
+
+    def status_params(self, message: Message, status: str, error_code: int | None) -> dict[str, str]:
+        """The form Twilio posts to a StatusCallback."""
+        sender = message["from"] or SERVICE_SENDER
+        if message["to"].startswith("whatsapp:") and not sender.startswith("whatsapp:"):
+            sender = "whatsapp:" + sender
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": sender,
+            "To": message["to"],
+            "MessageSid": message["sid"],
+            "SmsSid": message["sid"],
+            "MessageStatus": status,
+            "SmsStatus": status,
+        }
+        if message["messaging_service_sid"]:
+            params["MessagingServiceSid"] = message["messaging_service_sid"]
+        if status in ("undelivered", "failed") and error_code:
+            params["ErrorCode"] = str(error_code)
+        if message["to"].startswith("whatsapp:"):
+            params.update(
+                ChannelPrefix="whatsapp", ChannelInstallSid="XE" + "0" * 32, ChannelToAddress=message["to"][9:]
+            )
+        elif status == "delivered":
+            params["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
+        return params
+
+    def signed_form(self, url: str, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(self.auth_token, url, params.items()),
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        return urlencode(params).encode(), headers
+
+    async def post_status_callback(
+        self, session: aiohttp.ClientSession, message: Message, status: str, error_code: int | None = None
+    ) -> Callback:
+        url = message["status_callback"]
+        body, headers = self.signed_form(url, self.status_params(message, status, error_code))
+        return await self.post_callback(
+            session, url, body=body, headers=headers, kind="status", sid=message["sid"], message_status=status
+        )
+
+    def post_status(self, sid: str, status: str, error_code: int | None = None) -> Callback:
+        """From a test: post one status callback for an accepted message now, whatever the outcome setting says
+        (to send callbacks out of order, say). Returns the recorded callback."""
+        [message] = [m for m in self.received if m["sid"] == sid] or [None]
+        if message is None or not message["status_callback"]:
+            raise ValueError(f"No accepted message {sid} with a StatusCallback.")
+        return self.run_on_server_loop(lambda session: self.post_status_callback(session, message, status, error_code))
+
+    def send_inbound(self, url: str, *, from_: str, to: str, body: str, media_urls: Iterable[str] = ()) -> Callback:
+        """From a test: a person texts one of our numbers; Twilio posts the message to the number's inbound URL."""
+        media = list(media_urls)
+        sid = new_message_sid()
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "From": from_,
+            "To": to,
+            "Body": body,
+            "NumSegments": "1",
+            "NumMedia": str(len(media)),
+            **{f"MediaUrl{i}": media_url for i, media_url in enumerate(media)},
+        }
+        form, headers = self.signed_form(url, params)
+        return self.run_on_server_loop(
+            lambda session: self.post_callback(session, url, body=form, headers=headers, kind="inbound", sid=sid)
+        )
 
     def message_resource(self, message: Message) -> dict:
         """The JSON Twilio answers a create with, as the client deserializes it into a MessageInstance."""

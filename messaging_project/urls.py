@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from deliveries import views as delivery_views
+from deliveries.webhooks import anymail as anymail_webhooks
 
 admin.site.site_header = "Tidings"
 admin.site.site_title = "Tidings operations"
@@ -46,4 +47,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("health/live", delivery_views.health_live, name="health-live"),
     path("health/ready", delivery_views.health_ready, name="health-ready"),
+    # Provider callbacks: see README "Webhooks" for the URLs to give Twilio, Postmark and Meta.
+    path("webhooks/anymail/", include(anymail_webhooks.anymail_urls())),
+    path("webhooks/", include("deliveries.webhooks.urls")),
+    path("unsubscribe/<str:token>/", delivery_views.unsubscribe, name="unsubscribe"),
 ]

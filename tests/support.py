@@ -99,3 +99,54 @@ def provider_env(fake_twilio: FakeTwilio, fake_postmark: FakePostmark | None = N
             }
         )
     return env
+
+
+def twilio_signed_post(
+    client, path: str, params: dict[str, str], *, auth_token: str, base_url: str = "http://testserver"
+):
+    """POST form params to one of our Twilio webhooks, signed as Twilio signs: with the auth token, over the
+    public URL and the sorted params (computed by the twilio library's own RequestValidator)."""
+    from twilio.request_validator import RequestValidator
+
+    signature = RequestValidator(auth_token).compute_signature(base_url + path, params)
+    return client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+class CallbackReceiver:
+    """A loopback HTTP server that records every request it gets, standing in for the application when a test
+    looks at the fake providers' callbacks on their own. Answers `status` (200 by default)."""
+
+    def __init__(self, status: int = 200) -> None:
+        from aiohttp import web
+
+        from fake_providers.server import BackgroundServer
+
+        self.status = status
+        self.requests: list[dict] = []
+
+        async def record(request: web.Request) -> web.Response:
+            body = await request.read()
+            self.requests.append(
+                {
+                    "path": request.path_qs,
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "form": dict(await request.post()),
+                }
+            )
+            return web.Response(status=self.status)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", record)
+        self.server = BackgroundServer(app)
+
+    def __enter__(self) -> CallbackReceiver:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url

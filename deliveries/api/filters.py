@@ -9,4 +9,4 @@ class MessageFilter(django_filters.FilterSet):
 
     class Meta:
         model = Message
-        fields = ["status", "channel", "priority", "campaign"]
+        fields = ["status", "channel", "priority", "category", "campaign"]

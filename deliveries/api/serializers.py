@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..models import Message, MessageEvent, Priority
+from ..models import Category, Message, MessageEvent, Priority
 from ..services.messages import SUPPORTED_CHANNELS, MessageValidationError, message_request_validate
 
 
@@ -22,6 +22,23 @@ class MessageCreateSerializer(serializers.Serializer):
     send_at = serializers.DateTimeField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.DEFAULT)
     metadata = serializers.DictField(required=False, default=dict)
+    sender = serializers.CharField(
+        required=False, allow_blank=True, max_length=320, help_text="Overrides the configured sender for this message."
+    )
+    category = serializers.ChoiceField(
+        choices=Category.choices,
+        required=False,
+        default=Category.MARKETING,
+        help_text="`transactional` messages (one-time codes, receipts) reach people who opted out of marketing; "
+        "nothing reaches a hard bounce.",
+    )
+    media_urls = serializers.ListField(
+        child=serializers.URLField(), required=False, default=list, help_text="MMS / WhatsApp media (public URLs)."
+    )
+    content_sid = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Twilio Content SID (WhatsApp templates)."
+    )
+    content_variables = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
 
     def validate(self, attrs):
         try:
@@ -55,6 +72,10 @@ class MessageSerializer(serializers.ModelSerializer):
             "context",
             "metadata",
             "priority",
+            "category",
+            "media_urls",
+            "content_sid",
+            "content_variables",
             "status",
             "send_at",
             "provider",
@@ -70,6 +91,11 @@ class MessageSerializer(serializers.ModelSerializer):
             "delivered_at",
             "failed_at",
             "cancelled_at",
+            "read_at",
+            "opens_count",
+            "first_opened_at",
+            "clicks_count",
+            "first_clicked_at",
         ]
         read_only_fields = fields
 

@@ -4,6 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ..models import Message
+from ..selectors import message_outcome_summary
 from ..services.messages import message_cancel, message_create
 from .filters import MessageFilter
 from .serializers import MessageCreateSerializer, MessageDetailSerializer, MessageSerializer
@@ -30,6 +31,13 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         message = message_create(**serializer.validated_data, api_key=request.auth)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=False, methods=["get"])
+    def summary(self, request):
+        """Counts by status, opens, clicks and reads, and delivery / open / click rates, for the messages the
+        list's filters select (a campaign, a channel, a time range)."""
+        return Response(message_outcome_summary(self.filter_queryset(self.get_queryset())))
 
     @extend_schema(request=None, responses={200: MessageSerializer, 409: None})
     @action(detail=True, methods=["post"])

@@ -1,5 +1,8 @@
-"""Backends by channel. SMS_BACKEND takes a short name or a dotted path; email always goes through
-Django's EMAIL_BACKEND (console in development, anymail in production, locmem in tests)."""
+"""Backends by channel. `<CHANNEL>_BACKEND` takes a short name or a dotted path; email always goes through
+Django's EMAIL_BACKEND (console in development, anymail in production, locmem in tests).
+
+Adding a channel is one backend module plus an entry here and its settings: see docs/providers.md.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +11,37 @@ from django.utils.module_loading import import_string
 
 from .base import BaseBackend
 
-SMS_BACKENDS = {
-    "twilio": "deliveries.backends.sms.twilio.SmsBackend",
-    "console": "deliveries.backends.sms.console.SmsBackend",
-    "locmem": "deliveries.backends.sms.locmem.SmsBackend",
+# Short names per channel. console and locmem work for every text channel.
+BACKENDS = {
+    "sms": {
+        "twilio": "deliveries.backends.sms.twilio.SmsBackend",
+        "console": "deliveries.backends.sms.console.SmsBackend",
+        "locmem": "deliveries.backends.sms.locmem.SmsBackend",
+    },
+    "whatsapp": {
+        "twilio": "deliveries.backends.whatsapp.twilio.WhatsAppBackend",
+        "console": "deliveries.backends.sms.console.SmsBackend",
+        "locmem": "deliveries.backends.sms.locmem.SmsBackend",
+    },
+    "messenger": {
+        "graph": "deliveries.backends.messenger.graph.MessengerBackend",
+        "console": "deliveries.backends.sms.console.SmsBackend",
+        "locmem": "deliveries.backends.sms.locmem.SmsBackend",
+    },
 }
+# The setting naming each channel's backend.
+BACKEND_SETTINGS = {"sms": "SMS_BACKEND", "whatsapp": "WHATSAPP_BACKEND", "messenger": "MESSENGER_BACKEND"}
+SMS_BACKENDS = BACKENDS["sms"]
 EMAIL_BACKEND = "deliveries.backends.email.django_mail.EmailBackend"
 
 
 def backend_path_for(channel: str) -> str:
-    if channel == "sms":
-        return SMS_BACKENDS.get(settings.SMS_BACKEND, settings.SMS_BACKEND)
     if channel == "email":
         return EMAIL_BACKEND
-    raise ValueError(f"No backend for channel {channel!r}")
+    if channel not in BACKENDS:
+        raise ValueError(f"No backend for channel {channel!r}")
+    configured = getattr(settings, BACKEND_SETTINGS[channel])
+    return BACKENDS[channel].get(configured, configured)
 
 
 def get_backend(channel: str) -> BaseBackend:

@@ -28,6 +28,15 @@ class OutgoingMessage:
     body: str = ""
     html_body: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    category: str = "marketing"
+    # Which send attempt this is: providers echo it back (callback URL, metadata) so a late report about an
+    # earlier attempt never moves the current one.
+    attempt: int = 1
+    media_urls: tuple[str, ...] = ()
+    content_sid: str = ""
+    content_variables: dict[str, str] = field(default_factory=dict)
+    # Where the recipient unsubscribes with one click (RFC 8058); set for marketing email.
+    unsubscribe_url: str = ""
 
 
 @dataclass

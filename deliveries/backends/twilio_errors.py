@@ -10,6 +10,7 @@ TRANSIENT_CODES = {
     20503: "Twilio is temporarily unavailable.",
     30001: "The message queue overflowed at Twilio.",
     30008: "Unknown error at the carrier.",
+    63038: "The WhatsApp sender reached its daily message limit.",
 }
 
 # Codes that will not get better by retrying, with a reason a person can act on.
@@ -26,7 +27,15 @@ PERMANENT_CODES = {
     30005: "The number is unknown or no longer exists.",
     30006: "The number is a landline or cannot receive SMS.",
     30007: "The carrier filtered the message as spam.",
+    30034: "The message came from a number not registered for A2P 10DLC.",
+    63003: "The WhatsApp recipient is not a valid WhatsApp user.",
+    63016: "Outside WhatsApp's 24-hour window: use an approved template (Content SID).",
+    63024: "The WhatsApp recipient cannot be messaged (invalid message recipient).",
 }
+
+
+# Codes that tell us the recipient must not be messaged again, and the suppression reason they stand for.
+SUPPRESSING_CODES = {21610: "opt_out"}
 
 
 def reason_for(code: int | str | None, fallback: str = "") -> str:

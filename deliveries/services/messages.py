@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import MessageTemplate
 from campaigns.services import RenderedContent, TemplateRenderError, template_render
 
-from ..addresses import normalize_recipient
-from ..models import ApiKey, Message, MessageEvent, Priority, Status
+from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
+from ..models import ApiKey, Category, Message, MessageEvent, Priority, Status
 from ..state import transition
 from .dispatch import enqueue_messages_on_commit, new_job_id
 
-# Channels with a working backend; WhatsApp and more arrive with the provider feedback work.
-SUPPORTED_CHANNELS = ("sms", "email")
+# Channels with a working backend (deliveries/backends/__init__.py).
+SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
+# Channels sent through Twilio, where media (MMS) and Content templates apply.
+TWILIO_CHANNELS = ("sms", "whatsapp")
+MAX_MEDIA_URLS = 10  # Twilio's limit per message
+MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+# Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
 
 @dataclass
@@ -38,6 +48,10 @@ class MessageRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     sender: str = ""
     language: str = ""  # picks the template's translation; empty means the template's own language
+    category: str = Category.MARKETING
+    media_urls: list[str] = field(default_factory=list)
+    content_sid: str = ""
+    content_variables: dict[str, str] = field(default_factory=dict)
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -72,10 +86,14 @@ def message_request_validate(
     metadata: dict[str, Any] | None = None,
     sender: str = "",
     language: str = "",
+    category: str = Category.MARKETING,
+    media_urls: list[str] | None = None,
+    content_sid: str = "",
+    content_variables: dict[str, Any] | None = None,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
-    Returns the request with the recipient normalised, and the rendered content. `language` picks the
+    Returns the request with the recipient and sender normalised, and the rendered content. `language` picks the
     template's version for that language (falling back to the template's own). Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
@@ -86,6 +104,29 @@ def message_request_validate(
     except DjangoValidationError as error:
         errors["to"] = list(error.messages)
         recipient = to
+    try:
+        sender = sender_normalize(channel, sender or "")
+    except DjangoValidationError as error:
+        errors["sender"] = list(error.messages)
+    if (category or Category.MARKETING) not in Category.values:
+        errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
+    media_urls = list(media_urls or [])
+    if media_urls:
+        if channel not in TWILIO_CHANNELS:
+            errors["media_urls"] = [f"Media can be sent by SMS (MMS) or WhatsApp, not {channel}."]
+        elif len(media_urls) > MAX_MEDIA_URLS:
+            errors["media_urls"] = [f"At most {MAX_MEDIA_URLS} media URLs per message."]
+        else:
+            errors.update(_media_url_errors(media_urls))
+    content_variables = content_variables or {}
+    if content_sid and (channel not in TWILIO_CHANNELS or not CONTENT_SID.match(content_sid)):
+        errors["content_sid"] = [
+            "A Twilio Content SID looks like HX followed by 32 hex digits, and applies to WhatsApp and SMS only."
+        ]
+    if content_variables and not content_sid:
+        errors["content_variables"] = ["Content variables need a content_sid to fill in."]
+    elif not isinstance(content_variables, dict):
+        errors["content_variables"] = ['Give the variables as an object, like {"1": "Ada"}.']
     if isinstance(template, str) and template:
         slug = template
         template = MessageTemplate.objects.filter(slug=slug).first()
@@ -93,7 +134,7 @@ def message_request_validate(
             errors["template"] = [f"No template with slug '{slug}'."]
     if template is not None and template.channel != channel:
         errors["template"] = [f"Template '{template.slug}' is for {template.channel}, not {channel}."]
-    if not template and not body:
+    if not template and not body and not media_urls and not content_sid:
         errors["body"] = ["Give a body, or a template to render one."]
     elif not template and channel == "email" and not subject:
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
@@ -112,12 +153,47 @@ def message_request_validate(
         metadata=metadata or {},
         sender=sender or "",
         language=language or "",
+        category=category or Category.MARKETING,
+        media_urls=media_urls,
+        content_sid=content_sid or "",
+        content_variables={str(k): str(v) for k, v in content_variables.items()},
     )
     try:
         content = message_render(request)
     except TemplateRenderError as error:
         raise MessageValidationError({error.field if template is None else "template": [error.reason]}) from error
     return request, content
+
+
+def sender_normalize(channel: str, sender: str) -> str:
+    """A per-message sender: a number, a Twilio Messaging Service SID or an alphanumeric id for SMS, a number or
+    Messaging Service for WhatsApp, an address (with an optional name) for email. Messenger sends as the page."""
+    sender = sender.strip()
+    if not sender:
+        return ""
+    if channel == "email":
+        _, address = parseaddr(sender)
+        validate_email(address)
+        return sender
+    if channel == "messenger":
+        raise DjangoValidationError("Messenger messages are sent by the page whose token is configured.")
+    if MESSAGING_SERVICE_SID.match(sender):
+        return sender
+    if channel == "whatsapp":
+        return normalize_whatsapp(sender)
+    if ALPHANUMERIC_SENDER.match(sender) and not sender.replace(" ", "").isdigit():
+        return sender
+    return normalize_phone(sender)
+
+
+def _media_url_errors(media_urls: list[str]) -> dict[str, list[str]]:
+    validate = URLValidator(schemes=["http", "https"])
+    for url in media_urls:
+        try:
+            validate(url)
+        except DjangoValidationError:
+            return {"media_urls": [f"'{url}' is not a public http(s) URL."]}
+    return {}
 
 
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
@@ -151,6 +227,10 @@ def message_create(
         context=request.context,
         metadata=request.metadata,
         priority=request.priority,
+        category=request.category,
+        media_urls=request.media_urls,
+        content_sid=request.content_sid,
+        content_variables=request.content_variables,
         send_at=request.send_at,
         status=status,
         job_id=new_job_id() if status == Status.QUEUED else "",

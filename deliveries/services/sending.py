@@ -14,8 +14,10 @@ from django.utils import timezone
 from ..backends import get_backend
 from ..backends.base import OutgoingMessage, SendResult
 from ..exceptions import DeliveryError
-from ..models import Message, Status
+from ..models import Category, Message, Status, Suppression
 from ..state import transition
+from .feedback import receipts_apply_pending
+from .suppression import suppression_add, suppression_explain, suppressions_blocking, unsubscribe_url_for
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def claim_messages(message_ids: list[int], *, lease_seconds: int | None = None) 
 
 
 def to_outgoing(message: Message) -> OutgoingMessage:
+    marketing_email = message.channel == "email" and message.category == Category.MARKETING
     return OutgoingMessage(
         id=message.pk,
         channel=message.channel,
@@ -50,7 +53,29 @@ def to_outgoing(message: Message) -> OutgoingMessage:
         body=message.body,
         html_body=message.html_body,
         metadata=message.metadata,
+        category=message.category,
+        attempt=message.attempts,
+        media_urls=tuple(message.media_urls or ()),
+        content_sid=message.content_sid,
+        content_variables=dict(message.content_variables or {}),
+        unsubscribe_url=unsubscribe_url_for(message.pk) if marketing_email else "",
     )
+
+
+def record_suppressed(message: Message, suppression: Suppression) -> str:
+    """A claimed message whose recipient is on the suppression list ends `suppressed`, with the reason."""
+    reason = suppression_explain(suppression)
+    moved = transition(
+        [message.pk],
+        to_status=Status.SUPPRESSED,
+        from_statuses=[Status.SENDING],
+        extra_filter={"claim_token": message.claim_token},
+        fields={"last_error_code": "suppressed", "last_error_message": reason, "lease_expires_at": None},
+        code="suppressed",
+        detail=reason,
+        data={"suppression_id": suppression.pk, "reason": suppression.reason},
+    )
+    return Status.SUPPRESSED if moved else ""
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -78,7 +103,14 @@ def record_result(message: Message, result: SendResult) -> str:
             + (f" as {result.provider_message_id}" if result.provider_message_id else ""),
             data={"provider_status": result.provider_status} if result.provider_status else None,
         )
-        return Status.SENT if moved else ""
+        if moved:
+            return Status.SENT
+        # A receipt from the provider got here first and moved the message on (see feedback.py). Keep the
+        # provider's id all the same, so later receipts find the message.
+        Message.objects.filter(pk=message.pk, claim_token=message.claim_token, provider_message_id="").update(
+            provider=result.provider, provider_message_id=result.provider_message_id, lease_expires_at=None
+        )
+        return ""
     return record_failure(message, result.error, provider=result.provider)
 
 
@@ -117,6 +149,16 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
         code=error.code,
         detail=why,
     )
+    if moved and error.suppress:
+        # The provider knows the recipient opted out (e.g. a STOP we never saw): remember it on our side too.
+        suppression_add(
+            channel=message.channel,
+            address=message.recipient,
+            reason=error.suppress,
+            source=f"{provider.title()} error {error.code}",
+            detail=why,
+            message=message,
+        )
     return Status.FAILED if moved else ""
 
 
@@ -124,9 +166,13 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     """Send the given messages (those still queued) and record every outcome. Returns counts by final status."""
     messages = claim_messages(message_ids)
     counts: dict[str, int] = defaultdict(int)
+    blocking = suppressions_blocking(messages)
     by_channel: dict[str, list[Message]] = defaultdict(list)
     for message in messages:
-        by_channel[message.channel].append(message)
+        if message.pk in blocking:
+            counts[record_suppressed(message, blocking[message.pk])] += 1
+        else:
+            by_channel[message.channel].append(message)
     for channel, group in by_channel.items():
         try:
             backend = get_backend(channel)
@@ -139,6 +185,11 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
         results = backend.send_many([to_outgoing(m) for m in group], concurrency=settings.SEND_CONCURRENCY)
         for message, result in zip(group, results, strict=True):
             counts[record_result(message, result)] += 1
+        # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
+        receipts_apply_pending(
+            provider=backend.provider_name,
+            provider_message_ids=[r.provider_message_id for r in results if r.ok and r.provider_message_id],
+        )
     counts.pop("", None)
     return dict(counts)
 

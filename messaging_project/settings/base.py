@@ -26,7 +26,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# Public URL the outside world reaches us at (provider callbacks are signed against it).
+# Public URL the outside world reaches us at: status callback and unsubscribe URLs are built from it, and
+# Twilio's webhook signatures are checked against it (README "Webhooks").
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
@@ -142,6 +143,24 @@ TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
 TWILIO_MESSAGING_SERVICE_SID = env("TWILIO_MESSAGING_SERVICE_SID", default="")
 TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_TIMEOUT = env.float("TWILIO_TIMEOUT", default=10.0)
+# WhatsApp through the same Twilio account: a WhatsApp-enabled sender, or a Messaging Service that has one.
+WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="console")
+TWILIO_WHATSAPP_FROM = env("TWILIO_WHATSAPP_FROM", default="")
+TWILIO_WHATSAPP_MESSAGING_SERVICE_SID = env("TWILIO_WHATSAPP_MESSAGING_SERVICE_SID", default="")
+# What to answer a HELP / INFO reply with; empty leaves it to Twilio's own default answer.
+INBOUND_HELP_REPLY = env("INBOUND_HELP_REPLY", default="")
+
+# Facebook Messenger through Meta's Send API (Graph API).
+# https://developers.facebook.com/docs/messenger-platform/reference/send-api/
+MESSENGER_BACKEND = env("MESSENGER_BACKEND", default="console")
+MESSENGER_PAGE_ACCESS_TOKEN = env("MESSENGER_PAGE_ACCESS_TOKEN", default="")
+MESSENGER_APP_SECRET = env("MESSENGER_APP_SECRET", default="")
+MESSENGER_VERIFY_TOKEN = env("MESSENGER_VERIFY_TOKEN", default="")
+MESSENGER_GRAPH_API_URL = env("MESSENGER_GRAPH_API_URL", default="https://graph.facebook.com").rstrip("/")
+MESSENGER_GRAPH_API_VERSION = env("MESSENGER_GRAPH_API_VERSION", default="v19.0")
+MESSENGER_MESSAGING_TYPE = env("MESSENGER_MESSAGING_TYPE", default="UPDATE")
+MESSENGER_MESSAGE_TAG = env("MESSENGER_MESSAGE_TAG", default="")
+MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 
 # Messages per job, and concurrent provider calls inside one job.
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=200)

@@ -23,3 +23,6 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 SMS_BACKEND = env("SMS_BACKEND", default="twilio")
+WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="twilio")
+MESSENGER_BACKEND = env("MESSENGER_BACKEND", default="graph")
+# Provider webhooks are how statuses come back: callbacks must not be open to anyone (see deliveries/checks.py).

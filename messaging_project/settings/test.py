@@ -12,6 +12,11 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SMS_BACKEND = env("SMS_BACKEND", default="locmem")
+WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="locmem")
+MESSENGER_BACKEND = env("MESSENGER_BACKEND", default="locmem")
+# The Django test client's host, so webhook signatures computed in tests match; tests that need providers to
+# reach a real server point this at pytest-django's live_server.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://testserver").rstrip("/")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

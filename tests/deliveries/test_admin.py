@@ -117,3 +117,81 @@ def test_queue_dashboard_is_for_superusers_only(client, staff):
     staff.is_superuser = True
     staff.save()
     assert client.get("/admin/queues/").status_code == 200
+
+
+def test_message_page_shows_opens_clicks_and_the_suppression_that_stops_it(client, staff):
+    from deliveries.services.suppression import suppression_add
+
+    message = MessageFactory(
+        channel="email", recipient="ada@example.com", status=Status.SUPPRESSED, opens_count=2, clicks_count=1
+    )
+    suppression_add(channel="email", address="ada@example.com", reason="hard_bounce", source="Postmark bounced")
+    content = client.get(f"{CHANGELIST}{message.pk}/change/").content.decode()
+    assert "Engagement" in content
+    assert "Hard bounce" in content and "Postmark bounced" in content and "blocks this message" in content
+    assert "field-opens_count" in content and "field-clicks_count" in content
+
+
+def test_staff_add_a_suppression_by_hand_normalised_like_a_recipient(client, staff):
+    from deliveries.models import Suppression
+
+    grant(staff, "add_suppression", "view_suppression")
+    response = client.post(
+        "/admin/deliveries/suppression/add/",
+        {"channel": "sms", "address": "+1 (415) 555-0100", "reason": "manual", "detail": "Asked by phone"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.reason, entry.source, entry.created_by) == (
+        "+14155550100",
+        "manual",
+        "admin: operator",
+        staff,
+    )
+    listing = client.get("/admin/deliveries/suppression/?q=555").content.decode()
+    assert "+14155550100" in listing
+
+
+def test_a_bad_address_cannot_be_added_to_the_suppression_list(client, staff):
+    from deliveries.models import Suppression
+
+    grant(staff, "add_suppression")
+    response = client.post(
+        "/admin/deliveries/suppression/add/", {"channel": "sms", "address": "hello", "reason": "manual"}
+    )
+    assert response.status_code == 200
+    assert "not a phone number" in response.content.decode()
+    assert not Suppression.objects.exists()
+
+
+def test_compose_sends_whatsapp_with_a_category(client, staff):
+    grant(staff, "add_message")
+    response = client.post(
+        COMPOSE,
+        {
+            "channel": "whatsapp",
+            "to": "+14155550100",
+            "body": "Your order shipped",
+            "category": "transactional",
+            "priority": "default",
+            "context": "{}",
+            "media_urls": "https://example.com/parcel.jpg\n",
+            "_send": "Send",
+        },
+    )
+    assert response.status_code == 302
+    message = Message.objects.get()
+    assert (message.channel, message.category, message.media_urls) == (
+        "whatsapp",
+        "transactional",
+        ["https://example.com/parcel.jpg"],
+    )
+
+
+def test_the_message_list_summarises_outcomes_and_engagement(client, staff):
+    MessageFactory(channel="email", recipient="a@example.com", status=Status.DELIVERED, opens_count=2)
+    MessageFactory(channel="email", recipient="b@example.com", status=Status.UNDELIVERED)
+    content = client.get(CHANGELIST).content.decode()
+    assert "Of these 2:" in content
+    assert "1 delivered (50% of those reported)" in content
+    assert "1 opened (100% of delivered email)" in content

@@ -167,3 +167,105 @@ def test_cancelling_a_sent_message_is_a_409_conflict(api):
     assert response.status_code == 409
     assert "only scheduled or queued" in response.json()["detail"]
     assert Message.objects.get(pk=message_id).status == Status.SENT
+
+
+def test_a_message_is_marketing_unless_marked_transactional(api):
+    marketing = api.post(URL, sms(), format="json").json()
+    code = api.post(URL, sms(category="transactional"), format="json").json()
+    assert (marketing["category"], code["category"]) == ("marketing", "transactional")
+    assert api.get(URL, {"category": "transactional"}).json()["count"] == 1
+
+
+def test_an_mms_with_media_and_a_per_message_sender(api):
+    response = api.post(
+        URL,
+        sms(body="", media_urls=["https://example.com/cat.jpg"], sender="MG" + "a" * 32),
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get(pk=response.json()["id"])
+    assert (message.media_urls, message.sender, message.body) == (["https://example.com/cat.jpg"], "MG" + "a" * 32, "")
+
+
+def test_a_whatsapp_template_message_and_a_messenger_message(api):
+    whatsapp = api.post(
+        URL,
+        {
+            "channel": "whatsapp",
+            "to": "whatsapp:+1 415 555 0100",
+            "content_sid": "HX" + "c" * 32,
+            "content_variables": {"1": "Ada"},
+        },
+        format="json",
+    )
+    messenger = api.post(URL, {"channel": "messenger", "to": "1234567890", "body": "Hi"}, format="json")
+    assert (whatsapp.status_code, messenger.status_code) == (201, 201), (whatsapp.json(), messenger.json())
+    assert whatsapp.json()["to"] == "+14155550100"
+    assert whatsapp.json()["content_variables"] == {"1": "Ada"}
+    assert messenger.json()["channel"] == "messenger"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        (sms(category="newsletter"), "category", "not a valid choice"),
+        (sms(media_urls=["not a url"]), "media_urls", "valid URL"),
+        (sms(media_urls=["ftp://example.com/a.png"]), "media_urls", "public http(s) URL"),
+        (sms(media_urls=[f"https://example.com/{n}.png" for n in range(11)]), "media_urls", "At most 10"),
+        (
+            {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b", "media_urls": ["https://x.io/a"]},
+            "media_urls",
+            "not email",
+        ),
+        (sms(content_sid="HX123"), "content_sid", "HX followed by 32 hex digits"),
+        (sms(content_variables={"1": "x"}), "content_variables", "need a content_sid"),
+        (sms(sender="not a number!"), "sender", "not a phone number"),
+        ({"channel": "messenger", "to": "1234", "body": "x", "sender": "me"}, "sender", "sent by the page"),
+        ({"channel": "messenger", "to": "ada", "body": "x"}, "to", "not a Messenger PSID"),
+        (
+            {"channel": "email", "to": "a@example.com", "subject": "s", "body": "b", "sender": "nobody"},
+            "sender",
+            "valid",
+        ),
+    ],
+)
+def test_bad_feedback_fields_are_answered_400(api, payload, field, fragment):
+    response = api.post(URL, payload, format="json")
+    assert response.status_code == 400
+    assert fragment in str(response.json()[field]), response.json()
+
+
+def test_an_alphanumeric_sender_id_is_accepted_for_sms(api):
+    response = api.post(URL, sms(sender="Tidings"), format="json")
+    assert response.status_code == 201
+    assert response.json()["sender"] == "Tidings"
+
+
+def test_message_detail_shows_opens_clicks_and_read_time(api):
+    message_id = api.post(URL, sms(), format="json").json()["id"]
+    Message.objects.filter(pk=message_id).update(opens_count=3, clicks_count=1)
+    data = api.get(f"{URL}{message_id}/").json()
+    assert (data["opens_count"], data["clicks_count"], data["read_at"]) == (3, 1, None)
+
+
+def test_the_summary_counts_outcomes_and_engagement_for_the_filtered_messages(api):
+    from tests.factories import MessageFactory
+
+    MessageFactory(channel="email", recipient="a@example.com", status=Status.DELIVERED, opens_count=3, clicks_count=1)
+    MessageFactory(channel="email", recipient="b@example.com", status=Status.DELIVERED, opens_count=1)
+    MessageFactory(channel="email", recipient="c@example.com", status=Status.UNDELIVERED)
+    MessageFactory(channel="email", recipient="d@example.com", status=Status.SUPPRESSED)
+    MessageFactory(channel="sms", status=Status.DELIVERED)
+
+    email = api.get(f"{URL}summary/", {"channel": "email"}).json()
+    everything = api.get(f"{URL}summary/").json()
+
+    assert email["total"] == 4
+    assert (email["by_status"]["delivered"], email["by_status"]["suppressed"]) == (2, 1)
+    assert (email["opened"], email["clicked"], email["opens"], email["clicks"]) == (2, 1, 4, 1)
+    assert (email["delivery_rate"], email["open_rate"], email["click_rate"]) == (0.6667, 1.0, 0.5)
+    assert everything["total"] == 5 and everything["delivery_rate"] == 0.75
+
+
+def test_the_summary_of_nothing_has_no_rates(api):
+    assert api.get(f"{URL}summary/").json()["delivery_rate"] is None

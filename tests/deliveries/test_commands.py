@@ -60,6 +60,7 @@ def test_deploy_check_is_clean_under_production_settings():
             "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
             "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "ALLOWED_HOSTS": "tidings.example.com",
+            "PUBLIC_BASE_URL": "https://tidings.example.com",
             "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
         },
         capture_output=True,
@@ -68,6 +69,27 @@ def test_deploy_check_is_clean_under_production_settings():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_warns_when_callbacks_cannot_reach_us_or_are_unprotected():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
+            "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+            "ALLOWED_HOSTS": "tidings.example.com",
+            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+            "MESSENGER_PAGE_ACCESS_TOKEN": "token",
+            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for check_id in ("tidings.W010", "tidings.W011", "tidings.W012"):
+        assert check_id in result.stderr
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():
@@ -81,3 +103,42 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "SECRET_KEY is required" in result.stderr
+
+
+def test_development_settings_point_at_the_fake_providers_make_run_starts():
+    """`make run` starts `python -m fake_providers`; the development settings must match its defaults."""
+    from fake_providers.__main__ import DEVELOPMENT_WEBHOOK_AUTH, parse_args
+    from fake_providers.messenger import DEFAULT_ACCESS_TOKEN, DEFAULT_APP_SECRET
+    from fake_providers.postmark import DEFAULT_SERVER_TOKEN
+    from fake_providers.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; print(json.dumps(["
+        "s.SMS_BACKEND, s.WHATSAPP_BACKEND, s.MESSENGER_BACKEND, s.EMAIL_BACKEND, s.TWILIO_API_BASE_URL, "
+        "s.TWILIO_ACCOUNT_SID, s.TWILIO_AUTH_TOKEN, s.ANYMAIL, s.MESSENGER_GRAPH_API_URL, "
+        "s.MESSENGER_PAGE_ACCESS_TOKEN, s.MESSENGER_APP_SECRET, s.PUBLIC_BASE_URL]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "messaging_project.settings.development"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    sms, whatsapp, messenger, email, twilio_url, sid, token, anymail, graph_url, page_token, secret, public = (
+        __import__("json").loads(result.stdout)
+    )
+    args = parse_args([])
+    assert (sms, whatsapp, messenger, email) == ("twilio", "twilio", "graph", "anymail.backends.postmark.EmailBackend")
+    assert twilio_url == f"http://127.0.0.1:{args.twilio_port}"
+    assert (sid, token) == (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    assert anymail == {
+        "POSTMARK_SERVER_TOKEN": DEFAULT_SERVER_TOKEN,
+        "POSTMARK_API_URL": f"http://127.0.0.1:{args.postmark_port}/",
+        "WEBHOOK_SECRET": DEVELOPMENT_WEBHOOK_AUTH,
+    }
+    assert graph_url == f"http://127.0.0.1:{args.messenger_port}"
+    assert (page_token, secret) == (DEFAULT_ACCESS_TOKEN, DEFAULT_APP_SECRET)
+    assert public == args.app_url

@@ -37,7 +37,7 @@ def test_an_sms_and_an_email_posted_to_the_api_are_sent_by_a_worker(api, fake_tw
     [received_email] = fake_postmark.received
     assert email_row.provider_message_id == received_email["MessageID"]
     assert received_email["subject"] == "Welcome"
-    assert received_email["metadata"] == {"tidings_message_id": str(email_row.pk)}
+    assert received_email["metadata"] == {"tidings_message_id": str(email_row.pk), "tidings_attempt": "1"}
 
     detail = api.get(f"/api/v1/messages/{sms_row.pk}/").json()
     assert [e["to_status"] for e in detail["events"]] == ["queued", "sending", "sent"]

@@ -45,7 +45,7 @@ def test_an_email_goes_through_djangos_email_backend_with_our_id_in_metadata():
     sent = mail.outbox[0]
     assert sent.to == ["ada@example.com"]
     assert sent.alternatives[0][0] == "<b>HTML</b>"
-    assert sent.metadata == {"tidings_message_id": str(message.pk)}
+    assert sent.metadata == {"tidings_message_id": str(message.pk), "tidings_attempt": "1"}
 
 
 def test_priorities_go_to_their_own_queues():

@@ -54,3 +54,30 @@ def test_delivered_never_goes_back_to_sent():
         transition([message.pk], to_status=Status.SENT, from_statuses=[Status.DELIVERED])
     assert transition([message.pk], to_status=Status.SENT) == []
     assert Message.objects.get(pk=message.pk).status == Status.DELIVERED
+
+
+def test_suppressed_is_a_dead_end_reached_only_before_sending():
+    assert TRANSITIONS[Status.SUPPRESSED] == frozenset()
+    assert set(sources_for(Status.SUPPRESSED)) == {Status.SCHEDULED, Status.QUEUED, Status.SENDING}
+
+
+def test_a_receipt_may_overtake_the_worker_but_never_move_a_message_back():
+    assert set(sources_for(Status.DELIVERED)) == {Status.SENDING, Status.SENT}
+    assert set(sources_for(Status.UNDELIVERED)) == {Status.SENDING, Status.SENT}
+    for final in (Status.DELIVERED, Status.UNDELIVERED, Status.SUPPRESSED, Status.CANCELLED):
+        assert Status.SENT not in TRANSITIONS[final]
+
+
+def test_a_provider_report_is_recorded_once_per_message():
+    from django.db import IntegrityError, transaction
+
+    from deliveries.models import MessageEvent
+
+    message = MessageFactory(status=Status.SENT)
+    other = MessageFactory(status=Status.SENT)
+    MessageEvent.objects.create(message=message, kind="provider", dedupe_key="twilio:SM1:delivered")
+    MessageEvent.objects.create(message=other, kind="provider", dedupe_key="twilio:SM1:delivered")
+    MessageEvent.objects.create(message=message, kind="note")
+    MessageEvent.objects.create(message=message, kind="note")  # events without a key are never deduplicated
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MessageEvent.objects.create(message=message, kind="provider", dedupe_key="twilio:SM1:delivered")

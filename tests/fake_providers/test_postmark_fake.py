@@ -176,3 +176,99 @@ def test_recorded_messages_are_listed_and_reset_over_http(fake):
     assert listed["request_count"] == 1
     assert [message["to"] for message in listed["messages"]] == ["ann@example.com"]
     assert (fake.received, fake.request_count, fake.down) == ([], 0, False)
+
+
+# --- Tracking webhooks --------------------------------------------------------------------------------------
+
+
+def posted_events(fake: FakePostmark, app, count: int) -> list[dict]:
+    import json
+
+    from tests.support import wait_for
+
+    wait_for(lambda: len(app.requests) >= count and fake.callbacks_in_flight == 0, timeout=5, message="events")
+    return [json.loads(request["body"]) for request in app.requests]
+
+
+def test_with_a_webhook_url_it_posts_delivery_opens_and_clicks_with_basic_auth(fake):
+    from tests.support import CallbackReceiver
+
+    with CallbackReceiver() as app:
+        fake.configure(
+            webhook_url=f"{app.url}/webhooks/anymail/postmark/tracking/",
+            webhook_auth="user:secret",
+            opens=2,
+            clicks=1,
+            callback_delay=0,
+        )
+        message = email_to(fake, ["ann@example.com"])
+        message.metadata = {"tidings_message_id": "12"}
+        message.send()
+        events = posted_events(fake, app, 4)
+
+    assert [event["RecordType"] for event in events] == ["Delivery", "Open", "Open", "Click"]
+    assert [event.get("FirstOpen") for event in events[1:3]] == [True, False]
+    assert {event["MessageID"] for event in events} == {message.anymail_status.message_id}
+    assert {event["Recipient"] for event in events} == {"ann@example.com"}
+    assert events[0]["Metadata"] == {"tidings_message_id": "12"}
+    assert events[3]["OriginalLink"] == "https://example.com/welcome"
+    assert app.requests[0]["headers"]["Authorization"] == "Basic dXNlcjpzZWNyZXQ="
+
+
+def test_anymail_reads_every_event_the_fake_posts(fake):
+    """The fake's payloads go through anymail's own Postmark parser, to the event types we act on."""
+    from anymail.webhooks.postmark import PostmarkTrackingWebhookView
+
+    from fake_providers.postmark import tracking_event
+
+    recorded = {"MessageID": "m-1", "metadata": {"tidings_message_id": "3"}, "tag": "t", "from": "a@example.com"}
+    view = PostmarkTrackingWebhookView(webhook_secret="u:p")
+    parsed = {
+        kind: view.esp_to_anymail_event(tracking_event(kind, recorded, "ann@example.com", first=True, url="u"))
+        for kind in ("Delivery", "Bounce", "SoftBounce", "SpamComplaint", "SubscriptionChange", "Open", "Click")
+    }
+    assert {kind: event.event_type for kind, event in parsed.items()} == {
+        "Delivery": "delivered",
+        "Bounce": "bounced",
+        "SoftBounce": "bounced",
+        "SpamComplaint": "complained",
+        "SubscriptionChange": "unsubscribed",
+        "Open": "opened",
+        "Click": "clicked",
+    }
+    assert {event.metadata["tidings_message_id"] for event in parsed.values()} == {"3"}
+    assert parsed["Bounce"].event_id is not None and parsed["Bounce"].recipient == "ann@example.com"
+    assert parsed["Click"].click_url == "u"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "record_types"),
+    [
+        ("bounce", ["Bounce"]),
+        ("complaint", ["Delivery", "Open", "SpamComplaint"]),
+        ("unsubscribe", ["Delivery", "Open", "SubscriptionChange"]),
+    ],
+)
+def test_the_outcome_decides_the_events(fake, outcome, record_types):
+    from tests.support import CallbackReceiver
+
+    with CallbackReceiver() as app:
+        fake.configure(webhook_url=f"{app.url}/hook", outcome=outcome, opens=1, callback_delay=0)
+        email_to(fake, ["ann@example.com"]).send()
+        events = posted_events(fake, app, len(record_types))
+    assert [event["RecordType"] for event in events] == record_types
+
+
+def test_without_a_webhook_url_nothing_is_posted(fake):
+    email_to(fake, ["ann@example.com"]).send()
+    assert fake.callbacks == [] and fake.callbacks_in_flight == 0
+
+
+def test_inactive_recipients_get_no_events(fake):
+    from tests.support import CallbackReceiver
+
+    with CallbackReceiver() as app:
+        fake.configure(webhook_url=f"{app.url}/hook", callback_delay=0)
+        email_to(fake, ["ann@example.com", "gone@inactive.example"]).send()
+        events = posted_events(fake, app, 1)
+    assert [event["Recipient"] for event in events] == ["ann@example.com"]

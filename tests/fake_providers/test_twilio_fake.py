@@ -259,3 +259,118 @@ def test_count_by_to_counts_accepted_messages_per_recipient(fake, client):
         client.messages.create(to=to, from_=SENDER, body="Hello")
 
     assert fake.count_by_to() == {RECIPIENT: 2, "+14155550101": 1}
+
+
+# --- Status callbacks ---------------------------------------------------------------------------------------
+
+
+def wait_for_callbacks(fake: FakeTwilio, count: int) -> list[dict]:
+    from tests.support import wait_for
+
+    wait_for(lambda: len(fake.callbacks) >= count and fake.callbacks_in_flight == 0, timeout=5, message="callbacks")
+    return fake.callbacks
+
+
+def test_an_accepted_message_gets_sent_then_delivered_callbacks_signed_as_twilio_signs(fake, client):
+    from twilio.request_validator import RequestValidator
+
+    from tests.support import CallbackReceiver
+
+    fake.callback_delay = 0
+    with CallbackReceiver(status=204) as app:
+        callback_url = f"{app.url}/webhooks/twilio/status/?message=7&attempt=1"
+        created = client.messages.create(to=RECIPIENT, from_=SENDER, body="Hello", status_callback=callback_url)
+        callbacks = wait_for_callbacks(fake, 2)
+
+    assert [(c["message_status"], c["status"]) for c in callbacks] == [("sent", 204), ("delivered", 204)]
+    validator = RequestValidator(fake.auth_token)
+    for request in app.requests:
+        assert request["path"] == "/webhooks/twilio/status/?message=7&attempt=1"
+        assert validator.validate(callback_url, request["form"], request["headers"]["X-Twilio-Signature"])
+        assert not RequestValidator("another-token").validate(
+            callback_url, request["form"], request["headers"]["X-Twilio-Signature"]
+        )
+    sent, delivered = (request["form"] for request in app.requests)
+    assert sent == {
+        "AccountSid": fake.account_sid,
+        "ApiVersion": "2010-04-01",
+        "From": SENDER,
+        "To": RECIPIENT,
+        "MessageSid": created.sid,
+        "SmsSid": created.sid,
+        "MessageStatus": "sent",
+        "SmsStatus": "sent",
+    }
+    assert delivered["MessageStatus"] == "delivered" and "RawDlrDoneDate" in delivered
+
+
+@pytest.mark.parametrize(
+    ("outcome", "statuses"),
+    [
+        ("undelivered", ["sent", "undelivered"]),
+        ("failed", ["failed"]),
+        ("sent", ["sent"]),
+        ("none", []),
+    ],
+)
+def test_the_outcome_decides_the_callbacks_and_failures_carry_the_error_code(fake, client, outcome, statuses):
+    from tests.support import CallbackReceiver
+
+    fake.configure(outcome=outcome, error_code=30003, callback_delay=0)
+    with CallbackReceiver() as app:
+        client.messages.create(to=RECIPIENT, from_=SENDER, body="Hello", status_callback=f"{app.url}/status")
+        if statuses:
+            wait_for_callbacks(fake, len(statuses))
+        else:
+            time.sleep(0.1)
+    assert [request["form"]["MessageStatus"] for request in app.requests] == statuses
+    for request in app.requests:
+        expected = "30003" if request["form"]["MessageStatus"] in ("undelivered", "failed") else None
+        assert request["form"].get("ErrorCode") == expected
+
+
+def test_whatsapp_callbacks_carry_the_channel_and_can_report_read(fake, client):
+    from tests.support import CallbackReceiver
+
+    fake.configure(outcome="read", callback_delay=0)
+    with CallbackReceiver() as app:
+        client.messages.create(
+            to=f"whatsapp:{RECIPIENT}", from_=f"whatsapp:{SENDER}", body="Hi", status_callback=f"{app.url}/status"
+        )
+        wait_for_callbacks(fake, 3)
+    forms = [request["form"] for request in app.requests]
+    assert [form["MessageStatus"] for form in forms] == ["sent", "delivered", "read"]
+    assert {form["ChannelPrefix"] for form in forms} == {"whatsapp"}
+    assert forms[0]["From"] == f"whatsapp:{SENDER}"
+
+
+def test_callbacks_never_leave_this_machine(fake, client):
+    fake.callback_delay = 0
+    client.messages.create(to=RECIPIENT, from_=SENDER, body="Hello", status_callback="https://example.com/status")
+    [first, second] = wait_for_callbacks(fake, 2)
+    assert first["status"] is None
+    assert first["error"] == "not posted: https://example.com/status is not on this machine"
+
+
+def test_a_test_can_post_a_status_out_of_order_and_an_inbound_message(fake, client):
+    from tests.support import CallbackReceiver
+
+    fake.outcome = "none"
+    with CallbackReceiver() as app:
+        created = client.messages.create(to=RECIPIENT, from_=SENDER, body="Hi", status_callback=f"{app.url}/status")
+        delivered = fake.post_status(created.sid, "delivered")
+        inbound = fake.send_inbound(f"{app.url}/inbound", from_=RECIPIENT, to=SENDER, body="STOP")
+    assert (delivered["status"], inbound["status"]) == (200, 200)
+    assert app.requests[0]["form"]["MessageStatus"] == "delivered"
+    assert app.requests[1]["form"]["Body"] == "STOP"
+    assert app.requests[1]["form"]["From"] == RECIPIENT
+
+
+def test_callback_settings_are_set_over_http_and_checked(fake):
+    ok = requests.post(f"{fake.url}/_fake/config", json={"outcome": "undelivered", "error_code": 30007}, timeout=5)
+    bad = requests.post(f"{fake.url}/_fake/config", json={"outcome": "lost"}, timeout=5)
+    assert ok.json()["outcome"] == "undelivered" and ok.json()["error_code"] == 30007
+    assert bad.status_code == 400
+    assert (fake.outcome, fake.error_code) == ("undelivered", 30007)
+    fake.reset()
+    assert fake.outcome == "delivered"

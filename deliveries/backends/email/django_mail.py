@@ -1,6 +1,8 @@
 """Email through Django's EMAIL_BACKEND: anymail in production, console in development, locmem in tests.
 
-Anymail's tags and metadata carry our message id so tracking events map back without guessing.
+Anymail's metadata carries our message id and attempt, so tracking events map back without guessing; the tag
+names the category (`tidings-marketing`, `tidings-transactional`) so the ESP's own statistics stay useful.
+Marketing email carries List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click unsubscribe).
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ class EmailBackend(BaseBackend):
         )
         if message.html_body:
             email.attach_alternative(message.html_body, "text/html")
+        if message.unsubscribe_url:
+            email.extra_headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         # Anymail extras; other backends ignore them.
-        email.metadata = {"tidings_message_id": str(message.id)}
-        email.tags = [f"tidings-{message.channel}"]
+        email.metadata = {"tidings_message_id": str(message.id), "tidings_attempt": str(message.attempt)}
+        email.tags = [f"tidings-{message.category}"]
         return email
 
     def send(self, message: OutgoingMessage) -> SendResult:

@@ -1,4 +1,4 @@
-"""Prints each SMS to standard output instead of sending it. The development default."""
+"""Prints each message to standard output instead of sending it. The development default for text channels."""
 
 import sys
 import threading
@@ -13,10 +13,11 @@ class SmsBackend(BaseBackend):
     provider_name = "console"
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        media = "".join(f"[media] {url}\n" for url in message.media_urls)
         with _print_lock:
             sys.stdout.write(
-                f"--- SMS #{message.id} to {message.recipient} from {message.sender or '(default)'} ---\n"
-                f"{message.body}\n"
+                f"--- {message.channel.upper()} #{message.id} to {message.recipient} "
+                f"from {message.sender or '(default)'} ---\n{message.body}\n{media}"
             )
             sys.stdout.flush()
         return SendResult(

@@ -1,4 +1,4 @@
-"""Keeps sent SMS in `outbox`, like django.core.mail.outbox. For tests."""
+"""Keeps sent messages (SMS, WhatsApp, Messenger) in `outbox`, like django.core.mail.outbox. For tests."""
 
 import uuid
 

@@ -1,16 +1,22 @@
-"""SMS through Twilio's Messages API with the official `twilio` client.
+"""SMS and MMS through Twilio's Messages API with the official `twilio` client.
 
 The client's default HTTP client has no timeout, so we always give it one. TWILIO_API_BASE_URL points the real
 client at another host (the fake Twilio server in development and tests) by rewriting each request's URL.
+Every message asks Twilio for status callbacks at our /webhooks/twilio/status/, with our message id and attempt
+in the (signed) URL, so a receipt finds its message even before the worker has stored Twilio's SID.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
+from django.urls import reverse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -40,24 +46,44 @@ class RebasedTwilioHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
+MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+
+def status_callback_url(message: OutgoingMessage) -> str:
+    """Where Twilio posts this message's status changes. Twilio signs the whole URL, query string included."""
+    query = urlencode({"message": message.id, "attempt": message.attempt})
+    return f"{settings.PUBLIC_BASE_URL}{reverse('webhooks:twilio-status')}?{query}"
+
+
 class SmsBackend(BaseBackend):
     provider_name = "twilio"
+    # Twilio's address prefix for the channel ("whatsapp:"); SMS has none.
+    address_prefix = ""
+    backend_setting = "SMS_BACKEND=twilio"
+    from_setting = "TWILIO_FROM_NUMBER"
+    service_setting = "TWILIO_MESSAGING_SERVICE_SID"
 
     def __init__(self, **options):
         super().__init__(**options)
         self.account_sid = options.get("account_sid", settings.TWILIO_ACCOUNT_SID)
         self.auth_token = options.get("auth_token", settings.TWILIO_AUTH_TOKEN)
-        self.from_number = options.get("from_number", settings.TWILIO_FROM_NUMBER)
-        self.messaging_service_sid = options.get("messaging_service_sid", settings.TWILIO_MESSAGING_SERVICE_SID)
+        self.from_number = options.get("from_number", getattr(settings, self.from_setting))
+        self.messaging_service_sid = options.get("messaging_service_sid", getattr(settings, self.service_setting))
         self.base_url = options.get("base_url", settings.TWILIO_API_BASE_URL)
         self.timeout = options.get("timeout", settings.TWILIO_TIMEOUT)
         if not (self.account_sid and self.auth_token):
-            raise BackendConfigurationError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+            raise BackendConfigurationError(f"{self.backend_setting} needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
         if not (self.from_number or self.messaging_service_sid):
             raise BackendConfigurationError(
-                "SMS_BACKEND=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID."
+                f"{self.backend_setting} needs {self.from_setting} or {self.service_setting}."
             )
         self._local = threading.local()
+
+    def address(self, value: str) -> str:
+        """A number as Twilio wants it on this channel."""
+        if not self.address_prefix or value.startswith(self.address_prefix):
+            return value
+        return self.address_prefix + value
 
     def _client(self) -> Client:
         # One client (one HTTP session) per thread: requests sessions are not guaranteed thread-safe.
@@ -69,13 +95,22 @@ class SmsBackend(BaseBackend):
         return client
 
     def build_params(self, message: OutgoingMessage) -> dict:
-        params: dict = {"to": message.recipient, "body": message.body}
-        if message.sender:
-            params["from_"] = message.sender
-        elif self.messaging_service_sid:
-            params["messaging_service_sid"] = self.messaging_service_sid
+        """The arguments of `client.messages.create()`. A per-message sender (a number or a Messaging Service
+        SID) wins over the configured one; a configured Messaging Service wins over a configured number."""
+        params: dict = {"to": self.address(message.recipient), "status_callback": status_callback_url(message)}
+        if message.body:
+            params["body"] = message.body
+        if message.media_urls:
+            params["media_url"] = list(message.media_urls)
+        if message.content_sid:
+            params["content_sid"] = message.content_sid
+            if message.content_variables:
+                params["content_variables"] = json.dumps(message.content_variables)
+        sender = message.sender or self.messaging_service_sid or self.from_number
+        if MESSAGING_SERVICE_SID.match(sender):
+            params["messaging_service_sid"] = sender
         else:
-            params["from_"] = self.from_number
+            params["from_"] = self.address(sender)
         return params
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -89,7 +124,11 @@ class SmsBackend(BaseBackend):
                 else PermanentDeliveryError
             )
             raise error_class(
-                reason, code=error.code or error.status, provider=self.provider_name, status_code=error.status
+                reason,
+                code=error.code or error.status,
+                provider=self.provider_name,
+                status_code=error.status,
+                suppress=twilio_errors.SUPPRESSING_CODES.get(error.code or 0, ""),
             )
         except TwilioException as error:
             raise TransientDeliveryError(f"Twilio error: {error}", provider=self.provider_name) from error

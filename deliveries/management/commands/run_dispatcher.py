@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
 from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
+from deliveries.services.feedback import receipts_prune
 from deliveries.services.sending import fail_expired_leases
 
 logger = logging.getLogger("deliveries.dispatcher")
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                     failed = fail_expired_leases()
                     if failed:
                         logger.warning("Failed %s message(s) whose worker stopped mid-send; review them", failed)
+                    receipts_prune()
                     next_reconcile = started + reconcile_every
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)

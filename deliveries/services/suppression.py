@@ -1,0 +1,146 @@
+"""The suppression list: who must not be messaged on which channel, and the signed one-click unsubscribe links.
+
+One row per channel and address. Opt-outs (STOP, an unsubscribe link, an ESP's unsubscribe event) block marketing
+messages only; hard bounces, spam complaints and entries added by hand block every message. The worker checks the
+list right after claiming a batch, so an opt-out that arrives after a message was queued is still honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from ..models import Category, Message, Suppression
+
+Reason = Suppression.Reason
+
+# A stronger reason replaces a weaker one on an existing entry (a bounce after an opt-out), never the other way.
+REASON_STRENGTH = {Reason.OPT_OUT: 1, Reason.MANUAL: 2, Reason.COMPLAINT: 2, Reason.HARD_BOUNCE: 3}
+
+UNSUBSCRIBE_SALT = "tidings.unsubscribe"
+
+
+class InvalidUnsubscribeToken(ValueError):
+    """The unsubscribe link was altered, forged, or signed with another SECRET_KEY."""
+
+
+def suppression_address(channel: str, address: str) -> str:
+    """The form an address is listed under: email addresses in lower case, since in practice nobody's mailbox
+    depends on the case of its local part, and a bounce may report the address differently than we sent it."""
+    return address.strip().lower() if channel == "email" else address.strip()
+
+
+def suppression_for(*, channel: str, address: str) -> Suppression | None:
+    return Suppression.objects.filter(channel=channel, address=suppression_address(channel, address)).first()
+
+
+def suppression_blocks(suppression: Suppression, *, category: str) -> bool:
+    """Whether this entry stops a message of this category. Transactional messages skip opt-outs only."""
+    return not (suppression.reason == Reason.OPT_OUT and category == Category.TRANSACTIONAL)
+
+
+def suppression_add(
+    *,
+    channel: str,
+    address: str,
+    reason: str,
+    source: str,
+    detail: str = "",
+    message: Message | None = None,
+    created_by=None,
+) -> Suppression:
+    """Put an address on the channel's suppression list. Idempotent: an existing entry is kept, and only a
+    stronger reason (a hard bounce after an opt-out) replaces its reason, source and detail."""
+    address = suppression_address(channel, address)
+    values = {"reason": reason, "source": source[:100], "detail": detail, "message": message, "created_by": created_by}
+    try:
+        with transaction.atomic():
+            suppression, created = Suppression.objects.get_or_create(channel=channel, address=address, defaults=values)
+    except IntegrityError:  # another request added it between our read and our insert
+        suppression, created = Suppression.objects.get(channel=channel, address=address), False
+    if not created and REASON_STRENGTH[reason] > REASON_STRENGTH[suppression.reason]:
+        for name, value in values.items():
+            setattr(suppression, name, value)
+        suppression.save()
+    return suppression
+
+
+def suppression_lift(*, channel: str, address: str, reasons: Iterable[str] | None = (Reason.OPT_OUT,)) -> bool:
+    """Take an address off the list. By default only an opt-out is lifted (a START reply, a resubscribe): a hard
+    bounce or a complaint stays until a person removes it. `reasons=None` lifts any entry. Returns whether one was
+    removed."""
+    entries = Suppression.objects.filter(channel=channel, address=suppression_address(channel, address))
+    if reasons is not None:
+        entries = entries.filter(reason__in=list(reasons))
+    deleted, _ = entries.delete()
+    return bool(deleted)
+
+
+def suppressions_blocking(messages: Iterable[Message]) -> dict[int, Suppression]:
+    """The entries that stop each of these messages, by message id, in one query for the whole batch."""
+    messages = list(messages)
+    if not messages:
+        return {}
+    keys = {(m.channel, suppression_address(m.channel, m.recipient)) for m in messages}
+    entries = Suppression.objects.filter(
+        channel__in={channel for channel, _ in keys}, address__in={address for _, address in keys}
+    )
+    by_key = {(entry.channel, entry.address): entry for entry in entries}
+    blocking = {}
+    for message in messages:
+        entry = by_key.get((message.channel, suppression_address(message.channel, message.recipient)))
+        if entry is not None and suppression_blocks(entry, category=message.category):
+            blocking[message.pk] = entry
+    return blocking
+
+
+def suppression_explain(suppression: Suppression) -> str:
+    """Why a message to this address was not sent, in words a person can act on."""
+    source = f" ({suppression.source})" if suppression.source else ""
+    return (
+        f"Not sent: {suppression.address} is on the {suppression.channel} suppression list: "
+        f"{suppression.get_reason_display().lower()}{source} on {suppression.created_at:%Y-%m-%d %H:%M} UTC."
+    )
+
+
+# --- One-click unsubscribe (RFC 8058) ------------------------------------------------------------------------
+# The token signs only our message id: no address in URLs or access logs, and it never expires, because a link
+# in a months-old email must still work.
+
+
+def unsubscribe_token_make(*, message_id: int) -> str:
+    return signing.dumps(message_id, salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_url_for(message_id: int) -> str:
+    path = reverse("unsubscribe", args=[unsubscribe_token_make(message_id=message_id)])
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def unsubscribe_message_for(token: str) -> Message:
+    """The message an unsubscribe link was sent in. Raises InvalidUnsubscribeToken for a forged or stale link."""
+    try:
+        message_id = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        raise InvalidUnsubscribeToken("This unsubscribe link is not valid.") from None
+    message = Message.objects.filter(pk=message_id).first() if isinstance(message_id, int) else None
+    if message is None:
+        raise InvalidUnsubscribeToken("This unsubscribe link is not valid.")
+    return message
+
+
+def unsubscribe_with_token(*, token: str, source: str) -> Suppression:
+    """Opt the recipient of the message behind `token` out of marketing on its channel."""
+    message = unsubscribe_message_for(token)
+    return suppression_add(
+        channel=message.channel,
+        address=message.recipient,
+        reason=Reason.OPT_OUT,
+        source=source,
+        detail=f"Unsubscribed from message #{message.pk}.",
+        message=message,
+    )

@@ -19,21 +19,27 @@ from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED}),
-    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED}),
-    # Back to scheduled is a retry after a transient error.
-    Status.SENDING: frozenset({Status.SENT, Status.FAILED, Status.SCHEDULED}),
+    # Back to scheduled is a deferral: a rate limit or an open circuit breaker; no attempt is spent.
+    Status.QUEUED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED, Status.FAILED}),
+    # Back to scheduled is a retry after a transient error. Review: the worker died mid-call, outcome unknown.
+    Status.SENDING: frozenset({Status.SENT, Status.FAILED, Status.SCHEDULED, Status.REVIEW}),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
     Status.DELIVERED: frozenset(),
     Status.UNDELIVERED: frozenset(),
     # A person may retry a failed message from the admin or the API.
     Status.FAILED: frozenset({Status.QUEUED}),
     Status.CANCELLED: frozenset(),
+    # A person resends it or marks it failed or sent; the worker's late result or the provider's webhook may
+    # also settle it.
+    Status.REVIEW: frozenset({Status.QUEUED, Status.SENT, Status.FAILED, Status.DELIVERED, Status.UNDELIVERED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED})
 # Statuses in which a message is still on its way out.
 PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+# Statuses that wait for a person.
+ATTENTION_STATUSES = frozenset({Status.REVIEW})
 
 # The timestamp column stamped when a message enters a status.
 STAMP_FIELD = {

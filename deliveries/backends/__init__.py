@@ -24,6 +24,16 @@ def backend_path_for(channel: str) -> str:
     raise ValueError(f"No backend for channel {channel!r}")
 
 
+def provider_for(channel: str) -> str:
+    """The name of the provider a channel sends through (twilio, postmark, locmem...): the key of its circuit
+    breaker and rate limits."""
+    if channel == "email":
+        from .email.django_mail import provider_name_for
+
+        return provider_name_for(settings.EMAIL_BACKEND)
+    return import_string(backend_path_for(channel)).provider_name
+
+
 def get_backend(channel: str) -> BaseBackend:
     """A fresh backend instance for the channel, as configured in settings."""
     return import_string(backend_path_for(channel))()

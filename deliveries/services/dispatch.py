@@ -26,7 +26,9 @@ from ..state import transition, update_returning_ids
 logger = logging.getLogger(__name__)
 
 SEND_JOB = "deliveries.jobs.send_messages"
-DEAD_JOB_STATUSES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A job in one of these will still run. A started job claims its messages as it reaches them, so a message still
+# `queued` long after its job started belongs to a worker that died (RQ itself notices only minutes later).
+WAITING_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def new_job_id() -> str:
@@ -126,8 +128,12 @@ def dispatch_due_messages(*, limit: int = 5000) -> int:
 
 
 def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 20000) -> int:
-    """Find queued messages whose job Redis no longer has (flushed, lost, finished without them) and queue them
-    again. Returns how many were re-queued. Safe to run in several places at once."""
+    """Find queued messages without a live job and queue them again: Redis lost the job (flushed, restarted),
+    it finished without them, or the worker running it died. Returns how many were re-queued.
+
+    Safe to run in several places at once, and safe when wrong: a message re-queued while its old job still runs
+    is claimed by exactly one of the two jobs.
+    """
     older_than = settings.RECONCILE_AFTER if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=older_than)
     rows = list(
@@ -144,7 +150,7 @@ def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 200
     except RedisError as error:
         logger.warning("Redis unavailable, cannot reconcile queued messages yet: %s", error)
         return 0
-    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) not in DEAD_JOB_STATUSES}
+    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING_JOB_STATUSES}
     orphans = [(pk, priority) for pk, priority, job_id in rows if job_id not in alive]
     if not orphans:
         return 0

@@ -87,6 +87,13 @@ class SendRateLimiter:
                 waits.append(Wait(stats.reset_time, item.amount, item.get_expiry(), str(item), per_sender))
         return max(waits, key=lambda wait: wait.until) if waits else None
 
+    def capacity(self) -> int | None:
+        """How many more calls the provider-wide limits allow right now; None when there are none."""
+        if not self.provider_limits:
+            return None
+        limiter = _limiter()
+        return min(max(limiter.get_window_stats(item, self.provider).remaining, 0) for item in self.provider_limits)
+
     def describe(self) -> dict:
         """Each provider-wide limit and what is left of it now, for the health endpoint and the admin."""
         limiter = _limiter()

@@ -107,18 +107,49 @@ def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[tuple[
     return jobs
 
 
+def dispatch_allowance(channel: str) -> int | None:
+    """How many more messages of a channel may go to the queues now; None for no cap.
+
+    With a send rate or a paused provider, releasing every due message would only have the workers defer most of
+    them again; this releases what the provider can take now, less what is already queued for it.
+    """
+    from ..backends import provider_for
+    from .sending import ProviderGate
+
+    try:
+        capacity = ProviderGate(channel, provider_for(channel)).capacity()
+    except Exception as error:  # Redis down or a misconfigured backend: let the workers decide and say why
+        logger.debug("No dispatch allowance for %s: %s", channel, error)
+        return None
+    if capacity is None:
+        return None
+    return max(capacity - Message.objects.filter(status=Status.QUEUED, channel=channel).count(), 0)
+
+
 def dispatch_due_messages(*, limit: int = 5000) -> int:
     """Move scheduled messages whose time has come to the queues. Returns how many were queued.
 
-    Several dispatchers may run at once: each row moves scheduled -> queued in exactly one of them.
+    Several dispatchers may run at once: each row moves scheduled -> queued in exactly one of them. A channel
+    whose provider is rate limited or paused gets only what it can send now (see dispatch_allowance).
     """
     now = timezone.now()
     order = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
-    rows = list(
+    due = list(
         Message.objects.filter(status=Status.SCHEDULED, send_at__lte=now)
         .order_by("send_at", "pk")
-        .values_list("pk", "priority")[:limit]
+        .values_list("pk", "priority", "channel")[:limit]
     )
+    if not due:
+        return 0
+    allowances = {channel: dispatch_allowance(channel) for channel in {row[2] for row in due}}
+    rows = []
+    for pk, priority, channel in due:
+        allowance = allowances[channel]
+        if allowance is not None:
+            if allowance <= 0:
+                continue
+            allowances[channel] = allowance - 1
+        rows.append((pk, priority))
     if not rows:
         return 0
     rows.sort(key=lambda row: order.get(row[1], 1))

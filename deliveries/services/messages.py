@@ -189,3 +189,45 @@ def message_retry(*, message: Message, by: str = "") -> bool:
             message.refresh_from_db()
             enqueue_messages_on_commit([message])
     return bool(moved)
+
+
+def message_review_resend(*, message: Message, by: str = "") -> bool:
+    """Send a message that needs review again: a person checked that the provider does not have it.
+    Returns False if it was not in review."""
+    job_id = new_job_id()
+    with transaction.atomic():
+        moved = transition(
+            [message.pk],
+            to_status=Status.QUEUED,
+            from_statuses=[Status.REVIEW],
+            fields={"job_id": job_id, "send_at": None, "claim_token": None},
+            detail=f"Checked by {by or 'a person'}: not at the provider. Sending again.",
+        )
+        if moved:
+            message.refresh_from_db()
+            enqueue_messages_on_commit([message])
+    return bool(moved)
+
+
+def message_review_mark_sent(*, message: Message, by: str = "") -> bool:
+    """Settle a message that needs review as sent: a person found it at the provider. False if not in review."""
+    moved = transition(
+        [message.pk],
+        to_status=Status.SENT,
+        from_statuses=[Status.REVIEW],
+        fields={"last_error_code": "", "last_error_message": "", "claim_token": None},
+        detail=f"Checked by {by or 'a person'}: the provider has it. Marked sent.",
+    )
+    return bool(moved)
+
+
+def message_review_mark_failed(*, message: Message, by: str = "") -> bool:
+    """Settle a message that needs review as failed, not to be sent again. False if not in review."""
+    moved = transition(
+        [message.pk],
+        to_status=Status.FAILED,
+        from_statuses=[Status.REVIEW],
+        fields={"claim_token": None},
+        detail=f"Marked failed by {by or 'a person'} after review.",
+    )
+    return bool(moved)

@@ -241,6 +241,16 @@ class ProviderGate:
         self.breaker = ProviderBreaker(provider)
         self.limiter = SendRateLimiter(channel, provider)
 
+    def capacity(self) -> int | None:
+        """How many calls may start now (None: no limit), for the dispatcher to release no more messages than
+        can go out: none while the breaker pauses the provider, one for its probe, else what the rate leaves."""
+        status = self.breaker.status()
+        if status.state == "open" and status.retry_at is not None and time.time() < status.retry_at:
+            return 0
+        if status.state in ("open", "half-open"):
+            return 1
+        return self.limiter.capacity()
+
     def admit(self, sender: str) -> tuple[Deferral | None, bool]:
         """(None, is_probe) when a call may start now and has taken its rate slot; (a Deferral, False) if not.
 

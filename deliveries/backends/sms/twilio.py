@@ -14,6 +14,7 @@ from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageList  # noqa: F401 - loaded lazily otherwise, per process
 
 from ...exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from .. import twilio_errors

@@ -6,6 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .forms import ComposeForm
+from .health import providers_status
 from .models import ApiKey, Message, MessageEvent, Status
 from .services.api_keys import api_key_revoke
 from .services.messages import (
@@ -14,6 +15,9 @@ from .services.messages import (
     message_create,
     message_request_validate,
     message_retry,
+    message_review_mark_failed,
+    message_review_mark_sent,
+    message_review_resend,
 )
 
 STATUS_COLOURS = {
@@ -25,6 +29,7 @@ STATUS_COLOURS = {
     Status.UNDELIVERED: "#dc3545",
     Status.FAILED: "#dc3545",
     Status.CANCELLED: "#adb5bd",
+    Status.REVIEW: "#fd7e14",
 }
 
 
@@ -78,14 +83,23 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["template"]
     inlines = [MessageEventInline]
-    actions = ["cancel_selected", "retry_selected"]
+    actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["status_label", "channel", "recipient", "sender", "priority", "send_at", "campaign"]}),
         ("Content", {"fields": ["template", "context", "subject", "body", "html_body"]}),
         (
             "Provider",
-            {"fields": ["provider", "provider_message_id", "attempts", "last_error_code", "last_error_message"]},
+            {
+                "fields": [
+                    "provider",
+                    "provider_message_id",
+                    "attempts",
+                    "expires_at",
+                    "last_error_code",
+                    "last_error_message",
+                ]
+            },
         ),
         (
             "When",
@@ -119,6 +133,9 @@ class MessageAdmin(admin.ModelAdmin):
     def has_retry_permission(self, request):
         return request.user.has_perm("deliveries.retry_message")
 
+    def has_review_permission(self, request):
+        return request.user.has_perm("deliveries.review_message")
+
     @admin.display(description="Status", ordering="status")
     def status_label(self, obj):
         return status_badge(obj.status, obj.get_status_display())
@@ -148,6 +165,32 @@ class MessageAdmin(admin.ModelAdmin):
             request,
             f"Queued {done} message(s) again." + (f" {skipped} were not failed, so left alone." if skipped else ""),
         )
+
+    def _settle_reviewed(self, request, queryset, service, done_text: str):
+        by = request.user.get_username()
+        done = sum(service(message=m, by=by) for m in queryset)
+        skipped = queryset.count() - done
+        self.message_user(
+            request, done_text.format(done) + (f" {skipped} did not need review, so left alone." if skipped else "")
+        )
+
+    @admin.action(
+        description="Needs review: send selected again (the provider does not have them)", permissions=["review"]
+    )
+    def resend_reviewed(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_resend, "Queued {} message(s) again.")
+
+    @admin.action(description="Needs review: mark selected as sent (the provider has them)", permissions=["review"])
+    def mark_reviewed_sent(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_mark_sent, "Marked {} message(s) sent.")
+
+    @admin.action(description="Needs review: mark selected as failed", permissions=["review"])
+    def mark_reviewed_failed(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_mark_failed, "Marked {} message(s) failed.")
+
+    def changelist_view(self, request, extra_context=None):
+        # The providers' breakers and rates above the list: why messages are waiting, when they will go.
+        return super().changelist_view(request, {**(extra_context or {}), "providers": providers_status()})
 
     def get_urls(self):
         compose = self.admin_site.admin_view(

@@ -19,6 +19,12 @@ class MessageCreateSerializer(serializers.Serializer):
     send_at = serializers.DateTimeField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.DEFAULT)
     metadata = serializers.DictField(required=False, default=dict)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Too late after this: the message fails rather than go out."
+    )
+    valid_for = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="Seconds after the send time; sets expires_at."
+    )
 
     def validate(self, attrs):
         try:
@@ -54,6 +60,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "priority",
             "status",
             "send_at",
+            "expires_at",
             "provider",
             "provider_message_id",
             "attempts",

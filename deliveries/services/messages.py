@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,9 +15,10 @@ from campaigns.models import MessageTemplate
 from campaigns.services import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_recipient
-from ..models import ApiKey, Message, MessageEvent, Priority, Status
+from ..models import ApiKey, IdempotencyKey, Message, MessageEvent, Priority, Status
 from ..state import transition
 from .dispatch import enqueue_messages_on_commit, new_job_id
+from .idempotency import idempotent_create
 
 # Channels with a working backend; WhatsApp and more arrive with the provider feedback work.
 SUPPORTED_CHANNELS = ("sms", "email")
@@ -37,6 +39,7 @@ class MessageRequest:
     priority: str = Priority.DEFAULT
     metadata: dict[str, Any] = field(default_factory=dict)
     sender: str = ""
+    expires_at: datetime | None = None
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -70,9 +73,13 @@ def message_request_validate(
     priority: str = Priority.DEFAULT,
     metadata: dict[str, Any] | None = None,
     sender: str = "",
+    expires_at: datetime | None = None,
+    valid_for: int | None = None,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
+    `expires_at`, or `valid_for` seconds after the send time, is the "too late" cutoff: past it the message
+    fails instead of going out late (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel).
     Returns the request with the recipient normalised, and the rendered content. Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
@@ -94,6 +101,8 @@ def message_request_validate(
         errors["body"] = ["Give a body, or a template to render one."]
     elif not template and channel == "email" and not subject:
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
+    expires_at, deadline_errors = _deadline(channel, send_at=send_at, expires_at=expires_at, valid_for=valid_for)
+    errors.update(deadline_errors)
     if errors:
         raise MessageValidationError(errors)
     request = MessageRequest(
@@ -108,12 +117,30 @@ def message_request_validate(
         priority=priority or Priority.DEFAULT,
         metadata=metadata or {},
         sender=sender or "",
+        expires_at=expires_at,
     )
     try:
         content = message_render(request)
     except TemplateRenderError as error:
         raise MessageValidationError({error.field if template is None else "template": [error.reason]}) from error
     return request, content
+
+
+def _deadline(
+    channel: str, *, send_at: datetime | None, expires_at: datetime | None, valid_for: int | None
+) -> tuple[datetime | None, dict[str, list[str]]]:
+    if expires_at is not None and valid_for is not None:
+        return None, {"valid_for": ["Give expires_at or valid_for, not both."]}
+    if expires_at is None:
+        valid_for = valid_for if valid_for is not None else getattr(settings, f"{channel.upper()}_VALID_FOR", None)
+        if valid_for is None:
+            return None, {}
+        if valid_for <= 0:
+            return None, {"valid_for": ["valid_for is a number of seconds above 0."]}
+        expires_at = (send_at or timezone.now()) + timedelta(seconds=valid_for)
+    if expires_at <= max(send_at or timezone.now(), timezone.now()):
+        return None, {"expires_at": ["The deadline must come after the send time."]}
+    return expires_at, {}
 
 
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
@@ -128,6 +155,7 @@ def message_create(
     created_by=None,
     api_key: ApiKey | None = None,
     campaign=None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> Message:
     """Store a message and, once the row is committed, queue it (or leave it to the dispatcher if scheduled).
 
@@ -148,12 +176,14 @@ def message_create(
         metadata=request.metadata,
         priority=request.priority,
         send_at=request.send_at,
+        expires_at=request.expires_at,
         status=status,
         job_id=new_job_id() if status == Status.QUEUED else "",
         queued_at=now if status == Status.QUEUED else None,
         created_by=created_by,
         api_key=api_key,
         campaign=campaign,
+        idempotency_key=idempotency_key,
     )
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
@@ -161,6 +191,26 @@ def message_create(
     if status == Status.QUEUED:
         enqueue_messages_on_commit([message])
     return message
+
+
+def message_create_idempotent(
+    *,
+    request: MessageRequest,
+    content: RenderedContent,
+    api_key: ApiKey,
+    idempotency_key: str,
+    fingerprint: str,
+) -> tuple[Message, bool]:
+    """message_create() once per API key and Idempotency-Key. Returns (message, created): a repeat of the same
+    request gets the original message; the same key with another request raises IdempotencyKeyError."""
+    return idempotent_create(
+        api_key=api_key,
+        key=idempotency_key,
+        scope="messages.create",
+        fingerprint=fingerprint,
+        create=lambda record: message_create(request=request, content=content, api_key=api_key, idempotency_key=record),
+        replay=lambda record: record.messages.get(),
+    )
 
 
 def message_cancel(*, message: Message, by: str = "") -> bool:

@@ -52,7 +52,8 @@ def workers_status() -> dict[str, Any]:
 
 
 def providers_status() -> dict[str, Any]:
-    """Each provider's circuit breaker (closed, open with when it will be tried again, half-open) and send rate.
+    """By channel: its provider's circuit breaker (closed, open with when it will be tried again, half-open) and
+    its send rate.
 
     `ok` is false while any breaker is not closed: messages for that provider wait instead of going out.
     """
@@ -68,10 +69,10 @@ def providers_status() -> dict[str, Any]:
             providers[channel] = {"ok": False, "error": f"{error.__class__.__name__}: {error}"}
             continue
         breaker = ProviderBreaker(provider).status()
-        entry = {"channel": channel, "breaker": breaker.as_dict(), "ok": breaker.state == "closed"}
+        entry = {"provider": provider, "breaker": breaker.as_dict(), "ok": breaker.state == "closed"}
         try:
             entry["rate"] = SendRateLimiter(channel, provider).describe()
         except (RedisError, OSError) as error:
             entry["rate"] = {"error": str(error)}
-        providers[provider] = entry
+        providers[channel] = entry
     return {"ok": all(entry["ok"] for entry in providers.values()), "providers": providers}

@@ -15,8 +15,11 @@ For each message, in order (docs/reliability.md says why):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import signal
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -42,6 +45,35 @@ logger = logging.getLogger(__name__)
 
 # When Redis cannot say whether the rate allows a call, look again this many seconds later.
 RATE_UNKNOWN_WAIT_SECONDS = 1.0
+
+# Set by SIGTERM during a job: claim nothing more, finish and record the calls in flight, return.
+_stop_requested = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """While a job runs, SIGTERM stops it after the provider calls in flight instead of killing it mid-call.
+
+    RQ already lets the worker finish its job on SIGTERM (warm shutdown), but the job runs in a forked work horse
+    that dies at once if it gets the signal too, as it does when the platform signals every process (systemd,
+    Heroku, `kill` of the process group). Messages the job had not reached stay `queued` for the reconciler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def request_stop(signum, frame):
+        _stop_requested.set()
+        if callable(previous):  # in-process workers: RQ's own warm shutdown
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_requested.clear()
 
 
 def max_attempts_for(channel: str) -> int:
@@ -314,6 +346,9 @@ class _ChannelSender:
         try:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(rows)) or 1) as pool:
                 for pk, sender in rows:
+                    if _stop_requested.is_set():
+                        logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
+                        break
                     self._collect(block=len(self.in_flight) >= self.concurrency)
                     held = held_all or held_by_sender.get(sender)
                     if held is not None:
@@ -334,9 +369,10 @@ class _ChannelSender:
                         continue
                     future = pool.submit(self.gate.call, self.backend, to_outgoing(claimed[0]), probe)
                     self.in_flight[future] = claimed[0]
-                while self.in_flight:
-                    self._collect(block=True)
         finally:
+            # Every call that started gets its outcome recorded, whatever stopped the loop.
+            while self.in_flight:
+                self._collect(block=True)
             self.backend.close()
             for deferral in [held_all, *held_by_sender.values()]:
                 if deferral is not None:
@@ -366,15 +402,18 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     by_channel: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for pk, channel, sender in rows.values_list("pk", "channel", "sender"):
         by_channel[channel].append((pk, sender))
-    for channel, channel_rows in by_channel.items():
-        try:
-            backend = get_backend(channel)
-        except Exception as error:  # misconfiguration: fail loudly on each message, with the reason
-            logger.exception("No usable backend for %s", channel)
-            failure = DeliveryError(f"The {channel} provider is not configured: {error}", code="configuration")
-            for message in claim_messages([pk for pk, _ in channel_rows]):
-                counts[record_failure(message, failure, provider="")] += 1
-            continue
-        _ChannelSender(channel, backend, counts).run(channel_rows)
+    with stop_on_sigterm():
+        for channel, channel_rows in by_channel.items():
+            if _stop_requested.is_set():
+                break
+            try:
+                backend = get_backend(channel)
+            except Exception as error:  # misconfiguration: fail loudly on each message, with the reason
+                logger.exception("No usable backend for %s", channel)
+                failure = DeliveryError(f"The {channel} provider is not configured: {error}", code="configuration")
+                for message in claim_messages([pk for pk, _ in channel_rows]):
+                    counts[record_failure(message, failure, provider="")] += 1
+                continue
+            _ChannelSender(channel, backend, counts).run(channel_rows)
     counts.pop("", None)
     return {status: count for status, count in counts.items() if count}

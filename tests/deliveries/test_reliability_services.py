@@ -238,7 +238,7 @@ def test_messages_wait_without_spending_attempts_while_the_breaker_is_open(fake_
     assert fake_twilio.request_count == 2
 
     ready = client.get("/health/ready").json()
-    assert ready["checks"]["providers"]["providers"]["twilio"]["breaker"]["state"] == "open"
+    assert ready["checks"]["providers"]["providers"]["sms"]["breaker"]["state"] == "open"
     assert ready["checks"]["providers"]["ok"] is False
 
 

@@ -4,13 +4,14 @@ Each scenario runs real worker and dispatcher processes against the real Redis, 
 Twilio, and counts what the fake received: every message exactly once, none left waiting.
 """
 
+import os
 import signal
 
 import pytest
 
 from deliveries.models import Message, Status
 from deliveries.services.messages import message_review_mark_sent, message_review_resend
-from tests.reliability.support import queue_sms, statuses, wait_until_settled
+from tests.reliability.support import children_of, queue_sms, statuses, wait_until_settled
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -102,6 +103,32 @@ def test_sigterm_lets_a_busy_worker_finish_its_job_and_leaves_nothing_sending(pi
 
     # The rest wait, queued, for the next worker.
     pipeline.start_worker()
+    assert wait_until_settled(ids, timeout=60) == {Status.SENT: count}
+    assert_each_received_once(fake_twilio, count)
+    pipeline.assert_no_tracebacks()
+
+
+def test_sigterm_to_every_process_of_a_busy_worker_stops_it_after_the_calls_in_flight(pipeline, fake_twilio):
+    """As systemd or Heroku do: the work horse running the job gets SIGTERM too, not only the worker."""
+    count = 200
+    fake_twilio.latency = 0.2
+    ids = queue_sms(count)
+    worker = pipeline.start_worker(SEND_CONCURRENCY="4")
+    wait_for(lambda: statuses(ids)[Status.SENDING] > 0, timeout=30, message="the worker to be mid-job")
+    horses = children_of(worker.pid)
+    assert horses, "the job runs in a forked work horse"
+
+    for pid in [worker.pid, *horses]:
+        os.kill(pid, signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0
+    after_stop = statuses(ids)
+    assert after_stop[Status.SENDING] == 0, after_stop
+    assert after_stop[Status.SENT] == len(fake_twilio.received) < 20  # it stopped inside its first job
+    assert after_stop[Status.SENT] + after_stop[Status.QUEUED] == count, after_stop
+
+    # The stopped job's unsent messages have no job any more: the reconciler queues them again.
+    pipeline.start_worker()
+    pipeline.start_dispatcher()
     assert wait_until_settled(ids, timeout=60) == {Status.SENT: count}
     assert_each_received_once(fake_twilio, count)
     pipeline.assert_no_tracebacks()

@@ -37,7 +37,7 @@ from ..backends.base import BaseBackend, OutgoingMessage, SendResult
 from ..circuit_breakers import ProviderBreaker, ProviderPaused
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Message, Status
-from ..rate_limits import SendRateLimiter
+from ..rate_limits import SendRateLimiter, Wait
 from ..state import transition
 from .recovery import fail_expired_messages
 
@@ -300,19 +300,24 @@ class ProviderGate:
             limit_wait = self.limiter.wait(sender)
         except RedisError as error:
             logger.warning("Rate limiter unavailable for %s: %s", self.provider, error)
-            limit_wait = None
             reason = "The rate limiter could not be reached."
             deferral = Deferral("rate_unknown", reason, time.time() + RATE_UNKNOWN_WAIT_SECONDS)
         else:
-            until = limit_wait.until if limit_wait else time.time()
-            scope = f"{self.provider} for {sender}" if limit_wait and limit_wait.per_sender else self.provider
-            reason = f"Send rate {limit_wait.limit if limit_wait else ''} of {scope} reached.".replace("  ", " ")
-            code = "sender_rate_limited" if limit_wait and limit_wait.per_sender else "rate_limited"
-            slots, window = (limit_wait.slots, limit_wait.window) if limit_wait else (0, 0.0)
-            deferral = Deferral(code, reason, until, slots, window)
+            deferral = self._rate_deferral(sender, limit_wait)
         if probe:
             self.breaker.release_probe()
         return deferral, False
+
+    def _rate_deferral(self, sender: str, limit_wait: Wait | None) -> Deferral:
+        if limit_wait is None:  # a slot came back between the refusal and the question: try again at once
+            return Deferral("rate_limited", f"Send rate of {self.provider} reached.", time.time())
+        if limit_wait.per_sender:
+            reason = f"Send rate {limit_wait.limit} of {self.provider} for {sender or 'the default sender'} reached."
+            code = "sender_rate_limited"
+        else:
+            reason = f"Send rate {limit_wait.limit} of {self.provider} reached."
+            code = "rate_limited"
+        return Deferral(code, reason, limit_wait.until, limit_wait.slots, limit_wait.window)
 
     def call(self, backend: BaseBackend, message: OutgoingMessage, probe: bool) -> SendResult | ProviderPaused:
         """The provider call, under the breaker; runs in a pool thread and touches no database."""

@@ -8,6 +8,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from .forms import ComposeForm, SuppressionForm
+from .health import providers_status
 from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
 from .selectors import message_outcome_summary
 from .services.api_keys import api_key_revoke
@@ -17,6 +18,9 @@ from .services.messages import (
     message_create,
     message_request_validate,
     message_retry,
+    message_review_mark_failed,
+    message_review_mark_sent,
+    message_review_resend,
 )
 from .services.suppression import suppression_add, suppression_blocks, suppression_for, suppression_lift
 
@@ -30,6 +34,7 @@ STATUS_COLOURS = {
     Status.FAILED: "#dc3545",
     Status.CANCELLED: "#adb5bd",
     Status.SUPPRESSED: "#fd7e14",
+    Status.REVIEW: "#d63384",
 }
 
 
@@ -67,7 +72,7 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["template"]
     change_form_template = "admin/deliveries/message/change_form.html"
-    actions = ["cancel_selected", "retry_selected"]
+    actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
     show_full_result_count = False
     fieldsets = [
         (
@@ -104,7 +109,16 @@ class MessageAdmin(admin.ModelAdmin):
         ("Engagement", {"fields": ["opens_count", "first_opened_at", "clicks_count", "first_clicked_at", "read_at"]}),
         (
             "Provider",
-            {"fields": ["provider", "provider_message_id", "attempts", "last_error_code", "last_error_message"]},
+            {
+                "fields": [
+                    "provider",
+                    "provider_message_id",
+                    "attempts",
+                    "expires_at",
+                    "last_error_code",
+                    "last_error_message",
+                ]
+            },
         ),
         (
             "When",
@@ -137,6 +151,9 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_retry_permission(self, request):
         return request.user.has_perm("deliveries.retry_message")
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("deliveries.review_message")
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, obj):
@@ -203,7 +220,31 @@ class MessageAdmin(admin.ModelAdmin):
             f"Queued {done} message(s) again." + (f" {skipped} were not failed, so left alone." if skipped else ""),
         )
 
+    def _settle_reviewed(self, request, queryset, service, done_text: str):
+        by = request.user.get_username()
+        done = sum(service(message=m, by=by) for m in queryset)
+        skipped = queryset.count() - done
+        self.message_user(
+            request, done_text.format(done) + (f" {skipped} did not need review, so left alone." if skipped else "")
+        )
+
+    @admin.action(
+        description="Needs review: send selected again (the provider does not have them)", permissions=["review"]
+    )
+    def resend_reviewed(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_resend, "Queued {} message(s) again.")
+
+    @admin.action(description="Needs review: mark selected as sent (the provider has them)", permissions=["review"])
+    def mark_reviewed_sent(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_mark_sent, "Marked {} message(s) sent.")
+
+    @admin.action(description="Needs review: mark selected as failed", permissions=["review"])
+    def mark_reviewed_failed(self, request, queryset):
+        self._settle_reviewed(request, queryset, message_review_mark_failed, "Marked {} message(s) failed.")
+
     def changelist_view(self, request, extra_context=None):
+        # The providers' breakers and rates above the list: why messages are waiting, when they will go.
+        extra_context = {**(extra_context or {}), "providers": providers_status()}
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:  # not a redirect or an action's response

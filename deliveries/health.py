@@ -1,4 +1,4 @@
-"""Read-only probes of what the pipeline depends on: the database, Redis and the workers."""
+"""Read-only probes of what the pipeline depends on: the database, Redis, the workers and the providers."""
 
 from __future__ import annotations
 
@@ -49,3 +49,30 @@ def workers_status() -> dict[str, Any]:
     except (RedisError, OSError) as error:
         return {"ok": False, "count": 0, "error": str(error)}
     return {"ok": bool(workers), "count": len(workers), "queues": queues}
+
+
+def providers_status() -> dict[str, Any]:
+    """By channel: its provider's circuit breaker (closed, open with when it will be tried again, half-open) and
+    its send rate.
+
+    `ok` is false while any breaker is not closed: messages for that provider wait instead of going out.
+    """
+    from .backends import provider_for
+    from .circuit_breakers import ProviderBreaker
+    from .rate_limits import SendRateLimiter
+
+    providers: dict[str, Any] = {}
+    for channel in ("sms", "email"):
+        try:
+            provider = provider_for(channel)
+        except Exception as error:  # a misconfigured backend shows here rather than breaking the probe
+            providers[channel] = {"ok": False, "error": f"{error.__class__.__name__}: {error}"}
+            continue
+        breaker = ProviderBreaker(provider).status()
+        entry = {"provider": provider, "breaker": breaker.as_dict(), "ok": breaker.state == "closed"}
+        try:
+            entry["rate"] = SendRateLimiter(channel, provider).describe()
+        except (RedisError, OSError) as error:
+            entry["rate"] = {"error": str(error)}
+        providers[channel] = entry
+    return {"ok": all(entry["ok"] for entry in providers.values()), "providers": providers}

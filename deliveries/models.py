@@ -22,6 +22,8 @@ class Status(models.TextChoices):
     UNDELIVERED = "undelivered", "Undelivered"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # The worker stopped while the provider call was in flight: it may or may not have gone out. A person decides.
+    REVIEW = "review", "Needs review"
     # Never sent: the recipient is on the suppression list (opted out, bounced, complained, blocked by hand).
     SUPPRESSED = "suppressed", "Suppressed"
 
@@ -61,6 +63,26 @@ class ApiKey(models.Model):
     is_authenticated = True
 
 
+class IdempotencyKey(models.Model):
+    """An `Idempotency-Key` an API client sent with a create request, and the fingerprint of that request.
+
+    The messages the request created point here (one for `POST /messages/`, many for a batch), so a replay finds
+    them. The unique constraint is what makes twenty identical requests arriving at once create one message.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=50, help_text="The endpoint the key was used on, e.g. messages.create.")
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body, canonical JSON.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique_per_api_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.scope})"
+
+
 class Message(models.Model):
     """One message to one recipient on one channel: the source of truth for its delivery."""
 
@@ -98,6 +120,9 @@ class Message(models.Model):
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     send_at = models.DateTimeField(null=True, blank=True, help_text="When to send; empty means now.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Too late after this: fail rather than send (a one-time code, say)."
+    )
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -111,6 +136,9 @@ class Message(models.Model):
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    idempotency_key = models.ForeignKey(
+        IdempotencyKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -129,7 +157,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("cancel_message", "Can cancel messages"), ("retry_message", "Can retry failed messages")]
+        permissions = [
+            ("cancel_message", "Can cancel messages"),
+            ("retry_message", "Can retry failed messages"),
+            ("review_message", "Can resolve messages that need review"),
+        ]
         indexes = [
             models.Index(fields=["status", "send_at"], name="message_status_send_at"),
             models.Index(fields=["status", "queued_at"], name="message_status_queued_at"),

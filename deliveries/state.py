@@ -19,12 +19,22 @@ from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
-    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
-    # Back to scheduled is a retry after a transient error. Suppressed: the worker checks the suppression list
-    # right after claiming, so an opt-out that arrived after queueing is still honoured. Delivered and
-    # undelivered straight from sending: a provider's receipt can overtake the worker's own record of the send.
+    # Back to scheduled is a deferral: a rate limit or an open circuit breaker; no attempt is spent.
+    Status.QUEUED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
+    # Back to scheduled is a retry after a transient error. Review: the worker died mid-call, outcome unknown.
+    # Suppressed: the worker checks the suppression list before the call, so an opt-out that arrived after
+    # queueing is still honoured. Delivered and undelivered straight from sending: a provider's receipt can
+    # overtake the worker's own record of the send.
     Status.SENDING: frozenset(
-        {Status.SENT, Status.FAILED, Status.SCHEDULED, Status.SUPPRESSED, Status.DELIVERED, Status.UNDELIVERED}
+        {
+            Status.SENT,
+            Status.FAILED,
+            Status.SCHEDULED,
+            Status.REVIEW,
+            Status.SUPPRESSED,
+            Status.DELIVERED,
+            Status.UNDELIVERED,
+        }
     ),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
     Status.DELIVERED: frozenset(),
@@ -33,6 +43,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.FAILED: frozenset({Status.QUEUED}),
     Status.CANCELLED: frozenset(),
     Status.SUPPRESSED: frozenset(),
+    # A person resends it or marks it failed or sent; the worker's late result or the provider's webhook may
+    # also settle it.
+    Status.REVIEW: frozenset({Status.QUEUED, Status.SENT, Status.FAILED, Status.DELIVERED, Status.UNDELIVERED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).
@@ -40,7 +53,9 @@ FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED,
 # Statuses in which a message is still on its way out.
 PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
 # Statuses a provider's receipt may move a message out of (sending: the receipt overtook the worker's record).
-AWAITING_RECEIPT = frozenset({Status.SENDING, Status.SENT})
+AWAITING_RECEIPT = frozenset({Status.SENDING, Status.SENT, Status.REVIEW})
+# Statuses that wait for a person.
+ATTENTION_STATUSES = frozenset({Status.REVIEW})
 
 # The timestamp column stamped when a message enters a status.
 STAMP_FIELD = {

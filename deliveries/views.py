@@ -6,7 +6,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .health import database_status, redis_status, workers_status
+from .health import database_status, providers_status, redis_status, workers_status
 from .services.suppression import InvalidUnsubscribeToken, unsubscribe_message_for, unsubscribe_with_token
 
 
@@ -22,12 +22,15 @@ def health_live(request):
 def health_ready(request):
     """Can we take and deliver messages? 503 when the database or Redis is unreachable.
 
-    No running worker is reported ("degraded") but stays 200: messages are stored and wait for one.
+    No running worker, or a provider paused by its circuit breaker, is reported ("degraded") but stays 200:
+    messages are stored and wait.
     """
     checks = {"database": database_status(), "redis": redis_status()}
     checks["workers"] = workers_status() if checks["redis"]["ok"] else {"ok": False, "count": 0}
+    checks["providers"] = providers_status() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
     ready = checks["database"]["ok"] and checks["redis"]["ok"]
-    overall = "ok" if ready and checks["workers"]["ok"] else ("degraded" if ready else "unavailable")
+    healthy = checks["workers"]["ok"] and checks["providers"]["ok"]
+    overall = "ok" if ready and healthy else ("degraded" if ready else "unavailable")
     return JsonResponse({"status": overall, "checks": checks}, status=200 if ready else 503)
 
 

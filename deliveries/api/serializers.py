@@ -39,6 +39,12 @@ class MessageCreateSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=64, help_text="Twilio Content SID (WhatsApp templates)."
     )
     content_variables = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Too late after this: the message fails rather than go out."
+    )
+    valid_for = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="Seconds after the send time; sets expires_at."
+    )
 
     def validate(self, attrs):
         try:
@@ -78,6 +84,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "content_variables",
             "status",
             "send_at",
+            "expires_at",
             "provider",
             "provider_message_id",
             "attempts",

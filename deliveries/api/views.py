@@ -1,11 +1,12 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ..models import Message
 from ..selectors import message_outcome_summary
-from ..services.messages import message_cancel, message_create
+from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid, request_fingerprint
+from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
 from .serializers import MessageCreateSerializer, MessageDetailSerializer, MessageSerializer
 
@@ -25,12 +26,42 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_serializer_class(self):
         return MessageDetailSerializer if self.action == "retrieve" else MessageSerializer
 
-    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer})
+    @extend_schema(
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 422: None},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Send a request again with the same key and get the original message back (with "
+                "`Idempotent-Replayed: true`), never a second one. The same key with another body is refused (422).",
+            )
+        ],
+    )
     def create(self, request):
         serializer = MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        message = message_create(**serializer.validated_data, api_key=request.auth)
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            message = message_create(**serializer.validated_data, api_key=request.auth)
+            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        body = request.data.dict() if hasattr(request.data, "dict") else request.data
+        try:
+            message, created = message_create_idempotent(
+                **serializer.validated_data,
+                api_key=request.auth,
+                idempotency_key=key,
+                fingerprint=request_fingerprint(body),
+            )
+        except IdempotencyKeyInvalid as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        except IdempotencyKeyError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        response = Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=False, methods=["get"])

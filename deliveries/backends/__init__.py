@@ -44,6 +44,16 @@ def backend_path_for(channel: str) -> str:
     return BACKENDS[channel].get(configured, configured)
 
 
+def provider_for(channel: str) -> str:
+    """The name of the provider a channel sends through (twilio, postmark, locmem...): the key of its circuit
+    breaker and rate limits."""
+    if channel == "email":
+        from .email.django_mail import provider_name_for
+
+        return provider_name_for(settings.EMAIL_BACKEND)
+    return import_string(backend_path_for(channel)).provider_name
+
+
 def get_backend(channel: str) -> BaseBackend:
     """A fresh backend instance for the channel, as configured in settings."""
     return import_string(backend_path_for(channel))()

@@ -90,12 +90,18 @@ class BaseBackend:
         finally:
             self.close()
 
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
+    def send_checked(self, message: OutgoingMessage) -> SendResult:
+        """`send()`, with any unforeseen exception turned into a TransientDeliveryError: only DeliveryErrors leave."""
         try:
             return self.send(message)
-        except DeliveryError as error:
-            return SendResult(message_id=message.id, provider=self.provider_name, error=error)
+        except DeliveryError:
+            raise
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
             logger.exception("Unexpected error sending message %s through %s", message.id, self.provider_name)
-            wrapped = TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.provider_name)
-            return SendResult(message_id=message.id, provider=self.provider_name, error=wrapped)
+            raise TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.provider_name) from error
+
+    def _send_one(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return self.send_checked(message)
+        except DeliveryError as error:
+            return SendResult(message_id=message.id, provider=self.provider_name, error=error)

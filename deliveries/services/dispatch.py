@@ -26,7 +26,9 @@ from ..state import transition, update_returning_ids
 logger = logging.getLogger(__name__)
 
 SEND_JOB = "deliveries.jobs.send_messages"
-DEAD_JOB_STATUSES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A job in one of these will still run. A started job claims its messages as it reaches them, so a message still
+# `queued` long after its job started belongs to a worker that died (RQ itself notices only minutes later).
+WAITING_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def new_job_id() -> str:
@@ -105,18 +107,49 @@ def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[tuple[
     return jobs
 
 
+def dispatch_allowance(channel: str) -> int | None:
+    """How many more messages of a channel may go to the queues now; None for no cap.
+
+    With a send rate or a paused provider, releasing every due message would only have the workers defer most of
+    them again; this releases what the provider can take now, less what is already queued for it.
+    """
+    from ..backends import provider_for
+    from .sending import ProviderGate
+
+    try:
+        capacity = ProviderGate(channel, provider_for(channel)).capacity()
+    except Exception as error:  # Redis down or a misconfigured backend: let the workers decide and say why
+        logger.debug("No dispatch allowance for %s: %s", channel, error)
+        return None
+    if capacity is None:
+        return None
+    return max(capacity - Message.objects.filter(status=Status.QUEUED, channel=channel).count(), 0)
+
+
 def dispatch_due_messages(*, limit: int = 5000) -> int:
     """Move scheduled messages whose time has come to the queues. Returns how many were queued.
 
-    Several dispatchers may run at once: each row moves scheduled -> queued in exactly one of them.
+    Several dispatchers may run at once: each row moves scheduled -> queued in exactly one of them. A channel
+    whose provider is rate limited or paused gets only what it can send now (see dispatch_allowance).
     """
     now = timezone.now()
     order = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
-    rows = list(
+    due = list(
         Message.objects.filter(status=Status.SCHEDULED, send_at__lte=now)
         .order_by("send_at", "pk")
-        .values_list("pk", "priority")[:limit]
+        .values_list("pk", "priority", "channel")[:limit]
     )
+    if not due:
+        return 0
+    allowances = {channel: dispatch_allowance(channel) for channel in {row[2] for row in due}}
+    rows = []
+    for pk, priority, channel in due:
+        allowance = allowances[channel]
+        if allowance is not None:
+            if allowance <= 0:
+                continue
+            allowances[channel] = allowance - 1
+        rows.append((pk, priority))
     if not rows:
         return 0
     rows.sort(key=lambda row: order.get(row[1], 1))
@@ -126,8 +159,12 @@ def dispatch_due_messages(*, limit: int = 5000) -> int:
 
 
 def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 20000) -> int:
-    """Find queued messages whose job Redis no longer has (flushed, lost, finished without them) and queue them
-    again. Returns how many were re-queued. Safe to run in several places at once."""
+    """Find queued messages without a live job and queue them again: Redis lost the job (flushed, restarted),
+    it finished without them, or the worker running it died. Returns how many were re-queued.
+
+    Safe to run in several places at once, and safe when wrong: a message re-queued while its old job still runs
+    is claimed by exactly one of the two jobs.
+    """
     older_than = settings.RECONCILE_AFTER if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=older_than)
     rows = list(
@@ -144,7 +181,7 @@ def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 200
     except RedisError as error:
         logger.warning("Redis unavailable, cannot reconcile queued messages yet: %s", error)
         return 0
-    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) not in DEAD_JOB_STATUSES}
+    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING_JOB_STATUSES}
     orphans = [(pk, priority) for pk, priority, job_id in rows if job_id not in alive]
     if not orphans:
         return 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
@@ -17,9 +18,10 @@ from campaigns.models import MessageTemplate
 from campaigns.services import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
-from ..models import ApiKey, Category, Message, MessageEvent, Priority, Status
+from ..models import ApiKey, Category, IdempotencyKey, Message, MessageEvent, Priority, Status
 from ..state import transition
 from .dispatch import enqueue_messages_on_commit, new_job_id
+from .idempotency import idempotent_create
 
 # Channels with a working backend (deliveries/backends/__init__.py).
 SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
@@ -52,6 +54,7 @@ class MessageRequest:
     media_urls: list[str] = field(default_factory=list)
     content_sid: str = ""
     content_variables: dict[str, str] = field(default_factory=dict)
+    expires_at: datetime | None = None
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -90,11 +93,15 @@ def message_request_validate(
     media_urls: list[str] | None = None,
     content_sid: str = "",
     content_variables: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
+    valid_for: int | None = None,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
     Returns the request with the recipient and sender normalised, and the rendered content. `language` picks the
-    template's version for that language (falling back to the template's own). Raises MessageValidationError.
+    template's version for that language (falling back to the template's own). `expires_at`, or `valid_for`
+    seconds after the send time, is the "too late" cutoff: past it the message fails instead of going out late
+    (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel). Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
     if channel not in SUPPORTED_CHANNELS:
@@ -138,6 +145,8 @@ def message_request_validate(
         errors["body"] = ["Give a body, or a template to render one."]
     elif not template and channel == "email" and not subject:
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
+    expires_at, deadline_errors = _deadline(channel, send_at=send_at, expires_at=expires_at, valid_for=valid_for)
+    errors.update(deadline_errors)
     if errors:
         raise MessageValidationError(errors)
     request = MessageRequest(
@@ -157,6 +166,7 @@ def message_request_validate(
         media_urls=media_urls,
         content_sid=content_sid or "",
         content_variables={str(k): str(v) for k, v in content_variables.items()},
+        expires_at=expires_at,
     )
     try:
         content = message_render(request)
@@ -196,6 +206,23 @@ def _media_url_errors(media_urls: list[str]) -> dict[str, list[str]]:
     return {}
 
 
+def _deadline(
+    channel: str, *, send_at: datetime | None, expires_at: datetime | None, valid_for: int | None
+) -> tuple[datetime | None, dict[str, list[str]]]:
+    if expires_at is not None and valid_for is not None:
+        return None, {"valid_for": ["Give expires_at or valid_for, not both."]}
+    if expires_at is None:
+        valid_for = valid_for if valid_for is not None else getattr(settings, f"{channel.upper()}_VALID_FOR", None)
+        if valid_for is None:
+            return None, {}
+        if valid_for <= 0:
+            return None, {"valid_for": ["valid_for is a number of seconds above 0."]}
+        expires_at = (send_at or timezone.now()) + timedelta(seconds=valid_for)
+    if expires_at <= max(send_at or timezone.now(), timezone.now()):
+        return None, {"expires_at": ["The deadline must come after the send time."]}
+    return expires_at, {}
+
+
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
     return Status.SCHEDULED if send_at is not None and send_at > now else Status.QUEUED
 
@@ -208,6 +235,7 @@ def message_create(
     created_by=None,
     api_key: ApiKey | None = None,
     campaign=None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> Message:
     """Store a message and, once the row is committed, queue it (or leave it to the dispatcher if scheduled).
 
@@ -232,12 +260,14 @@ def message_create(
         content_sid=request.content_sid,
         content_variables=request.content_variables,
         send_at=request.send_at,
+        expires_at=request.expires_at,
         status=status,
         job_id=new_job_id() if status == Status.QUEUED else "",
         queued_at=now if status == Status.QUEUED else None,
         created_by=created_by,
         api_key=api_key,
         campaign=campaign,
+        idempotency_key=idempotency_key,
     )
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
@@ -245,6 +275,26 @@ def message_create(
     if status == Status.QUEUED:
         enqueue_messages_on_commit([message])
     return message
+
+
+def message_create_idempotent(
+    *,
+    request: MessageRequest,
+    content: RenderedContent,
+    api_key: ApiKey,
+    idempotency_key: str,
+    fingerprint: str,
+) -> tuple[Message, bool]:
+    """message_create() once per API key and Idempotency-Key. Returns (message, created): a repeat of the same
+    request gets the original message; the same key with another request raises IdempotencyKeyError."""
+    return idempotent_create(
+        api_key=api_key,
+        key=idempotency_key,
+        scope="messages.create",
+        fingerprint=fingerprint,
+        create=lambda record: message_create(request=request, content=content, api_key=api_key, idempotency_key=record),
+        replay=lambda record: record.messages.get(),
+    )
 
 
 def message_cancel(*, message: Message, by: str = "") -> bool:
@@ -272,4 +322,46 @@ def message_retry(*, message: Message, by: str = "") -> bool:
         if moved:
             message.refresh_from_db()
             enqueue_messages_on_commit([message])
+    return bool(moved)
+
+
+def message_review_resend(*, message: Message, by: str = "") -> bool:
+    """Send a message that needs review again: a person checked that the provider does not have it.
+    Returns False if it was not in review."""
+    job_id = new_job_id()
+    with transaction.atomic():
+        moved = transition(
+            [message.pk],
+            to_status=Status.QUEUED,
+            from_statuses=[Status.REVIEW],
+            fields={"job_id": job_id, "send_at": None, "claim_token": None},
+            detail=f"Checked by {by or 'a person'}: not at the provider. Sending again.",
+        )
+        if moved:
+            message.refresh_from_db()
+            enqueue_messages_on_commit([message])
+    return bool(moved)
+
+
+def message_review_mark_sent(*, message: Message, by: str = "") -> bool:
+    """Settle a message that needs review as sent: a person found it at the provider. False if not in review."""
+    moved = transition(
+        [message.pk],
+        to_status=Status.SENT,
+        from_statuses=[Status.REVIEW],
+        fields={"last_error_code": "", "last_error_message": "", "claim_token": None},
+        detail=f"Checked by {by or 'a person'}: the provider has it. Marked sent.",
+    )
+    return bool(moved)
+
+
+def message_review_mark_failed(*, message: Message, by: str = "") -> bool:
+    """Settle a message that needs review as failed, not to be sent again. False if not in review."""
+    moved = transition(
+        [message.pk],
+        to_status=Status.FAILED,
+        from_statuses=[Status.REVIEW],
+        fields={"claim_token": None},
+        detail=f"Marked failed by {by or 'a person'} after review.",
+    )
     return bool(moved)

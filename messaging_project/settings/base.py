@@ -165,9 +165,36 @@ MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 # Messages per job, and concurrent provider calls inside one job.
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=200)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=32)
-# Attempts per message before a transient error becomes a failure, and the first backoff in seconds.
+# --- Reliability: retries, deadlines, leases, rate limits, circuit breakers (docs/reliability.md) ----------
+# Attempts per message before a transient error becomes a failure; per channel, falling back to SEND_MAX_ATTEMPTS.
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=5)
+SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=None)
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=None)
+# Exponential backoff: the first delay in seconds, doubled each attempt up to the cap; SEND_RETRY_JITTER is the
+# share of each delay drawn at random (0.5: between half and all of it), so retries of a burst spread out.
 SEND_RETRY_BACKOFF = env.float("SEND_RETRY_BACKOFF", default=5.0)
+SEND_RETRY_BACKOFF_MAX = env.float("SEND_RETRY_BACKOFF_MAX", default=3600.0)
+SEND_RETRY_JITTER = env.float("SEND_RETRY_JITTER", default=0.5)
+# Default "too late" cutoff in seconds after the send time, per channel (empty: none). A message can also carry
+# its own `expires_at` / `valid_for`. Past it, a message fails instead of going out late.
+SMS_VALID_FOR = env.int("SMS_VALID_FOR", default=None)
+EMAIL_VALID_FOR = env.int("EMAIL_VALID_FOR", default=None)
+# How long a message may stay `sending` (one provider call, from just before it starts) before the reconciler
+# decides the worker died. Must be well above the provider timeouts (TWILIO_TIMEOUT).
+SEND_LEASE_SECONDS = env.float("SEND_LEASE_SECONDS", default=60.0)
+# Channels where a possible duplicate is harmless: a message whose worker died mid-call is sent again instead
+# of waiting in `review` for a person.
+RESEND_AMBIGUOUS_CHANNELS = env.list("RESEND_AMBIGUOUS_CHANNELS", default=[])
+# Send rates, enforced across every worker through Redis (https://limits.readthedocs.io/en/stable/quickstart.html
+# #rate-limit-string-notation): "30/second", "14/second;50000/day". Per provider and per sender. Empty: no limit.
+SMS_RATE_LIMIT = env("SMS_RATE_LIMIT", default="")
+SMS_SENDER_RATE_LIMIT = env("SMS_SENDER_RATE_LIMIT", default="")
+EMAIL_RATE_LIMIT = env("EMAIL_RATE_LIMIT", default="")
+EMAIL_SENDER_RATE_LIMIT = env("EMAIL_SENDER_RATE_LIMIT", default="")
+# Circuit breaker per provider, shared through Redis: after BREAKER_FAIL_MAX consecutive transient failures the
+# provider is paused for BREAKER_RESET_TIMEOUT seconds, then one probe decides whether it is back.
+BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
+BREAKER_RESET_TIMEOUT = env.float("BREAKER_RESET_TIMEOUT", default=30.0)
 # How often the dispatcher looks for due messages, and how long a queued message may wait for a job
 # before the reconciler re-queues it.
 DISPATCH_INTERVAL = env.float("DISPATCH_INTERVAL", default=0.2)

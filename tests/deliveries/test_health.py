@@ -44,3 +44,21 @@ def test_system_check_names_the_unreachable_redis():
 
 def test_system_check_passes_with_redis_up():
     call_command("check")
+
+
+@override_settings(SEND_LEASE_SECONDS=10, TWILIO_TIMEOUT=10, SMS_RATE_LIMIT="lots")
+def test_system_check_flags_a_short_lease_and_a_bad_rate():
+    from deliveries.checks import check_reliability_settings
+
+    messages = {m.id: m.msg for m in check_reliability_settings()}
+    assert "SEND_LEASE_SECONDS (10) is not well above TWILIO_TIMEOUT (10)" in messages["tidings.W002"]
+    assert messages["tidings.E003"].startswith("SMS_RATE_LIMIT='lots' is not a rate")
+
+
+def test_ready_shows_each_providers_circuit_breaker_and_rate(client, settings):
+    settings.SMS_RATE_LIMIT = "30/second"
+    providers = client.get("/health/ready").json()["checks"]["providers"]
+    assert providers["ok"] is True
+    assert providers["providers"]["sms"]["provider"] == "locmem"
+    assert providers["providers"]["sms"]["breaker"]["state"] == "closed"
+    assert providers["providers"]["sms"]["rate"]["limits"] == [{"limit": "30 per 1 second", "remaining": 30}]

@@ -32,7 +32,9 @@ def test_a_message_to_an_opted_out_number_ends_suppressed_with_the_reason_and_is
     assert message.last_error_message.startswith("Not sent: +14155550100 is on the sms suppression list: opted out")
     assert "Twilio inbound reply: STOP" in message.last_error_message
     assert sms_outbox == []
-    assert list(message.events.values_list("to_status", flat=True)) == ["queued", "sending", "suppressed"]
+    # Checked before the claim: never handed to a provider, no attempt spent.
+    assert list(message.events.values_list("to_status", flat=True)) == ["queued", "suppressed"]
+    assert message.attempts == 0
 
 
 def test_an_opt_out_that_arrives_after_queueing_is_still_honoured(sms_outbox):

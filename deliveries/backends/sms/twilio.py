@@ -20,6 +20,7 @@ from django.urls import reverse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageList  # noqa: F401 - loaded lazily otherwise, per process
 
 from ...exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from .. import twilio_errors

@@ -8,7 +8,7 @@ from django.db import DatabaseError, close_old_connections
 
 from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
 from deliveries.services.feedback import receipts_prune
-from deliveries.services.sending import fail_expired_leases
+from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
 
 logger = logging.getLogger("deliveries.dispatcher")
 
@@ -47,9 +47,12 @@ class Command(BaseCommand):
                     logger.info("Queued %s due message(s)", dispatched)
                 if started >= next_reconcile:
                     requeue_orphaned_messages()
-                    failed = fail_expired_leases()
-                    if failed:
-                        logger.warning("Failed %s message(s) whose worker stopped mid-send; review them", failed)
+                    fail_expired_messages()
+                    recovered = recover_expired_leases()
+                    if recovered["review"]:
+                        logger.warning("%s message(s) interrupted mid-call need review", recovered["review"])
+                    if recovered["resent"]:
+                        logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
                     receipts_prune()
                     next_reconcile = started + reconcile_every
             except DatabaseError as error:

@@ -3,6 +3,7 @@ import sys
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils.module_loading import import_string
 
 from deliveries.health import redact_url, redis_status
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
                 "start Redis or set REDIS_URL, then start the worker again."
             )
             sys.exit(1)
+        preload_send_path()
         call_command(
             "rqworker",
             *queues,
@@ -39,3 +41,14 @@ class Command(BaseCommand):
             skip_checks=True,
             verbosity=options["verbosity"],
         )
+
+
+def preload_send_path() -> None:
+    """Import the send path and the providers' clients here, once: RQ forks a process per job, and a fork that has
+    to import them itself spends longer on that than on sending a small batch."""
+    import deliveries.jobs  # noqa: F401
+    from deliveries.backends import backend_path_for
+
+    for channel in ("sms", "email"):
+        import_string(backend_path_for(channel))
+    import_string(settings.EMAIL_BACKEND)

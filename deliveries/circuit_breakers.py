@@ -1,0 +1,166 @@
+"""One circuit breaker per provider, shared by every worker through Redis (pybreaker with CircuitRedisStorage).
+
+After BREAKER_FAIL_MAX consecutive transient failures (any worker's) the breaker opens and the provider is paused
+for BREAKER_RESET_TIMEOUT seconds: workers defer its messages to the moment it may be tried again instead of
+spending their attempts on it. Then exactly one worker sends one message as a probe (a Redis key decides who):
+success closes the breaker for everyone, failure opens it for another period.
+
+Permanent errors (an invalid number) prove the provider is up, so they count as successes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pybreaker
+import redis
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from .exceptions import PermanentDeliveryError
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "tidings:breaker"
+# While a probe is in flight, other messages for the provider look again this many seconds later.
+PROBE_WAIT_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+class ProviderPaused(Exception):
+    """The breaker refused the call: nothing was sent. `until` is when the provider may be tried again."""
+
+    def __init__(self, provider: str, until: float):
+        super().__init__(f"{provider} is paused by its circuit breaker")
+        self.provider = provider
+        self.until = until
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    provider: str
+    state: str  # closed, open, half-open, or unknown when Redis does not answer
+    failures: int
+    opened_at: float | None
+    retry_at: float | None
+
+    def as_dict(self) -> dict:
+        return {
+            "state": self.state,
+            "failures": self.failures,
+            "opened_at": self.opened_at,
+            "retry_at": self.retry_at,
+        }
+
+
+_connections: dict[str, redis.Redis] = {}
+_local = threading.local()
+
+
+def _redis() -> redis.Redis:
+    # pybreaker decodes bytes itself: this client must not use decode_responses.
+    url = settings.REDIS_URL
+    if url not in _connections:
+        _connections[url] = redis.Redis.from_url(url, socket_timeout=3)
+    return _connections[url]
+
+
+class ProviderBreaker:
+    """The breaker of one provider. Cheap to create; the state lives in Redis."""
+
+    def __init__(self, provider: str):
+        self.provider = provider
+        self.namespace = f"{NAMESPACE}:{provider}"
+        self.reset_timeout = settings.BREAKER_RESET_TIMEOUT
+
+    def _breaker(self) -> pybreaker.CircuitBreaker:
+        # pybreaker holds a lock for the whole call, so each thread gets its own instance over the shared storage.
+        cache = getattr(_local, "breakers", None)
+        if cache is None:
+            cache = _local.breakers = {}
+        key = (self.provider, settings.REDIS_URL, settings.BREAKER_FAIL_MAX, settings.BREAKER_RESET_TIMEOUT)
+        if key not in cache:
+            storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, _redis(), namespace=self.namespace)
+            cache[key] = pybreaker.CircuitBreaker(
+                fail_max=settings.BREAKER_FAIL_MAX,
+                reset_timeout=settings.BREAKER_RESET_TIMEOUT,
+                exclude=[PermanentDeliveryError],
+                state_storage=storage,
+                name=self.provider,
+                # The call that trips the breaker keeps its own error, so the message records what happened.
+                throw_new_error_on_trip=False,
+            )
+        return cache[key]
+
+    def status(self) -> BreakerStatus:
+        """The shared state, read straight from Redis."""
+        try:
+            state, failures, opened_at = _redis().mget(
+                [f"{self.namespace}:pybreaker:{name}" for name in ("state", "fail_counter", "opened_at")]
+            )
+        except RedisError:
+            return BreakerStatus(self.provider, "unknown", 0, None, None)
+        state_name = state.decode() if state else pybreaker.STATE_CLOSED
+        opened = float(opened_at) if opened_at else None
+        retry_at = opened + self.reset_timeout if opened is not None and state_name != pybreaker.STATE_CLOSED else None
+        return BreakerStatus(self.provider, state_name, int(failures or 0), opened, retry_at)
+
+    def admit(self) -> tuple[bool, float | None, bool]:
+        """May a message be sent now? Returns (allowed, when to look again if not, whether it is the probe).
+
+        Closed: yes. Open and paused: no, until the pause ends. Pause over (or half-open): yes for the one caller
+        that takes the probe, which must then `call(..., probe=True)`; the others look again a moment later.
+        """
+        status = self.status()
+        if status.state in (pybreaker.STATE_CLOSED, "unknown"):
+            return True, None, False
+        now = time.time()
+        if status.state == pybreaker.STATE_OPEN and status.retry_at is not None and now < status.retry_at:
+            return False, status.retry_at, False
+        if self._take_probe():
+            return True, None, True
+        return False, now + PROBE_WAIT_SECONDS, False
+
+    def _take_probe(self) -> bool:
+        try:
+            lease = max(int(settings.SEND_LEASE_SECONDS), 1)
+            return bool(_redis().set(f"{self.namespace}:probe", "1", nx=True, ex=lease))
+        except RedisError:
+            return True
+
+    def release_probe(self) -> None:
+        try:
+            _redis().delete(f"{self.namespace}:probe")
+        except RedisError:
+            logger.warning("Could not release the %s breaker probe; it expires by itself", self.provider)
+
+    def call(self, func: Callable[..., T], *args, probe: bool = False) -> T:
+        """Run `func` under the breaker. Raises ProviderPaused (nothing was sent) if the breaker is open."""
+        try:
+            breaker = self._breaker()
+        except RedisError:
+            # No shared state to consult: send without the breaker rather than stop sending.
+            breaker = None
+        try:
+            return breaker.call(func, *args) if breaker is not None else func(*args)
+        except pybreaker.CircuitBreakerError:
+            status = self.status()
+            raise ProviderPaused(self.provider, status.retry_at or time.time() + PROBE_WAIT_SECONDS) from None
+        finally:
+            if probe:
+                self.release_probe()
+
+    def reset(self) -> None:
+        """Close the breaker and forget its failures (an operator's action, and tests)."""
+        try:
+            keys = list(_redis().scan_iter(f"{self.namespace}:*"))
+            if keys:
+                _redis().delete(*keys)
+        except RedisError:
+            logger.warning("Could not reset the %s breaker", self.provider)

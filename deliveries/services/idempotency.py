@@ -1,0 +1,76 @@
+"""Idempotency keys: a client that sends the same `Idempotency-Key` again gets the original result, not a copy.
+
+The unique constraint on (api_key, key) decides between requests racing with the same key: the first to insert
+the key runs the create in the same transaction; the others wait on the constraint, then find the committed key
+and replay what it points to. Any create endpoint can use `idempotent_create` (a batch: many messages, one key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, transaction
+
+from ..models import ApiKey, IdempotencyKey
+
+T = TypeVar("T")
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyError(ValueError):
+    """The key was used before for a different request; the message says so in words a client can act on."""
+
+
+class IdempotencyKeyInvalid(IdempotencyKeyError):
+    """The key itself is malformed (empty, too long, not printable)."""
+
+
+def request_fingerprint(data: Any) -> str:
+    """SHA-256 of the request body as canonical JSON, so the same body in another key order matches."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check(record: IdempotencyKey, *, scope: str, fingerprint: str) -> None:
+    if record.scope != scope or record.fingerprint != fingerprint:
+        raise IdempotencyKeyError(
+            f"The Idempotency-Key '{record.key}' was already used on {record.created_at:%Y-%m-%d %H:%M:%S %Z} "
+            "with a different request. Send the same request to get its result, or use a new key."
+        )
+
+
+def idempotent_create(
+    *,
+    api_key: ApiKey,
+    key: str,
+    scope: str,
+    fingerprint: str,
+    create: Callable[[IdempotencyKey], T],
+    replay: Callable[[IdempotencyKey], T],
+) -> tuple[T, bool]:
+    """Run `create(record)` once per (api_key, key); every other call gets `replay(record)`.
+
+    Returns (result, created). Raises IdempotencyKeyInvalid for a malformed key, IdempotencyKeyError when the
+    key was used with another request (a different fingerprint or endpoint).
+    """
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise IdempotencyKeyInvalid(f"An Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.")
+    # Outside any transaction: a replay needs no lock, and on SQLite a read before the insert would pin a snapshot.
+    record = IdempotencyKey.objects.filter(api_key=api_key, key=key).first()
+    if record is None:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = IdempotencyKey.objects.create(
+                        api_key=api_key, key=key, scope=scope, fingerprint=fingerprint
+                    )
+            except IntegrityError:
+                record = None  # another request with this key committed first
+            else:
+                return create(record), True
+        record = IdempotencyKey.objects.get(api_key=api_key, key=key)
+    _check(record, scope=scope, fingerprint=fingerprint)
+    return replay(record), False

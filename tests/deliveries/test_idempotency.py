@@ -1,0 +1,89 @@
+"""`Idempotency-Key` on POST /api/v1/messages/: one message per key and API key, however often and however fast."""
+
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from deliveries.models import IdempotencyKey, Message
+from deliveries.services.api_keys import api_key_create
+
+BODY = {"channel": "sms", "to": "+14155550100", "body": "Your code is 1234"}
+
+
+@pytest.mark.django_db
+def test_the_same_key_and_body_return_the_original_message(api):
+    first = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    again = api.post("/api/v1/messages/", dict(reversed(BODY.items())), format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_same_key_with_another_body_is_refused_with_a_clear_message(api):
+    api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    response = api.post(
+        "/api/v1/messages/", {**BODY, "body": "Your code is 9999"}, format="json", HTTP_IDEMPOTENCY_KEY="order-17"
+    )
+    assert response.status_code == 422
+    assert "Idempotency-Key 'order-17' was already used" in response.json()["detail"]
+    assert "with a different request" in response.json()["detail"]
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_keys_belong_to_their_api_key(api):
+    other_key, raw = api_key_create(name="other-client")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    mine = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    theirs = other.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+@pytest.mark.django_db
+def test_a_malformed_key_is_refused(api):
+    response = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="x" * 256)
+    assert response.status_code == 400
+    assert "1 to 255 printable characters" in response.json()["detail"]
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_invalid_request_does_not_use_up_the_key(api):
+    bad = api.post("/api/v1/messages/", {**BODY, "to": "nonsense"}, format="json", HTTP_IDEMPOTENCY_KEY="k2")
+    assert bad.status_code == 400
+    good = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k2")
+    assert good.status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_identical_requests_at_once_create_one_message(api_key):
+    start = threading.Barrier(20)
+    responses = []
+
+    def post():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
+        try:
+            start.wait()
+            responses.append(client.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="burst-1"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.status_code for r in responses] == [201] * 20
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 19
+    assert Message.objects.count() == 1
+    assert IdempotencyKey.objects.get().messages.count() == 1

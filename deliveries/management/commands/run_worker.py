@@ -1,4 +1,7 @@
+import logging
+import signal
 import sys
+import time
 
 from django.conf import settings
 from django.core.management import call_command
@@ -7,11 +10,14 @@ from django.utils.module_loading import import_string
 
 from deliveries.health import redact_url, redis_status
 
+logger = logging.getLogger("deliveries.worker")
+
 
 class Command(BaseCommand):
     help = (
         "Run an RQ worker on the high, default and low queues (in that order). "
-        "Wraps `rqworker`, and says in one line when Redis is unreachable."
+        "Wraps `rqworker`: says in one line when Redis is unreachable at start, and when Redis goes away later "
+        "(a restart, a failover) waits for it to come back and works on instead of exiting."
     )
     requires_system_checks: list[str] = []
 
@@ -31,16 +37,49 @@ class Command(BaseCommand):
             )
             sys.exit(1)
         preload_send_path()
-        call_command(
-            "rqworker",
-            *queues,
-            burst=burst,
-            worker_class=worker_class,
-            name=name,
-            max_jobs=max_jobs,
-            skip_checks=True,
-            verbosity=options["verbosity"],
+        while True:
+            try:
+                call_command(
+                    "rqworker",
+                    *queues,
+                    burst=burst,
+                    worker_class=worker_class,
+                    name=name,
+                    max_jobs=max_jobs,
+                    skip_checks=True,
+                    verbosity=options["verbosity"],
+                )
+                return
+            except SystemExit as exit_:
+                # rqworker exits 1 when it loses Redis; anything else (or a burst run) ends here as it would.
+                if burst or exit_.code in (0, None) or redis_status()["ok"]:
+                    raise
+            if not self.wait_for_redis():
+                return
+
+    def wait_for_redis(self) -> bool:
+        """After losing Redis: wait until it answers again (True) or until we are told to stop (False).
+
+        The jobs Redis lost are rebuilt from the database by the dispatcher's reconciler, so there is nothing to
+        recover here: only to be there to work when it comes back.
+        """
+        stop = {"requested": False}
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.update(requested=True)) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        logger.warning(
+            "Lost Redis at %s; waiting for it to come back, then working again.", redact_url(settings.REDIS_URL)
         )
+        try:
+            while not stop["requested"]:
+                if redis_status()["ok"]:
+                    logger.warning("Redis is back; the worker starts again.")
+                    return True
+                time.sleep(1)
+            return False
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def preload_send_path() -> None:

@@ -37,6 +37,13 @@ class ComposeForm(forms.Form):
         help_text="Leave empty to send now. Times are in the server's time zone.",
     )
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.DEFAULT)
+    valid_for = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Too late after (seconds)",
+        help_text="Optional: if it cannot go out within this many seconds of its send time, it fails instead "
+        "of arriving late (e.g. 600 for a one-time code).",
+    )
     media_urls = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,

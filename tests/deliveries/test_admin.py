@@ -195,3 +195,24 @@ def test_the_message_list_summarises_outcomes_and_engagement(client, staff):
     assert "Of these 2:" in content
     assert "1 delivered (50% of those reported)" in content
     assert "1 opened (100% of delivered email)" in content
+
+
+def test_compose_takes_a_too_late_cutoff(client, staff):
+    grant(staff, "add_message")
+    response = client.post(
+        COMPOSE,
+        {
+            "channel": "sms",
+            "to": "+14155550100",
+            "body": "Your code is 1234",
+            "priority": "high",
+            "category": "transactional",
+            "valid_for": "600",
+            "context": "{}",
+            "_send": "Send",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    message = Message.objects.get()
+    assert message.expires_at is not None
+    assert 590 <= (message.expires_at - message.created_at).total_seconds() <= 610

@@ -199,34 +199,27 @@ class MessageAdmin(admin.ModelAdmin):
         text = obj.subject or obj.body
         return text if len(text) <= 60 else text[:57] + "…"
 
+    def _apply_to_each(self, request, queryset, service, done_text: str, skipped_text: str) -> None:
+        """Run a per-message service on each selected message and say how many it changed and how many not."""
+        by = request.user.get_username()
+        done = sum(service(message=m, by=by) for m in queryset)
+        skipped = queryset.count() - done
+        self.message_user(request, done_text.format(done) + (f" {skipped} {skipped_text}" if skipped else ""))
+
     @admin.action(description="Cancel selected messages (scheduled or queued only)", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        by = request.user.get_username()
-        done = sum(message_cancel(message=m, by=by) for m in queryset)
-        skipped = queryset.count() - done
-        self.message_user(
-            request,
-            f"Cancelled {done} message(s)."
-            + (f" {skipped} had already started sending or finished." if skipped else ""),
+        self._apply_to_each(
+            request, queryset, message_cancel, "Cancelled {} message(s).", "had already started sending or finished."
         )
 
     @admin.action(description="Retry selected failed messages", permissions=["retry"])
     def retry_selected(self, request, queryset):
-        by = request.user.get_username()
-        done = sum(message_retry(message=m, by=by) for m in queryset)
-        skipped = queryset.count() - done
-        self.message_user(
-            request,
-            f"Queued {done} message(s) again." + (f" {skipped} were not failed, so left alone." if skipped else ""),
+        self._apply_to_each(
+            request, queryset, message_retry, "Queued {} message(s) again.", "were not failed, so left alone."
         )
 
     def _settle_reviewed(self, request, queryset, service, done_text: str):
-        by = request.user.get_username()
-        done = sum(service(message=m, by=by) for m in queryset)
-        skipped = queryset.count() - done
-        self.message_user(
-            request, done_text.format(done) + (f" {skipped} did not need review, so left alone." if skipped else "")
-        )
+        self._apply_to_each(request, queryset, service, done_text, "did not need review, so left alone.")
 
     @admin.action(
         description="Needs review: send selected again (the provider does not have them)", permissions=["review"]

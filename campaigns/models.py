@@ -75,6 +75,9 @@ class Campaign(models.Model):
     name = models.CharField(max_length=200)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set once, by the dispatcher's sweep, when every message has reached a final state (campaigns.services.completion).
+    completed_at = models.DateTimeField(null=True, blank=True)
+    summary_sent_at = models.DateTimeField(null=True, blank=True, help_text="When the owner's summary email went.")
 
     class Meta:
         ordering = ["-created_at"]

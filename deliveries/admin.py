@@ -5,13 +5,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .forms import ComposeForm, SuppressionForm
 from .health import providers_status
 from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
 from .selectors import message_outcome_summary
 from .services.api_keys import api_key_revoke
+from .services.dependencies import dependency_describe
 from .services.messages import (
     MessageValidationError,
     message_cancel,
@@ -35,6 +36,7 @@ STATUS_COLOURS = {
     Status.CANCELLED: "#adb5bd",
     Status.SUPPRESSED: "#fd7e14",
     Status.REVIEW: "#d63384",
+    Status.WAITING: "#0dcaf0",
 }
 
 
@@ -106,6 +108,8 @@ class MessageAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        # The parent's link, status, the condition, delay and window in one line; then who waits for this one.
+        ("Dependency", {"fields": ["dependency", "dependents_list"]}),
         ("Engagement", {"fields": ["opens_count", "first_opened_at", "clicks_count", "first_clicked_at", "read_at"]}),
         (
             "Provider",
@@ -138,7 +142,7 @@ class MessageAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Message._meta.fields] + ["status_label", "suppression"]
+        return [f.name for f in Message._meta.fields] + ["status_label", "suppression", "dependency", "dependents_list"]
 
     def has_add_permission(self, request):
         return False  # messages are written through the compose page, which validates and queues them
@@ -194,6 +198,33 @@ class MessageAdmin(admin.ModelAdmin):
             effect,
         )
 
+    @admin.display(description="Waits for")
+    def dependency(self, obj):
+        if obj.depends_on_id is None:
+            return "Nothing: sent on its own"
+        url = reverse("admin:deliveries_message_change", args=[obj.depends_on_id])
+        return format_html(
+            '<a href="{}">Message #{}</a> ({}): {}',
+            url,
+            obj.depends_on_id,
+            obj.depends_on.get_status_display(),
+            dependency_describe(obj),
+        )
+
+    @admin.display(description="Messages waiting for this one")
+    def dependents_list(self, obj):
+        dependents = list(obj.dependents.order_by("pk").values_list("pk", "status")[:20])
+        if not dependents:
+            return "None"
+        return format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> ({})',
+            (
+                (reverse("admin:deliveries_message_change", args=[pk]), pk, Status(status).label)
+                for pk, status in dependents
+            ),
+        )
+
     @admin.display(description="Message")
     def summary(self, obj):
         text = obj.subject or obj.body
@@ -206,7 +237,7 @@ class MessageAdmin(admin.ModelAdmin):
         skipped = queryset.count() - done
         self.message_user(request, done_text.format(done) + (f" {skipped} {skipped_text}" if skipped else ""))
 
-    @admin.action(description="Cancel selected messages (scheduled or queued only)", permissions=["cancel"])
+    @admin.action(description="Cancel selected messages (waiting, scheduled or queued only)", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         self._apply_to_each(
             request, queryset, message_cancel, "Cancelled {} message(s).", "had already started sending or finished."

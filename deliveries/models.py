@@ -26,6 +26,17 @@ class Status(models.TextChoices):
     REVIEW = "review", "Needs review"
     # Never sent: the recipient is on the suppression list (opted out, bounced, complained, blocked by hand).
     SUPPRESSED = "suppressed", "Suppressed"
+    # Depends on another message and waits for it (deliveries.services.dependencies); nothing of it is in Redis.
+    WAITING = "waiting", "Waiting for another message"
+
+
+class DependencyCondition(models.TextChoices):
+    """What the parent of a dependent message must do before the dependent one goes (see services.dependencies)."""
+
+    SENT = "sent", "Parent sent"
+    DELIVERED = "delivered", "Parent delivered"
+    NOT_OPENED = "not_opened", "Parent not opened within the window"
+    NOT_CLICKED = "not_clicked", "Parent not clicked within the window"
 
 
 class Category(models.TextChoices):
@@ -90,6 +101,7 @@ class Message(models.Model):
     Status = Status
     Priority = Priority
     Category = Category
+    DependencyCondition = DependencyCondition
 
     channel = models.CharField(max_length=20, choices=Channel.choices)
     recipient = models.CharField(max_length=320, help_text="E.164 phone number or email address.")
@@ -119,6 +131,22 @@ class Message(models.Model):
     )
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Send only after another message reached a condition (status `waiting` until then).
+    depends_on = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dependents",
+        help_text="The message this one waits for.",
+    )
+    depends_on_condition = models.CharField(max_length=20, choices=DependencyCondition.choices, blank=True)
+    depends_on_delay = models.DurationField(
+        null=True, blank=True, help_text="How long after the condition is met to send."
+    )
+    depends_on_window = models.DurationField(
+        null=True, blank=True, help_text="Not opened / not clicked: how long the parent has, from its send."
+    )
     send_at = models.DateTimeField(null=True, blank=True, help_text="When to send; empty means now.")
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Too late after this: fail rather than send (a one-time code, say)."

@@ -46,12 +46,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # A person resends it or marks it failed or sent; the worker's late result or the provider's webhook may
     # also settle it.
     Status.REVIEW: frozenset({Status.QUEUED, Status.SENT, Status.FAILED, Status.DELIVERED, Status.UNDELIVERED}),
+    # Released when its parent meets the condition (the dispatcher then queues it when due), or cancelled when
+    # the parent can no longer meet it, or by a person (deliveries.services.dependencies).
+    Status.WAITING: frozenset({Status.SCHEDULED, Status.CANCELLED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED})
 # Statuses in which a message is still on its way out.
 PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+# Statuses that may decide what happens to a message's dependents (deliveries.services.dependencies).
+DECIDING_STATUSES = frozenset(
+    {Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED}
+)
 # Statuses a provider's receipt may move a message out of (sending: the receipt overtook the worker's record).
 AWAITING_RECEIPT = frozenset({Status.SENDING, Status.SENT, Status.REVIEW})
 # Statuses that wait for a person.
@@ -144,6 +151,11 @@ def transition(
                 for pk in moved_now
             )
     MessageEvent.objects.bulk_create(events)
+    if moved and to_status in DECIDING_STATUSES:
+        # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
+        from .services.dependencies import dependents_settle
+
+        dependents_settle(parent_ids=moved)
     return moved
 
 

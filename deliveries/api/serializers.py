@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..models import Category, Message, MessageEvent, Priority
+from ..models import Category, DependencyCondition, Message, MessageEvent, Priority
 from ..services.messages import SUPPORTED_CHANNELS, MessageValidationError, message_request_validate
 
 
@@ -45,6 +45,25 @@ class MessageCreateSerializer(serializers.Serializer):
     valid_for = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, help_text="Seconds after the send time; sets expires_at."
     )
+    depends_on = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Id of a message this one waits for (status `waiting`)."
+    )
+    depends_on_condition = serializers.ChoiceField(
+        choices=DependencyCondition.choices,
+        required=False,
+        allow_blank=True,
+        help_text="What the parent must do first: `sent`, `delivered` (the default), or, for an email parent, "
+        "`not_opened` / `not_clicked` within `depends_on_window`.",
+    )
+    depends_on_delay = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, help_text="Seconds to wait after the condition is met."
+    )
+    depends_on_window = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="not_opened / not_clicked: seconds the parent has from its send (default 86400).",
+    )
 
     def validate(self, attrs):
         try:
@@ -63,6 +82,8 @@ class MessageEventSerializer(serializers.ModelSerializer):
 class MessageSerializer(serializers.ModelSerializer):
     to = serializers.CharField(source="recipient")
     template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    depends_on_delay = serializers.SerializerMethodField()
+    depends_on_window = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -91,6 +112,10 @@ class MessageSerializer(serializers.ModelSerializer):
             "last_error_code",
             "last_error_message",
             "campaign",
+            "depends_on",
+            "depends_on_condition",
+            "depends_on_delay",
+            "depends_on_window",
             "created_at",
             "queued_at",
             "sending_at",
@@ -105,6 +130,14 @@ class MessageSerializer(serializers.ModelSerializer):
             "first_clicked_at",
         ]
         read_only_fields = fields
+
+    def get_depends_on_delay(self, message: Message) -> int | None:
+        """Seconds, like the request."""
+        return int(message.depends_on_delay.total_seconds()) if message.depends_on_delay is not None else None
+
+    def get_depends_on_window(self, message: Message) -> int | None:
+        """Seconds, like the request."""
+        return int(message.depends_on_window.total_seconds()) if message.depends_on_window is not None else None
 
 
 class MessageDetailSerializer(MessageSerializer):

@@ -76,7 +76,10 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         message = self.get_object()
         if not message_cancel(message=message, by=f"API key {request.auth.name}"):
             message.refresh_from_db()
-            detail = f"Message {message.pk} is {message.status}; only scheduled or queued messages can be cancelled."
+            detail = (
+                f"Message {message.pk} is {message.status}; "
+                "only scheduled or queued messages, or waiting ones, can be cancelled."
+            )
             return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
         message.refresh_from_db()
         return Response(MessageSerializer(message).data)

@@ -20,6 +20,7 @@ from campaigns.services import RenderedContent, TemplateRenderError, template_re
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..models import ApiKey, Category, IdempotencyKey, Message, MessageEvent, Priority, Status
 from ..state import transition
+from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
 from .idempotency import idempotent_create
 
@@ -55,6 +56,8 @@ class MessageRequest:
     content_sid: str = ""
     content_variables: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None
+    # Send only after another message reached a condition (deliveries.services.dependencies.dependency_validate).
+    dependency: dict[str, Any] = field(default_factory=dict)
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -95,13 +98,19 @@ def message_request_validate(
     content_variables: dict[str, Any] | None = None,
     expires_at: datetime | None = None,
     valid_for: int | None = None,
+    depends_on: int | Message | None = None,
+    depends_on_condition: str = "",
+    depends_on_delay: int | float | timedelta | None = None,
+    depends_on_window: int | float | timedelta | None = None,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
     Returns the request with the recipient and sender normalised, and the rendered content. `language` picks the
     template's version for that language (falling back to the template's own). `expires_at`, or `valid_for`
     seconds after the send time, is the "too late" cutoff: past it the message fails instead of going out late
-    (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel). Raises MessageValidationError.
+    (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel). `depends_on` (a message or its id) with
+    `depends_on_condition`, `_delay` and `_window` makes it wait for that message (see services.dependencies).
+    Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
     if channel not in SUPPORTED_CHANNELS:
@@ -147,6 +156,15 @@ def message_request_validate(
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
     expires_at, deadline_errors = _deadline(channel, send_at=send_at, expires_at=expires_at, valid_for=valid_for)
     errors.update(deadline_errors)
+    dependency, dependency_errors = dependency_validate(
+        channel=channel,
+        depends_on=depends_on,
+        condition=depends_on_condition or "",
+        delay=depends_on_delay,
+        window=depends_on_window,
+        send_at=send_at,
+    )
+    errors.update(dependency_errors)
     if errors:
         raise MessageValidationError(errors)
     request = MessageRequest(
@@ -167,6 +185,7 @@ def message_request_validate(
         content_sid=content_sid or "",
         content_variables={str(k): str(v) for k, v in content_variables.items()},
         expires_at=expires_at,
+        dependency=dependency,
     )
     try:
         content = message_render(request)
@@ -243,7 +262,7 @@ def message_create(
     """
     now = timezone.now()
     content = content or message_render(request)
-    status = _initial_status(request.send_at, now)
+    status = Status.WAITING if request.dependency else _initial_status(request.send_at, now)
     message = Message.objects.create(
         channel=request.channel,
         recipient=request.recipient,
@@ -268,12 +287,19 @@ def message_create(
         api_key=api_key,
         campaign=campaign,
         idempotency_key=idempotency_key,
+        **request.dependency,
     )
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
+    if status == Status.WAITING:
+        when = f", waiting for {dependency_describe(message)}"
     MessageEvent.objects.create(message=message, to_status=status, detail=f"Created by {who}{when}.", created_at=now)
     if status == Status.QUEUED:
         enqueue_messages_on_commit([message])
+    elif status == Status.WAITING:
+        # The parent may have decided already (sent, delivered, failed): settle this message now if so.
+        dependents_settle(parent_ids=[message.depends_on_id])
+        message.refresh_from_db()
     return message
 
 
@@ -302,7 +328,7 @@ def message_cancel(*, message: Message, by: str = "") -> bool:
     moved = transition(
         [message.pk],
         to_status=Status.CANCELLED,
-        from_statuses=[Status.SCHEDULED, Status.QUEUED],
+        from_statuses=[Status.SCHEDULED, Status.QUEUED, Status.WAITING],
         detail=f"Cancelled by {by}." if by else "Cancelled.",
     )
     return bool(moved)

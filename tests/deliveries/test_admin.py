@@ -197,6 +197,20 @@ def test_the_message_list_summarises_outcomes_and_engagement(client, staff):
     assert "1 opened (100% of delivered email)" in content
 
 
+def test_message_page_shows_what_it_waits_for_and_who_waits_for_it(client, staff):
+    parent = MessageFactory(status=Status.SENT)
+    child = MessageFactory(
+        status=Status.WAITING, depends_on=parent, depends_on_condition="delivered", depends_on_delay=timedelta(hours=2)
+    )
+    content = client.get(f"{CHANGELIST}{child.pk}/change/").content.decode()
+    assert f'href="{CHANGELIST}{parent.pk}/change/">Message #{parent.pk}</a> (Sent)' in content
+    assert f"message #{parent.pk} delivered, then 2 hours" in content
+    content = client.get(f"{CHANGELIST}{parent.pk}/change/").content.decode()
+    assert f'href="{CHANGELIST}{child.pk}/change/">#{child.pk}</a> (Waiting for another message)' in content
+    listing = client.get(f"{CHANGELIST}?status__exact=waiting").content.decode()
+    assert "Waiting for another message" in listing
+
+
 def test_compose_takes_a_too_late_cutoff(client, staff):
     grant(staff, "add_message")
     response = client.post(

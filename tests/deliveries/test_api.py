@@ -269,3 +269,32 @@ def test_the_summary_counts_outcomes_and_engagement_for_the_filtered_messages(ap
 
 def test_the_summary_of_nothing_has_no_rates(api):
     assert api.get(f"{URL}summary/").json()["delivery_rate"] is None
+
+
+def test_a_message_can_depend_on_another_and_shows_it(api):
+    parent = api.post(URL, sms(), format="json").json()
+    response = api.post(
+        URL,
+        sms(body="Follow-up", depends_on=parent["id"], depends_on_condition="sent", depends_on_delay=600),
+        format="json",
+    )
+    assert response.status_code == 201
+    child = response.json()
+    assert child["status"] == "waiting"
+    assert child["depends_on"] == parent["id"]
+    assert child["depends_on_condition"] == "sent"
+    assert child["depends_on_delay"] == 600
+    assert child["depends_on_window"] is None
+    detail = api.get(f"{URL}{child['id']}/").json()
+    assert f"waiting for message #{parent['id']} sent, then 10 minutes" in detail["events"][0]["detail"]
+    assert api.post(f"{URL}{child['id']}/cancel/").json()["status"] == "cancelled"
+
+
+def test_a_dependency_on_a_missing_message_or_engagement_of_an_sms_is_refused(api):
+    parent = api.post(URL, sms(), format="json").json()
+    response = api.post(URL, sms(depends_on=999999), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"depends_on": ["No message with id 999999."]}
+    response = api.post(URL, sms(depends_on=parent["id"], depends_on_condition="not_clicked"), format="json")
+    assert response.status_code == 400
+    assert "only reported for email" in response.json()["depends_on_condition"][0]

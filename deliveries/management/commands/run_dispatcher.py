@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
+from campaigns.services.completion import campaigns_complete_finished
+from deliveries.services.dependencies import dependencies_sweep
 from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
 from deliveries.services.feedback import receipts_prune
 from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
@@ -15,7 +17,7 @@ logger = logging.getLogger("deliveries.dispatcher")
 
 class Command(BaseCommand):
     help = (
-        "Hand due scheduled messages to the queues, and re-queue what Redis forgot. "
+        "Hand due scheduled messages to the queues, re-queue what Redis forgot, release dependent messages. "
         "Safe to run in several places at once."
     )
 
@@ -54,6 +56,8 @@ class Command(BaseCommand):
                     if recovered["resent"]:
                         logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
                     receipts_prune()
+                    dependencies_sweep()
+                    campaigns_complete_finished()
                     next_reconcile = started + reconcile_every
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)

@@ -25,6 +25,7 @@ STATUS_COLOURS = {
     Status.UNDELIVERED: "#dc3545",
     Status.FAILED: "#dc3545",
     Status.CANCELLED: "#adb5bd",
+    Status.PAUSED: "#fd7e14",
 }
 
 

@@ -22,6 +22,8 @@ class Status(models.TextChoices):
     UNDELIVERED = "undelivered", "Undelivered"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Held back while its campaign is paused; workers only claim `queued` rows, so a held message is never sent.
+    PAUSED = "paused", "Paused"
 
 
 class ApiKey(models.Model):
@@ -71,6 +73,11 @@ class Message(models.Model):
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    batch = models.ForeignKey(
+        "campaigns.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    # Set by bulk senders (send_bulk: "<key>:<line>") so that running them again never creates the row twice.
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     send_at = models.DateTimeField(null=True, blank=True, help_text="When to send; empty means now.")
@@ -103,6 +110,7 @@ class Message(models.Model):
             models.Index(fields=["status", "send_at"], name="message_status_send_at"),
             models.Index(fields=["status", "queued_at"], name="message_status_queued_at"),
             models.Index(fields=["status", "lease_expires_at"], name="message_status_lease"),
+            models.Index(fields=["campaign", "status"], name="message_campaign_status"),
         ]
 
     def __str__(self) -> str:

@@ -18,8 +18,8 @@ from django.utils import timezone
 from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED}),
-    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED}),
+    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.PAUSED}),
+    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.FAILED, Status.PAUSED}),
     # Back to scheduled is a retry after a transient error.
     Status.SENDING: frozenset({Status.SENT, Status.FAILED, Status.SCHEDULED}),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
@@ -28,12 +28,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # A person may retry a failed message from the admin or the API.
     Status.FAILED: frozenset({Status.QUEUED}),
     Status.CANCELLED: frozenset(),
+    # Held by a paused campaign: resuming puts it back to scheduled (the dispatcher queues it when due).
+    Status.PAUSED: frozenset({Status.SCHEDULED, Status.CANCELLED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED})
 # Statuses in which a message is still on its way out.
-PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.PAUSED})
 
 # The timestamp column stamped when a message enters a status.
 STAMP_FIELD = {

@@ -38,6 +38,7 @@ class MessageRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     sender: str = ""
     language: str = ""  # picks the template's translation; empty means the template's own language
+    dedupe_key: str | None = None  # unique among messages: a second request with the same key is not stored
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -158,6 +159,7 @@ def message_create(
         created_by=created_by,
         api_key=api_key,
         campaign=campaign,
+        dedupe_key=request.dedupe_key,
     )
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""

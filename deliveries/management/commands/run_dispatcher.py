@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
+from campaigns.services.campaign_scheduler import campaigns_tick
 from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
 from deliveries.services.sending import fail_expired_leases
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         reconcile_every = max(settings.RECONCILE_AFTER / 3, 1.0)
         next_reconcile = 0.0
+        next_campaign_tick = 0.0
         self.stdout.write(
             f"Dispatcher running: due messages every {interval}s, reconciling every {reconcile_every:.0f}s."
         )
@@ -44,6 +46,10 @@ class Command(BaseCommand):
                 dispatched = dispatch_due_messages()
                 if dispatched:
                     logger.info("Queued %s due message(s)", dispatched)
+                if started >= next_campaign_tick:
+                    # Campaigns: fire recurring occurrences, start, complete, restart stalled fan-outs.
+                    campaigns_tick()
+                    next_campaign_tick = started + settings.CAMPAIGN_TICK_INTERVAL
                 if started >= next_reconcile:
                     requeue_orphaned_messages()
                     failed = fail_expired_leases()

@@ -60,15 +60,23 @@ def campaign_recipients(*, campaign, channel: str) -> QuerySet[Contact]:
     )
 
 
-def campaign_status_counts(*, campaign) -> dict[str, int]:
-    """How many of the campaign's messages are in each status now (one GROUP BY on an index)."""
+def _status_counts(**filters) -> dict[str, int]:
     from deliveries.models import Message  # deliveries imports this app's models
 
-    rows = Message.objects.filter(campaign=campaign).order_by().values_list("status").annotate(count=Count("pk"))
-    return dict(rows)
+    return dict(Message.objects.filter(**filters).order_by().values_list("status").annotate(count=Count("pk")))
 
 
-def campaign_progress(*, campaign) -> dict[str, int]:
+def campaign_status_counts(*, campaign) -> dict[str, int]:
+    """How many of the campaign's messages are in each status now (one GROUP BY on an index)."""
+    return _status_counts(campaign=campaign)
+
+
+def batch_status_counts(*, batch) -> dict[str, int]:
+    """How many of a bulk send's messages are in each status now."""
+    return _status_counts(batch=batch)
+
+
+def campaign_progress(*, campaign) -> dict[str, Any]:
     """The campaign's progress as the campaign page shows it.
 
     targeted: messages created for the audience; waiting: scheduled or held by a pause; queued: handed to the

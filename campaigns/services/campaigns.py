@@ -368,3 +368,48 @@ def campaign_send_time(*, campaign: Campaign, contact_time_zone: str, now: datet
         if moved != (send_at or now):
             send_at = moved
     return send_at
+
+
+# --- Drafts -------------------------------------------------------------------------------------------------
+
+# What may be set on a campaign before launch; the rest is the lifecycle's to write.
+EDITABLE_FIELDS = (
+    "name",
+    "template",
+    "contact_list",
+    "segment",
+    "schedule",
+    "send_at",
+    "local_time",
+    "local_date",
+    "time_zone",
+    "priority",
+    "rate_limit_per_minute",
+    "quiet_hours_start",
+    "quiet_hours_end",
+    "recurrence",
+)
+
+
+@transaction.atomic
+def campaign_create(*, created_by=None, **fields) -> Campaign:
+    """A draft campaign. It may be incomplete; campaign_launch says what is missing. Raises ValidationError."""
+    campaign = Campaign(created_by=created_by, **{name: fields[name] for name in EDITABLE_FIELDS if name in fields})
+    campaign.full_clean()
+    campaign.save()
+    return campaign
+
+
+@transaction.atomic
+def campaign_update(*, campaign: Campaign, **fields) -> Campaign:
+    """Change a draft. Raises CampaignStateError once launched (it would change what was already sent)."""
+    if campaign.status != Campaign.Status.DRAFT:
+        raise CampaignStateError(
+            f"Campaign '{campaign}' is {campaign.get_status_display().lower()}: only a draft can be changed."
+        )
+    for name in EDITABLE_FIELDS:
+        if name in fields:
+            setattr(campaign, name, fields[name])
+    campaign.full_clean()
+    campaign.save()
+    return campaign

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from deliveries.state import PENDING_STATUSES, transition
 
 from ..models import Campaign
 from ..scheduling import cron_next, zone_named
-from .campaigns import LIVE, campaign_enqueue_fan_out, campaign_launch
+from .campaigns import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +39,26 @@ class TickReport:
 
 
 def campaigns_tick() -> TickReport:
-    """One pass of every scheduler duty. Cheap when there is nothing to do (a few indexed queries)."""
+    """One pass of every scheduler duty. Cheap when there is nothing to do (a few indexed queries).
+
+    A duty that fails is logged and the others still run: the dispatcher calling this must go on queueing
+    due messages whatever one campaign's trouble is.
+    """
     now = timezone.now()
-    return TickReport(
-        fired=campaigns_fire_due_occurrences(now=now),
-        started=campaigns_start_due(now=now),
-        completed=campaigns_complete_finished(),
-        restarted=campaigns_restart_stalled_fan_outs(now=now),
-        held=campaigns_hold_stragglers(),
-    )
+    duties = {
+        "fired": lambda: campaigns_fire_due_occurrences(now=now),
+        "started": lambda: campaigns_start_due(now=now),
+        "completed": campaigns_complete_finished,
+        "restarted": lambda: campaigns_restart_stalled_fan_outs(now=now),
+        "held": campaigns_hold_stragglers,
+    }
+    report = TickReport()
+    for name, duty in duties.items():
+        try:
+            setattr(report, name, duty())
+        except Exception:
+            logger.exception("Campaign scheduler: '%s' failed; trying again at the next tick", name)
+    return report
 
 
 def campaigns_fire_due_occurrences(*, now) -> int:
@@ -72,7 +84,12 @@ def campaigns_fire_due_occurrences(*, now) -> int:
         except IntegrityError:
             logger.warning("Occurrence %s of campaign %s was already fired", occurrence, parent.pk)
             continue
-        campaign_launch(campaign=child, by="the scheduler")
+        try:
+            campaign_launch(campaign=child, by="the scheduler")
+        except (ValidationError, CampaignStateError) as error:
+            # The occurrence stays a draft, visible in the admin with what stops it.
+            logger.error("Occurrence %s of campaign %s cannot be launched: %s", occurrence, parent.pk, error)
+            continue
         fired += 1
         logger.info("Fired occurrence %s of recurring campaign %s as campaign %s", occurrence, parent.pk, child.pk)
     return fired

@@ -289,8 +289,9 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> in
         contacts = list(recipients.filter(pk__gt=campaign.fanout_cursor).order_by("pk")[:chunk_size])
         now = timezone.now()
         if not contacts:
+            # starts_at: a local-time campaign with nobody to send to has started (and will complete) now.
             Campaign.objects.filter(pk=campaign.pk, fanout_cursor=campaign.fanout_cursor, status__in=LIVE).update(
-                fanout_done=True, fanout_heartbeat=now
+                fanout_done=True, fanout_heartbeat=now, starts_at=Coalesce(F("starts_at"), Value(now))
             )
             return created
         state = dict(campaign.fanout_state)

@@ -297,3 +297,28 @@ def test_pausing_a_recurring_campaign_stops_its_occurrences_until_resumed():
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SCHEDULED
     assert campaign.next_run_at == datetime(2026, 6, 4, 9, 0, tzinfo=UTC)
+
+
+def test_a_local_time_campaign_with_nobody_to_send_to_completes():
+    campaign = new_campaign(ContactListFactory(), schedule=Campaign.Schedule.LOCAL_TIME, local_time=time(9, 0))
+    campaign_launch(campaign=campaign)
+    run_burst_worker()
+    campaigns_tick()
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.targeted) == (Campaign.Status.COMPLETED, 0)
+
+
+def test_a_failing_scheduler_duty_is_logged_and_the_others_still_run(monkeypatch, caplog):
+    from campaigns.services import campaign_scheduler
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(campaign_scheduler, "campaigns_fire_due_occurrences", broken)
+    audience = ContactListFactory()
+    campaign = new_campaign(audience, schedule=Campaign.Schedule.AT, send_at=timezone.now() + timedelta(hours=1))
+    campaign_launch(campaign=campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(starts_at=timezone.now())
+    report = campaigns_tick()
+    assert report.started == 1
+    assert "Campaign scheduler: 'fired' failed; trying again at the next tick" in caplog.text

@@ -5,11 +5,12 @@ from rest_framework import serializers
 
 from deliveries.api.serializers import MessageCreateSerializer
 
-from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation
-from ..selectors import batch_status_counts, campaign_progress
+from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from ..selectors import batch_status_counts, campaign_progress, segment_contacts
 from ..services.campaigns import EDITABLE_FIELDS, campaign_create, campaign_problems, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
+from ..services.segments import segment_create, segment_update
 from ..services.templates import template_create, template_update
 
 
@@ -115,6 +116,29 @@ class ContactListSerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         try:
             return contact_list_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    contact_count = serializers.SerializerMethodField(help_text="Contacts the segment selects now.")
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "description", "contact_list", "match", "filters", "contact_count", "updated_at"]
+
+    def get_contact_count(self, segment) -> int:
+        return segment_contacts(segment=segment).count()
+
+    def create(self, validated_data):
+        try:
+            return segment_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+    def update(self, instance, validated_data):
+        try:
+            return segment_update(segment=instance, **validated_data)
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
 

@@ -7,6 +7,7 @@ from .views import (
     ContactListViewSet,
     ContactViewSet,
     MessageBatchView,
+    SegmentViewSet,
     TemplateViewSet,
 )
 
@@ -15,6 +16,7 @@ router.include_root_view = False  # deliveries' router has the API root
 router.register("templates", TemplateViewSet, basename="template")
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("lists", ContactListViewSet, basename="contactlist")
+router.register("segments", SegmentViewSet, basename="segment")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("batches", BatchViewSet, basename="batch")
 

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate
+from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, Segment
 from ..services.batches import ItemInvalid, batch_messages_create, batch_templates
 from ..services.campaigns import (
     CampaignStateError,
@@ -29,6 +29,7 @@ from .serializers import (
     ContactListSerializer,
     ContactSerializer,
     MessageBatchSerializer,
+    SegmentSerializer,
     TemplateSerializer,
     TranslationSerializer,
     as_drf_error,
@@ -99,6 +100,13 @@ class ContactListViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
         data.is_valid(raise_exception=True)
         service(contact_list=contact_list, contacts=data.validated_data["contacts"])
         return Response(self.get_serializer(self.get_object()).data)
+
+
+class SegmentViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Saved attribute filters over contacts; `contact_count` is how many they select now."""
+
+    queryset = Segment.objects.order_by("name")
+    serializer_class = SegmentSerializer
 
 
 class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 FAN_OUT_JOB = "campaigns.jobs.campaign_fan_out"
 FAN_OUT_CHUNK = 2000
+TRANSITION_SLICE = 5000
 # A campaign moves on only from these statuses (the rest are final, or need a person).
 LIVE = (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING)
 
@@ -193,13 +194,21 @@ def campaign_pause(*, campaign: Campaign, by: str = "") -> int:
 
 
 def _hold_messages(campaign: Campaign, *, detail: str) -> int:
-    ids = list(
-        Message.objects.filter(campaign=campaign, status__in=[Status.SCHEDULED, Status.QUEUED]).values_list(
-            "pk", flat=True
-        )
-    )
-    # Scheduled first: a row the dispatcher queues in between is then caught by the queued pass.
-    return len(transition(ids, to_status=Status.PAUSED, from_statuses=[Status.SCHEDULED, Status.QUEUED], detail=detail))
+    held = 0
+    # Queued first: those are what workers are about to claim. Then scheduled, then queued again for any row
+    # the dispatcher queued in between (scheduled -> queued only goes one way, so nothing slips through).
+    for status in (Status.QUEUED, Status.SCHEDULED, Status.QUEUED):
+        ids = list(Message.objects.filter(campaign=campaign, status=status).values_list("pk", flat=True))
+        held += _transition_in_slices(ids, to_status=Status.PAUSED, from_statuses=[status], detail=detail)
+    return held
+
+
+def _transition_in_slices(ids: list[int], **transition_options) -> int:
+    """transition() over many ids a slice at a time, so its timeline events never all sit in memory at once."""
+    moved = 0
+    for start in range(0, len(ids), TRANSITION_SLICE):
+        moved += len(transition(ids[start : start + TRANSITION_SLICE], **transition_options))
+    return moved
 
 
 def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
@@ -229,7 +238,7 @@ def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
         ids = list(Message.objects.filter(campaign=campaign, status=Status.PAUSED).values_list("pk", flat=True))
         now_value = Value(now, output_field=DateTimeField())
         send_at = Coalesce(F("send_at") + shift, now_value) if shift else Coalesce(F("send_at"), now_value)
-        released = transition(
+        released = _transition_in_slices(
             ids,
             to_status=Status.SCHEDULED,
             from_statuses=[Status.PAUSED],
@@ -238,8 +247,8 @@ def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
         )
         if not campaign.fanout_done:
             transaction.on_commit(lambda: campaign_enqueue_fan_out(campaign_id=campaign.pk))
-    logger.info("Campaign %s resumed by %s: %s message(s) released", campaign.pk, by or "system", len(released))
-    return len(released)
+    logger.info("Campaign %s resumed by %s: %s message(s) released", campaign.pk, by or "system", released)
+    return released
 
 
 def campaign_cancel(*, campaign: Campaign, by: str = "") -> int:
@@ -265,7 +274,7 @@ def campaign_cancel(*, campaign: Campaign, by: str = "") -> int:
 def _cancel_messages(campaign: Campaign, *, detail: str) -> int:
     pending = [Status.SCHEDULED, Status.QUEUED, Status.PAUSED]
     ids = list(Message.objects.filter(campaign=campaign, status__in=pending).values_list("pk", flat=True))
-    return len(transition(ids, to_status=Status.CANCELLED, from_statuses=pending, detail=detail))
+    return _transition_in_slices(ids, to_status=Status.CANCELLED, from_statuses=pending, detail=detail)
 
 
 # --- Fan-out ------------------------------------------------------------------------------------------------

@@ -113,3 +113,23 @@ def test_a_recurring_campaign_is_armed_by_launch(api):
     launched = api.post(f"/api/v1/campaigns/{campaign['id']}/launch/").json()
     assert launched["status"] == Campaign.Status.SCHEDULED
     assert launched["next_run_at"] is not None
+
+
+def test_segments_are_checked_filter_by_filter_and_count_their_contacts(api):
+    Contact.objects.create(phone="+14155550101", attributes={"plan": "gold"})
+    Contact.objects.create(phone="+14155550102", attributes={"plan": "free"})
+    bad = api.post("/api/v1/segments/", {"name": "Gold", "filters": [{"field": "plan", "op": "eq"}]}, format="json")
+    assert bad.status_code == 400
+    assert "Filter 1" in str(bad.json())
+    created = api.post(
+        "/api/v1/segments/",
+        {"name": "Gold", "filters": [{"field": "attributes.plan", "op": "eq", "value": "gold"}]},
+        format="json",
+    ).json()
+    assert created["contact_count"] == 1
+    changed = api.patch(
+        f"/api/v1/segments/{created['id']}/",
+        {"filters": [{"field": "attributes.plan", "op": "set"}]},
+        format="json",
+    )
+    assert changed.json()["contact_count"] == 2

@@ -46,7 +46,7 @@ class Command(BaseCommand):
                 send_at=send_at,
                 key=key,
                 dry_run=dry_run,
-                on_start=lambda total: setattr(bar, "total", total),
+                on_start=lambda total: bar.reset(total=total),
                 on_row=bar.update,
             )
         except BulkSendError as error:

@@ -15,13 +15,15 @@ their message writes: a pause therefore waits for a fan-out chunk being written,
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import zoneinfo
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import django_rq
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -176,6 +178,25 @@ def campaign_enqueue_fan_out(*, campaign_id: int) -> None:
     django_rq.get_queue("high").enqueue(FAN_OUT_JOB, campaign_id, job_id=f"campaign-fan-out-{campaign_id}")
 
 
+def _retrying(action):
+    """Run a lifecycle action again if the database broke a deadlock by rolling it back: a pause can meet the
+    dispatcher or a worker moving the same messages, and whichever the database picks simply tries again."""
+
+    @functools.wraps(action)
+    def run(**kwargs):
+        for attempt in range(3):
+            try:
+                return action(**kwargs)
+            except OperationalError:
+                if attempt == 2 or transaction.get_connection().in_atomic_block:
+                    raise
+                logger.warning("%s met a concurrent update; trying again", action.__name__)
+                kwargs["campaign"].refresh_from_db()
+
+    return run
+
+
+@_retrying
 def campaign_pause(*, campaign: Campaign, by: str = "") -> int:
     """Stop sending: hold every scheduled or queued message of the campaign. Returns how many were held.
 
@@ -198,7 +219,9 @@ def _hold_messages(campaign: Campaign, *, detail: str) -> int:
     # Queued first: those are what workers are about to claim. Then scheduled, then queued again for any row
     # the dispatcher queued in between (scheduled -> queued only goes one way, so nothing slips through).
     for status in (Status.QUEUED, Status.SCHEDULED, Status.QUEUED):
-        ids = list(Message.objects.filter(campaign=campaign, status=status).values_list("pk", flat=True))
+        # Earliest send time first: the rows the dispatcher is about to queue are taken before it gets to them.
+        rows = Message.objects.filter(campaign=campaign, status=status).order_by("send_at", "pk")
+        ids = list(rows.values_list("pk", flat=True))
         held += _transition_in_slices(ids, to_status=Status.PAUSED, from_statuses=[status], detail=detail)
     return held
 
@@ -211,6 +234,7 @@ def _transition_in_slices(ids: list[int], **transition_options) -> int:
     return moved
 
 
+@_retrying
 def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
     """Carry on after a pause: held messages go back to `scheduled` (due ones are queued at once by the
     dispatcher) and an unfinished fan-out continues. Returns how many messages were released.
@@ -251,6 +275,7 @@ def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
     return released
 
 
+@_retrying
 def campaign_cancel(*, campaign: Campaign, by: str = "") -> int:
     """Stop for good: every message not yet handed to a provider is cancelled. Returns how many.
 
@@ -365,7 +390,10 @@ def campaign_send_time(*, campaign: Campaign, contact_time_zone: str, now: datet
     The campaign's own time zone stands in for contacts without one. Quiet hours, in the contact's time,
     push a send time that falls inside them to their end.
     """
-    zone = zone_named(contact_time_zone or campaign.time_zone)
+    try:
+        zone = zone_named(contact_time_zone or campaign.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zone_named(campaign.time_zone)  # a contact stored without the contact services' checks
     send_at: datetime | None = None
     if campaign.schedule == Campaign.Schedule.AT and campaign.send_at and campaign.send_at > now:
         send_at = campaign.send_at

@@ -322,3 +322,38 @@ def test_a_failing_scheduler_duty_is_logged_and_the_others_still_run(monkeypatch
     report = campaigns_tick()
     assert report.started == 1
     assert "Campaign scheduler: 'fired' failed; trying again at the next tick" in caplog.text
+
+
+def test_a_pause_rolled_back_by_a_deadlock_is_tried_again(monkeypatch, caplog):
+    from django.db import OperationalError
+
+    audience = ContactListFactory()
+    make_contacts(audience, 3)
+    campaign = new_campaign(audience)
+    campaign_launch(campaign=campaign)
+    campaign_fan_out(campaign_id=campaign.pk)
+    real_hold = campaign_services._hold_messages
+    calls = []
+
+    def deadlock_once(campaign, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real_hold(campaign, **kwargs)
+
+    monkeypatch.setattr(campaign_services, "_hold_messages", deadlock_once)
+    assert campaign_pause(campaign=campaign) == 3
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "campaign_pause met a concurrent update; trying again" in caplog.text
+
+
+def test_a_contact_with_an_unknown_time_zone_gets_the_campaigns_time():
+    audience = ContactListFactory()
+    ContactFactory(lists=[audience], time_zone="Mars/Olympus_Mons")  # stored bypassing the contact services
+    with freeze_time(datetime(2026, 6, 1, 6, 0, tzinfo=UTC)):
+        campaign = new_campaign(
+            audience, schedule=Campaign.Schedule.LOCAL_TIME, local_time=time(9, 0), time_zone="Europe/Paris"
+        )
+        campaign_launch(campaign=campaign)
+        campaign_fan_out(campaign_id=campaign.pk)
+    assert Message.objects.get(campaign=campaign).send_at == datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

@@ -1,5 +1,6 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
@@ -22,13 +23,16 @@ from .forms import (
     TranslationForm,
     TranslationFormSet,
 )
-from .models import Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from .models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
 from .resources import ContactResource
-from .selectors import campaign_progress, segment_contacts
+from .selectors import batch_status_counts, campaign_progress, segment_contacts
 from .services.campaigns import (
+    EDITABLE_FIELDS,
     CampaignStateError,
     campaign_cancel,
+    campaign_format_problems,
     campaign_launch,
+    campaign_normalize,
     campaign_pause,
     campaign_problems,
     campaign_resume,
@@ -257,16 +261,30 @@ def progress_context(campaign: Campaign) -> dict:
     return {"campaign": campaign, "progress": progress, "bars": bars}
 
 
+class CampaignForm(forms.ModelForm):
+    """A draft may be incomplete, but what it holds must be usable (the same checks as the API's)."""
+
+    class Meta:
+        model = Campaign
+        fields = list(EDITABLE_FIELDS)
+
+    def _post_clean(self):
+        super()._post_clean()
+        campaign_normalize(self.instance)
+        for field, texts in campaign_format_problems(self.instance).items():
+            self.add_error(field if field in self.fields else None, texts)
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     """Campaigns: edit a draft, then launch, pause, resume or cancel it (each a permission of its own), and
     follow its progress on its page, refreshed every few seconds while it runs."""
 
+    form = CampaignForm
     list_display = ["name", "status_label", "schedule_summary", "targeted", "progress_summary", "launched_at"]
     list_filter = ["status", "schedule"]
     search_fields = ["name"]
     list_select_related = ["template"]
-    autocomplete_fields: list[str] = []
     actions = ["launch_selected", "pause_selected", "resume_selected", "cancel_selected"]
     readonly_fields = [
         "status_label",
@@ -459,3 +477,30 @@ class CampaignAdmin(admin.ModelAdmin):
                 if request.user.has_perm(LIFECYCLE[name][1])
             ]
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    """Bulk sends, read-only: API batches and send_bulk runs, with their messages counted by status."""
+
+    list_display = ["__str__", "kind", "accepted", "rejected", "created_at", "finished_at"]
+    list_filter = ["kind"]
+    search_fields = ["key", "file_name"]
+    readonly_fields = ["messages_by_status"]
+
+    def has_add_permission(self, request):
+        return False  # batches are made by the API and send_bulk
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Messages by status")
+    def messages_by_status(self, obj):
+        counts = batch_status_counts(batch=obj)
+        url = reverse("admin:deliveries_message_changelist")
+        return format_html(
+            '{} — <a href="{}?batch__id__exact={}">see the messages</a>',
+            ", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "none",
+            url,
+            obj.pk,
+        )

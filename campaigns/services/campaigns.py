@@ -64,7 +64,7 @@ class CampaignStateError(ValueError):
 
 def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
     """What stops the campaign from being launched, by field (empty when it is ready)."""
-    problems: dict[str, list[str]] = {}
+    problems = campaign_format_problems(campaign)
 
     def problem(field: str, text: str) -> None:
         problems.setdefault(field, []).append(text)
@@ -79,6 +79,16 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
         problem("send_at", "Give the time to send at.")
     if campaign.schedule == Campaign.Schedule.LOCAL_TIME and campaign.local_time is None:
         problem("local_time", "Give the local time of day to send at, like 09:00.")
+    return problems
+
+
+def campaign_format_problems(campaign: Campaign) -> dict[str, list[str]]:
+    """What is wrong with the values given (as opposed to missing): refused even in a draft."""
+    problems: dict[str, list[str]] = {}
+
+    def problem(field: str, text: str) -> None:
+        problems.setdefault(field, []).append(text)
+
     if (campaign.quiet_hours_start is None) != (campaign.quiet_hours_end is None):
         problem("quiet_hours_end", "Give both ends of the quiet hours, or neither.")
     elif campaign.quiet_hours_start is not None and campaign.quiet_hours_start == campaign.quiet_hours_end:
@@ -104,12 +114,17 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
     return problems
 
 
-def campaign_clean(campaign: Campaign) -> None:
-    """Normalise what can be normalised; raise ValidationError(field -> messages) for what stops a launch."""
+def campaign_normalize(campaign: Campaign) -> None:
+    """Spell the time zone canonically and the cron expression with single spaces (in place)."""
     if campaign.time_zone:
-        with contextlib.suppress(ValidationError):  # an unknown zone is reported by campaign_problems
+        with contextlib.suppress(ValidationError):  # an unknown zone is reported by campaign_format_problems
             campaign.time_zone = normalize_time_zone(campaign.time_zone)
     campaign.recurrence = " ".join(campaign.recurrence.split())
+
+
+def campaign_clean(campaign: Campaign) -> None:
+    """Normalise what can be normalised; raise ValidationError(field -> messages) for what stops a launch."""
+    campaign_normalize(campaign)
     if problems := campaign_problems(campaign):
         raise ValidationError(problems)
 
@@ -431,11 +446,19 @@ EDITABLE_FIELDS = (
 
 @transaction.atomic
 def campaign_create(*, created_by=None, **fields) -> Campaign:
-    """A draft campaign. It may be incomplete; campaign_launch says what is missing. Raises ValidationError."""
+    """A draft campaign. It may be incomplete (campaign_launch says what is missing), but what it has must be
+    usable: a known time zone, a valid cron expression... Raises ValidationError."""
     campaign = Campaign(created_by=created_by, **{name: fields[name] for name in EDITABLE_FIELDS if name in fields})
-    campaign.full_clean()
+    _draft_clean(campaign)
     campaign.save()
     return campaign
+
+
+def _draft_clean(campaign: Campaign) -> None:
+    campaign_normalize(campaign)
+    campaign.full_clean()
+    if problems := campaign_format_problems(campaign):
+        raise ValidationError(problems)
 
 
 @transaction.atomic
@@ -448,6 +471,6 @@ def campaign_update(*, campaign: Campaign, **fields) -> Campaign:
     for name in EDITABLE_FIELDS:
         if name in fields:
             setattr(campaign, name, fields[name])
-    campaign.full_clean()
+    _draft_clean(campaign)
     campaign.save()
     return campaign

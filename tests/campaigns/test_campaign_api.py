@@ -133,3 +133,9 @@ def test_segments_are_checked_filter_by_filter_and_count_their_contacts(api):
         format="json",
     )
     assert changed.json()["contact_count"] == 2
+
+
+def test_a_draft_with_an_unusable_value_is_refused_by_the_api(api):
+    response = api.post("/api/v1/campaigns/", {"name": "X", "recurrence": "often", "rate_limit_per_minute": 0})
+    assert response.status_code == 400
+    assert set(response.json()) == {"recurrence", "rate_limit_per_minute"}

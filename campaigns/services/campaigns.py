@@ -259,6 +259,7 @@ def campaign_resume(*, campaign: Campaign, by: str = "") -> int:
     """
     now = timezone.now()
     with transaction.atomic():
+        campaign.refresh_from_db()  # the pacing state and pause time as stored, not as the caller last read them
         paused_at = campaign.paused_at or now
         shift = now - paused_at if campaign.rate_limit_per_minute else timedelta(0)
         state = {**campaign.fanout_state, "shift": campaign.fanout_state.get("shift", 0) + shift.total_seconds()}

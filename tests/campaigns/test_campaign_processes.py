@@ -26,13 +26,13 @@ def test_a_campaign_to_10000_contacts_paused_half_way_and_resumed_sends_each_con
         campaign_launch(campaign=campaign, by="test")
         wait_for(lambda: fake_twilio.request_count >= 4000, timeout=60, interval=0.01, message="4,000 sends")
 
+        paused_at = time.time()  # when the person pressed "pause"
         campaign_pause(campaign=campaign, by="test")
-        paused_at = time.time()
         time.sleep(1.0)
         sent_by_pause = fake_twilio.request_count
         assert sent_by_pause < 10_000, "the campaign finished before the pause; nothing was tested"
-        late = [m["received_at"] - paused_at for m in fake_twilio.received if m["received_at"] > paused_at + 1.0]
-        assert late == [], f"{len(late)} message(s) reached the provider more than a second after the pause"
+        last = max(m["received_at"] for m in fake_twilio.received) - paused_at
+        assert last < 1.0, f"a message reached the provider {last:.2f}s after the pause began"
         time.sleep(1.5)  # workers keep running their queued jobs; none of those messages may go out
         assert fake_twilio.request_count == sent_by_pause
         progress = campaign_progress(campaign=campaign)

@@ -206,6 +206,8 @@ class Batch(models.Model):
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     api_key = models.ForeignKey("deliveries.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again.
+    response = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

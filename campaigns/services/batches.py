@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from deliveries.models import ApiKey
 from deliveries.services.bulk import messages_create_many
@@ -87,7 +88,18 @@ def batch_messages_create(
         {"index": index, "id": ids[index]} if index in ids else {"index": index, "errors": errors[index]}
         for index in range(len(messages))
     ]
-    return BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
+    outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
+    Batch.objects.filter(pk=batch.pk).update(response=outcome.as_response(), finished_at=timezone.now())
+    return outcome
+
+
+def batch_outcome_replay(*, batch: Batch) -> BatchOutcome:
+    """The answer a stored API batch was given, for a client repeating the request (see the Idempotency-Key
+    note in docs/campaigns.md)."""
+    response = batch.response
+    return BatchOutcome(
+        batch=batch, accepted=response["accepted"], rejected=response["rejected"], results=response["results"]
+    )
 
 
 class ItemInvalid(ValueError):

@@ -6,6 +6,7 @@ import django_rq
 import pytest
 
 from campaigns.models import Batch
+from campaigns.services.batches import batch_outcome_replay
 from deliveries.models import Message, MessageEvent, Status
 from tests.deliveries.test_bulk import inserts_needed
 from tests.factories import TemplateFactory
@@ -123,8 +124,6 @@ def test_10000_messages_in_one_batch_are_stored_in_a_few_seconds_in_a_handful_of
 
 
 def test_a_stored_batch_keeps_its_answer_for_a_repeat_of_the_request(api):
-    from campaigns.services.batches import batch_outcome_replay
-
     body = api.post(
         URL,
         {"defaults": {"channel": "sms", "body": "Hi"}, "messages": [{"to": "+14155550101"}, {"to": "x"}]},

@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from campaigns.models import Batch, Campaign
 from campaigns.services.campaigns import campaign_launch
-from tests.campaigns.test_campaigns import make_contacts, new_campaign
+from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
 from tests.support import run_burst_worker
 

@@ -8,7 +8,7 @@ from campaigns.models import Campaign
 from campaigns.selectors import campaign_progress
 from campaigns.services.campaigns import campaign_launch, campaign_pause, campaign_resume
 from deliveries.models import Message, Status
-from tests.campaigns.test_campaigns import make_contacts, new_campaign
+from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
 from tests.support import process_env, provider_env, start_manage, stop, wait_for
 

@@ -4,12 +4,13 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 from freezegun import freeze_time
 
 from campaigns.models import Campaign, Contact
 from campaigns.selectors import campaign_progress
+from campaigns.services import campaign_scheduler
 from campaigns.services import campaigns as campaign_services
 from campaigns.services.campaign_scheduler import campaigns_fire_due_occurrences, campaigns_tick
 from campaigns.services.campaigns import (
@@ -22,36 +23,12 @@ from campaigns.services.campaigns import (
 )
 from deliveries.models import Message, Status
 from deliveries.services.dispatch import dispatch_due_messages
-from tests.factories import ContactFactory, ContactListFactory, TemplateFactory
+from deliveries.services.sending import send_messages
+from tests.campaigns.campaign_support import make_contacts, new_campaign
+from tests.factories import ContactFactory, ContactListFactory
 from tests.support import run_burst_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_contacts(contact_list, count, **fields):
-    """Contacts in bulk (one INSERT per 1,000), all in `contact_list`."""
-    start = Contact.objects.count()
-    contacts = Contact.objects.bulk_create(
-        [
-            Contact(
-                name=f"Person {start + i}",
-                phone=f"+1415{7000000 + start + i}",
-                sms_consent=True,
-                **fields,
-            )
-            for i in range(count)
-        ],
-        batch_size=1000,
-    )
-    Contact.lists.through.objects.bulk_create(
-        [Contact.lists.through(contact_id=c.pk, contactlist_id=contact_list.pk) for c in contacts], batch_size=1000
-    )
-    return contacts
-
-
-def new_campaign(contact_list, **fields):
-    fields.setdefault("template", TemplateFactory(body="Hi {{ first_name }}", variables={"first_name": None}))
-    return Campaign.objects.create(name="Spring sale", contact_list=contact_list, **fields)
 
 
 def test_a_launched_campaign_sends_each_eligible_contact_one_message_then_completes(sms_outbox):
@@ -109,8 +86,6 @@ def test_pause_holds_what_is_not_sent_and_resume_sends_it_without_sending_anyone
     campaign_fan_out(campaign_id=campaign.pk)
     # Half of the messages go out; then the campaign is paused with the rest still queued.
     half = list(Message.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True)[:15])
-    from deliveries.services.sending import send_messages
-
     send_messages(half)
     assert campaign_pause(campaign=campaign, by="ops") == 15
     run_burst_worker()  # the queued jobs run but find nothing to claim
@@ -309,8 +284,6 @@ def test_a_local_time_campaign_with_nobody_to_send_to_completes():
 
 
 def test_a_failing_scheduler_duty_is_logged_and_the_others_still_run(monkeypatch, caplog):
-    from campaigns.services import campaign_scheduler
-
     def broken(**kwargs):
         raise RuntimeError("boom")
 
@@ -325,8 +298,6 @@ def test_a_failing_scheduler_duty_is_logged_and_the_others_still_run(monkeypatch
 
 
 def test_a_pause_rolled_back_by_a_deadlock_is_tried_again(monkeypatch, caplog):
-    from django.db import OperationalError
-
     audience = ContactListFactory()
     make_contacts(audience, 3)
     campaign = new_campaign(audience)

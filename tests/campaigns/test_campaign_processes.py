@@ -35,9 +35,15 @@ def test_a_campaign_to_10000_contacts_paused_half_way_and_resumed_sends_each_con
         assert last < 1.0, f"a message reached the provider {last:.2f}s after the pause began"
         time.sleep(1.5)  # workers keep running their queued jobs; none of those messages may go out
         assert fake_twilio.request_count == sent_by_pause
+        # What a worker had claimed before the pause finishes; everything else is held.
+        wait_for(
+            lambda: not Message.objects.filter(campaign=campaign, status=Status.SENDING).exists(),
+            timeout=10,
+            message="claimed messages recorded",
+        )
         progress = campaign_progress(campaign=campaign)
         assert progress["waiting"] > 0
-        assert progress["waiting"] + progress["sent"] == progress["targeted"]
+        assert progress["waiting"] + progress["sent"] == progress["targeted"], progress
 
         campaign_resume(campaign=campaign, by="test")
         wait_for(

@@ -1,6 +1,12 @@
-"""RQ jobs. Each takes ids, loads, and calls one service; the logic is in campaigns.services."""
+"""RQ jobs of the campaigns app. Each takes an id and calls one service; the logic is in campaigns.services."""
 
+from .services.campaigns import campaign_fan_out as _campaign_fan_out
 from .services.completion import campaign_summary_send
+
+
+def campaign_fan_out(campaign_id: int) -> int:
+    """Expand a launched campaign's audience into messages. Safe to run twice: it carries on from its cursor."""
+    return _campaign_fan_out(campaign_id=campaign_id)
 
 
 def send_campaign_summary(campaign_id: int) -> int | None:

@@ -69,21 +69,157 @@ class MessageTemplateTranslation(models.Model):
         return f"{self.template.name} [{self.language}]"
 
 
+# The message priorities (deliveries.models.Priority), repeated here because deliveries imports this module.
+PRIORITY_CHOICES = [("high", "High"), ("default", "Default"), ("low", "Low")]
+
+
 class Campaign(models.Model):
-    """A named group of messages. Audiences, schedules and the lifecycle arrive with the campaigns issue."""
+    """A template sent to an audience on a schedule, with a lifecycle: see docs/campaigns.md.
+
+    Every status change goes through campaigns.services.campaigns (launch, pause, resume, cancel) and the
+    scheduler tick; the admin and the API only call those. A recurring campaign (`recurrence` set) sends nothing
+    itself: each occurrence of its cron schedule becomes a child campaign (`parent`, `occurrence_at`).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Schedule(models.TextChoices):
+        NOW = "now", "As soon as launched"
+        AT = "at", "At a given time"
+        LOCAL_TIME = "local_time", "At a local time in each recipient's time zone"
 
     name = models.CharField(max_length=200)
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    contact_list = models.ForeignKey(
+        "ContactList",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="Send to this list (or a segment).",
+    )
+    segment = models.ForeignKey(
+        "Segment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        help_text="Send to the contacts this segment selects at launch (or a list).",
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    schedule = models.CharField(max_length=20, choices=Schedule.choices, default=Schedule.NOW)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="For 'at a given time'.")
+    local_time = models.TimeField(
+        null=True, blank=True, help_text="For 'at a local time': the time of day in each recipient's time zone."
+    )
+    local_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="For 'at a local time': the day; empty means the next time that time of day comes round.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA name. Used for recipients without a time zone, for quiet hours and for the recurrence; "
+        "empty means the server's TIME_ZONE.",
+    )
+    priority = models.CharField(max_length=10, choices=PRIORITY_CHOICES, default="default")
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many messages a minute for this campaign; empty: no limit."
+    )
+    quiet_hours_start = models.TimeField(
+        null=True, blank=True, help_text="No message starts between this local time and the end (e.g. 21:00)."
+    )
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="End of the quiet hours (e.g. 08:00).")
+    recurrence = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Cron expression in the campaign's time zone, like '0 9 * * MON' (every Monday 09:00). "
+        "Each occurrence sends to the audience as it is then.",
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True, help_text="Next occurrence of a recurring campaign.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="occurrences")
+    occurrence_at = models.DateTimeField(null=True, blank=True, help_text="The occurrence this run is for.")
+
+    # Fan-out bookkeeping: the audience is expanded in chunks of contacts ordered by id; the cursor is the last
+    # contact expanded, so an interrupted or paused fan-out carries on where it stopped.
+    targeted = models.PositiveIntegerField(default=0, help_text="Messages created for the audience so far.")
+    excluded = models.PositiveIntegerField(
+        default=0, help_text="Audience members left out: no consent for the channel, or no address for it."
+    )
+    fanout_cursor = models.BigIntegerField(default=0)
+    fanout_done = models.BooleanField(default=False)
+    fanout_state = models.JSONField(default=dict, blank=True)
+    fanout_heartbeat = models.DateTimeField(null=True, blank=True)
+
+    launched_at = models.DateTimeField(null=True, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="When the first message is due.")
+    paused_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Set once, by the dispatcher's sweep, when every message has reached a final state (campaigns.services.completion).
-    completed_at = models.DateTimeField(null=True, blank=True)
     summary_sent_at = models.DateTimeField(null=True, blank=True, help_text="When the owner's summary email went.")
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("launch_campaign", "Can launch campaigns"),
+            ("pause_campaign", "Can pause and resume campaigns"),
+            ("cancel_campaign", "Can cancel campaigns"),
+        ]
+        constraints = [
+            # The database's guarantee that an occurrence of a recurring campaign is fired once.
+            models.UniqueConstraint(fields=["parent", "occurrence_at"], name="campaign_unique_occurrence"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_recurring(self) -> bool:
+        return bool(self.recurrence)
+
+
+class Batch(models.Model):
+    """One bulk send: a `POST /api/v1/messages/batch/` request or a `send_bulk` run over a CSV file.
+
+    A `send_bulk` run is found again by its key (the file's content hash unless given), so running the same
+    file again resumes it instead of sending twice: each row's message carries the dedupe key `<key>:<line>`.
+    """
+
+    class Kind(models.TextChoices):
+        API = "api", "API batch"
+        CSV = "csv", "send_bulk (CSV)"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    file_name = models.CharField(max_length=500, blank=True)
+    file_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the CSV file.")
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    api_key = models.ForeignKey("deliveries.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again.
+    response = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}" + (f" ({self.key})" if self.key and self.kind == "csv" else "")
 
 
 class ContactList(models.Model):

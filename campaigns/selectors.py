@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from .models import Contact, Segment
 from .segment_filters import filters_q
@@ -36,3 +36,68 @@ def contact_context(*, contact: Contact) -> dict[str, Any]:
     context = {key: value for key, value in contact.attributes.items() if value not in (None, "")}
     context.update({key: value for key, value in fields.items() if value})
     return context
+
+
+# The contact field that holds the address for each channel.
+ADDRESS_FIELDS = {"sms": "phone", "whatsapp": "phone", "email": "email"}
+
+
+def campaign_audience(*, campaign) -> QuerySet[Contact]:
+    """Everyone the campaign is aimed at: its segment's contacts, or its list's."""
+    if campaign.segment_id:
+        return segment_contacts(segment=campaign.segment)
+    if campaign.contact_list_id:
+        return campaign.contact_list.contacts.all()
+    return Contact.objects.none()
+
+
+def campaign_recipients(*, campaign, channel: str) -> QuerySet[Contact]:
+    """The audience members who can receive on `channel`: they consented to it and have an address for it."""
+    return (
+        campaign_audience(campaign=campaign)
+        .filter(**{f"{channel}_consent": True})
+        .exclude(**{ADDRESS_FIELDS[channel]: ""})
+    )
+
+
+def _status_counts(**filters) -> dict[str, int]:
+    from deliveries.models import Message  # deliveries imports this app's models
+
+    return dict(Message.objects.filter(**filters).order_by().values_list("status").annotate(count=Count("pk")))
+
+
+def campaign_status_counts(*, campaign) -> dict[str, int]:
+    """How many of the campaign's messages are in each status now (one GROUP BY on an index)."""
+    return _status_counts(campaign=campaign)
+
+
+def batch_status_counts(*, batch) -> dict[str, int]:
+    """How many of a bulk send's messages are in each status now."""
+    return _status_counts(batch=batch)
+
+
+def campaign_progress(*, campaign) -> dict[str, Any]:
+    """The campaign's progress as the campaign page shows it.
+
+    targeted: messages created for the audience; waiting: scheduled or held by a pause; queued: handed to the
+    workers (queued or sending); sent: accepted by the provider (whatever happened next); delivered; failed
+    (refused, undeliverable or unrenderable); suppressed; cancelled. `by_status` has the raw counts.
+    """
+    counts = campaign_status_counts(campaign=campaign)
+
+    def total(*statuses: str) -> int:
+        return sum(counts.get(status, 0) for status in statuses)
+
+    return {
+        "targeted": campaign.targeted,
+        "excluded": campaign.excluded,
+        "waiting": total("scheduled", "paused"),
+        "queued": total("queued", "sending"),
+        "sent": total("sent", "delivered", "undelivered"),
+        "delivered": total("delivered"),
+        "failed": total("failed", "undelivered"),
+        # The provider-feedback work adds the `suppressed` status; counted here as soon as it exists.
+        "suppressed": total("suppressed"),
+        "cancelled": total("cancelled"),
+        "by_status": counts,
+    }

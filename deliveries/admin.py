@@ -37,6 +37,7 @@ STATUS_COLOURS = {
     Status.SUPPRESSED: "#fd7e14",
     Status.REVIEW: "#d63384",
     Status.WAITING: "#0dcaf0",
+    Status.PAUSED: "#adb5bd",
 }
 
 

@@ -28,6 +28,8 @@ class Status(models.TextChoices):
     SUPPRESSED = "suppressed", "Suppressed"
     # Depends on another message and waits for it (deliveries.services.dependencies); nothing of it is in Redis.
     WAITING = "waiting", "Waiting for another message"
+    # Held back while its campaign is paused; workers only claim `queued` rows, so a held message is never sent.
+    PAUSED = "paused", "Paused"
 
 
 class DependencyCondition(models.TextChoices):
@@ -129,6 +131,11 @@ class Message(models.Model):
     campaign = models.ForeignKey(
         "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    batch = models.ForeignKey(
+        "campaigns.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    # Set by bulk senders (send_bulk: "<key>:<line>") so that running them again never creates the row twice.
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     # Send only after another message reached a condition (status `waiting` until then).
@@ -194,6 +201,7 @@ class Message(models.Model):
             models.Index(fields=["status", "send_at"], name="message_status_send_at"),
             models.Index(fields=["status", "queued_at"], name="message_status_queued_at"),
             models.Index(fields=["status", "lease_expires_at"], name="message_status_lease"),
+            models.Index(fields=["campaign", "status"], name="message_campaign_status"),
         ]
 
     def __str__(self) -> str:

@@ -18,9 +18,12 @@ from django.utils import timezone
 from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
+    # Paused: held by a paused campaign (workers only claim `queued` rows, so it is never sent).
+    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED, Status.PAUSED}),
     # Back to scheduled is a deferral: a rate limit or an open circuit breaker; no attempt is spent.
-    Status.QUEUED: frozenset({Status.SENDING, Status.SCHEDULED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED}),
+    Status.QUEUED: frozenset(
+        {Status.SENDING, Status.SCHEDULED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED, Status.PAUSED}
+    ),
     # Back to scheduled is a retry after a transient error. Review: the worker died mid-call, outcome unknown.
     # Suppressed: the worker checks the suppression list before the call, so an opt-out that arrived after
     # queueing is still honoured. Delivered and undelivered straight from sending: a provider's receipt can
@@ -49,12 +52,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # Released when its parent meets the condition (the dispatcher then queues it when due), or cancelled when
     # the parent can no longer meet it, or by a person (deliveries.services.dependencies).
     Status.WAITING: frozenset({Status.SCHEDULED, Status.CANCELLED}),
+    # Held by a paused campaign: resuming puts it back to scheduled (the dispatcher queues it when due).
+    Status.PAUSED: frozenset({Status.SCHEDULED, Status.CANCELLED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).
 FINAL_STATUSES = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED})
 # Statuses in which a message is still on its way out.
-PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING})
+PENDING_STATUSES = frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.PAUSED})
 # Statuses that may decide what happens to a message's dependents (deliveries.services.dependencies).
 DECIDING_STATUSES = frozenset(
     {Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED}

@@ -42,6 +42,7 @@ def django_rq_urls():
 urlpatterns = [
     path("admin/queues/", include(django_rq_urls())),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("campaigns.api.urls")),  # first: it has messages/batch/
     path("api/v1/", include("deliveries.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

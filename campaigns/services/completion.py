@@ -4,10 +4,12 @@
 (many SMS routes send no receipt) would otherwise hold the campaign open forever. Messages still `waiting`,
 `scheduled`, `queued`, `sending` or in `review` keep it open. The summary counts `sent` apart from `delivered`.
 
-The dispatcher's sweep calls `campaigns_complete_finished()`; it marks each finished campaign `completed_at` with a
-conditional UPDATE (one dispatcher wins), then queues `campaigns.jobs.send_campaign_summary` after commit. The job
-claims `summary_sent_at` the same way and creates the email in that transaction, so the owner gets exactly one,
-even when the job runs twice or is queued again because Redis lost it.
+The campaign scheduler's tick (campaigns.services.campaign_scheduler, run by the dispatcher) calls
+`campaigns_complete_finished()`: a running campaign whose fan-out is done and whose messages are all done moves to
+`completed` (with `completed_at`) in a conditional UPDATE (one dispatcher wins), then it queues
+`campaigns.jobs.send_campaign_summary` after commit. The job claims `summary_sent_at` the same way and creates the
+email in that transaction, so the owner gets exactly one, even when the job runs twice or is queued again because
+Redis lost it.
 """
 
 from __future__ import annotations
@@ -42,29 +44,30 @@ def summary_job_id(campaign_id: int) -> str:
 
 
 def campaigns_complete_finished(*, limit: int = 100) -> int:
-    """Mark campaigns whose messages are all done as completed and queue their summary. Returns how many."""
+    """Complete running campaigns whose fan-out is done and whose messages are all done; queue each one's summary.
+    Returns how many were completed. A paused campaign stays open (its held messages are not done)."""
     messages = Message.objects.filter(campaign=OuterRef("pk"))
     finished = list(
-        Campaign.objects.filter(completed_at__isnull=True)
-        .filter(Exists(messages))
+        Campaign.objects.filter(status=Campaign.Status.RUNNING, fanout_done=True, completed_at__isnull=True)
         .exclude(Exists(messages.exclude(status__in=CAMPAIGN_DONE_STATUSES)))
         .values_list("pk", flat=True)[:limit]
     )
-    completed = 0
-    for campaign_id in finished:
-        if campaign_complete(campaign_id=campaign_id):
-            completed += 1
+    completed = sum(campaign_complete(campaign_id=campaign_id) for campaign_id in finished)
     _requeue_lost_summaries()
     return completed
 
 
 @transaction.atomic
 def campaign_complete(*, campaign_id: int) -> bool:
-    """Mark one campaign completed if every message is done and nobody did first; queue its summary on commit."""
+    """Mark one running campaign completed if every message is done and nobody did first; queue its summary on
+    commit."""
     pending = Message.objects.filter(campaign_id=campaign_id).exclude(status__in=CAMPAIGN_DONE_STATUSES)
     if pending.exists():
         return False
-    won = Campaign.objects.filter(pk=campaign_id, completed_at__isnull=True).update(completed_at=timezone.now())
+    now = timezone.now()
+    won = Campaign.objects.filter(
+        pk=campaign_id, status=Campaign.Status.RUNNING, fanout_done=True, completed_at__isnull=True
+    ).update(status=Campaign.Status.COMPLETED, completed_at=now, updated_at=now)
     if won:
         transaction.on_commit(lambda: _enqueue_summary(campaign_id))
     return bool(won)

@@ -30,3 +30,15 @@ def segment_create(
     segment.full_clean()
     segment.save()
     return segment
+
+
+@transaction.atomic
+def segment_update(*, segment: Segment, **fields: Any) -> Segment:
+    """Change a segment's name, description, list, match or filters. Raises ValidationError."""
+    if "filters" in fields:
+        fields["filters"] = segment_filters_clean(fields["filters"])
+    for name, value in fields.items():
+        setattr(segment, name, value)
+    segment.full_clean()
+    segment.save()
+    return segment

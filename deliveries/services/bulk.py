@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.services import RenderedContent
 
 from ..models import ApiKey, Message, MessageEvent, Status
 from .dispatch import enqueue_jobs, new_job_id
-from .messages import MessageRequest
+from .messages import MessageRequest, message_fields
 
 
 @dataclass
@@ -27,8 +27,22 @@ class BulkResult:
     created: int = 0
     queued: int = 0
     scheduled: int = 0
+    failed: int = 0
+    # Items whose dedupe key a message already had (an earlier run of the same bulk send): not stored again.
+    skipped: int = 0
     first_id: int | None = None
     last_id: int | None = None
+    # With collect_ids: the id of each item's message in the order given (None for a skipped item).
+    ids: list[int | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RenderFailure:
+    """In place of the content: the message could not be rendered for this recipient (a campaign's contact
+    lacking a required variable). It is stored as `failed` with this reason, so the failure is on record."""
+
+    reason: str
+    code: str = "render"
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -39,34 +53,86 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 def messages_create_many(
     *,
-    items: Iterable[tuple[MessageRequest, RenderedContent]],
+    items: Iterable[tuple[MessageRequest, RenderedContent | RenderFailure]],
     created_by=None,
     api_key: ApiKey | None = None,
     campaign=None,
+    batch=None,
     chunk_size: int = 2000,
     on_chunk=None,
+    collect_ids: bool = False,
 ) -> BulkResult:
     """Store validated messages in chunks of `chunk_size`, each in its own transaction, queueing each chunk's due
     messages after it commits. `items` may be a generator: at most one chunk is held in memory.
 
-    `on_chunk(created_so_far)` is called after each chunk, for progress bars.
+    An item whose request has a `dedupe_key` already used by a message is skipped (counted in `skipped`), so
+    a bulk send run again after an interruption stores only what the first run did not. A RenderFailure in
+    place of the content stores the message as `failed` with its reason. `on_chunk(created_so_far)` is called
+    after each chunk, for progress bars; with `collect_ids`, `ids` lists each item's message id.
     """
     result = BulkResult()
+    options = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch}
     for chunk in _chunks(items, chunk_size):
-        _create_chunk(chunk, result, created_by=created_by, api_key=api_key, campaign=campaign)
+        try:
+            _create_chunk(chunk, result, collect_ids=collect_ids, **options)
+        except IntegrityError:
+            if not any(request.dedupe_key for request, _ in chunk):
+                raise
+            # Another run stored some of these dedupe keys between our check and our insert: check again.
+            _create_chunk(chunk, result, collect_ids=collect_ids, **options)
         if on_chunk is not None:
             on_chunk(result.created)
     return result
 
 
-def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign) -> None:
+def _existing_dedupe_keys(chunk) -> set[str]:
+    keys = [request.dedupe_key for request, _ in chunk if request.dedupe_key]
+    if not keys:
+        return set()
+    return set(Message.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+
+
+def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids) -> None:
     now = timezone.now()
     batch_size = settings.SEND_BATCH_SIZE
     rows: list[Message] = []
     # Queued rows get their job id before the INSERT, one job per SEND_BATCH_SIZE rows of a priority.
     open_jobs: dict[str, tuple[str, int]] = {}
+    already_stored = _existing_dedupe_keys(chunk)
+    positions: list[int | None] = []
     for request, content in chunk:
-        due = request.send_at is None or request.send_at <= now
+        if request.dedupe_key and request.dedupe_key in already_stored:
+            positions.append(None)
+            continue
+        if request.dedupe_key:
+            already_stored.add(request.dedupe_key)  # the same key twice in one chunk is stored once
+        positions.append(len(rows))
+        if isinstance(content, RenderFailure):
+            rows.append(
+                Message(
+                    channel=request.channel,
+                    recipient=request.recipient,
+                    sender=request.sender,
+                    template=request.template,
+                    context=request.context,
+                    metadata=request.metadata,
+                    priority=request.priority,
+                    send_at=request.send_at,
+                    status=Status.FAILED,
+                    failed_at=now,
+                    last_error_code=content.code,
+                    last_error_message=content.reason,
+                    created_by=created_by,
+                    api_key=api_key,
+                    campaign=campaign,
+                    batch=batch,
+                    dedupe_key=request.dedupe_key,
+                    created_at=now,
+                )
+            )
+            continue
+        waiting = bool(request.dependency)  # released by the dispatcher's dependency sweep, never queued here
+        due = not waiting and (request.send_at is None or request.send_at <= now)
         job_id = ""
         if due:
             current_id, used = open_jobs.get(request.priority, ("", batch_size))
@@ -76,32 +142,37 @@ def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign) -
             job_id = current_id
         rows.append(
             Message(
-                channel=request.channel,
-                recipient=request.recipient,
-                sender=request.sender,
-                subject=content.subject,
-                body=content.body,
-                html_body=content.html_body,
-                template=request.template,
-                context=request.context,
-                metadata=request.metadata,
-                priority=request.priority,
-                send_at=request.send_at,
-                status=Status.QUEUED if due else Status.SCHEDULED,
+                **message_fields(request, content),
+                status=Status.WAITING if waiting else (Status.QUEUED if due else Status.SCHEDULED),
                 job_id=job_id,
                 queued_at=now if due else None,
                 created_by=created_by,
                 api_key=api_key,
                 campaign=campaign,
+                batch=batch,
                 created_at=now,
             )
         )
+    skipped = positions.count(None)
+    if not rows:
+        result.skipped += skipped
+        if collect_ids:
+            result.ids.extend(positions)
+        return
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     with transaction.atomic():
         Message.objects.bulk_create(rows, batch_size=1000)
         MessageEvent.objects.bulk_create(
             (
-                MessageEvent(message_id=m.pk, to_status=m.status, detail=f"Created in bulk by {who}.", created_at=now)
+                MessageEvent(
+                    message_id=m.pk,
+                    kind=MessageEvent.Kind.STATUS if m.status != Status.FAILED else MessageEvent.Kind.ERROR,
+                    to_status=m.status,
+                    code=m.last_error_code,
+                    detail=f"Created in bulk by {who}."
+                    + (f" Not sent: {m.last_error_message}" if m.status == Status.FAILED else ""),
+                    created_at=now,
+                )
                 for m in rows
             ),
             batch_size=1000,
@@ -112,9 +183,14 @@ def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign) -
                 jobs[message.priority][message.job_id].append(message.pk)
         pairs = {priority: list(by_job.items()) for priority, by_job in jobs.items()}
         transaction.on_commit(lambda: enqueue_jobs(pairs))
+    if collect_ids:
+        result.ids.extend(None if position is None else rows[position].pk for position in positions)
+    result.skipped += skipped
     queued = sum(1 for m in rows if m.status == Status.QUEUED)
+    failed = sum(1 for m in rows if m.status == Status.FAILED)
     result.created += len(rows)
     result.queued += queued
-    result.scheduled += len(rows) - queued
+    result.failed += failed
+    result.scheduled += len(rows) - queued - failed
     result.first_id = result.first_id or rows[0].pk
     result.last_id = rows[-1].pk

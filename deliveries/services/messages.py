@@ -58,6 +58,7 @@ class MessageRequest:
     expires_at: datetime | None = None
     # Send only after another message reached a condition (deliveries.services.dependencies.dependency_validate).
     dependency: dict[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None  # unique among messages: a second request with the same key is not stored
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -242,6 +243,31 @@ def _deadline(
     return expires_at, {}
 
 
+def message_fields(request: MessageRequest, content: RenderedContent) -> dict[str, Any]:
+    """The columns a new message takes from its request and rendered content, one way for every path that stores
+    messages (one at a time here, many at once in deliveries.services.bulk)."""
+    return {
+        "channel": request.channel,
+        "recipient": request.recipient,
+        "sender": request.sender,
+        "subject": content.subject,
+        "body": content.body,
+        "html_body": content.html_body,
+        "template": request.template,
+        "context": request.context,
+        "metadata": request.metadata,
+        "priority": request.priority,
+        "category": request.category,
+        "media_urls": request.media_urls,
+        "content_sid": request.content_sid,
+        "content_variables": request.content_variables,
+        "send_at": request.send_at,
+        "expires_at": request.expires_at,
+        "dedupe_key": request.dedupe_key,
+        **request.dependency,
+    }
+
+
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
     return Status.SCHEDULED if send_at is not None and send_at > now else Status.QUEUED
 
@@ -264,22 +290,7 @@ def message_create(
     content = content or message_render(request)
     status = Status.WAITING if request.dependency else _initial_status(request.send_at, now)
     message = Message.objects.create(
-        channel=request.channel,
-        recipient=request.recipient,
-        sender=request.sender,
-        subject=content.subject,
-        body=content.body,
-        html_body=content.html_body,
-        template=request.template,
-        context=request.context,
-        metadata=request.metadata,
-        priority=request.priority,
-        category=request.category,
-        media_urls=request.media_urls,
-        content_sid=request.content_sid,
-        content_variables=request.content_variables,
-        send_at=request.send_at,
-        expires_at=request.expires_at,
+        **message_fields(request, content),
         status=status,
         job_id=new_job_id() if status == Status.QUEUED else "",
         queued_at=now if status == Status.QUEUED else None,
@@ -287,7 +298,6 @@ def message_create(
         api_key=api_key,
         campaign=campaign,
         idempotency_key=idempotency_key,
-        **request.dependency,
     )
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""

@@ -199,6 +199,8 @@ BREAKER_RESET_TIMEOUT = env.float("BREAKER_RESET_TIMEOUT", default=30.0)
 # before the reconciler re-queues it.
 DISPATCH_INTERVAL = env.float("DISPATCH_INTERVAL", default=0.2)
 RECONCILE_AFTER = env.int("RECONCILE_AFTER", default=30)
+# How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
+CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------

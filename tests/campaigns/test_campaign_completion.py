@@ -24,7 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def campaign():
     owner = get_user_model().objects.create_user("owner", email="owner@example.com")
-    return Campaign.objects.create(name="Spring sale", created_by=owner)
+    return Campaign.objects.create(
+        name="Spring sale", created_by=owner, status=Campaign.Status.RUNNING, fanout_done=True
+    )
 
 
 def summary_jobs() -> list[str]:
@@ -42,12 +44,13 @@ def test_completion_queues_the_summary_job_exactly_once(campaign):
     MessageFactory(campaign=campaign, status=Status.DELIVERED)
     MessageFactory(campaign=campaign, status=Status.SENT)
     MessageFactory(campaign=campaign, status=Status.FAILED)
-    Campaign.objects.create(name="Empty")  # no messages: never complete
+    Campaign.objects.create(name="Still fanning out", status=Campaign.Status.RUNNING, fanout_done=False)
     assert campaigns_complete_finished() == 1
     assert campaigns_complete_finished() == 0
     assert summary_jobs() == [summary_job_id(campaign.pk)]
     campaign.refresh_from_db()
     assert campaign.completed_at is not None
+    assert campaign.status == Campaign.Status.COMPLETED
 
 
 def test_the_owner_gets_one_summary_email_with_the_counts(campaign, settings):

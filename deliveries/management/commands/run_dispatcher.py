@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
-from campaigns.services.completion import campaigns_complete_finished
+from campaigns.services.campaign_scheduler import campaigns_tick
 from deliveries.services.dependencies import dependencies_sweep
 from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
 from deliveries.services.feedback import receipts_prune
@@ -36,6 +36,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         reconcile_every = max(settings.RECONCILE_AFTER / 3, 1.0)
         next_reconcile = 0.0
+        next_campaign_tick = 0.0
         self.stdout.write(
             f"Dispatcher running: due messages every {interval}s, reconciling every {reconcile_every:.0f}s."
         )
@@ -47,6 +48,11 @@ class Command(BaseCommand):
                 dispatched = dispatch_due_messages()
                 if dispatched:
                     logger.info("Queued %s due message(s)", dispatched)
+                if started >= next_campaign_tick:
+                    # Campaigns: fire recurring occurrences, start, complete (with the owner's summary), restart stalled
+                    # fan-outs.
+                    campaigns_tick()
+                    next_campaign_tick = started + settings.CAMPAIGN_TICK_INTERVAL
                 if started >= next_reconcile:
                     requeue_orphaned_messages()
                     fail_expired_messages()
@@ -57,7 +63,6 @@ class Command(BaseCommand):
                         logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
                     receipts_prune()
                     dependencies_sweep()
-                    campaigns_complete_finished()
                     next_reconcile = started + reconcile_every
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from deliveries.api.serializers import MessageCreateSerializer
+
+from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from ..selectors import batch_status_counts, campaign_progress, segment_contacts
+from ..services.campaigns import EDITABLE_FIELDS, campaign_create, campaign_problems, campaign_update
+from ..services.contact_lists import contact_list_create
+from ..services.contacts import contact_create, contact_update
+from ..services.segments import segment_create, segment_update
+from ..services.templates import template_create, template_update
+
+
+def as_drf_error(error: DjangoValidationError) -> serializers.ValidationError:
+    """A Django ValidationError from a service, as DRF's (field -> messages when it has fields)."""
+    return serializers.ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+# --- Templates ----------------------------------------------------------------------------------------------
+
+
+class TranslationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MessageTemplateTranslation
+        fields = ["language", "subject", "body", "html_body"]
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    translations = TranslationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = MessageTemplate
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "channel",
+            "language",
+            "subject",
+            "body",
+            "html_body",
+            "variables",
+            "sample_context",
+            "translations",
+            "created_at",
+            "updated_at",
+        ]
+
+    def create(self, validated_data):
+        try:
+            return template_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+    def update(self, instance, validated_data):
+        try:
+            return template_update(template=instance, **validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+
+# --- Contacts and lists -------------------------------------------------------------------------------------
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    lists = serializers.PrimaryKeyRelatedField(many=True, queryset=ContactList.objects.all(), required=False)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "name",
+            "phone",
+            "email",
+            "language",
+            "time_zone",
+            "attributes",
+            "sms_consent",
+            "whatsapp_consent",
+            "email_consent",
+            "lists",
+            "created_at",
+            "updated_at",
+        ]
+        # Uniqueness is checked by the contact services on the normalised phone and email.
+        validators: list = []
+        extra_kwargs = {"phone": {"validators": []}, "email": {"validators": []}}
+
+    def create(self, validated_data):
+        try:
+            return contact_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+    def update(self, instance, validated_data):
+        lists = validated_data.pop("lists", None)
+        try:
+            contact = contact_update(contact=instance, **validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+        if lists is not None:
+            contact.lists.set(lists)
+        return contact
+
+
+class ContactListSerializer(serializers.ModelSerializer):
+    contact_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ContactList
+        fields = ["id", "name", "description", "contact_count", "created_at"]
+
+    def create(self, validated_data):
+        try:
+            return contact_list_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    contact_count = serializers.SerializerMethodField(help_text="Contacts the segment selects now.")
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "description", "contact_list", "match", "filters", "contact_count", "updated_at"]
+
+    def get_contact_count(self, segment) -> int:
+        return segment_contacts(segment=segment).count()
+
+    def create(self, validated_data):
+        try:
+            return segment_create(**validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+    def update(self, instance, validated_data):
+        try:
+            return segment_update(segment=instance, **validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+
+class ContactIdsSerializer(serializers.Serializer):
+    contacts = serializers.PrimaryKeyRelatedField(many=True, queryset=Contact.objects.all())
+
+
+# --- Campaigns ----------------------------------------------------------------------------------------------
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(
+        slug_field="slug", queryset=MessageTemplate.objects.all(), allow_null=True, required=False
+    )
+    progress = serializers.SerializerMethodField()
+    launch_problems = serializers.SerializerMethodField(help_text="What stops a draft from being launched.")
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            *EDITABLE_FIELDS,
+            "status",
+            "next_run_at",
+            "parent",
+            "occurrence_at",
+            "targeted",
+            "excluded",
+            "launched_at",
+            "starts_at",
+            "paused_at",
+            "completed_at",
+            "cancelled_at",
+            "created_at",
+            "progress",
+            "launch_problems",
+        ]
+        read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]
+
+    def get_progress(self, campaign) -> dict:
+        return campaign_progress(campaign=campaign)
+
+    def get_launch_problems(self, campaign) -> dict:
+        return campaign_problems(campaign) if campaign.status == Campaign.Status.DRAFT else {}
+
+    def create(self, validated_data):
+        try:
+            return campaign_create(created_by=None, **validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+    def update(self, instance, validated_data):
+        try:
+            return campaign_update(campaign=instance, **validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+
+
+# --- Batches ------------------------------------------------------------------------------------------------
+
+
+class BatchItemSerializer(MessageCreateSerializer):
+    """One item of a batch: the fields of POST /api/v1/messages/, with the batch's templates looked up once."""
+
+    def validate(self, attrs):
+        slug = attrs.get("template")
+        if slug and slug in self.context.get("templates", {}):
+            attrs["template"] = self.context["templates"][slug]
+        return super().validate(attrs)
+
+
+class MessageBatchSerializer(serializers.Serializer):
+    defaults = serializers.DictField(required=False, default=dict, help_text="Fields every message starts from.")
+    messages = serializers.ListField(
+        child=serializers.JSONField(),
+        min_length=1,
+        max_length=10_000,
+        help_text="Up to 10,000 messages; each one's fields override the defaults.",
+    )
+    atomic = serializers.BooleanField(required=False, default=False, help_text="Store nothing if any item is invalid.")
+
+
+class BatchResultSerializer(serializers.Serializer):
+    batch_id = serializers.IntegerField(allow_null=True)
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = serializers.ListField(child=serializers.DictField())
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    by_status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "kind", "key", "file_name", "accepted", "rejected", "created_at", "finished_at", "by_status"]
+
+    def get_by_status(self, batch) -> dict:
+        return batch_status_counts(batch=batch)

@@ -1,0 +1,200 @@
+"""The campaigns API: templates, contacts, lists and campaigns (with their lifecycle actions), and batches of
+messages. Thin: each view parses input and calls one service."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, ProtectedError
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, Segment
+from ..services.batches import ItemInvalid, batch_messages_create, batch_templates
+from ..services.campaigns import (
+    CampaignStateError,
+    campaign_cancel,
+    campaign_launch,
+    campaign_pause,
+    campaign_resume,
+)
+from ..services.contact_lists import contact_list_add, contact_list_remove
+from ..services.templates import template_translation_set
+from .serializers import (
+    BatchItemSerializer,
+    BatchResultSerializer,
+    BatchSerializer,
+    CampaignSerializer,
+    ContactIdsSerializer,
+    ContactListSerializer,
+    ContactSerializer,
+    MessageBatchSerializer,
+    SegmentSerializer,
+    TemplateSerializer,
+    TranslationSerializer,
+    as_drf_error,
+)
+
+
+def conflict(detail: str) -> Response:
+    return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+
+
+class ProtectedDestroyMixin:
+    """Deleting something others still use (a template a campaign sends) answers 409 with the reason."""
+
+    def destroy(self, request, *args, **kwargs):
+        try:
+            return super().destroy(request, *args, **kwargs)
+        except ProtectedError as error:
+            users = sorted({str(obj) for obj in error.protected_objects})[:5]
+            return conflict(f"In use by {', '.join(users)}; it cannot be deleted.")
+
+
+class TemplateViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Message templates with declared variables; content is checked on every write."""
+
+    queryset = MessageTemplate.objects.prefetch_related("translations").order_by("name")
+    serializer_class = TemplateSerializer
+    filterset_fields = ["channel", "slug"]
+
+    @extend_schema(request=TranslationSerializer, responses={200: TemplateSerializer})
+    @action(detail=True, methods=["post"])
+    def translations(self, request, pk=None):
+        """Create or replace the template's version in a language."""
+        template = self.get_object()
+        data = TranslationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            template_translation_set(template=template, **data.validated_data)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+        return Response(TemplateSerializer(self.get_object()).data)
+
+
+class ContactViewSet(viewsets.ModelViewSet):
+    queryset = Contact.objects.prefetch_related("lists").order_by("pk")
+    serializer_class = ContactSerializer
+    filterset_fields = ["phone", "email", "lists", "language", "time_zone"]
+
+
+class ContactListViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    queryset = ContactList.objects.annotate(contact_count=Count("contacts")).order_by("name")
+    serializer_class = ContactListSerializer
+
+    @extend_schema(request=ContactIdsSerializer, responses={200: ContactListSerializer})
+    @action(detail=True, methods=["post"], url_path="add")
+    def add_contacts(self, request, pk=None):
+        """Add contacts (by id) to the list."""
+        return self._change_members(request, contact_list_add)
+
+    @extend_schema(request=ContactIdsSerializer, responses={200: ContactListSerializer})
+    @action(detail=True, methods=["post"], url_path="remove")
+    def remove_contacts(self, request, pk=None):
+        """Take contacts (by id) out of the list."""
+        return self._change_members(request, contact_list_remove)
+
+    def _change_members(self, request, service):
+        contact_list = self.get_object()
+        data = ContactIdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        service(contact_list=contact_list, contacts=data.validated_data["contacts"])
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+class SegmentViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Saved attribute filters over contacts; `contact_count` is how many they select now."""
+
+    queryset = Segment.objects.order_by("name")
+    serializer_class = SegmentSerializer
+
+
+class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Campaigns: drafts are edited freely; launch, pause, resume and cancel drive the lifecycle."""
+
+    queryset = Campaign.objects.select_related("template").order_by("-created_at", "-pk")
+    serializer_class = CampaignSerializer
+    filterset_fields = ["status", "parent"]
+
+    def destroy(self, request, *args, **kwargs):
+        campaign = self.get_object()
+        if campaign.status != Campaign.Status.DRAFT:
+            return conflict("Only a draft can be deleted; cancel the campaign instead.")
+        return super().destroy(request, *args, **kwargs)
+
+    def update(self, request, *args, **kwargs):
+        try:
+            return super().update(request, *args, **kwargs)
+        except CampaignStateError as error:
+            return conflict(str(error))
+
+    def _act(self, request, service):
+        campaign = self.get_object()
+        try:
+            service(campaign=campaign, by=f"API key {request.auth.name}")
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+        except CampaignStateError as error:
+            return conflict(str(error))
+        campaign.refresh_from_db()
+        return Response(self.get_serializer(campaign).data)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer, 400: None, 409: None})
+    @action(detail=True, methods=["post"])
+    def launch(self, request, pk=None):
+        """Start a draft (400 with what is missing); a recurring one waits for its next occurrence."""
+        return self._act(request, campaign_launch)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Hold every message not yet sent; nothing more goes out until resumed."""
+        return self._act(request, campaign_pause)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Send what was held; nobody already sent to is sent to again."""
+        return self._act(request, campaign_resume)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stop for good: every message not yet sent is cancelled."""
+        return self._act(request, campaign_cancel)
+
+
+class BatchViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Bulk sends (API batches and send_bulk runs) with their messages counted by status."""
+
+    queryset = Batch.objects.order_by("-created_at", "-pk")
+    serializer_class = BatchSerializer
+
+
+class MessageBatchView(APIView):
+    """POST /api/v1/messages/batch/: up to 10,000 messages, each validated like POST /api/v1/messages/."""
+
+    # TODO(idempotency): honour `Idempotency-Key` through the reliability work's mechanism once it is merged.
+
+    @extend_schema(request=MessageBatchSerializer, responses={201: BatchResultSerializer, 400: BatchResultSerializer})
+    def post(self, request):
+        envelope = MessageBatchSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        defaults, messages = envelope.validated_data["defaults"], envelope.validated_data["messages"]
+        context = {"templates": batch_templates(messages, defaults)}
+
+        def validate_item(fields):
+            item = BatchItemSerializer(data=fields, context=context)
+            if not item.is_valid():
+                raise ItemInvalid(item.errors)
+            return item.validated_data["request"], item.validated_data["content"]
+
+        outcome = batch_messages_create(
+            defaults=defaults,
+            messages=messages,
+            atomic=envelope.validated_data["atomic"],
+            validate_item=validate_item,
+            api_key=request.auth,
+        )
+        code = status.HTTP_201_CREATED if outcome.accepted else status.HTTP_400_BAD_REQUEST
+        return Response(outcome.as_response(), status=code)

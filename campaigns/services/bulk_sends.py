@@ -1,0 +1,257 @@
+"""Sending one message per row of a CSV file (`manage.py send_bulk`), in bounded memory, at most once per row.
+
+The file is read row by row and stored through deliveries.services.bulk.messages_create_many, a chunk of rows
+at a time, so memory does not grow with the file. Each row's message carries the dedupe key `<key>:<line>`
+(unique among messages), and the run is recorded as a Batch under its key (the file's SHA-256 unless given):
+running the same file again, after an interruption or by mistake, stores only the rows the first run did not
+reach. A new key sends again on purpose.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from deliveries.models import Message
+from deliveries.services.bulk import messages_create_many
+from deliveries.services.messages import MessageValidationError, message_request_validate
+
+from ..models import Batch, MessageTemplate
+from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
+
+CHUNK_SIZE = 2000
+
+
+class BulkSendError(ValueError):
+    """The file or the options cannot be sent at all; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class BulkSendReport:
+    key: str
+    rows: int = 0
+    accepted: int = 0  # stored by this run
+    queued: int = 0
+    scheduled: int = 0
+    already_sent: int = 0  # stored by an earlier run with the same key, so skipped
+    # No suppression list exists yet (the provider-feedback work adds one); the count is reported all the same.
+    suppressed: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    blank_lines: int = 0
+    dry_run: bool = False
+    batch_id: int | None = None
+
+    def summary(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        text = (
+            f"{self.rows} row(s): {self.accepted} {verb} accepted ({self.queued} queued, {self.scheduled} scheduled), "
+            f"{self.already_sent} already sent by an earlier run with this key, {len(self.rejected)} rejected, "
+            f"{self.suppressed} suppressed."
+        )
+        if self.blank_lines:
+            text += f" {self.blank_lines} blank line(s) ignored."
+        return text
+
+
+@dataclass
+class BulkContent:
+    """What every row sends: a stored template, or a body (and subject) written for this run."""
+
+    channel: str
+    template: MessageTemplate | None = None
+    body: str = ""
+    subject: str = ""
+
+
+def file_fingerprint(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and its number of lines, read in blocks (never the whole file at once)."""
+    digest = hashlib.sha256()
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            lines += block.count(b"\n")
+    return digest.hexdigest(), lines
+
+
+def bulk_content(
+    *, template: str = "", channel: str = "", body: str = "", subject: str = "", columns: list[str]
+) -> BulkContent:
+    """Check the content options against the file's columns. Raises BulkSendError."""
+    if template:
+        found = MessageTemplate.objects.prefetch_related("translations").filter(slug=template).first()
+        if found is None:
+            raise BulkSendError(f"No template with slug '{template}'.")
+        return BulkContent(channel=found.channel, template=found)
+    if not channel or not body:
+        raise BulkSendError("Give --template SLUG, or --channel and --body.")
+    try:
+        template_content_validate(
+            channel=channel, subject=subject, body=body, variables={name: None for name in columns}
+        )
+    except ValidationError as error:
+        problems = [
+            f"--{name.replace('_', '-')}: {text}" for name, texts in error.message_dict.items() for text in texts
+        ]
+        raise BulkSendError(" ".join(problems).replace("declared variable", "column of the file")) from error
+    return BulkContent(channel=channel, body=body, subject=subject)
+
+
+def bulk_send_csv(
+    *,
+    path: str | Path,
+    template: str = "",
+    channel: str = "",
+    body: str = "",
+    subject: str = "",
+    send_at: datetime | None = None,
+    key: str = "",
+    dry_run: bool = False,
+    created_by=None,
+    on_start: Callable[[int], None] | None = None,
+    on_row: Callable[[], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    encoding: str = "utf-8-sig",
+) -> BulkSendReport:
+    """Send one message per row of the CSV file at `path`; see the module docstring. Raises BulkSendError.
+
+    `on_start(expected_rows)` and `on_row()` drive a progress bar.
+    """
+    path = Path(path)
+    try:
+        file_hash, lines = file_fingerprint(path)
+    except OSError as error:
+        raise BulkSendError(f"Cannot read {path}: {error.strerror}.") from error
+    key = key or f"sha256:{file_hash}"
+    if len(key) > 200:
+        raise BulkSendError("Keep --key under 200 characters.")
+    batch = Batch.objects.filter(key=key).first()
+    if batch is not None and batch.file_hash != file_hash:
+        raise BulkSendError(
+            f"The key '{key}' was used for a different file (or this file has changed since). Rows are matched "
+            "by line number under a key, so sending a changed file under it could skip or repeat people. "
+            "Put the rows still to send in a new file, or give a new --key to send this one in full."
+        )
+    report = BulkSendReport(key=key, dry_run=dry_run)
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise BulkSendError(f"Line 1: the file is not readable CSV ({error}).") from error
+        columns = [name.strip() for name in header or []]
+        if "to" not in columns:
+            raise BulkSendError("The first line must name the columns, one of them 'to' (the recipient).")
+        if len(set(columns)) != len(columns) or "" in columns:
+            raise BulkSendError("Every column needs a name, and each name once.")
+        content = bulk_content(template=template, channel=channel, body=body, subject=subject, columns=columns)
+        if on_start is not None:
+            on_start(max(lines - 1, 0))
+        if dry_run:
+            _check_only(_valid_items(reader, columns, content, send_at, key, report, on_row), report, chunk_size)
+            return report
+        if batch is None:
+            batch = Batch.objects.create(
+                kind=Batch.Kind.CSV, key=key, file_name=str(path), file_hash=file_hash, created_by=created_by
+            )
+        report.batch_id = batch.pk
+        result = messages_create_many(
+            items=_valid_items(reader, columns, content, send_at, key, report, on_row),
+            batch=batch,
+            created_by=created_by,
+            chunk_size=chunk_size,
+        )
+    report.accepted, report.queued, report.scheduled = result.created, result.queued, result.scheduled
+    report.already_sent = result.skipped
+    Batch.objects.filter(pk=batch.pk).update(
+        accepted=Message.objects.filter(batch=batch).count(), rejected=len(report.rejected), finished_at=timezone.now()
+    )
+    return report
+
+
+def _check_only(items: Iterator, report: BulkSendReport, chunk_size: int) -> None:
+    """A dry run: count what would be stored, asking the database which dedupe keys it has, a chunk at a time."""
+    chunk: list[str] = []
+
+    def flush() -> None:
+        stored = Message.objects.filter(dedupe_key__in=chunk).count()
+        report.already_sent += stored
+        report.accepted += len(chunk) - stored
+        chunk.clear()
+
+    now = timezone.now()
+    for request, _content in items:
+        chunk.append(request.dedupe_key)
+        if request.send_at is not None and request.send_at > now:
+            report.scheduled += 1
+        if len(chunk) >= chunk_size:
+            flush()
+    flush()
+    report.queued = report.accepted - report.scheduled
+
+
+def _valid_items(reader, columns, content: BulkContent, send_at, key: str, report: BulkSendReport, on_row):
+    """Yield (request, content) for each valid row; count and record the rest in `report`."""
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise BulkSendError(f"Line {reader.line_num}: the file is not readable CSV ({error}).") from error
+        row_line, line = line, reader.line_num + 1
+        if on_row is not None:
+            on_row()
+        if not any(cell.strip() for cell in cells):
+            report.blank_lines += 1
+            continue
+        report.rows += 1
+        if len(cells) != len(columns):
+            report.rejected.append(
+                RejectedRow(row_line, f"The line has {len(cells)} values but the header names {len(columns)} columns.")
+            )
+            continue
+        values = dict(zip(columns, cells, strict=True))
+        to = values.pop("to").strip()
+        try:
+            request, rendered = _validate_row(content, to=to, context=values, send_at=send_at)
+        except MessageValidationError as error:
+            reason = " ".join(f"{name}: {' '.join(texts)}" for name, texts in error.errors.items())
+            report.rejected.append(RejectedRow(row_line, reason))
+            continue
+        yield replace(request, dedupe_key=f"{key}:{row_line}"), rendered
+
+
+def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], send_at):
+    if content.template is not None:
+        return message_request_validate(
+            channel=content.channel, to=to, template=content.template, context=context, send_at=send_at
+        )
+    version = TemplateVersion(language="", subject=content.subject, body=content.body)
+    try:
+        rendered = version_render(version=version, variables={}, context=context)
+    except TemplateRenderError as error:
+        raise MessageValidationError({error.field: [error.reason]}) from error
+    return message_request_validate(
+        channel=content.channel,
+        to=to,
+        body=rendered.body,
+        subject=rendered.subject,
+        context=context,
+        send_at=send_at,
+    )

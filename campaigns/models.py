@@ -210,6 +210,9 @@ class Batch(models.Model):
     api_key = models.ForeignKey("deliveries.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
     # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again.
     response = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.OneToOneField(
+        "deliveries.IdempotencyKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -3,14 +3,21 @@ messages. Thin: each view parses input and calls one service."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, ProtectedError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deliveries.services.idempotency import (
+    IdempotencyKeyError,
+    IdempotencyKeyInvalid,
+    idempotent_create,
+    request_fingerprint,
+)
+
 from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, Segment
-from ..services.batches import ItemInvalid, batch_messages_create, batch_templates
+from ..services.batches import ItemInvalid, batch_messages_create, batch_outcome_replay, batch_templates
 from ..services.campaigns import (
     CampaignStateError,
     campaign_cancel,
@@ -174,9 +181,19 @@ class BatchViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Ge
 class MessageBatchView(APIView):
     """POST /api/v1/messages/batch/: up to 10,000 messages, each validated like POST /api/v1/messages/."""
 
-    # TODO(idempotency): honour `Idempotency-Key` through the reliability work's mechanism once it is merged.
-
-    @extend_schema(request=MessageBatchSerializer, responses={201: BatchResultSerializer, 400: BatchResultSerializer})
+    @extend_schema(
+        request=MessageBatchSerializer,
+        responses={201: BatchResultSerializer, 400: BatchResultSerializer, 422: None},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Send the batch again with the same key and get the original answer (with "
+                "`Idempotent-Replayed: true`); nothing is stored twice. The same key with another body gets 422.",
+            )
+        ],
+    )
     def post(self, request):
         envelope = MessageBatchSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
@@ -189,12 +206,50 @@ class MessageBatchView(APIView):
                 raise ItemInvalid(item.errors)
             return item.validated_data["request"], item.validated_data["content"]
 
-        outcome = batch_messages_create(
-            defaults=defaults,
-            messages=messages,
-            atomic=envelope.validated_data["atomic"],
-            validate_item=validate_item,
-            api_key=request.auth,
-        )
+        def create(idempotency_key=None):
+            outcome = batch_messages_create(
+                defaults=defaults,
+                messages=messages,
+                atomic=envelope.validated_data["atomic"],
+                validate_item=validate_item,
+                api_key=request.auth,
+                idempotency_key=idempotency_key,
+            )
+            if idempotency_key is not None and outcome.batch is None:
+                raise NothingStored(outcome)  # rolls the key back: a corrected request may use it again
+            return outcome
+
+        key = request.headers.get("Idempotency-Key")
+        replayed = False
+        try:
+            if key is None:
+                outcome = create()
+            else:
+                outcome, created = idempotent_create(
+                    api_key=request.auth,
+                    key=key,
+                    scope="messages.batch",
+                    fingerprint=request_fingerprint(request.data),
+                    create=lambda record: create(record),
+                    replay=lambda record: batch_outcome_replay(batch=record.batch),
+                )
+                replayed = not created
+        except NothingStored as nothing:
+            outcome = nothing.outcome
+        except IdempotencyKeyInvalid as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        except IdempotencyKeyError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         code = status.HTTP_201_CREATED if outcome.accepted else status.HTTP_400_BAD_REQUEST
-        return Response(outcome.as_response(), status=code)
+        response = Response(outcome.as_response(), status=code)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class NothingStored(Exception):
+    """An atomic batch refused whole: its Idempotency-Key is not kept."""
+
+    def __init__(self, outcome):
+        super().__init__("nothing stored")
+        self.outcome = outcome

@@ -55,6 +55,7 @@ def batch_messages_create(
     validate_item: Callable[[dict[str, Any]], tuple[Any, Any]],
     api_key: ApiKey | None = None,
     created_by=None,
+    idempotency_key=None,
 ) -> BatchOutcome:
     """Validate every item with `validate_item(fields) -> (MessageRequest, RenderedContent)` (which raises
     ItemInvalid with the item's errors), then store the valid ones, or none of them if `atomic` and one failed.
@@ -78,7 +79,12 @@ def batch_messages_create(
     # Without `atomic` each chunk commits on its own, so what was stored before a failure stays stored.
     with transaction.atomic() if atomic else contextlib.nullcontext():
         batch = Batch.objects.create(
-            kind=Batch.Kind.API, api_key=api_key, created_by=created_by, rejected=len(errors), accepted=len(valid)
+            kind=Batch.Kind.API,
+            api_key=api_key,
+            created_by=created_by,
+            rejected=len(errors),
+            accepted=len(valid),
+            idempotency_key=idempotency_key,
         )
         created = messages_create_many(
             items=(pair for _, pair in valid), api_key=api_key, created_by=created_by, batch=batch, collect_ids=True

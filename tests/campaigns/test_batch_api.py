@@ -132,3 +132,40 @@ def test_a_stored_batch_keeps_its_answer_for_a_repeat_of_the_request(api):
     batch = Batch.objects.get(pk=body["batch_id"])
     assert batch_outcome_replay(batch=batch).as_response() == body
     assert batch.finished_at is not None
+
+
+def batch_payload(count=3, **defaults):
+    return {
+        "defaults": {"channel": "sms", "body": "Hello", **defaults},
+        "messages": [{"to": f"+1415{7000000 + i}"} for i in range(count)],
+    }
+
+
+def test_the_same_idempotency_key_returns_the_original_answer_and_stores_nothing_twice(api):
+    first = api.post(URL, batch_payload(), format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    again = api.post(URL, batch_payload(), format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert first.status_code == again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert Message.objects.count() == 3
+    assert Batch.objects.count() == 1
+
+
+def test_the_same_key_with_another_batch_is_refused_with_422(api):
+    api.post(URL, batch_payload(), format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    other = api.post(URL, batch_payload(body="Something else"), format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert other.status_code == 422
+    assert "different request" in other.json()["detail"]
+    assert Message.objects.count() == 3
+
+
+def test_a_refused_atomic_batch_does_not_use_up_its_key(api):
+    bad = batch_payload()
+    bad["atomic"] = True
+    bad["messages"].append({"to": "not-a-number"})
+    refused = api.post(URL, bad, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert refused.status_code == 400
+    assert Message.objects.count() == 0
+    corrected = api.post(URL, {**batch_payload(), "atomic": True}, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
+    assert corrected.status_code == 201
+    assert corrected.json()["accepted"] == 3

@@ -23,6 +23,7 @@ from django.utils import timezone
 from deliveries.models import Message
 from deliveries.services.bulk import messages_create_many
 from deliveries.services.messages import MessageValidationError, message_request_validate
+from deliveries.services.suppression import suppressions_blocking
 
 from ..models import Batch, MessageTemplate
 from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
@@ -48,7 +49,7 @@ class BulkSendReport:
     queued: int = 0
     scheduled: int = 0
     already_sent: int = 0  # stored by an earlier run with the same key, so skipped
-    # No suppression list exists yet (the provider-feedback work adds one); the count is reported all the same.
+    # Stored, but on the suppression list: the worker will end them `suppressed` instead of sending them.
     suppressed: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     blank_lines: int = 0
@@ -177,10 +178,23 @@ def bulk_send_csv(
         )
     report.accepted, report.queued, report.scheduled = result.created, result.queued, result.scheduled
     report.already_sent = result.skipped
+    report.suppressed = _count_suppressed(batch, chunk_size)
     Batch.objects.filter(pk=batch.pk).update(
         accepted=Message.objects.filter(batch=batch).count(), rejected=len(report.rejected), finished_at=timezone.now()
     )
     return report
+
+
+def _count_suppressed(batch: Batch, chunk_size: int) -> int:
+    """How many of the batch's messages go to suppressed addresses, looked up a chunk at a time."""
+    messages = Message.objects.filter(batch=batch).only("pk", "channel", "recipient", "category").order_by("pk")
+    suppressed, chunk = 0, []
+    for message in messages.iterator(chunk_size=chunk_size):
+        chunk.append(message)
+        if len(chunk) >= chunk_size:
+            suppressed += len(suppressions_blocking(chunk))
+            chunk = []
+    return suppressed + len(suppressions_blocking(chunk))
 
 
 def _check_only(items: Iterator, report: BulkSendReport, chunk_size: int) -> None:

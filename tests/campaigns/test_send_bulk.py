@@ -158,3 +158,18 @@ def test_memory_stays_bounded_by_the_chunk_size_not_the_number_of_rows(tmp_path)
     large = peak_memory_sending(tmp_path, 5_000)
     # Holding the 4,000 extra rows would cost about 10 MB; the peak moves by garbage-collection noise only.
     assert large - small < 2_000_000, (small, large)
+
+
+def test_the_summary_counts_rows_to_suppressed_addresses_and_those_are_never_sent(tmp_path, sms_outbox):
+    from deliveries.models import Suppression
+    from deliveries.services.suppression import suppression_add
+
+    suppression_add(
+        channel="sms", address="+14155550102", reason=Suppression.Reason.OPT_OUT, source="Twilio inbound reply: STOP"
+    )
+    out, _error = send_bulk(csv=str(write_csv(tmp_path, PEOPLE)), channel="sms", body="Hello")
+    assert "4 were accepted" in out
+    assert "1 rejected, 1 suppressed." in out
+    run_burst_worker()
+    assert sorted(m.recipient for m in sms_outbox) == ["+14155550101", "+14155550104", "+14155550105"]
+    assert Message.objects.get(recipient="+14155550102").status == Status.SUPPRESSED

@@ -13,6 +13,25 @@ from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
 
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
+    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "ALLOWED_HOSTS": "tidings.example.com",
+    "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+}
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in a fresh process with only PATH and `env` in its environment."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
 
 def test_create_api_key_prints_a_working_key_once_and_stores_only_its_hash():
     out, err = StringIO(), StringIO()
@@ -32,17 +51,11 @@ def test_create_api_key_refuses_a_duplicate_name():
 
 
 def test_worker_without_redis_exits_with_one_readable_line():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "run_worker", "--burst"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "messaging_project.settings.test",
-            "REDIS_URL": "redis://127.0.0.1:1/0",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_manage(
+        "run_worker",
+        "--burst",
+        DJANGO_SETTINGS_MODULE="messaging_project.settings.test",
+        REDIS_URL="redis://127.0.0.1:1/0",
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -52,55 +65,27 @@ def test_worker_without_redis_exits_with_one_readable_line():
 
 
 def test_deploy_check_is_clean_under_production_settings():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
-            "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "ALLOWED_HOSTS": "tidings.example.com",
-            "PUBLIC_BASE_URL": "https://tidings.example.com",
-            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION, PUBLIC_BASE_URL="https://tidings.example.com"
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
 
 def test_deploy_check_warns_when_callbacks_cannot_reach_us_or_are_unprotected():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
-            "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "ALLOWED_HOSTS": "tidings.example.com",
-            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
-            "MESSENGER_PAGE_ACCESS_TOKEN": "token",
-            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_manage(
+        "check",
+        "--deploy",
+        **PRODUCTION,
+        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
+        MESSENGER_PAGE_ACCESS_TOKEN="token",
     )
     for check_id in ("tidings.W010", "tidings.W011", "tidings.W012"):
         assert check_id in result.stderr
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("check", DJANGO_SETTINGS_MODULE="messaging_project.settings.production")
     assert result.returncode != 0
     assert "SECRET_KEY is required" in result.stderr
 

@@ -23,7 +23,16 @@ from .forms import (
     TranslationForm,
     TranslationFormSet,
 )
-from .models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from .models import (
+    Batch,
+    Campaign,
+    CampaignStep,
+    Contact,
+    ContactList,
+    MessageTemplate,
+    MessageTemplateTranslation,
+    Segment,
+)
 from .resources import ContactResource
 from .selectors import batch_status_counts, campaign_progress, segment_contacts
 from .services.campaigns import (
@@ -275,12 +284,36 @@ class CampaignForm(forms.ModelForm):
             self.add_error(field if field in self.fields else None, texts)
 
 
+class CampaignStepInline(admin.TabularInline):
+    """The follow-ups of a multi-step campaign (the campaign's own template is step 0); editable in a draft only,
+    like the rest of the campaign."""
+
+    model = CampaignStep
+    extra = 0
+    fields = ["position", "template", "condition", "delay", "window"]
+    verbose_name = "follow-up step"
+    verbose_name_plural = "Follow-up steps (each sent to a contact after their previous message meets the condition)"
+
+    def _draft(self, obj) -> bool:
+        return obj is None or obj.status == Campaign.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._draft(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._draft(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._draft(obj)
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     """Campaigns: edit a draft, then launch, pause, resume or cancel it (each a permission of its own), and
     follow its progress on its page, refreshed every few seconds while it runs."""
 
     form = CampaignForm
+    inlines = [CampaignStepInline]
     list_display = ["name", "status_label", "schedule_summary", "targeted", "progress_summary", "launched_at"]
     list_filter = ["status", "schedule"]
     search_fields = ["name"]

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 
@@ -188,6 +190,49 @@ class Campaign(models.Model):
     @property
     def is_recurring(self) -> bool:
         return bool(self.recurrence)
+
+
+def _dependency_conditions():
+    # deliveries.models imports this module, so its choices are looked up when first needed, not at import.
+    from deliveries.models import DependencyCondition
+
+    return DependencyCondition.choices
+
+
+class CampaignStep(models.Model):
+    """A follow-up of a multi-step campaign (drip): sent to each contact after their previous step's message
+    meets `condition`, as a message depending on that one (deliveries.services.dependencies).
+
+    The campaign's own template is step 0; steps are numbered 1, 2, ... by `position`.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(help_text="1 for the first follow-up, 2 for the next, ...")
+    template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="campaign_steps")
+    condition = models.CharField(
+        max_length=20,
+        choices=_dependency_conditions,
+        default="delivered",
+        help_text="What the previous step's message must do first. Not opened / not clicked need an email step.",
+    )
+    delay = models.DurationField(
+        default=timedelta(0), help_text="How long after the condition is met to send (e.g. 2 days: '2 00:00:00')."
+    )
+    window = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="For not opened / not clicked: how long after the previous message was sent to wait for an "
+        "open or click (24 hours when empty).",
+    )
+
+    class Meta:
+        ordering = ["campaign", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "position"], name="campaign_step_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} — step {self.position}"
 
 
 class Batch(models.Model):

@@ -5,7 +5,16 @@ from rest_framework import serializers
 
 from deliveries.api.serializers import MessageCreateSerializer
 
-from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, MessageTemplateTranslation, Segment
+from ..models import (
+    Batch,
+    Campaign,
+    CampaignStep,
+    Contact,
+    ContactList,
+    MessageTemplate,
+    MessageTemplateTranslation,
+    Segment,
+)
 from ..selectors import batch_status_counts, campaign_progress, segment_contacts
 from ..services.campaigns import EDITABLE_FIELDS, campaign_create, campaign_problems, campaign_update
 from ..services.contact_lists import contact_list_create
@@ -150,11 +159,23 @@ class ContactIdsSerializer(serializers.Serializer):
 # --- Campaigns ----------------------------------------------------------------------------------------------
 
 
+class CampaignStepSerializer(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = CampaignStep
+        fields = ["position", "template", "condition", "delay", "window"]
+        read_only_fields = fields
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     template = serializers.SlugRelatedField(
         slug_field="slug", queryset=MessageTemplate.objects.all(), allow_null=True, required=False
     )
     progress = serializers.SerializerMethodField()
+    steps = CampaignStepSerializer(
+        many=True, read_only=True, help_text="Follow-up steps (read-only here; edit them in the admin)."
+    )
     launch_problems = serializers.SerializerMethodField(help_text="What stops a draft from being launched.")
 
     class Meta:
@@ -175,6 +196,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "cancelled_at",
             "created_at",
             "progress",
+            "steps",
             "launch_problems",
         ]
         read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]

@@ -119,7 +119,9 @@ class SegmentViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     """Campaigns: drafts are edited freely; launch, pause, resume and cancel drive the lifecycle."""
 
-    queryset = Campaign.objects.select_related("template").order_by("-created_at", "-pk")
+    queryset = (
+        Campaign.objects.select_related("template").prefetch_related("steps__template").order_by("-created_at", "-pk")
+    )
     serializer_class = CampaignSerializer
     filterset_fields = ["status", "parent"]
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from deliveries.models import Message, Status
 from deliveries.state import transition
 
-from ..models import Campaign
+from ..models import Campaign, CampaignStep
 from ..scheduling import cron_next, zone_named
 from .campaigns import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
 from .completion import campaigns_complete_finished
@@ -98,7 +98,7 @@ def campaigns_fire_due_occurrences(*, now) -> int:
 
 def _occurrence_of(parent: Campaign, occurrence) -> Campaign:
     local = occurrence.astimezone(zone_named(parent.time_zone))
-    return Campaign.objects.create(
+    child = Campaign.objects.create(
         name=f"{parent.name} — {local:%Y-%m-%d %H:%M}",
         template=parent.template,
         contact_list=parent.contact_list,
@@ -113,6 +113,19 @@ def _occurrence_of(parent: Campaign, occurrence) -> Campaign:
         occurrence_at=occurrence,
         created_by=parent.created_by,
     )
+    # Each occurrence sends the whole sequence: the follow-up steps come along.
+    CampaignStep.objects.bulk_create(
+        CampaignStep(
+            campaign=child,
+            position=step.position,
+            template_id=step.template_id,
+            condition=step.condition,
+            delay=step.delay,
+            window=step.window,
+        )
+        for step in parent.steps.all()
+    )
+    return child
 
 
 def campaigns_start_due(*, now) -> int:

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from deliveries.models import Message, Status
 from deliveries.services.bulk import RenderFailure, messages_create_many
+from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CHANNELS, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import SUPPORTED_CHANNELS, MessageRequest
 from deliveries.state import transition
 
@@ -43,7 +44,7 @@ from ..scheduling import (
     paced,
     zone_named,
 )
-from ..selectors import campaign_audience, campaign_recipients
+from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients
 from .templates import TemplateRenderError, template_render_for_contact
 
 logger = logging.getLogger(__name__)
@@ -73,12 +74,46 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
         problem("template", "Choose the template to send.")
     elif campaign.template.channel not in SUPPORTED_CHANNELS:
         problem("template", f"Tidings cannot send {campaign.template.get_channel_display()} messages yet.")
+    if campaign.pk is not None:
+        for text in campaign_step_problems(campaign):
+            problem("steps", text)
     if bool(campaign.contact_list_id) == bool(campaign.segment_id):
         problem("contact_list", "Choose the audience: a contact list or a segment (one of them).")
     if campaign.schedule == Campaign.Schedule.AT and campaign.send_at is None:
         problem("send_at", "Give the time to send at.")
     if campaign.schedule == Campaign.Schedule.LOCAL_TIME and campaign.local_time is None:
         problem("local_time", "Give the local time of day to send at, like 09:00.")
+    return problems
+
+
+def campaign_step_problems(campaign: Campaign) -> list[str]:
+    """What is wrong with the campaign's follow-up steps (empty when they are fine, or when it has none)."""
+    problems = []
+    previous = campaign.template
+    for step in campaign.steps.select_related("template"):
+        name = f"Step {step.position}"
+        template = step.template
+        if template.channel not in SUPPORTED_CHANNELS:
+            problems.append(f"{name}: Tidings cannot send {template.get_channel_display()} messages yet.")
+        if step.condition in ENGAGEMENT_CONDITIONS and (
+            previous is None or previous.channel not in ENGAGEMENT_CHANNELS
+        ):
+            before = f"step {step.position - 1}" if step.position > 1 else "the campaign's own message"
+            channel = previous.get_channel_display() if previous else "not chosen"
+            problems.append(
+                f"{name}: opens and clicks are only reported for email, and {before} is {channel}; "
+                "use the sent or delivered condition."
+            )
+        if step.window is not None and step.condition not in ENGAGEMENT_CONDITIONS:
+            problems.append(f"{name}: a window applies to the not opened and not clicked conditions only.")
+        elif step.window is not None and step.window <= timedelta(0):
+            problems.append(f"{name}: the window must be longer than zero.")
+        if step.delay < timedelta(0):
+            problems.append(f"{name}: the delay cannot be negative.")
+        previous = template
+    positions = list(campaign.steps.values_list("position", flat=True))
+    if positions != list(range(1, len(positions) + 1)):
+        problems.append(f"Steps are numbered {', '.join(map(str, positions))}; number them 1, 2, 3… with no gaps.")
     return problems
 
 
@@ -313,7 +348,8 @@ def campaign_cancel(*, campaign: Campaign, by: str = "") -> int:
 
 
 def _cancel_messages(campaign: Campaign, *, detail: str) -> int:
-    pending = [Status.SCHEDULED, Status.QUEUED, Status.PAUSED]
+    # Waiting ones too: the follow-up steps of a multi-step campaign, not yet released by their previous step.
+    pending = [Status.WAITING, Status.SCHEDULED, Status.QUEUED, Status.PAUSED]
     ids = list(Message.objects.filter(campaign=campaign, status__in=pending).values_list("pk", flat=True))
     return _transition_in_slices(ids, to_status=Status.CANCELLED, from_statuses=pending, detail=detail)
 
@@ -335,6 +371,7 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> in
         if campaign is None or campaign.status not in LIVE or campaign.fanout_done or campaign.recurrence:
             return created
         template = campaign.template
+        steps = list(campaign.steps.select_related("template").prefetch_related("template__translations"))
         recipients = campaign_recipients(campaign=campaign, channel=template.channel)
         contacts = list(recipients.filter(pk__gt=campaign.fanout_cursor).order_by("pk")[:chunk_size])
         now = timezone.now()
@@ -361,13 +398,79 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> in
             )
             if not won:
                 continue  # paused, cancelled, or another run wrote this chunk: look again
-            messages_create_many(
+            stored = messages_create_many(
                 items=items,
                 campaign=campaign,
                 created_by=campaign.created_by,
                 chunk_size=len(items),
+                collect_ids=bool(steps),
             )
-        created += len(items)
+            follow_ups = _store_steps(campaign, steps, contacts, items, stored.ids) if steps else 0
+            if follow_ups:
+                Campaign.objects.filter(pk=campaign.pk).update(targeted=F("targeted") + follow_ups)
+        created += len(items) + follow_ups
+
+
+def _store_steps(campaign: Campaign, steps, contacts, items, first_ids: list[int | None]) -> int:
+    """Store each follow-up step's message for the chunk's contacts, each depending on the same contact's message
+    of the step before (so each contact has a chain of their own). Runs in the transaction that moved the
+    fan-out's cursor, so a chunk's steps are stored once, together with its first messages.
+
+    A contact's chain stops at a step they cannot be sent (no consent or address for its channel) or whose
+    previous message could not be rendered: nothing would ever release what follows.
+    """
+    previous_ids = [
+        message_id if not isinstance(content, RenderFailure) else None
+        for message_id, (_, content) in zip(first_ids, items, strict=True)
+    ]
+    created = 0
+    for step in steps:
+        template = step.template
+        channel = template.channel
+        window = step.window
+        if step.condition in ENGAGEMENT_CONDITIONS and window is None:
+            window = DEFAULT_WINDOW
+        step_items, positions = [], []
+        for index, contact in enumerate(contacts):
+            parent_id = previous_ids[index]
+            address = getattr(contact, ADDRESS_FIELDS[channel])
+            if parent_id is None or not address or not getattr(contact, f"{channel}_consent"):
+                previous_ids[index] = None
+                continue
+            request = MessageRequest(
+                channel=channel,
+                recipient=address,
+                template=template,
+                priority=campaign.priority,
+                metadata={"contact_id": contact.pk, "campaign_step": step.position},
+                language=contact.language,
+                dependency={
+                    "depends_on_id": parent_id,
+                    "depends_on_condition": step.condition,
+                    "depends_on_delay": step.delay or None,
+                    "depends_on_window": window if step.condition in ENGAGEMENT_CONDITIONS else None,
+                },
+            )
+            try:
+                content = template_render_for_contact(template=template, contact=contact)
+            except TemplateRenderError as error:
+                content = RenderFailure(error.reason)
+            step_items.append((request, content))
+            positions.append(index)
+        if not step_items:
+            break
+        stored = messages_create_many(
+            items=step_items,
+            campaign=campaign,
+            created_by=campaign.created_by,
+            chunk_size=len(step_items),
+            collect_ids=True,
+        )
+        created += len(step_items)
+        previous_ids = [None] * len(contacts)
+        for index, message_id, (_, content) in zip(positions, stored.ids, step_items, strict=True):
+            previous_ids[index] = None if isinstance(content, RenderFailure) else message_id
+    return created
 
 
 def _chunk_items(campaign: Campaign, contacts, *, state: dict, now: datetime) -> Iterator[tuple]:

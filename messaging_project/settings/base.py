@@ -233,7 +233,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tidings API",
     "DESCRIPTION": "Send and track SMS and email through Tidings.",
     "VERSION": "1.0.0",
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "campaigns.models.Channel", "StatusEnum": "deliveries.models.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "campaigns.models.Channel",
+        "StatusEnum": "deliveries.models.Status",
+        "DependencyConditionEnum": "deliveries.models.DependencyCondition",
+    },
 }
 
 LOGGING = {

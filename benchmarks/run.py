@@ -367,6 +367,55 @@ def scenario_cost(bench: Bench, count: int) -> dict:
     }
 
 
+def scenario_api(bench: Bench, seconds: float) -> dict:
+    """POST /api/v1/messages/ (and the batch endpoint) against gunicorn, from a separate load-generator process."""
+    from deliveries.services.api_keys import api_key_create
+
+    bench.reset()
+    _, raw_key = api_key_create(name=f"bench-{time.time_ns()}")
+    web = bench.spawn(
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "messaging_project.wsgi",
+        "--bind",
+        f"127.0.0.1:{WEB_PORT}",
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+    )
+    base = f"http://127.0.0.1:{WEB_PORT}"
+    bench.wait_http(f"{base}/health/live")
+
+    def load(*extra: str) -> dict:
+        output = subprocess.run(
+            [sys.executable, "benchmarks/loadgen.py", base, raw_key, "--seconds", str(seconds), *extra],
+            cwd=ROOT,
+            env=bench.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(output.strip().splitlines()[-1])
+
+    try:
+        single = load("--concurrency", "16")
+        batch = load("--concurrency", "4", "--batch", "500")
+    finally:
+        bench.stop(web)
+    return {
+        "single_accepted_per_s": single["accepted_messages_per_s"],
+        "single_p50_ms": single["latency_p50_ms"],
+        "single_p99_ms": single["latency_p99_ms"],
+        "single_statuses": single["statuses"],
+        "batch_messages_per_s": batch["accepted_messages_per_s"],
+        "batch_p50_ms": batch["latency_p50_ms"],
+        "seconds_each": seconds,
+        "gunicorn_workers": 2,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}")
@@ -382,6 +431,7 @@ def main() -> None:
         "schedule": 500 if args.quick else 5000,
         "fanout": 5000 if args.quick else 100000,
         "cost": 500 if args.quick else 5000,
+        "api_seconds": 5 if args.quick else 30,
     }
     scenarios = {
         "fanout": lambda b: scenario_fanout(b, sizes["fanout"]),
@@ -391,6 +441,7 @@ def main() -> None:
         "noop": lambda b: scenario_noop(b, sizes["noop"]),
         "schedule": lambda b: scenario_schedule(b, sizes["schedule"]),
         "cost": lambda b: scenario_cost(b, sizes["cost"]),
+        "api": lambda b: scenario_api(b, sizes["api_seconds"]),
     }
     wanted = [name for name in (args.only.split(",") if args.only else scenarios) if name]
     bench = Bench(args)

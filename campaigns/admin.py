@@ -319,11 +319,7 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     list_select_related = ["template"]
     actions = ["launch_selected", "pause_selected", "resume_selected", "cancel_selected"]
-    readonly_fields = [
-        "status_label",
-        "progress_panel",
-        "launch_problems",
-        "next_run_at",
+    history_fields = [
         "parent",
         "occurrence_at",
         "launched_at",
@@ -334,6 +330,7 @@ class CampaignAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     ]
+    readonly_fields = ["status_label", "progress_panel", "launch_problems", "next_run_at", *history_fields]
     fieldsets = [
         (None, {"fields": ["name", "status_label", "progress_panel", "launch_problems"]}),
         ("What and to whom", {"fields": ["template", "contact_list", "segment"]}),
@@ -350,22 +347,7 @@ class CampaignAdmin(admin.ModelAdmin):
             "Pace",
             {"fields": ["priority", "rate_limit_per_minute", "quiet_hours_start", "quiet_hours_end"]},
         ),
-        (
-            "History",
-            {
-                "fields": [
-                    "parent",
-                    "occurrence_at",
-                    "launched_at",
-                    "starts_at",
-                    "paused_at",
-                    "completed_at",
-                    "cancelled_at",
-                    "created_by",
-                    "created_at",
-                ]
-            },
-        ),
+        ("History", {"fields": history_fields}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

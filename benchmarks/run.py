@@ -25,9 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_DB = "tidings_bench"
-BENCH_REDIS = "redis://127.0.0.1:6379/14"
-TWILIO_PORT, POSTMARK_PORT, WEB_PORT = 18101, 18102, 18000
+# Overridable so that two runs (two checkouts) can share the machine without meeting.
+BENCH_DB = os.environ.get("BENCH_DB", "tidings_bench")
+BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+_PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "18100"))
+TWILIO_PORT, POSTMARK_PORT, WEB_PORT = _PORT_BASE + 1, _PORT_BASE + 2, _PORT_BASE - 100
 ACCOUNT_SID, AUTH_TOKEN, POSTMARK_TOKEN = "ACfake" + "0" * 28, "fake-auth-token", "fake-postmark-token"  # noqa: S105
 
 
@@ -477,6 +479,7 @@ def report(results: dict[str, dict], args) -> None:
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     out = ROOT / "benchmarks" / "results" / f"{datetime.now(UTC):%Y-%m-%d}{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nWritten to {out.relative_to(ROOT)}")
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import pybreaker
 import redis
@@ -30,16 +29,11 @@ NAMESPACE = "tidings:breaker"
 # While a probe is in flight, other messages for the provider look again this many seconds later.
 PROBE_WAIT_SECONDS = 1.0
 
-T = TypeVar("T")
 
-
-class ProviderPaused(Exception):
-    """The breaker refused the call: nothing was sent. `until` is when the provider may be tried again."""
-
-    def __init__(self, provider: str, until: float):
-        super().__init__(f"{provider} is paused by its circuit breaker")
-        self.provider = provider
-        self.until = until
+def _replay(error: BaseException | None) -> None:
+    """Stands in for a call that already happened, so pybreaker can count its outcome."""
+    if error is not None:
+        raise error
 
 
 @dataclass(frozen=True)
@@ -78,6 +72,7 @@ class ProviderBreaker:
         self.provider = provider
         self.namespace = f"{NAMESPACE}:{provider}"
         self.reset_timeout = settings.BREAKER_RESET_TIMEOUT
+        self._last_status: BreakerStatus | None = None  # what the last admit() read
 
     def _breaker(self) -> pybreaker.CircuitBreaker:
         # pybreaker holds a lock for the whole call, so each thread gets its own instance over the shared storage.
@@ -117,7 +112,7 @@ class ProviderBreaker:
         Closed: yes. Open and paused: no, until the pause ends. Pause over (or half-open): yes for the one caller
         that takes the probe, which must then `call(..., probe=True)`; the others look again a moment later.
         """
-        status = self.status()
+        status = self._last_status = self.status()
         if status.state in (pybreaker.STATE_CLOSED, "unknown"):
             return True, None, False
         now = time.time()
@@ -140,21 +135,36 @@ class ProviderBreaker:
         except RedisError:
             logger.warning("Could not release the %s breaker probe; it expires by itself", self.provider)
 
-    def call(self, func: Callable[..., T], *args, probe: bool = False) -> T:
-        """Run `func` under the breaker. Raises ProviderPaused (nothing was sent) if the breaker is open."""
+    def record(self, errors: Sequence[BaseException | None]) -> None:
+        """Tell the breaker how calls went (None: success), in the order they finished.
+
+        The calls ran outside pybreaker, admitted a wave at a time by `admit()`, so that hundreds can be in flight
+        without a Redis round trip each. Their outcomes go through pybreaker here, which counts consecutive
+        failures, trips, and closes after a good probe, exactly as if it had wrapped each call. In the common case
+        (the breaker was closed with no failures counted at the last `admit()` and every call succeeded) there is
+        nothing to change and nothing is written.
+        """
+        last = self._last_status
+        quiet = last is not None and last.state == pybreaker.STATE_CLOSED and last.failures == 0
+        if quiet and not any(self._counts_as_failure(error) for error in errors):
+            return
         try:
             breaker = self._breaker()
-        except RedisError:
-            # No shared state to consult: send without the breaker rather than stop sending.
-            breaker = None
-        try:
-            return breaker.call(func, *args) if breaker is not None else func(*args)
-        except pybreaker.CircuitBreakerError:
-            status = self.status()
-            raise ProviderPaused(self.provider, status.retry_at or time.time() + PROBE_WAIT_SECONDS) from None
-        finally:
-            if probe:
-                self.release_probe()
+            for error in errors:
+                try:
+                    breaker.call(_replay, error)
+                except pybreaker.CircuitBreakerError:
+                    pass  # another worker opened it meanwhile; this call had already been made
+                except Exception as replayed:  # noqa: BLE001 - the call's own error, replayed: already recorded
+                    if replayed is not error:
+                        raise
+        except RedisError as error:
+            logger.warning("Could not record outcomes on the %s breaker: %s", self.provider, error)
+        self._last_status = None
+
+    @staticmethod
+    def _counts_as_failure(error: BaseException | None) -> bool:
+        return error is not None and not isinstance(error, PermanentDeliveryError)
 
     def reset(self) -> None:
         """Close the breaker and forget its failures (an operator's action, and tests)."""

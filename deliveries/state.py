@@ -7,10 +7,11 @@ moved. Both PostgreSQL and SQLite (3.35+) support RETURNING.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import connections, router
 from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
@@ -96,8 +97,15 @@ def sources_for(to_status: str, from_statuses: Iterable[str] | None = None) -> l
     return wanted
 
 
-def update_returning_ids(queryset: QuerySet, values: dict[str, Any]) -> list[int]:
-    """`queryset.update(**values)`, returning the primary keys of the rows it changed."""
+def update_returning_ids(
+    queryset: QuerySet, values: dict[str, Any], per_row: Mapping[str, Mapping[int, Any]] | None = None
+) -> list[int]:
+    """`queryset.update(**values)`, returning the primary keys of the rows it changed.
+
+    `per_row` gives columns a value of their own for each row, `{field name: {pk: value}}`, written in the same
+    statement through `UPDATE ... FROM (VALUES ...)` (PostgreSQL, and SQLite 3.33+); only rows it names are
+    updated. A CASE expression would do the same in the ORM, but costs a tree of expressions per row to build.
+    """
     query = queryset.query.chain(UpdateQuery)
     query.add_update_values(values)
     sql, params = query.get_compiler(queryset.db).as_sql()
@@ -105,9 +113,32 @@ def update_returning_ids(queryset: QuerySet, values: dict[str, Any]) -> list[int
         return []
     connection = connections[queryset.db]
     pk_column = connection.ops.quote_name(queryset.model._meta.pk.column)
+    if per_row:
+        sql, params = _with_row_values(queryset.model, connection, sql, params, per_row)
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} RETURNING {pk_column}", params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def _with_row_values(model, connection, sql: str, params, per_row: Mapping[str, Mapping[int, Any]]):
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in per_row]
+    pks = list(next(iter(per_row.values())))
+    head, found, where = sql.partition(" WHERE ")
+    if not found:
+        raise ValueError("per-row values need a filtered update")
+    set_params = list(params)[: head.count("%s")]
+    where_params = list(params)[head.count("%s") :]
+    row_params: list[Any] = []
+    for pk in pks:
+        row_params.append(pk)
+        row_params.extend(field.get_db_prep_value(per_row[field.name][pk], connection) for field in fields)
+    row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+    assignments = ", ".join(f"{quote(field.column)} = v.column{i + 2}" for i, field in enumerate(fields))
+    pk_ref = f"{quote(model._meta.db_table)}.{quote(model._meta.pk.column)}"
+    rows = ", ".join([row] * len(pks))
+    sql = f"{head}, {assignments} FROM (VALUES {rows}) AS v WHERE {pk_ref} = v.column1 AND {where}"
+    return sql, [*set_params, *row_params, *where_params]
 
 
 def transition(
@@ -121,12 +152,16 @@ def transition(
     fields: dict[str, Any] | None = None,
     extra_filter: dict[str, Any] | None = None,
     kind: str = MessageEvent.Kind.STATUS,
+    events_by_id: Mapping[int, tuple[str, dict[str, Any]]] | None = None,
+    per_row: Mapping[str, Mapping[int, Any]] | None = None,
 ) -> list[int]:
     """Move the given messages to `to_status` wherever their current status allows it.
 
     Returns the ids that moved (the others were elsewhere, or taken by another process first) and records one
     timeline event for each. `fields` are written in the same UPDATE; `extra_filter` narrows the rows further (a
-    worker's claim token, say), so a transition can depend on more than the status.
+    worker's claim token, say), so a transition can depend on more than the status. `events_by_id` gives some
+    messages their own event (detail, data) instead of the shared `detail` and `data`; `per_row` gives each
+    message its own value for some fields (see update_returning_ids).
     """
     if not message_ids:
         return []
@@ -136,32 +171,71 @@ def transition(
         updates.setdefault(stamp, now)
     moved: list[int] = []
     events: list[MessageEvent] = []
+    events_by_id = events_by_id or {}
+    remaining = list(message_ids)
     for from_status in sources_for(to_status, from_statuses):
-        for start in range(0, len(message_ids), 1000):
-            chunk = message_ids[start : start + 1000]
+        if not remaining:
+            break  # every message already moved from an earlier source: no statement for the others
+        for start in range(0, len(remaining), 1000):
+            chunk = remaining[start : start + 1000]
             rows = Message.objects.filter(pk__in=chunk, status=from_status, **(extra_filter or {}))
-            moved_now = update_returning_ids(rows, updates)
+            values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
+            moved_now = update_returning_ids(rows, updates, values)
             moved.extend(moved_now)
-            events.extend(
-                MessageEvent(
-                    message_id=pk,
-                    kind=kind,
-                    from_status=from_status,
-                    to_status=to_status,
-                    code=code,
-                    detail=detail,
-                    data=data or {},
-                    created_at=now,
-                )
-                for pk in moved_now
-            )
-    MessageEvent.objects.bulk_create(events)
+            for pk in moved_now:
+                event_detail, event_data = events_by_id.get(pk, (detail, data))
+                events.append((pk, kind, from_status, to_status, code, event_detail, event_data or {}))
+        if moved:
+            moved_set = set(moved)
+            remaining = [pk for pk in remaining if pk not in moved_set]
+    events_insert(events, created_at=now)
     if moved and to_status in DECIDING_STATUSES:
         # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
         from .services.dependencies import dependents_settle
 
         dependents_settle(parent_ids=moved)
     return moved
+
+
+EVENT_COLUMNS = ("message", "kind", "from_status", "to_status", "code", "detail", "data", "dedupe_key", "created_at")
+
+
+def events_insert(rows: Sequence[tuple[int, str, str, str, str, str, dict]], *, created_at) -> None:
+    """Timeline events (message id, kind, from, to, code, detail, data), in one multi-row INSERT per 500.
+
+    What bulk_create() would write, without a model instance and its save machinery per row: at thousands of
+    messages a second, the events are most of the worker's database work.
+    """
+    if not rows:
+        return
+    connection = connections[router.db_for_write(MessageEvent)]
+    fields = [MessageEvent._meta.get_field(name) for name in EVENT_COLUMNS]
+    data_field = fields[6]
+    stamp = fields[-1].get_db_prep_value(created_at, connection)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = connection.ops.quote_name(MessageEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Nine array parameters instead of nine per row: psycopg parses a query with more than 50 parameters
+            # afresh each time, and that parse was most of the insert's cost.
+            columns_of = list(zip(*rows, strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) "  # noqa: S608 - our own table and column names
+                "SELECT m, k, f, t, c, d, j::jsonb, '', %s "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS e(m, k, f, t, c, d, j)",
+                [stamp, *map(list, columns_of[:6]), [json.dumps(data) for data in columns_of[6]]],
+            )
+            return
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            params: list[Any] = []
+            for pk, kind, from_status, to_status, code, detail, data in chunk:
+                params += [pk, kind, from_status, to_status, code, detail]
+                params += [data_field.get_db_prep_value(data, connection), "", stamp]
+            values = ", ".join([row_sql] * len(chunk))
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)  # noqa: S608 - our names
 
 
 def record_event(message_id: int, *, kind: str, detail: str, code: str = "", data: dict | None = None) -> None:

@@ -1,20 +1,25 @@
-"""The worker's side: send a job's queued messages, one provider call per message, several calls at once.
+"""The worker's side: send a job's queued messages, one provider call per message, many calls at once.
 
-For each message, in order (docs/reliability.md says why):
+For each message, in order (docs/reliability.md says why; docs/performance.md says how it stays cheap):
 
 1. Past its deadline (`expires_at`)? It fails with that reason instead of going out late.
 2. The provider's circuit breaker and send rate must allow a call now. If not, the message, and the job's other
    messages that the same pause or limit holds back, are deferred (queued -> scheduled) to the moment they will:
-   no attempt is spent and the worker neither waits nor spins.
+   no attempt is spent and the worker neither waits nor spins. The breaker is asked once per wave of claims,
+   the rate limiter (when one is set) once per message.
 3. It is claimed (queued -> sending, attempts + 1, a fresh claim token and a lease) just before its provider call
-   starts, so `sending` means exactly "the provider may have it". If the worker dies, the messages it had not
-   reached are still `queued` (the reconciler queues them again) and only the calls in flight are in doubt.
-4. The call runs in a thread pool, SEND_CONCURRENCY at a time; this thread records each outcome as soon as it
-   returns: sent, a retry (sending -> scheduled with backoff and jitter), or failed with the provider's reason.
+   starts, in waves of at most the free call slots (SEND_CONCURRENCY in all), one UPDATE per wave. So `sending`
+   means exactly "the provider may have it": if the worker dies, the messages it had not reached are still
+   `queued` (the reconciler queues them again) and only the calls in flight are in doubt.
+4. The calls run off this thread: on one event loop for backends with an async client (Twilio), in a thread pool
+   for the others. This thread records the outcomes as they come back, a group at a time: the accepted ones in
+   one UPDATE and one INSERT of their events; a retry (sending -> scheduled with backoff and jitter) or a failure
+   with the provider's reason one by one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
@@ -22,8 +27,8 @@ import signal
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +39,7 @@ from redis.exceptions import RedisError
 
 from ..backends import get_backend
 from ..backends.base import BaseBackend, OutgoingMessage, SendResult
-from ..circuit_breakers import ProviderBreaker, ProviderPaused
+from ..circuit_breakers import ProviderBreaker
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Category, Message, Status, Suppression
 from ..rate_limits import SendRateLimiter, Wait
@@ -109,7 +114,8 @@ def claim_messages(message_ids: list[int], *, provider: str = "", lease_seconds:
     )
     if not claimed_ids:
         return []
-    return list(Message.objects.filter(pk__in=claimed_ids, claim_token=token).order_by("pk"))
+    # The token names exactly the rows this claim took (an indexed column, one parameter, whatever the count).
+    return list(Message.objects.filter(claim_token=token).order_by("pk"))
 
 
 def to_outgoing(message: Message) -> OutgoingMessage:
@@ -162,38 +168,51 @@ def record_result(message: Message, result: SendResult) -> str:
     """Write one provider call's outcome. Returns the status the message ended in ("" if it was no longer ours)."""
     if not result.ok:
         return record_failure(message, result.error, provider=result.provider)
-    attempt, max_attempts = message.attempts, max_attempts_for(message.channel)
-    accepted = f"Accepted by {result.provider}" + (
-        f" as {result.provider_message_id}" if result.provider_message_id else ""
-    )
+    return Status.SENT if record_accepted([(message, result)]) else ""
+
+
+def record_accepted(accepted: list[tuple[Message, SendResult]]) -> list[int]:
+    """Write calls one provider accepted: sending -> sent with the provider's id, one UPDATE for all of them (each
+    row gets its own id through `per_row`) and one INSERT for their timeline events. Returns the ids that moved."""
+    if not accepted:
+        return []
+    provider = accepted[0][1].provider
+    events = {}
+    for message, result in accepted:
+        attempt, max_attempts = message.attempts, max_attempts_for(message.channel)
+        said = f"Accepted by {result.provider}" + (
+            f" as {result.provider_message_id}" if result.provider_message_id else ""
+        )
+        data = {"attempt": attempt, "max_attempts": max_attempts}
+        if result.provider_status:
+            data["provider_status"] = result.provider_status
+        events[message.pk] = (f"Attempt {attempt} of {max_attempts}: {said}.", data)
     moved = transition(
-        [message.pk],
+        list(events),
         # From review too: the lease ran out while the call was slow, and here is its answer after all.
         to_status=Status.SENT,
         from_statuses=[Status.SENDING, Status.REVIEW],
-        extra_filter={"claim_token": message.claim_token},
+        # Each claim (a wave) has its own token: a row matches only if one of ours still holds it.
+        extra_filter={"claim_token__in": {message.claim_token for message, _ in accepted}},
         fields={
-            "provider": result.provider,
-            "provider_message_id": result.provider_message_id,
+            "provider": provider,
             "last_error_code": "",
             "last_error_message": "",
             "lease_expires_at": None,
         },
-        detail=f"Attempt {attempt} of {max_attempts}: {accepted}.",
-        data={
-            "attempt": attempt,
-            "max_attempts": max_attempts,
-            **({"provider_status": result.provider_status} if result.provider_status else {}),
-        },
+        events_by_id=events,
+        per_row={"provider_message_id": {message.pk: result.provider_message_id for message, result in accepted}},
     )
-    if moved:
-        return Status.SENT
-    # A receipt from the provider got here first and moved the message on (see feedback.py). Keep the
-    # provider's id all the same, so later receipts find the message.
-    Message.objects.filter(pk=message.pk, claim_token=message.claim_token, provider_message_id="").update(
-        provider=result.provider, provider_message_id=result.provider_message_id, lease_expires_at=None
-    )
-    return ""
+    if len(moved) < len(accepted):
+        # A receipt from the provider got here first and moved the message on (see feedback.py). Keep the
+        # provider's id all the same, so later receipts find the message.
+        moved_set = set(moved)
+        for message, result in accepted:
+            if message.pk not in moved_set:
+                Message.objects.filter(pk=message.pk, claim_token=message.claim_token, provider_message_id="").update(
+                    provider=result.provider, provider_message_id=result.provider_message_id, lease_expires_at=None
+                )
+    return moved
 
 
 def record_failure(message: Message, error: DeliveryError, *, provider: str) -> str:
@@ -259,22 +278,6 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
     return Status.FAILED if moved else ""
 
 
-def record_not_attempted(message: Message, paused: ProviderPaused) -> str:
-    """The breaker opened between the claim and the call: nothing was sent, so the attempt is given back."""
-    until = _at(paused.until)
-    moved = transition(
-        [message.pk],
-        to_status=Status.SCHEDULED,
-        from_statuses=[Status.SENDING],
-        extra_filter={"claim_token": message.claim_token},
-        fields={"attempts": F("attempts") - 1, "send_at": until, "lease_expires_at": None, "claim_token": None},
-        code="circuit_open",
-        detail=f"Not sent: {paused.provider} is paused by its circuit breaker. Waiting until {_clock(until)}; "
-        "no attempt spent.",
-    )
-    return Status.SCHEDULED if moved else ""
-
-
 @dataclass
 class Deferral:
     """Messages a pause or a rate limit holds back, and when to try each again."""
@@ -327,30 +330,29 @@ class ProviderGate:
             return 1
         return self.limiter.capacity()
 
-    def admit(self, sender: str) -> tuple[Deferral | None, bool]:
-        """(None, is_probe) when a call may start now and has taken its rate slot; (a Deferral, False) if not.
-
-        A deferral for a sender's own limit holds back only that sender's messages (`Deferral.code` says which).
-        """
+    def admit_wave(self) -> tuple[Deferral | None, bool]:
+        """May a wave of calls start? (None, False): yes, all of it. (None, True): only one, as the breaker's probe.
+        (a Deferral, False): none, until the breaker's pause ends."""
         allowed, until, probe = self.breaker.admit()
         if not allowed:
             reason = f"{self.provider} is paused by its circuit breaker after repeated failures."
             return Deferral("circuit_open", reason, until), False
+        return None, probe
+
+    def admit_rate(self, sender: str) -> Deferral | None:
+        """Take a slot of the send rate for one call (None), or say until when the sender must wait (a Deferral;
+        its code says whether the limit is the sender's own or the whole provider's)."""
         if not self.limiter.enabled:
-            return None, probe
+            return None
         try:
             if self.limiter.acquire(sender):
-                return None, probe
+                return None
             limit_wait = self.limiter.wait(sender)
         except RedisError as error:
             logger.warning("Rate limiter unavailable for %s: %s", self.provider, error)
             reason = "The rate limiter could not be reached."
-            deferral = Deferral("rate_unknown", reason, time.time() + RATE_UNKNOWN_WAIT_SECONDS)
-        else:
-            deferral = self._rate_deferral(sender, limit_wait)
-        if probe:
-            self.breaker.release_probe()
-        return deferral, False
+            return Deferral("rate_unknown", reason, time.time() + RATE_UNKNOWN_WAIT_SECONDS)
+        return self._rate_deferral(sender, limit_wait)
 
     def _rate_deferral(self, sender: str, limit_wait: Wait | None) -> Deferral:
         if limit_wait is None:  # a slot came back between the refusal and the question: try again at once
@@ -363,18 +365,69 @@ class ProviderGate:
             code = "rate_limited"
         return Deferral(code, reason, limit_wait.until, limit_wait.slots, limit_wait.window)
 
-    def call(self, backend: BaseBackend, message: OutgoingMessage, probe: bool) -> SendResult | ProviderPaused:
-        """The provider call, under the breaker; runs in a pool thread and touches no database."""
+
+class CallPool:
+    """Runs provider calls off the recording thread, returning a Future per call that never raises.
+
+    A backend with an async client gets one event loop in one thread, which keeps hundreds of calls in flight for
+    the CPU of a few; the others get a thread pool (at most SEND_THREADS threads). Nothing here touches the
+    database.
+    """
+
+    def __init__(self, backend: BaseBackend, size: int):
+        self.backend = backend
+        self.size = size
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> CallPool:
+        if self.backend.supports_async:
+            self.loop = asyncio.new_event_loop()
+            self.thread = threading.Thread(target=self.loop.run_forever, name="provider-calls", daemon=True)
+            self.thread.start()
+            asyncio.run_coroutine_threadsafe(self.backend.open_async(self.size), self.loop).result()
+        else:
+            self.backend.open()
+            self.executor = ThreadPoolExecutor(max_workers=min(self.size, settings.SEND_THREADS))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self.backend.close_async(), self.loop).result(timeout=10)
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self.thread.join(timeout=10)
+                self.loop.close()
+        else:
+            self.executor.shutdown(wait=True)
+            self.backend.close()
+
+    def submit(self, message: OutgoingMessage) -> Future:
+        if self.loop is not None:
+            return asyncio.run_coroutine_threadsafe(self._call_async(message), self.loop)
+        return self.executor.submit(self._call, message)
+
+    def _call(self, message: OutgoingMessage) -> SendResult:
         try:
-            return self.breaker.call(backend.send_checked, message, probe=probe)
-        except ProviderPaused as paused:
-            return paused
+            return self.backend.send_checked(message)
         except DeliveryError as error:
-            return SendResult(message_id=message.id, provider=backend.provider_name, error=error)
-        except Exception as error:  # Redis trouble inside the breaker, say: the call may not have happened
-            logger.exception("Unexpected error around the %s call for message %s", backend.provider_name, message.id)
-            wrapped = TransientDeliveryError(f"Unexpected error: {error!r}", provider=backend.provider_name)
-            return SendResult(message_id=message.id, provider=backend.provider_name, error=wrapped)
+            return SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
+
+    async def _call_async(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return await self.backend.send_async(message)
+        except DeliveryError as error:
+            return SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
+        except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
+            logger.exception("Unexpected error sending message %s through %s", message.id, self.backend.provider_name)
+            wrapped = TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.backend.provider_name)
+            return SendResult(message_id=message.id, provider=self.backend.provider_name, error=wrapped)
+
+
+# After the first call of a group comes back, wait this long for more, so that their results share one write.
+GROUP_WAIT_SECONDS = 0.005
 
 
 class _ChannelSender:
@@ -386,66 +439,108 @@ class _ChannelSender:
         self.gate = ProviderGate(channel, backend.provider_name)
         self.counts = counts
         self.concurrency = max(settings.SEND_CONCURRENCY, 1)
-        self.in_flight: dict[Future, Message] = {}
+        # Claim when at least this many call slots are free: a wave's claim is one UPDATE, whatever its size.
+        self.wave_size = max(self.concurrency // 4, 1)
+        self.in_flight: dict[Future, tuple[Message, bool]] = {}
         self.accepted_ids: list[str] = []
+        self.held_all: Deferral | None = None
+        self.held_by_sender: dict[str, Deferral] = {}
 
     def run(self, rows: list[tuple[int, str]]) -> None:
-        held_all: Deferral | None = None
-        held_by_sender: dict[str, Deferral] = {}
-        self.backend.open()
+        pending = deque(rows)
         try:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(rows)) or 1) as pool:
-                for pk, sender in rows:
-                    if _stop_requested.is_set():
-                        logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
-                        break
-                    self._collect(block=len(self.in_flight) >= self.concurrency)
-                    held = held_all or held_by_sender.get(sender)
-                    if held is not None:
-                        held.message_ids.append(pk)
-                        continue
-                    deferral, probe = self.gate.admit(sender)
-                    if deferral is not None:
-                        deferral.message_ids.append(pk)
-                        if deferral.code == "sender_rate_limited":
-                            held_by_sender[sender] = deferral
-                        else:
-                            held_all = deferral
-                        continue
-                    claimed = claim_messages([pk], provider=self.gate.provider)
-                    if not claimed:  # cancelled, or another worker's; its rate slot goes unused
-                        if probe:
-                            self.gate.breaker.release_probe()
-                        continue
-                    future = pool.submit(self.gate.call, self.backend, to_outgoing(claimed[0]), probe)
-                    self.in_flight[future] = claimed[0]
+            with CallPool(self.backend, min(self.concurrency, len(rows)) or 1) as pool:
+                try:
+                    while pending:
+                        if _stop_requested.is_set():
+                            logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
+                            break
+                        free = self.concurrency - len(self.in_flight)
+                        if self.in_flight and free < min(self.wave_size, len(pending)):
+                            self._collect(block=True)
+                            continue
+                        self._start_wave(pool, pending, free)
+                        self._collect(block=False)
+                finally:
+                    # Every call that started gets its outcome recorded, whatever stopped the loop.
+                    while self.in_flight:
+                        self._collect(block=True)
         finally:
-            # Every call that started gets its outcome recorded, whatever stopped the loop.
-            while self.in_flight:
-                self._collect(block=True)
-            self.backend.close()
             # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
             receipts_apply_pending(provider=self.backend.provider_name, provider_message_ids=self.accepted_ids)
-            for deferral in [held_all, *held_by_sender.values()]:
+            for deferral in [self.held_all, *self.held_by_sender.values()]:
                 if deferral is not None:
                     self.counts[Status.SCHEDULED] += deferral.apply()
 
+    def _hold(self, pk: int, sender: str) -> bool:
+        """Put the message with a deferral already holding it back (its sender's, or everyone's)."""
+        held = self.held_all or self.held_by_sender.get(sender)
+        if held is None:
+            return False
+        held.message_ids.append(pk)
+        return True
+
+    def _start_wave(self, pool: CallPool, pending: deque, free: int) -> None:
+        """Admit, claim and start the calls of up to `free` pending messages."""
+        wave: list[tuple[int, str]] = []
+        while pending and len(wave) < free:
+            pk, sender = pending.popleft()
+            if not self._hold(pk, sender):
+                wave.append((pk, sender))
+        if not wave:
+            return
+        deferral, probe = self.gate.admit_wave()
+        if deferral is not None:
+            self.held_all = deferral
+            deferral.message_ids.extend(pk for pk, _ in wave)
+            return
+        if probe:  # one call tests the provider; the rest wait for its answer (the next wave sees it pending)
+            pending.extendleft(reversed(wave[1:]))
+            wave = wave[:1]
+        admitted = []
+        for pk, sender in wave:
+            if self._hold(pk, sender):
+                continue
+            rate_deferral = self.gate.admit_rate(sender)
+            if rate_deferral is None:
+                admitted.append(pk)
+            elif rate_deferral.code == "sender_rate_limited":
+                rate_deferral.message_ids.append(pk)
+                self.held_by_sender[sender] = rate_deferral
+            else:
+                rate_deferral.message_ids.append(pk)
+                self.held_all = rate_deferral
+        claimed = claim_messages(admitted, provider=self.gate.provider) if admitted else []
+        if probe and not claimed:  # cancelled, or another worker's: nobody tests the provider after all
+            self.gate.breaker.release_probe()
+        for message in claimed:
+            self.in_flight[pool.submit(to_outgoing(message))] = (message, probe)
+
     def _collect(self, *, block: bool) -> None:
+        """Record the outcomes of the calls that have come back (waiting for one first if `block`)."""
         if not self.in_flight:
             return
         if block:
-            done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
-        else:
-            done = {future for future in self.in_flight if future.done()}
+            wait(self.in_flight, return_when=FIRST_COMPLETED)
+            wait(self.in_flight, timeout=GROUP_WAIT_SECONDS, return_when=ALL_COMPLETED)
+        done = [future for future in self.in_flight if future.done()]
+        if not done:
+            return
+        accepted: list[tuple[Message, SendResult]] = []
+        failed: list[tuple[Message, SendResult]] = []
+        probes = False
         for future in done:
-            message = self.in_flight.pop(future)
-            outcome = future.result()
-            if isinstance(outcome, ProviderPaused):
-                self.counts[record_not_attempted(message, outcome)] += 1
-            else:
-                self.counts[record_result(message, outcome)] += 1
-                if outcome.ok and outcome.provider_message_id:
-                    self.accepted_ids.append(outcome.provider_message_id)
+            message, probe = self.in_flight.pop(future)
+            probes = probes or probe
+            result = future.result()
+            (accepted if result.ok else failed).append((message, result))
+        self.gate.breaker.record([result.error for _, result in accepted + failed])
+        if probes:
+            self.gate.breaker.release_probe()
+        self.counts[Status.SENT] += len(record_accepted(accepted))
+        self.accepted_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
+        for message, result in failed:
+            self.counts[record_failure(message, result.error, provider=result.provider)] += 1
 
 
 def send_messages(message_ids: list[int]) -> dict[str, int]:

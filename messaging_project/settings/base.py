@@ -162,9 +162,11 @@ MESSENGER_MESSAGING_TYPE = env("MESSENGER_MESSAGING_TYPE", default="UPDATE")
 MESSENGER_MESSAGE_TAG = env("MESSENGER_MESSAGE_TAG", default="")
 MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 
-# Messages per job, and concurrent provider calls inside one job.
-SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=200)
-SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=32)
+# Messages per job, and concurrent provider calls inside one job (also the most calls in doubt if a worker dies:
+# docs/reliability.md). Backends without an async client (email) run their calls on at most SEND_THREADS threads.
+SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=500)
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
+SEND_THREADS = env.int("SEND_THREADS", default=32)
 # --- Reliability: retries, deadlines, leases, rate limits, circuit breakers (docs/reliability.md) ----------
 # Attempts per message before a transient error becomes a failure; per channel, falling back to SEND_MAX_ATTEMPTS.
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=5)

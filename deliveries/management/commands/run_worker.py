@@ -84,10 +84,17 @@ class Command(BaseCommand):
 
 def preload_send_path() -> None:
     """Import the send path and the providers' clients here, once: RQ forks a process per job, and a fork that has
-    to import them itself spends longer on that than on sending a small batch."""
+    to import them itself spends longer on that than on sending a batch."""
+    from django.db import connections
+
     import deliveries.jobs  # noqa: F401
+    import deliveries.services.dependencies  # noqa: F401
+    import deliveries.services.feedback  # noqa: F401
     from deliveries.backends import backend_path_for
+    from deliveries.backends.sms.twilio import status_callback_path
 
     for channel in ("sms", "email"):
         import_string(backend_path_for(channel))
     import_string(settings.EMAIL_BACKEND)
+    status_callback_path()  # loads the URLconf
+    connections["default"]  # loads the database backend, without connecting

@@ -1,0 +1,151 @@
+"""The cheap parts of the send path: per-row values in one UPDATE, events in one INSERT, results recorded a group
+at a time, the breaker told about calls made outside it, and the async Twilio client behind the same interface."""
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from deliveries.backends import get_backend
+from deliveries.backends.base import OutgoingMessage, SendResult
+from deliveries.backends.email.django_mail import EmailBackend, settle_proxies
+from deliveries.circuit_breakers import ProviderBreaker, _redis
+from deliveries.exceptions import PermanentDeliveryError, TransientDeliveryError
+from deliveries.models import Message, MessageEvent, Status
+from deliveries.services.sending import CallPool, claim_messages, record_accepted, send_messages
+from deliveries.state import events_insert, update_returning_ids
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_per_row_values_are_written_in_one_update_and_only_to_the_rows_the_filter_keeps():
+    first, second, other = (MessageFactory(status=Status.SENDING) for _ in range(3))
+    kept = Message.objects.filter(pk__in=[first.pk, second.pk, other.pk], status=Status.SENDING).exclude(pk=other.pk)
+    with CaptureQueriesContext(connection) as queries:
+        moved = update_returning_ids(
+            kept,
+            {"status": Status.SENT},
+            per_row={"provider_message_id": {first.pk: "SM-first", second.pk: "SM-second", other.pk: "SM-other"}},
+        )
+    assert sorted(moved) == [first.pk, second.pk]
+    assert len(queries) == 1
+    rows = dict(Message.objects.values_list("pk", "provider_message_id"))
+    assert rows == {first.pk: "SM-first", second.pk: "SM-second", other.pk: ""}
+    assert Message.objects.get(pk=other.pk).status == Status.SENDING
+
+
+def test_events_are_inserted_in_one_statement_with_their_data():
+    messages = [MessageFactory() for _ in range(3)]
+    now = timezone.now()
+    rows = [
+        (m.pk, "status", "queued", "sending", "", f"Detail {i}", {"attempt": i, "note": "é"})
+        for i, m in enumerate(messages)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        events_insert(rows, created_at=now)
+    assert len(queries) == 1
+    stored = list(MessageEvent.objects.filter(message__in=messages).order_by("message_id"))
+    assert [(e.message_id, e.detail, e.data) for e in stored] == [
+        (m.pk, f"Detail {i}", {"attempt": i, "note": "é"}) for i, m in enumerate(messages)
+    ]
+    assert {e.created_at for e in stored} == {now}
+    assert {(e.from_status, e.to_status, e.dedupe_key) for e in stored} == {("queued", "sending", "")}
+
+
+def test_accepted_calls_from_several_claims_are_recorded_together_each_with_its_own_id_and_event():
+    messages = [MessageFactory(status=Status.QUEUED) for _ in range(4)]
+    claimed = claim_messages([m.pk for m in messages[:2]]) + claim_messages([m.pk for m in messages[2:]])
+    assert len({m.claim_token for m in claimed}) == 2  # two waves, two tokens
+    # Another worker took the last one over meanwhile (its token changed): that row is not ours to settle.
+    Message.objects.filter(pk=claimed[3].pk).update(claim_token=uuid.uuid4())
+    results = [(m, SendResult(message_id=m.pk, provider="twilio", provider_message_id=f"SM{m.pk}")) for m in claimed]
+
+    moved = record_accepted(results)
+
+    assert sorted(moved) == [m.pk for m in claimed[:3]]
+    for message in claimed[:3]:
+        message.refresh_from_db()
+        assert message.status == Status.SENT
+        assert message.provider_message_id == f"SM{message.pk}"
+        event = message.events.get(to_status=Status.SENT)
+        assert event.detail == f"Attempt 1 of 5: Accepted by twilio as SM{message.pk}."
+    assert Message.objects.get(pk=claimed[3].pk).status == Status.SENDING
+
+
+def test_a_job_records_its_results_in_a_few_statements_per_group_not_per_message(settings):
+    settings.SEND_CONCURRENCY = 50
+    messages = [MessageFactory(status=Status.QUEUED) for _ in range(100)]
+    with CaptureQueriesContext(connection) as queries:
+        assert send_messages([m.pk for m in messages]) == {Status.SENT: 100}
+    assert len(queries) < 60  # per message it was seven; now a claim and a record per wave, a few per job
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert MessageEvent.objects.filter(to_status=Status.SENT).count() == 100
+
+
+def test_the_breaker_writes_nothing_while_all_is_well_and_opens_on_replayed_failures(settings):
+    settings.BREAKER_FAIL_MAX = 3
+    breaker = ProviderBreaker("twilio")
+    breaker.reset()
+    assert breaker.admit() == (True, None, False)
+    breaker.record([None, None, PermanentDeliveryError("bad number")])  # a permanent error proves it is up
+    assert not list(_redis().scan_iter(f"{breaker.namespace}:*"))
+
+    assert breaker.admit() == (True, None, False)
+    breaker.record([TransientDeliveryError("500"), TransientDeliveryError("500")])
+    assert breaker.status().failures == 2
+    assert breaker.admit() == (True, None, False)
+    breaker.record([None])  # a success in between: the failures were not consecutive
+    assert breaker.status().failures == 0
+    breaker.admit()
+    breaker.record([TransientDeliveryError("500")] * 3)
+    assert breaker.status().state == "open"
+    assert breaker.admit()[0] is False
+
+
+def outgoing(pk: int, to: str = "+14155550100") -> OutgoingMessage:
+    return OutgoingMessage(id=pk, channel="sms", recipient=to, body=f"Hello {pk}")
+
+
+def test_the_async_twilio_client_sends_through_the_call_pool_and_maps_errors(fake_twilio):
+    backend = get_backend("sms")
+    assert backend.supports_async
+    with CallPool(backend, size=10) as pool:
+        futures = [pool.submit(outgoing(pk)) for pk in range(1, 21)]
+        refused = pool.submit(outgoing(99, to="+15005550001"))  # the fake's invalid number
+        results = [future.result(timeout=10) for future in futures]
+        refusal = refused.result(timeout=10)
+    assert all(result.ok and result.provider_message_id.startswith("SM") for result in results)
+    assert len({result.provider_message_id for result in results}) == 20
+    assert isinstance(refusal.error, PermanentDeliveryError)
+    assert refusal.error.code == "21211"
+    assert fake_twilio.count_by_to()["+14155550100"] == 20
+
+
+def test_an_unreachable_twilio_is_a_transient_error_from_the_async_client(fake_twilio, settings):
+    fake_twilio.down = True
+    with CallPool(get_backend("sms"), size=2) as pool:
+        result = pool.submit(outgoing(1)).result(timeout=10)
+    assert isinstance(result.error, TransientDeliveryError)
+
+
+def test_anymail_connections_stay_open_for_the_batch_and_read_proxies_once(fake_postmark, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    backend = EmailBackend()
+    first = backend._connection()
+    assert backend._connection() is first  # one per thread, reused
+    assert first.session is not None  # opened: anymail keeps one HTTP session for every email
+    assert first.session.trust_env is False
+    assert first.session.proxies["http"] == "http://proxy.example:3128"
+    backend.close()
+    assert first.session is None
+
+
+def test_settle_proxies_leaves_backends_without_an_http_session_alone():
+    class Plain:
+        pass
+
+    settle_proxies(Plain())  # nothing to do, and no error

@@ -321,7 +321,7 @@ def scenario_bullmq(bench: Bench, count: int) -> dict:
     }
     # Queued before any worker starts, as send_sms stores and queues its messages first.
     subprocess.run(["node", "producer.js", str(count)], cwd=BULLMQ_DIR, env=env, check=True, timeout=300)
-    fake_cpu_before = cpu_seconds(bench.fake.pid)
+    fake_cpu_before, children_before = cpu_seconds(bench.fake.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile("w+") as errors:
         # Each worker leaves once the queue is drained; failures go to stderr, one line each.
         workers = [
@@ -337,11 +337,14 @@ def scenario_bullmq(bench: Bench, count: int) -> dict:
         errors.seek(0)
         failures = sum(1 for line in errors if "failed:" in line)
     fake_cpu = cpu_seconds(bench.fake.pid) - fake_cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers are the only children reaped meanwhile
+    workers_cpu = sum(getattr(children, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     receipts = bench.received()
     return {
         "messages": count,
         "received_by_provider": len(receipts),
         "failed_jobs": failures,
+        "workers_cpu_ms_per_message": round(workers_cpu * 1000 / max(len(receipts), 1), 3),
         "rate_per_s": round(rate_from_receipts(receipts), 1),
         "workers": f"{BULLMQ_PROCESSES} node processes x concurrency {BULLMQ_CONCURRENCY} (as our 2 worker processes)",
         "fake_cpu_ms_per_request": round(fake_cpu * 1000 / max(len(receipts), 1), 3),

@@ -14,10 +14,12 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +66,7 @@ class Bench:
         self.args = args
         self.env = bench_env(args)
         self.processes: list[subprocess.Popen] = []
+        self.fake: subprocess.Popen | None = None
 
     # --- processes -------------------------------------------------------------------------------
     def spawn(self, *command: str, env: dict | None = None) -> subprocess.Popen:
@@ -103,7 +106,7 @@ class Bench:
         call_command("migrate", verbosity=0, skip_checks=True)
         self.reset()
         latency = str(self.args.latency)
-        self.spawn(
+        self.fake = self.spawn(
             sys.executable,
             "-m",
             "fake_providers",
@@ -149,8 +152,8 @@ class Bench:
             with contextlib.suppress(requests.RequestException):
                 requests.post(f"http://127.0.0.1:{port}/_fake/reset", timeout=5)
         if self.processes:
-            # No status callbacks or tracking webhooks: nothing listens for them in these runs, and the fakes'
-            # work posting them would be counted against the sends.
+            # No status callbacks or tracking webhooks: no scenario listens for them (they would go to
+            # PUBLIC_BASE_URL, perhaps someone's development server), and posting them costs the fake CPU.
             self.configure_fake(latency=self.args.latency, outcome="none")
 
     def configure_fake(self, **changes) -> None:
@@ -217,6 +220,48 @@ def rate_from_receipts(receipts: list[dict]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants: RQ's default Worker forks a child (a "work horse") per job."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in kB; OSError if the process is gone. PSS shares a page's size among the processes that map it,
+    so a forked child's pages still shared with its parent are not counted twice when the two are summed."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        try:
+            info = psutil.Process(pid).memory_full_info()
+        except psutil.Error as error:
+            raise ProcessLookupError(pid) from error
+        return info.rss // 1024, getattr(info, "pss", info.rss) // 1024
+    fields = dict(line.partition(":")[::2] for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    with contextlib.suppress(OSError):
+        fields.update(line.partition(":")[::2] for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines())
+    rss = int(fields["VmRSS"].split()[0])
+    return rss, int(fields.get("Pss", f"{rss} kB").split()[0])
+
+
 # --- scenarios -----------------------------------------------------------------------------------
 def scenario_send(bench: Bench, channel: str, count: int) -> dict:
     bench.reset()
@@ -237,6 +282,156 @@ def scenario_send(bench: Bench, channel: str, count: int) -> dict:
         "received_by_provider": len(receipts),
         "rate_per_s": round(rate_from_receipts(receipts), 1),
         "wall_seconds_including_worker_start": round(elapsed, 2),
+    }
+
+
+BULLMQ_DIR = ROOT / "benchmarks" / "bullmq"
+BULLMQ_PROCESSES, BULLMQ_CONCURRENCY = 2, 100
+
+
+def bullmq_install() -> str | None:
+    """Installs the pinned BullMQ into benchmarks/bullmq/node_modules once; returns why it cannot run, if it cannot."""
+    if not shutil.which("node"):
+        return "skipped: node not found"
+    pins = json.loads((BULLMQ_DIR / "package.json").read_text())["dependencies"]
+    installed = [BULLMQ_DIR / "node_modules" / name / "package.json" for name in pins]
+    if all(path.exists() and json.loads(path.read_text())["version"] == pins[path.parent.name] for path in installed):
+        return None
+    if not shutil.which("npm"):
+        return "skipped: npm not found"
+    command = ["npm", "ci" if (BULLMQ_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
+    installed = subprocess.run(command, cwd=BULLMQ_DIR, capture_output=True, text=True, timeout=600)
+    if installed.returncode:
+        return f"skipped: {' '.join(command)} failed: {installed.stderr.strip()[-300:]}"
+    return None
+
+
+def scenario_bullmq(bench: Bench, count: int) -> dict:
+    """The peer: BullMQ workers making the same Twilio call as our SMS send, to the same fake at the same latency."""
+    skipped = bullmq_install()
+    if skipped:
+        return {"skipped": skipped}
+    from django.conf import settings
+    from django.urls import reverse
+
+    bench.reset()
+    env = {
+        **bench.env,
+        "BULLMQ_REDIS_URL": BENCH_REDIS,
+        "BULLMQ_CONCURRENCY": str(BULLMQ_CONCURRENCY),
+        "STATUS_CALLBACK_URL": settings.PUBLIC_BASE_URL + reverse("webhooks:twilio-status"),
+    }
+    # Queued before any worker starts, as send_sms stores and queues its messages first.
+    subprocess.run(["node", "producer.js", str(count)], cwd=BULLMQ_DIR, env=env, check=True, timeout=300)
+    fake_cpu_before, children_before = cpu_seconds(bench.fake.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile("w+") as errors:
+        # Each worker leaves once the queue is drained; failures go to stderr, one line each.
+        workers = [
+            subprocess.Popen(["node", "worker.js"], cwd=BULLMQ_DIR, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+            for _ in range(BULLMQ_PROCESSES)
+        ]
+        bench.processes.extend(workers)
+        for worker in workers:
+            try:
+                worker.wait(timeout=max(120, count / 50))
+            finally:
+                bench.stop(worker)
+        errors.seek(0)
+        failures = sum(1 for line in errors if "failed:" in line)
+    fake_cpu = cpu_seconds(bench.fake.pid) - fake_cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers are the only children reaped meanwhile
+    workers_cpu = sum(getattr(children, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
+    receipts = bench.received()
+    return {
+        "messages": count,
+        "received_by_provider": len(receipts),
+        "failed_jobs": failures,
+        "workers_cpu_ms_per_message": round(workers_cpu * 1000 / max(len(receipts), 1), 3),
+        "rate_per_s": round(rate_from_receipts(receipts), 1),
+        "workers": f"{BULLMQ_PROCESSES} node processes x concurrency {BULLMQ_CONCURRENCY} (as our 2 worker processes)",
+        "fake_cpu_ms_per_request": round(fake_cpu * 1000 / max(len(receipts), 1), 3),
+    }
+
+
+def scenario_fake_capacity(bench: Bench, count: int, concurrency: int = 400) -> dict:
+    """Can the fake Twilio keep up? The SMS call, `concurrency` in flight, from a separate (node) process, no queue:
+    requests per second it answers at the run's latency, and its CPU time per request."""
+    skipped = bullmq_install()
+    if skipped:
+        return {"skipped": skipped}
+    from django.conf import settings
+    from django.urls import reverse
+
+    bench.reset()
+    env = {
+        **bench.env,
+        "BULLMQ_CONCURRENCY": str(concurrency),
+        "STATUS_CALLBACK_URL": settings.PUBLIC_BASE_URL + reverse("webhooks:twilio-status"),
+    }
+    fake_cpu_before = cpu_seconds(bench.fake.pid)
+    output = subprocess.run(
+        ["node", "direct.js", str(count)], cwd=BULLMQ_DIR, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    client = json.loads(output.strip().splitlines()[-1])
+    fake_cpu = cpu_seconds(bench.fake.pid) - fake_cpu_before
+    receipts = bench.received()
+    return {
+        "requests": count,
+        "concurrency": concurrency,
+        "failures": client["failures"],
+        "answered_per_s": round(rate_from_receipts(receipts), 1),
+        "ceiling_at_this_latency_per_s": round(concurrency / bench.args.latency) if bench.args.latency else None,
+        "fake_cpu_ms_per_request": round(fake_cpu * 1000 / max(len(receipts), 1), 3),
+    }
+
+
+def scenario_memory(bench: Bench, count: int, latency: float = 0.005) -> dict:
+    """One worker over `count` SMS messages: its memory at 10%, 50% and 100% of them."""
+    from deliveries.models import Message, Status
+
+    bench.reset()
+    bench.configure_fake(latency=latency)
+    bench.create_messages(count)
+    worker = bench.workers(1)[0]
+    checkpoints = [(share, int(count * share)) for share in (0.1, 0.5, 1.0)]
+    samples: list[dict] = []
+    peak_tree_rss = peak_tree_pss = 0
+    deadline = time.monotonic() + max(600, count / 20)
+    while checkpoints and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, KeyError, ValueError):  # a work horse may exit while we read it
+            tree = [memory_kb(member) for member in process_tree(worker.pid)]
+            peak_tree_rss = max(peak_tree_rss, sum(rss for rss, _ in tree))
+            peak_tree_pss = max(peak_tree_pss, sum(pss for _, pss in tree))
+        done = Message.objects.filter(status__in=[Status.SENT, Status.FAILED]).count()
+        while checkpoints and done >= checkpoints[0][1]:
+            share, _ = checkpoints.pop(0)
+            samples.append(
+                {
+                    "share": share,
+                    "messages_done": done,
+                    "worker_rss_mb": round(memory_kb(worker.pid)[0] / 1024, 1),
+                    # A work horse lives for one job: the peak since the previous checkpoint catches one.
+                    "tree_rss_peak_mb": round(peak_tree_rss / 1024, 1),
+                    "tree_pss_peak_mb": round(peak_tree_pss / 1024, 1),
+                }
+            )
+            peak_tree_rss = peak_tree_pss = 0
+        time.sleep(0.2)
+    bench.stop(worker)
+    if checkpoints:
+        raise SystemExit(f"memory: only {done} of {count} messages finished in time")
+    first, last = samples[0], samples[-1]
+    # Flat: what the worker holds after 10% of the messages it still holds, within 10 MB or 10%, at 100%.
+    judged = ("worker_rss_mb", "tree_rss_peak_mb")
+    growth = {key: round(last[key] - first[key], 1) for key in (*judged, "tree_pss_peak_mb")}
+    return {
+        "messages": count,
+        "fake_latency_s": latency,
+        "note": f"fake latency lowered to {latency * 1000:.0f} ms to keep the run short; 1 worker process",
+        "at": {f"{sample.pop('share'):.0%}": sample for sample in samples},
+        "growth_10_to_100_pct_mb": growth,
+        "flat": all(growth[key] <= max(10.0, first[key] * 0.1) for key in judged),
+        "flat_means": "worker RSS and the peak RSS of worker + work horse grow by <= 10 MB or 10% from 10% to 100%",
     }
 
 
@@ -438,16 +633,21 @@ def main() -> None:
         "fanout": 5000 if args.quick else 100000,
         "cost": 500 if args.quick else 5000,
         "api_seconds": 5 if args.quick else 30,
+        "memory": 5000 if args.quick else 200000,
+        "fake_capacity": 5000 if args.quick else 20000,
     }
     scenarios = {
         "fanout": lambda b: scenario_fanout(b, sizes["fanout"]),
         "send_sms": lambda b: scenario_send(b, "sms", sizes["send_sms"]),
         "send_email": lambda b: scenario_send(b, "email", sizes["send_email"]),
         "naive": lambda b: scenario_naive(b, sizes["naive"]),
+        "bullmq": lambda b: scenario_bullmq(b, sizes["send_sms"]),
+        "fake_capacity": lambda b: scenario_fake_capacity(b, sizes["fake_capacity"]),
         "noop": lambda b: scenario_noop(b, sizes["noop"]),
         "schedule": lambda b: scenario_schedule(b, sizes["schedule"]),
         "cost": lambda b: scenario_cost(b, sizes["cost"]),
         "api": lambda b: scenario_api(b, sizes["api_seconds"]),
+        "memory": lambda b: scenario_memory(b, sizes["memory"]),
     }
     wanted = [name for name in (args.only.split(",") if args.only else scenarios) if name]
     bench = Bench(args)
@@ -455,8 +655,10 @@ def main() -> None:
     try:
         bench.setup()
         for name in wanted:
-            print(f"… {name}", file=sys.stderr, flush=True)
+            print(f"… {name}", file=sys.stderr, end="", flush=True)
+            started = time.monotonic()
             results[name] = scenarios[name](bench)
+            print(f" ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     finally:
         bench.stop_all()
     report(results, args)
@@ -464,28 +666,111 @@ def main() -> None:
 
 def report(results: dict[str, dict], args) -> None:
     sms, naive, noop = results.get("send_sms", {}), results.get("naive", {}), results.get("noop", {})
+    peer = results.get("bullmq", {})
     if sms.get("rate_per_s") and naive.get("rate_per_s"):
         sms["ratio_to_naive_django_rq"] = round(sms["rate_per_s"] / naive["rate_per_s"], 1)
     if sms.get("rate_per_s") and noop.get("rate_per_s"):
         sms["ratio_to_noop_rq_jobs"] = round(sms["rate_per_s"] / noop["rate_per_s"], 1)
+    if sms.get("rate_per_s") and peer.get("rate_per_s"):
+        sms["ratio_to_bullmq_peer"] = round(sms["rate_per_s"] / peer["rate_per_s"], 2)
+    summary = summarize(results)
     now = datetime.now(UTC)
     print(f"\nTidings benchmarks — {now:%Y-%m-%d %H:%M} UTC, fake provider latency {args.latency * 1000:.0f} ms")
-    print(f"{'scenario':<12} {'figure':<40} value")
+    print(f"{'scenario':<14} {'figure':<44} value")
     for name, figures in results.items():
-        for key, value in figures.items():
-            print(f"{name:<12} {key:<40} {value}")
+        for key, value in flatten(figures):
+            print(f"{name:<14} {key:<44} {value}")
+    print_summary(summary, args)
     record = {
         "date": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "latency_s": args.latency,
         "quick": args.quick,
         "results": results,
+        "summary": summary,
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     out = ROOT / "benchmarks" / "results" / f"{datetime.now(UTC):%Y-%m-%d}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nWritten to {out.relative_to(ROOT)}")
+
+
+def flatten(figures: dict, prefix: str = ""):
+    """Nested figures as `outer.inner` rows, one value each (HTTP status counts stay on one row)."""
+    for key, value in figures.items():
+        if isinstance(value, dict) and key != "single_statuses":
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def summarize(results: dict[str, dict]) -> list[dict]:
+    """Each target of issue #6, what this run measured, and whether that meets it (None: not measured)."""
+    rows: list[dict] = []
+
+    def figure(scenario: str, key: str):
+        return results.get(scenario, {}).get(key)
+
+    def add(target: str, figures: list, describe, meets, missing: str | None = None) -> None:
+        if any(value is None for value in figures):
+            rows.append({"target": target, "measured": missing or "not run", "met": None})
+        else:
+            rows.append({"target": target, "measured": describe(*figures), "met": bool(meets(*figures))})
+
+    add("SMS >= 2,000/s, 2 workers", [figure("send_sms", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 2000)
+    add(
+        "SMS >= 40x naive django-rq",
+        [figure("send_sms", "ratio_to_naive_django_rq")],
+        "{}x".format,
+        lambda ratio: ratio >= 40,
+    )
+    add(
+        "SMS >= BullMQ peer",
+        [figure("send_sms", "ratio_to_bullmq_peer"), figure("bullmq", "rate_per_s")],
+        lambda ratio, peer: f"{ratio}x (peer {peer:,.0f}/s)",
+        lambda ratio, peer: ratio >= 1,
+        missing=figure("bullmq", "skipped") or "needs send_sms and bullmq",
+    )
+    add("email >= 1,000/s", [figure("send_email", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 1000)
+    add(
+        "fan-out 100k <= 5 s, <= 300 MB",
+        [figure("fanout", key) for key in ("seconds_rows_written_and_queued", "peak_memory_mb", "recipients")],
+        lambda seconds, mb, count: f"{seconds} s, {mb} MB for {count:,}",
+        lambda seconds, mb, count: seconds <= 5 and mb <= 300,
+    )
+    add("schedule lag p99 <= 1 s", [figure("schedule", "lag_p99_s")], "{} s".format, lambda lag: lag <= 1)
+    add(
+        "API >= 400/s, p99 <= 50 ms",
+        [figure("api", "single_accepted_per_s"), figure("api", "single_p99_ms")],
+        lambda rate, p99: f"{rate:,.0f}/s, p99 {p99} ms",
+        lambda rate, p99: rate >= 400 and p99 <= 50,
+    )
+    add("batch API >= 20,000 msg/s", [figure("api", "batch_messages_per_s")], "{:,.0f}/s".format, lambda r: r >= 20000)
+    add(
+        "<= 2 SQL, <= 1 Redis trip / message",
+        [figure("cost", "sql_per_message"), figure("cost", "redis_round_trips_per_message")],
+        lambda sql, trips: f"{sql} SQL, {trips} Redis",
+        lambda sql, trips: sql <= 2 and trips <= 1,
+    )
+    add(
+        "worker memory flat over 200k",
+        [figure("memory", "growth_10_to_100_pct_mb"), figure("memory", "messages"), figure("memory", "flat")],
+        lambda growth, count, flat: (
+            f"+{growth['worker_rss_mb']} MB worker, +{growth['tree_rss_peak_mb']} MB with work horse ({count:,})"
+        ),
+        lambda growth, count, flat: flat,
+    )
+    return rows
+
+
+def print_summary(summary: list[dict], args) -> None:
+    print("\nTargets of issue #6" + (" (quick run: smaller sizes than the targets name)" if args.quick else ""))
+    if args.latency != 0.05:
+        print(f"(the targets assume a 50 ms fake provider; this run used {args.latency * 1000:.0f} ms)")
+    labels = {True: "met", False: "NOT MET", None: "-"}
+    for row in summary:
+        print(f"  {row['target']:<38} {row['measured']:<54} {labels[row['met']]}")
 
 
 if __name__ == "__main__":

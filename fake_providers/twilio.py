@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
+import os
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -103,11 +106,17 @@ class TwilioError(Exception):
 
 
 def new_message_sid() -> str:
-    return "SM" + uuid.uuid4().hex
+    return "SM" + os.urandom(16).hex()  # 32 hex digits, as uuid4().hex but cheaper: the benchmarks make many
+
+
+@functools.lru_cache(maxsize=2)
+def _rfc2822(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 def rfc2822_now() -> str:
-    return format_datetime(datetime.now(UTC))
+    """Twilio's dates have whole seconds, so one formatting per second serves every message created in it."""
+    return _rfc2822(int(time.time()))
 
 
 def is_valid_phone_number(number: str) -> bool:
@@ -222,9 +231,9 @@ class FakeTwilio(FakeProvider):
                 "content_variables": form.get("ContentVariables") or None,
             }
         )
-        if message["status_callback"]:
-            settings = self.callback_settings
-            statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]
+        settings = self.callback_settings
+        statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]
+        if message["status_callback"] and statuses:  # outcome "none": no background task at all
 
             async def post_statuses(session: aiohttp.ClientSession) -> None:
                 for status in statuses:

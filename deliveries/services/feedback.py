@@ -115,10 +115,11 @@ def report_apply(report: ProviderReport, *, keep_if_unknown: bool = True) -> Out
 
 
 def receipts_apply_pending(*, provider: str, provider_message_ids: Iterable[str]) -> int:
-    """Apply the receipts that arrived before the worker stored these provider ids. One query when there are none."""
+    """Apply the receipts that arrived before the worker stored these provider ids. One small query when there are
+    none waiting for this provider."""
     ids = [pmid for pmid in provider_message_ids if pmid]
-    if not ids:
-        return 0
+    if not ids or not ProviderReceipt.objects.filter(provider=provider).exists():
+        return 0  # the usual case, answered without sending hundreds of ids to the database
     receipts = list(
         ProviderReceipt.objects.filter(provider=provider, provider_message_id__in=ids).order_by("created_at", "pk")
     )

@@ -19,6 +19,9 @@ from deliveries.services.recovery import fail_expired_messages, recover_expired_
 
 logger = logging.getLogger("deliveries.dispatcher")
 
+# A long sleep (a long --interval) still notices SIGTERM this often.
+STOP_CHECK_SECONDS = 0.5
+
 
 class Command(BaseCommand):
     help = (
@@ -110,7 +113,7 @@ class Command(BaseCommand):
             until = min(wake_at, push_at) if push_at is not None else wake_at
             if until <= now:
                 return
-            time.sleep(until - now)
+            time.sleep(min(until - now, STOP_CHECK_SECONDS))
 
     def _stop(self, signum, frame):
         self.stopping = True

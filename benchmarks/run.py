@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 BENCH_DB = os.environ.get("BENCH_DB", "tidings_bench")
 BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 _PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "18100"))
-TWILIO_PORT, POSTMARK_PORT, WEB_PORT = _PORT_BASE + 1, _PORT_BASE + 2, _PORT_BASE - 100
+TWILIO_PORT, POSTMARK_PORT, MESSENGER_PORT = _PORT_BASE + 1, _PORT_BASE + 2, _PORT_BASE + 3
+WEB_PORT = _PORT_BASE - 100
 ACCOUNT_SID, AUTH_TOKEN, POSTMARK_TOKEN = "ACfake" + "0" * 28, "fake-auth-token", "fake-postmark-token"  # noqa: S105
 
 
@@ -115,7 +116,7 @@ class Bench:
             "--postmark-port",
             str(POSTMARK_PORT),
             "--messenger-port",
-            "0",
+            str(MESSENGER_PORT),
             "--latency",
             latency,
         )

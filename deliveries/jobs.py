@@ -1,8 +1,26 @@
 """RQ jobs. Each takes ids, loads, and calls one service; all the logic is in deliveries.services."""
 
-from .services import sending
+import time
+
+from django.conf import settings
+
+from .services import dispatch, sending
+
+# How much later than the dispatcher's lookahead a job may still be early and wait in the worker. Later than
+# that (a job rebuilt long before its time, clocks apart), its messages go back to the dispatcher instead.
+EARLY_WAIT_MARGIN_SECONDS = 1.0
 
 
-def send_messages(message_ids: list[int]) -> dict[str, int]:
-    """Send a batch of queued messages. Safe to run twice: only rows still `queued` are sent."""
+def send_messages(message_ids: list[int], not_before: float | None = None) -> dict[str, int]:
+    """Send a batch of queued messages. Safe to run twice: only rows still `queued` are sent.
+
+    `not_before` (epoch seconds) comes with messages claimed ahead of their `send_at`: nothing is sent before it.
+    They stay `queued`, so cancellable, while the job waits.
+    """
+    if not_before is not None:
+        early = not_before - time.time()
+        if early > settings.DISPATCH_LOOKAHEAD + EARLY_WAIT_MARGIN_SECONDS:
+            dispatch.messages_return_early(message_ids)
+        elif early > 0:
+            time.sleep(early)
     return sending.send_messages(message_ids)

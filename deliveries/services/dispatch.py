@@ -2,19 +2,29 @@
 
 The database row is the truth. A job only carries message ids, and every job is safe to run twice: a worker
 claims rows with a conditional UPDATE (queued -> sending), so a duplicate job finds nothing left to send.
+
+Scheduled messages can be claimed (scheduled -> queued) a little before their `send_at` (the dispatcher's
+lookahead), so that the database work is done by the time they are due. Their job carries `not_before`, the
+latest `send_at` among its messages: the dispatcher holds it (HeldJobs) and pushes it when that time comes, and
+the job itself waits if it still arrives early (deliveries.jobs). Until a worker claims them for the provider
+call they are plain `queued` rows: cancellable, and rebuilt by the reconciler if the job is lost.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
@@ -31,6 +41,19 @@ SEND_JOB = "deliveries.jobs.send_messages"
 WAITING_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
+# A job claimed ahead of time holds messages whose send_at lie at most this far apart: it goes when the last of
+# them is due, so the first may go this much late.
+JOB_SPAN_SECONDS = 0.05
+
+
+class SendJob(NamedTuple):
+    """One send job: its id, its message ids, and the epoch second before which none of them may be sent."""
+
+    job_id: str
+    message_ids: list[int]
+    not_before: float | None = None
+
+
 def new_job_id() -> str:
     return f"send-{uuid.uuid4().hex}"
 
@@ -41,8 +64,8 @@ def batches(ids: Sequence[int], size: int | None = None) -> Iterable[list[int]]:
         yield list(ids[start : start + size])
 
 
-def enqueue_jobs(jobs: dict[str, list[tuple[str, list[int]]]]) -> int:
-    """Push send jobs to Redis in one pipeline per queue. `jobs` maps a priority to (job_id, message_ids) pairs.
+def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -> int:
+    """Push send jobs to Redis in one pipeline per queue. `jobs` maps a priority to SendJobs or (job_id, ids) pairs.
 
     Returns how many jobs were pushed. A Redis error is logged, not raised: the rows stay `queued` and the
     reconciler re-queues them once Redis answers again.
@@ -52,7 +75,7 @@ def enqueue_jobs(jobs: dict[str, list[tuple[str, list[int]]]]) -> int:
         if not pairs:
             continue
         queue: Queue = django_rq.get_queue(priority)
-        data = [Queue.prepare_data(SEND_JOB, args=(ids,), job_id=job_id, result_ttl=600) for job_id, ids in pairs]
+        data = [_job_data(SendJob(*pair)) for pair in pairs]
         try:
             with queue.connection.pipeline() as pipe:
                 queue.enqueue_many(data, pipeline=pipe)
@@ -61,6 +84,12 @@ def enqueue_jobs(jobs: dict[str, list[tuple[str, list[int]]]]) -> int:
         except RedisError as error:
             logger.warning("Redis unavailable, %s send job(s) left for the reconciler: %s", len(data), error)
     return pushed
+
+
+def _job_data(job: SendJob):
+    # Only a job that may arrive early carries not_before, so a plain job reads `send_messages([ids])` as ever.
+    kwargs = {"not_before": job.not_before} if job.not_before is not None else None
+    return Queue.prepare_data(SEND_JOB, args=(job.message_ids,), kwargs=kwargs, job_id=job.job_id, result_ttl=600)
 
 
 def enqueue_messages_on_commit(messages: Iterable[Message]) -> None:
@@ -78,32 +107,78 @@ def enqueue_messages_on_commit(messages: Iterable[Message]) -> None:
     transaction.on_commit(push)
 
 
-def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[tuple[str, list[int]]]]:
-    """Claim `rows` for new jobs, batch by batch, and return the jobs to push. Safe against racing dispatchers."""
+PRIORITY_ORDER = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
+
+
+class _PlannedJob(NamedTuple):
+    priority: str
+    message_ids: list[int]
+    not_before: float | None
+
+
+def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetime) -> list[_PlannedJob]:
+    """Cut rows (pk, priority, send_at) into jobs of at most SEND_BATCH_SIZE messages of one priority.
+
+    Messages already due share jobs without `not_before`; the others share a job only with messages due within
+    JOB_SPAN_SECONDS of each other. Jobs come due ones first (high priority first), then by `not_before`.
+    """
+    size = settings.SEND_BATCH_SIZE
+    timed = [
+        (pk, priority, send_at.timestamp() if send_at is not None and send_at > now else None)
+        for pk, priority, send_at in rows
+    ]
+    timed.sort(key=lambda row: row[2] or 0.0)  # stable: due rows keep the caller's order
+    planned: list[tuple[str, list[int], float | None, float | None]] = []
+    open_by_priority: dict[str, int] = {}
+    for pk, priority, at in timed:
+        index = open_by_priority.get(priority)
+        if index is not None:
+            _, ids, first, _ = planned[index]
+            same_kind = (first is None) == (at is None)
+            if len(ids) < size and same_kind and (at is None or at - first <= JOB_SPAN_SECONDS):
+                ids.append(pk)
+                planned[index] = (priority, ids, first, at)
+                continue
+        open_by_priority[priority] = len(planned)
+        planned.append((priority, [pk], at, at))
+    jobs = [_PlannedJob(priority, ids, last) for priority, ids, _, last in planned]
+    jobs.sort(key=lambda job: (job.not_before is not None, job.not_before or 0.0, PRIORITY_ORDER.get(job.priority, 1)))
+    return jobs
+
+
+def _claim_jobs(
+    planned: Iterable[_PlannedJob], *, from_status: str, detail: str, now: datetime
+) -> Iterator[tuple[str, SendJob]]:
+    """Claim each planned job's rows for a new job id, one conditional UPDATE each, and yield the jobs to push.
+
+    Safe against racing dispatchers: a row goes to exactly one job, and a job without rows is not yielded.
+    """
+    for priority, ids, not_before in planned:
+        job_id = new_job_id()
+        if from_status == Status.SCHEDULED:
+            claimed = transition(
+                ids,
+                to_status=Status.QUEUED,
+                from_statuses=[Status.SCHEDULED],
+                fields={"job_id": job_id, "queued_at": now},
+                detail=detail if not_before is None else "Due shortly: handed to the queue, to go at its time.",
+            )
+        else:
+            # Re-queueing a queued message is not a status change, only a new job: no event needed.
+            claimed = update_returning_ids(
+                Message.objects.filter(pk__in=ids, status=Status.QUEUED),
+                {"job_id": job_id, "queued_at": now, "updated_at": now},
+            )
+        if claimed:
+            yield priority, SendJob(job_id, claimed, not_before)
+
+
+def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[SendJob]]:
+    """Claim `rows` (pk, priority, send_at) for new jobs and return the jobs to push, by priority."""
     now = timezone.now()
-    jobs: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
-    by_priority: dict[str, list[int]] = defaultdict(list)
-    for pk, priority in rows:
-        by_priority[priority].append(pk)
-    for priority, ids in by_priority.items():
-        for chunk in batches(ids):
-            job_id = new_job_id()
-            if from_status == Status.SCHEDULED:
-                claimed = transition(
-                    chunk,
-                    to_status=Status.QUEUED,
-                    from_statuses=[Status.SCHEDULED],
-                    fields={"job_id": job_id, "queued_at": now},
-                    detail=detail,
-                )
-            else:
-                # Re-queueing a queued message is not a status change, only a new job: no event needed.
-                claimed = update_returning_ids(
-                    Message.objects.filter(pk__in=chunk, status=Status.QUEUED),
-                    {"job_id": job_id, "queued_at": now, "updated_at": now},
-                )
-            if claimed:
-                jobs[priority].append((job_id, claimed))
+    jobs: dict[str, list[SendJob]] = defaultdict(list)
+    for priority, job in _claim_jobs(_plan_jobs(rows, now=now), from_status=from_status, detail=detail, now=now):
+        jobs[priority].append(job)
     return jobs
 
 
@@ -126,36 +201,105 @@ def dispatch_allowance(channel: str) -> int | None:
     return max(capacity - Message.objects.filter(status=Status.QUEUED, channel=channel).count(), 0)
 
 
-def dispatch_due_messages(*, limit: int = 5000) -> int:
+class HeldJobs:
+    """Send jobs claimed ahead of their messages' time, held in the dispatcher's memory until then.
+
+    Each goes to Redis `lead` seconds before its `not_before`, so that a worker already has it in hand when its
+    messages are due (the job waits out the rest, deliveries.jobs). Kept out of Redis until then, they never hold
+    a worker for long, and a Redis flush meanwhile cannot lose them. If the dispatcher dies holding jobs, their
+    messages are `queued` rows whose job Redis never saw: the reconciler queues them again.
+    """
+
+    def __init__(self, *, lead: float = 0.0):
+        self.lead = lead
+        self._heap: list[tuple[float, int, str, SendJob]] = []
+        self._added = 0  # tie-breaker, so the heap never compares jobs
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, priority: str, job: SendJob) -> None:
+        self._added += 1
+        heapq.heappush(self._heap, ((job.not_before or 0.0) - self.lead, self._added, priority, job))
+
+    def next_push_at(self) -> float | None:
+        """The epoch second at which the next held job goes to Redis, None if none is held."""
+        return self._heap[0][0] if self._heap else None
+
+    def push_due(self, now: float | None = None) -> int:
+        """Push every job whose time has come, in one pipeline per queue. Returns how many messages went."""
+        now = time.time() if now is None else now
+        jobs: dict[str, list[SendJob]] = defaultdict(list)
+        while self._heap and self._heap[0][0] <= now:
+            _, _, priority, job = heapq.heappop(self._heap)
+            jobs[priority].append(job)
+        if not jobs:
+            return 0
+        enqueue_jobs(jobs)
+        return sum(len(job.message_ids) for pairs in jobs.values() for job in pairs)
+
+    def push_all(self) -> int:
+        """Push every held job now (the dispatcher is stopping); each job still waits for its time."""
+        return self.push_due(now=float("inf"))
+
+
+def dispatch_due_messages(*, limit: int = 5000, lookahead: float = 0.0, held: HeldJobs | None = None) -> int:
     """Move scheduled messages whose time has come to the queues. Returns how many were queued.
+
+    With a `lookahead`, messages due within that many seconds are claimed too; their jobs carry `not_before`
+    and go to `held` until then (or straight to Redis without `held`, where the job waits for its time). Due
+    messages go to Redis job by job as they are claimed, so workers start on the first while the rest are claimed.
 
     Several dispatchers may run at once: each row moves scheduled -> queued in exactly one of them. A channel
     whose provider is rate limited or paused gets only what it can send now (see dispatch_allowance).
     """
     now = timezone.now()
-    order = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
     due = list(
-        Message.objects.filter(status=Status.SCHEDULED, send_at__lte=now)
+        Message.objects.filter(status=Status.SCHEDULED, send_at__lte=now + timedelta(seconds=max(lookahead, 0.0)))
         .order_by("send_at", "pk")
-        .values_list("pk", "priority", "channel")[:limit]
+        .values_list("pk", "priority", "channel", "send_at")[:limit]
     )
     if not due:
         return 0
     allowances = {channel: dispatch_allowance(channel) for channel in {row[2] for row in due}}
     rows = []
-    for pk, priority, channel in due:
+    for pk, priority, channel, send_at in due:
         allowance = allowances[channel]
         if allowance is not None:
             if allowance <= 0:
                 continue
             allowances[channel] = allowance - 1
-        rows.append((pk, priority))
-    if not rows:
-        return 0
-    rows.sort(key=lambda row: order.get(row[1], 1))
-    jobs = _queue_rows(rows, from_status=Status.SCHEDULED, detail="Due: handed to the queue.")
-    enqueue_jobs(jobs)
-    return sum(len(ids) for pairs in jobs.values() for _, ids in pairs)
+        rows.append((pk, priority, send_at))
+    dispatched = 0
+    planned = _plan_jobs(rows, now=now)
+    detail = "Due: handed to the queue."
+    for priority, job in _claim_jobs(planned, from_status=Status.SCHEDULED, detail=detail, now=now):
+        dispatched += len(job.message_ids)
+        if job.not_before is not None and held is not None:
+            held.add(priority, job)
+            held.push_due()  # a long pass must not make the jobs held earlier late
+        else:
+            enqueue_jobs({priority: [job]})
+    return dispatched
+
+
+def next_send_at() -> datetime | None:
+    """When the earliest scheduled message is due, so the dispatcher can sleep until then (one indexed query)."""
+    return Message.objects.filter(status=Status.SCHEDULED).aggregate(at=Min("send_at"))["at"]
+
+
+def messages_return_early(message_ids: Sequence[int]) -> int:
+    """Give queued messages whose `send_at` is still ahead back to `scheduled`; the dispatcher queues them again
+    in time. For a job that reached a worker too early to wait for (see deliveries.jobs). Returns how many."""
+    return len(
+        transition(
+            message_ids,
+            to_status=Status.SCHEDULED,
+            from_statuses=[Status.QUEUED],
+            extra_filter={"send_at__gt": timezone.now()},
+            detail="Reached a worker long before its time: back to scheduled until then.",
+        )
+    )
 
 
 def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 20000) -> int:
@@ -170,23 +314,24 @@ def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 200
     rows = list(
         Message.objects.filter(status=Status.QUEUED, queued_at__lte=cutoff)
         .order_by("queued_at", "pk")
-        .values_list("pk", "priority", "job_id")[:limit]
+        .values_list("pk", "priority", "job_id", "send_at")[:limit]
     )
     if not rows:
         return 0
     connection = django_rq.get_connection("default")
-    job_ids = sorted({job_id for _, _, job_id in rows if job_id})
+    job_ids = sorted({job_id for _, _, job_id, _ in rows if job_id})
     try:
         jobs = Job.fetch_many(job_ids, connection=connection) if job_ids else []
     except RedisError as error:
         logger.warning("Redis unavailable, cannot reconcile queued messages yet: %s", error)
         return 0
     alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING_JOB_STATUSES}
-    orphans = [(pk, priority) for pk, priority, job_id in rows if job_id not in alive]
+    # A message not yet due (claimed ahead of its time) gets a job that waits for it, like the dispatcher's.
+    orphans = [(pk, priority, send_at) for pk, priority, job_id, send_at in rows if job_id not in alive]
     if not orphans:
         return 0
     new_jobs = _queue_rows(orphans, from_status=Status.QUEUED, detail="")
     enqueue_jobs(new_jobs)
-    count = sum(len(ids) for pairs in new_jobs.values() for _, ids in pairs)
+    count = sum(len(job.message_ids) for jobs in new_jobs.values() for job in jobs)
     logger.info("Re-queued %s message(s) whose job was missing from Redis", count)
     return count

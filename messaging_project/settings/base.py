@@ -201,6 +201,11 @@ BREAKER_RESET_TIMEOUT = env.float("BREAKER_RESET_TIMEOUT", default=30.0)
 # before the reconciler re-queues it.
 DISPATCH_INTERVAL = env.float("DISPATCH_INTERVAL", default=0.2)
 RECONCILE_AFTER = env.int("RECONCILE_AFTER", default=30)
+# Scheduled messages due within DISPATCH_LOOKAHEAD seconds are claimed ahead of time, so that a burst due in the same
+# second is ready when it is due; their jobs go to Redis DISPATCH_PUSH_LEAD seconds before that and wait out the
+# rest in the worker. Never sent before send_at. Keep the lookahead well under RECONCILE_AFTER.
+DISPATCH_LOOKAHEAD = env.float("DISPATCH_LOOKAHEAD", default=2.0)
+DISPATCH_PUSH_LEAD = env.float("DISPATCH_PUSH_LEAD", default=0.1)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)

@@ -8,11 +8,19 @@ from django.db import DatabaseError, close_old_connections
 
 from campaigns.services.campaign_scheduler import campaigns_tick
 from deliveries.services.dependencies import dependencies_sweep
-from deliveries.services.dispatch import dispatch_due_messages, requeue_orphaned_messages
+from deliveries.services.dispatch import (
+    HeldJobs,
+    dispatch_due_messages,
+    next_send_at,
+    requeue_orphaned_messages,
+)
 from deliveries.services.feedback import receipts_prune
 from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
 
 logger = logging.getLogger("deliveries.dispatcher")
+
+# A long sleep (a long --interval) still notices SIGTERM this often.
+STOP_CHECK_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -35,25 +43,36 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         reconcile_every = max(settings.RECONCILE_AFTER / 3, 1.0)
+        lookahead = max(settings.DISPATCH_LOOKAHEAD, 0.0)
+        held = HeldJobs(lead=settings.DISPATCH_PUSH_LEAD)
         next_reconcile = 0.0
         next_campaign_tick = 0.0
         self.stdout.write(
-            f"Dispatcher running: due messages every {interval}s, reconciling every {reconcile_every:.0f}s."
+            f"Dispatcher running: due messages every {interval}s (claimed up to {lookahead}s ahead), "
+            f"reconciling every {reconcile_every:.0f}s."
         )
         while not self.stopping:
             started = time.monotonic()
             dispatched = 0
+            wake_at = time.time() + interval
             try:
                 close_old_connections()
-                dispatched = dispatch_due_messages()
+                held.push_due()
+                dispatched = dispatch_due_messages(lookahead=lookahead, held=held)
                 if dispatched:
                     logger.info("Queued %s due message(s)", dispatched)
+                    wake_at = time.time()  # there may be more: look again at once
+                elif lookahead < interval:
+                    # Polling alone would see a message due before the next pass too late: wake for it.
+                    wake_at = min(wake_at, self._claim_time_of_next_due(lookahead, fallback=wake_at))
                 if started >= next_campaign_tick:
                     # Campaigns: fire recurring occurrences, start, complete (with the owner's summary), restart stalled
                     # fan-outs.
+                    held.push_due()
                     campaigns_tick()
                     next_campaign_tick = started + settings.CAMPAIGN_TICK_INTERVAL
                 if started >= next_reconcile:
+                    held.push_due()
                     requeue_orphaned_messages()
                     fail_expired_messages()
                     recovered = recover_expired_leases()
@@ -64,12 +83,37 @@ class Command(BaseCommand):
                     receipts_prune()
                     dependencies_sweep()
                     next_reconcile = started + reconcile_every
+                held.push_due()
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)
             if once:
                 break
-            time.sleep(max(interval - (time.monotonic() - started), 0.0) if dispatched == 0 else 0)
+            self._sleep_until(wake_at, held)
+        # Jobs held for their time go to Redis now rather than wait for the reconciler; each still waits for it.
+        held.push_all()
         self.stdout.write("Dispatcher stopped.")
+
+    @staticmethod
+    def _claim_time_of_next_due(lookahead: float, *, fallback: float) -> float:
+        at = next_send_at()
+        if at is None:
+            return fallback
+        claim_at = at.timestamp() - lookahead
+        # Due already but left behind (a rate limit, a paused provider): that is for the next regular pass.
+        return claim_at if claim_at > time.time() else fallback
+
+    def _sleep_until(self, wake_at: float, held: HeldJobs) -> None:
+        """Sleep until the next pass, waking on time for every held job that falls due before it."""
+        while not self.stopping:
+            now = time.time()
+            push_at = held.next_push_at()
+            if push_at is not None and push_at <= now:
+                held.push_due(now)
+                continue
+            until = min(wake_at, push_at) if push_at is not None else wake_at
+            if until <= now:
+                return
+            time.sleep(min(until - now, STOP_CHECK_SECONDS))
 
     def _stop(self, signum, frame):
         self.stopping = True

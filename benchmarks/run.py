@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 BENCH_DB = os.environ.get("BENCH_DB", "tidings_bench")
 BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 _PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "18100"))
-TWILIO_PORT, POSTMARK_PORT, WEB_PORT = _PORT_BASE + 1, _PORT_BASE + 2, _PORT_BASE - 100
+TWILIO_PORT, POSTMARK_PORT, MESSENGER_PORT = _PORT_BASE + 1, _PORT_BASE + 2, _PORT_BASE + 3
+WEB_PORT = _PORT_BASE - 100
 ACCOUNT_SID, AUTH_TOKEN, POSTMARK_TOKEN = "ACfake" + "0" * 28, "fake-auth-token", "fake-postmark-token"  # noqa: S105
 
 
@@ -111,6 +112,8 @@ class Bench:
             str(TWILIO_PORT),
             "--postmark-port",
             str(POSTMARK_PORT),
+            "--messenger-port",  # unused here, but its default port would collide with another run's
+            str(MESSENGER_PORT),
             "--latency",
             latency,
         )

@@ -33,6 +33,7 @@ MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+CATEGORIES = frozenset(Category.values)  # Category.values rebuilds its list on every call
 
 
 @dataclass
@@ -125,7 +126,7 @@ def message_request_validate(
         sender = sender_normalize(channel, sender or "")
     except DjangoValidationError as error:
         errors["sender"] = list(error.messages)
-    if (category or Category.MARKETING) not in Category.values:
+    if (category or Category.MARKETING) not in CATEGORIES:
         errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
     media_urls = list(media_urls or [])
     if media_urls:

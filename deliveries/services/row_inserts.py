@@ -84,3 +84,64 @@ def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now
                     record.append(value)
                 copy.write_row(record)
     return ids
+
+
+def row_with_event_insert(
+    model: type[models.Model],
+    values: dict[str, Any],
+    *,
+    event_model: type[models.Model],
+    event_values: dict[str, Any],
+    link: str,
+    now: datetime,
+) -> models.Model:
+    """Insert one row and its first event, and return the row as an instance. On PostgreSQL that is a single
+    statement (INSERT ... RETURNING inside a CTE feeding the event's INSERT), so it is atomic by itself; other
+    databases take two INSERTs, in the caller's transaction. `link` is the event's foreign key to the row."""
+    if connection.vendor != "postgresql":
+        instance = model.objects.create(**values)
+        event_model.objects.create(**{link: instance}, **event_values)
+        return instance
+    quote = connection.ops.quote_name
+    row_columns, row_params = _insert_params(model, values, now)
+    event_columns, event_params = _insert_params(event_model, event_values, now, skip={link})
+    link_column = quote(event_model._meta.get_field(link).column)
+    pk_column = quote(model._meta.pk.column)
+    placeholders = ", ".join(["%s"] * len(row_params))
+    event_placeholders = ", ".join(["%s"] * len(event_params))
+    sql = (
+        f"WITH row AS (INSERT INTO {quote(model._meta.db_table)} ({', '.join(row_columns)}) "  # noqa: S608
+        f"VALUES ({placeholders}) RETURNING {pk_column}) "
+        f"INSERT INTO {quote(event_model._meta.db_table)} ({link_column}, {', '.join(event_columns)}) "
+        f"SELECT row.{pk_column}, {event_placeholders} FROM row RETURNING {link_column}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, row_params + event_params)
+        pk = cursor.fetchone()[0]
+    instance = model(pk=pk, **{name: value for name, value in values.items()})
+    for field in _columns(model):
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(instance, field.attname, now)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def _insert_params(
+    model: type[models.Model], values: dict[str, Any], now: datetime, skip: set[str] = frozenset()
+) -> tuple[list[str], list[Any]]:
+    """Quoted columns and parameters for one row: every column, defaults filled in, JSON adapted as Django does."""
+    columns, params = [], []
+    for name, attname, default, kind in _column_plan(model, now):
+        if name in skip:
+            continue
+        value = values.get(name, _MISSING)
+        if value is _MISSING:
+            value = values.get(attname, default)
+        if kind == RELATION:
+            value = value.pk if isinstance(value, models.Model) else value
+        elif kind == JSON:
+            value = connection.ops.adapt_json_value(value, model._meta.get_field(name).encoder)
+        columns.append(connection.ops.quote_name(model._meta.get_field(name).column))
+        params.append(value)
+    return columns, params

@@ -60,9 +60,23 @@ def rows_insert(model: type[models.Model], rows: Sequence[dict[str, Any]], *, no
 def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
     table = model._meta.db_table
     pk_column = model._meta.pk.column
-    plan = _column_plan(model, now)
     quote = connection.ops.quote_name
-    columns = ", ".join([quote(pk_column), *(quote(model._meta.get_field(name).column) for name, *_ in plan)])
+    # Columns no row sets take their default in every row: converted once, appended as they are.
+    present = set(rows[0])
+    for row in rows:
+        if row.keys() != present:  # most rows of a chunk have the same keys; comparing is cheaper than adding
+            present.update(row)
+    varying, constant_columns, constant_values = [], [], []
+    for name, attname, default, kind in _column_plan(model, now):
+        column = quote(model._meta.get_field(name).column)
+        if name in present or attname in present:
+            key = name if name in present else attname
+            fallback = attname if key == name and attname in present else None  # a row may use either form
+            varying.append((column, key, fallback, default, kind))
+        else:
+            constant_columns.append(column)
+            constant_values.append(_json_text(default) if kind == JSON else default)
+    columns = ", ".join([quote(pk_column), *(column for column, *_ in varying), *constant_columns])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -73,15 +87,16 @@ def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now
         with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
             for pk, values in zip(ids, rows, strict=True):
                 record = [pk]
-                for name, attname, default, kind in plan:
-                    value = values.get(name, _MISSING)
+                for _column, key, fallback, default, kind in varying:
+                    value = values.get(key, _MISSING)
                     if value is _MISSING:
-                        value = values.get(attname, default)
+                        value = values.get(fallback, default) if fallback else default
                     if kind == RELATION:
                         value = value.pk if isinstance(value, models.Model) else value
                     elif kind == JSON:
                         value = _json_text(value)
                     record.append(value)
+                record.extend(constant_values)
                 copy.write_row(record)
     return ids
 

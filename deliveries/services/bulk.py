@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from campaigns.services import RenderedContent
@@ -64,16 +65,21 @@ def messages_create_many(
     collect_ids: bool = False,
 ) -> BulkResult:
     """Store validated messages in chunks of `chunk_size`, each in its own transaction, queueing each chunk's due
-    messages after it commits. `items` may be a generator: at most one chunk is held in memory.
+    messages after it commits. `items` may be a generator: at most two chunks are held in memory.
 
     An item whose request has a `dedupe_key` already used by a message is skipped (counted in `skipped`), so
     a bulk send run again after an interruption stores only what the first run did not. A RenderFailure in
     place of the content stores the message as `failed` with its reason. `on_chunk(created_so_far)` is called
     after each chunk, for progress bars; with `collect_ids`, `ids` lists each item's message id.
+
+    Outside a transaction on PostgreSQL, a second thread with its own connection writes each chunk while this
+    one prepares the next (often validating it): the database's share of the work no longer adds to the time.
+    Inside a transaction every chunk must be written on its connection, so they are written here in turn.
     """
     result = BulkResult()
     options = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch}
-    for chunk in _chunks(items, chunk_size):
+
+    def store(chunk) -> None:
         try:
             _create_chunk(chunk, result, collect_ids=collect_ids, **options)
         except IntegrityError:
@@ -81,8 +87,29 @@ def messages_create_many(
                 raise
             # Another run stored some of these dedupe keys between our check and our insert: check again.
             _create_chunk(chunk, result, collect_ids=collect_ids, **options)
-        if on_chunk is not None:
-            on_chunk(result.created)
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        for chunk in _chunks(items, chunk_size):
+            store(chunk)
+            if on_chunk is not None:
+                on_chunk(result.created)
+        return result
+    # One writer, so chunks are stored in order and `result` is only ever changed by it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
+        pending = None
+        try:
+            for chunk in _chunks(items, chunk_size):
+                if pending is not None:
+                    pending.result()
+                    if on_chunk is not None:
+                        on_chunk(result.created)
+                pending = writer.submit(store, chunk)
+            if pending is not None:
+                pending.result()
+                if on_chunk is not None:
+                    on_chunk(result.created)
+        finally:
+            writer.submit(lambda: connection.close()).result()  # the writer thread's own connection
     return result
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import django_rq
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis.connection import Connection
@@ -101,11 +101,30 @@ def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     items = [request(to=f"+1415{7000000 + i}") for i in range(1200)]
-    with CaptureQueriesContext(connection) as queries:
+    # In a transaction, so the chunks are written on this connection (outside one a writer thread has its own).
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
         messages_create_many(items=items, chunk_size=600)
     # Per chunk: the ids from each table's sequence, then COPY (which does not pass through the query log).
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "SELECT", "SELECT", "COMMIT"] * 2
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "SELECT"] * 2
     assert Message.objects.count() == MessageEvent.objects.count() == 1200
+
+
+def test_outside_a_transaction_a_writer_thread_stores_the_chunks_in_order_and_closes_its_connection(settings):
+    settings.SEND_BATCH_SIZE = 100
+    progress = []
+    items = (request(to=f"+1415{7000000 + i}", body=f"Hello {i}") for i in range(1050))
+    result = messages_create_many(items=items, chunk_size=200, on_chunk=progress.append, collect_ids=True)
+    assert progress == [200, 400, 600, 800, 1000, 1050]
+    bodies = dict(Message.objects.values_list("pk", "body"))
+    assert [bodies[pk] for pk in result.ids] == [f"Hello {i}" for i in range(1050)]
+    assert django_rq.get_queue("high").count == 11  # 200-row chunks, 100 per job: 2 a chunk, 1 for the last 50
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] == 0
 
 
 PLAIN_REQUESTS = [

@@ -130,3 +130,80 @@ def test_outside_a_transaction_a_writer_thread_stores_the_chunks_in_order_and_cl
     assert django_rq.get_queue("high").count == 11  # 200-row chunks, 100 per job: 2 a chunk, 1 for the last 50
     if connection.vendor == "postgresql":
         assert other_connections() <= before
+
+
+PLAIN_REQUESTS = [
+    {"channel": "sms", "to": "+14155550100", "body": "Hi"},
+    {"channel": "sms", "to": "  +1 415 555 0100 ", "body": "  spaced body  ", "priority": "low"},
+    {"channel": "email", "to": "ada@example.com", "subject": " Hello ", "body": "x", "category": "transactional"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "sender": "Tidings", "language": "fr"},
+    {"channel": "whatsapp", "to": "whatsapp:+14155550100", "body": "Hi", "html_body": ""},
+]
+NOT_PLAIN = [
+    {"channel": "sms", "to": "+14155550100"},  # no body: the service refuses it
+    {"channel": "sms", "to": "   ", "body": "Hi"},  # blank after trimming
+    {"channel": "sms", "to": "+14155550100", "body": "Hi\x00"},  # NUL
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "subject": "s" * 256},  # too long
+    {"channel": "fax", "to": "+14155550100", "body": "Hi"},  # not a channel
+    {"channel": "sms", "to": 14155550100, "body": "Hi"},  # a number, which DRF would turn into a string
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "metadata": {"a": 1}},  # not a string field
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "template": "welcome"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "unknown": "x"},
+    {"to": "+14155550100", "body": "Hi"},  # no channel
+    {"channel": "sms", "to": "not a number", "body": "Hi"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "priority": ""},
+]
+
+
+@pytest.mark.parametrize("data", PLAIN_REQUESTS)
+def test_a_plain_request_validates_exactly_as_the_serializer_does(data):
+    serializer = MessageCreateSerializer(data=data)
+    assert serializer.is_valid(), serializer.errors
+    fast = plain_message_validate(data)
+    assert fast is not None
+    # expires_at comes from "now" plus SMS_VALID_FOR / EMAIL_VALID_FOR, so compare it within a second.
+    fast_request, slow_request = fast["request"], serializer.validated_data["request"]
+    if slow_request.expires_at is not None:
+        assert abs(fast_request.expires_at - slow_request.expires_at) < timedelta(seconds=1)
+        fast_request.expires_at = slow_request.expires_at
+    assert fast == dict(serializer.validated_data)
+
+
+@pytest.mark.parametrize("data", NOT_PLAIN)
+def test_anything_else_is_left_to_the_serializer(data):
+    assert plain_message_validate(data) is None
+
+
+def test_a_revoked_key_stops_working_at_once_in_the_process_that_revoked_it(api_key):
+    assert api_key_authenticate(api_key.raw) == api_key
+    with CaptureQueriesContext(connection) as queries:
+        assert api_key_authenticate(api_key.raw) == api_key
+    assert len(queries) == 0  # remembered for a few seconds
+    api_key_revoke(api_key=api_key)
+    assert api_key_authenticate(api_key.raw) is None
+    assert api_key_authenticate(api_key.raw[:-1] + "x") is None
+
+
+def test_a_single_message_costs_one_redis_round_trip_and_one_statement_on_postgresql(api):
+    api.post("/api/v1/messages/", {"channel": "sms", "to": "+14155550100", "body": "warm up"}, format="json")
+    round_trips = []
+    send = Connection.send_packed_command
+
+    def counting_send(self, command, check_health=True):
+        round_trips.append(command)
+        return send(self, command, check_health)
+
+    Connection.send_packed_command = counting_send
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post(
+                "/api/v1/messages/", {"channel": "sms", "to": "+14155550101", "body": "Hi"}, format="json"
+            )
+    finally:
+        Connection.send_packed_command = send
+    assert response.status_code == 201
+    assert len(round_trips) == 1  # the job, in one MULTI/EXEC pipeline, on a connection already open
+    # No API key lookup, no SELECT: on PostgreSQL one INSERT of the message feeding its event's INSERT, which
+    # commits by itself; elsewhere BEGIN, the two INSERTs, COMMIT.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    assert django_rq.get_queue("default").count == 2

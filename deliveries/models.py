@@ -112,7 +112,12 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     html_body = models.TextField(blank=True)
     template = models.ForeignKey(
-        "campaigns.MessageTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        "campaigns.MessageTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,  # partial index in Meta
     )
     context = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -129,10 +134,15 @@ class Message(models.Model):
     )
     content_variables = models.JSONField(default=dict, blank=True, help_text="Variables for the Content template.")
     campaign = models.ForeignKey(
-        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,  # message_campaign_status (campaign, status) serves lookups by campaign
     )
     batch = models.ForeignKey(
-        "campaigns.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        "campaigns.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
     )
     # Set by bulk senders (send_bulk: "<key>:<line>") so that running them again never creates the row twice.
     dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -146,6 +156,7 @@ class Message(models.Model):
         on_delete=models.PROTECT,
         related_name="dependents",
         help_text="The message this one waits for.",
+        db_index=False,
     )
     depends_on_condition = models.CharField(max_length=20, choices=DependencyCondition.choices, blank=True)
     depends_on_delay = models.DurationField(
@@ -166,13 +177,15 @@ class Message(models.Model):
 
     # Pipeline bookkeeping: the RQ job meant to send this row, and the claim of the worker sending it.
     job_id = models.CharField(max_length=64, blank=True, db_index=True)
-    claim_token = models.UUIDField(null=True, blank=True, db_index=True)
+    claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
     idempotency_key = models.ForeignKey(
-        IdempotencyKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        IdempotencyKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -202,6 +215,22 @@ class Message(models.Model):
             models.Index(fields=["status", "queued_at"], name="message_status_queued_at"),
             models.Index(fields=["status", "lease_expires_at"], name="message_status_lease"),
             models.Index(fields=["campaign", "status"], name="message_campaign_status"),
+            # Columns empty in most rows are indexed only where set: every index is work on each INSERT, and
+            # these would hold one entry per message for nothing (lookups by a value still use them).
+            *(
+                models.Index(
+                    fields=[name], name=f"message_{name}_set", condition=models.Q(**{f"{name}__isnull": False})
+                )
+                for name in (
+                    "template",
+                    "batch",
+                    "depends_on",
+                    "claim_token",
+                    "created_by",
+                    "api_key",
+                    "idempotency_key",
+                )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deliveries.api.serializers import plain_message_validate
 from deliveries.services.idempotency import (
     IdempotencyKeyError,
     IdempotencyKeyInvalid,
@@ -203,6 +204,9 @@ class MessageBatchView(APIView):
         context = {"templates": batch_templates(messages, defaults)}
 
         def validate_item(fields):
+            validated = plain_message_validate(fields)  # most items: without DRF's per-field machinery
+            if validated is not None:
+                return validated["request"], validated["content"]
             item = BatchItemSerializer(data=fields, context=context)
             if not item.is_valid():
                 raise ItemInvalid(item.errors)

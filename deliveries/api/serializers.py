@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from ..models import Category, DependencyCondition, Message, MessageEvent, Priority
 from ..services.messages import SUPPORTED_CHANNELS, MessageValidationError, message_request_validate
@@ -71,6 +75,66 @@ class MessageCreateSerializer(serializers.Serializer):
         except MessageValidationError as error:
             raise serializers.ValidationError(error.errors) from error
         return {"request": request, "content": content}
+
+
+# What DRF's CharField validators refuse: NUL characters and lone surrogates.
+_REFUSED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _plain_fields(serializer_class: type[serializers.Serializer]) -> dict[str, serializers.Field]:
+    """The string and choice fields of a create serializer; their rules are few enough to apply directly."""
+    fields = serializer_class().fields
+    return {
+        name: field
+        for name, field in fields.items()
+        if type(field) in (serializers.CharField, serializers.ChoiceField)
+        and not field.allow_null
+        and not getattr(field, "min_length", None)
+    }
+
+
+def plain_message_validate(data: Any) -> dict[str, Any] | None:
+    """MessageCreateSerializer's validated_data for a plain request, or None when the request needs the
+    serializer itself.
+
+    A plain request is a dict whose fields are all strings the serializer would accept as they are (channel, to,
+    body, subject, sender...), and that message_request_validate accepts. Running DRF's field machinery costs
+    more than the rest of creating such a message, and batches are made of them. Anything else (other fields,
+    other types, any value the serializer or the service would refuse) returns None, so every error still comes
+    from the serializer, worded as it always was.
+    """
+    if type(data) is not dict:
+        return None
+    attrs: dict[str, Any] = {}
+    for name, value in data.items():
+        field = _PLAIN_FIELDS.get(name)
+        if field is None or type(value) is not str or _REFUSED_CHARACTERS.search(value):
+            return None
+        if type(field) is serializers.ChoiceField:
+            if value not in field.choice_strings_to_values:
+                return None
+            attrs[name] = field.choice_strings_to_values[value]
+            continue
+        if field.trim_whitespace:
+            value = value.strip()
+        if (not value and not field.allow_blank) or (field.max_length is not None and len(value) > field.max_length):
+            return None
+        attrs[name] = value
+    for name, field in _DECLARED_FIELDS.items():
+        if name not in attrs:
+            if field.required:
+                return None
+            if field.default is not empty:
+                attrs[name] = field.get_default()
+    try:
+        request, content = message_request_validate(**attrs)
+    except MessageValidationError:
+        return None
+    return {"request": request, "content": content}
+
+
+_DECLARED_FIELDS = MessageCreateSerializer().fields
+_PLAIN_FIELDS = _plain_fields(MessageCreateSerializer)
 
 
 class MessageEventSerializer(serializers.ModelSerializer):

@@ -8,7 +8,12 @@ from ..selectors import message_outcome_summary
 from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid, request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
-from .serializers import MessageCreateSerializer, MessageDetailSerializer, MessageSerializer
+from .serializers import (
+    MessageCreateSerializer,
+    MessageDetailSerializer,
+    MessageSerializer,
+    plain_message_validate,
+)
 
 
 class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -40,16 +45,19 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ],
     )
     def create(self, request):
-        serializer = MessageCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        validated = plain_message_validate(request.data)
+        if validated is None:
+            serializer = MessageCreateSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            validated = serializer.validated_data
         key = request.headers.get("Idempotency-Key")
         if key is None:
-            message = message_create(**serializer.validated_data, api_key=request.auth)
+            message = message_create(**validated, api_key=request.auth)
             return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
         body = request.data.dict() if hasattr(request.data, "dict") else request.data
         try:
             message, created = message_create_idempotent(
-                **serializer.validated_data,
+                **validated,
                 api_key=request.auth,
                 idempotency_key=key,
                 fingerprint=request_fingerprint(body),

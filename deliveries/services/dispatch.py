@@ -39,6 +39,18 @@ SEND_JOB = "deliveries.jobs.send_messages"
 # A job in one of these will still run. A started job claims its messages as it reaches them, so a message still
 # `queued` long after its job started belongs to a worker that died (RQ itself notices only minutes later).
 WAITING_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+# One Queue (so one Redis connection pool) per queue configuration, kept for the life of the process: a new one
+# per push would open a connection (HELLO, CLIENT SETINFO, SELECT) and ask RQ's INFO each time, six round trips.
+_send_queues: dict[tuple[str, str], Queue] = {}
+
+
+def send_queue(priority: str) -> Queue:
+    """The RQ queue for a priority, reused across pushes. Keyed by its settings, which tests may override."""
+    cache_key = (priority, repr(sorted(settings.RQ_QUEUES[priority].items())))
+    queue = _send_queues.get(cache_key)
+    if queue is None:
+        queue = _send_queues[cache_key] = django_rq.get_queue(priority)
+    return queue
 
 
 # A job claimed ahead of time holds messages whose send_at lie at most this far apart: it goes when the last of
@@ -74,7 +86,7 @@ def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -
     for priority, pairs in jobs.items():
         if not pairs:
             continue
-        queue: Queue = django_rq.get_queue(priority)
+        queue = send_queue(priority)
         data = [_job_data(SendJob(*pair)) for pair in pairs]
         try:
             with queue.connection.pipeline() as pipe:

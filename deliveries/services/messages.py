@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator, validate_email
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import MessageTemplate
@@ -23,6 +24,7 @@ from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
 from .idempotency import idempotent_create
+from .row_inserts import row_with_event_insert
 
 # Channels with a working backend (deliveries/backends/__init__.py).
 SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
@@ -33,6 +35,7 @@ MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+CATEGORIES = frozenset(Category.values)  # Category.values rebuilds its list on every call
 
 
 @dataclass
@@ -125,7 +128,7 @@ def message_request_validate(
         sender = sender_normalize(channel, sender or "")
     except DjangoValidationError as error:
         errors["sender"] = list(error.messages)
-    if (category or Category.MARKETING) not in Category.values:
+    if (category or Category.MARKETING) not in CATEGORIES:
         errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
     media_urls = list(media_urls or [])
     if media_urls:
@@ -272,7 +275,6 @@ def _initial_status(send_at: datetime | None, now: datetime) -> str:
     return Status.SCHEDULED if send_at is not None and send_at > now else Status.QUEUED
 
 
-@transaction.atomic
 def message_create(
     *,
     request: MessageRequest,
@@ -289,27 +291,39 @@ def message_create(
     now = timezone.now()
     content = content or message_render(request)
     status = Status.WAITING if request.dependency else _initial_status(request.send_at, now)
-    message = Message.objects.create(
+    values = {
         **message_fields(request, content),
-        status=status,
-        job_id=new_job_id() if status == Status.QUEUED else "",
-        queued_at=now if status == Status.QUEUED else None,
-        created_by=created_by,
-        api_key=api_key,
-        campaign=campaign,
-        idempotency_key=idempotency_key,
-    )
+        "status": status,
+        "job_id": new_job_id() if status == Status.QUEUED else "",
+        "queued_at": now if status == Status.QUEUED else None,
+        "created_by": created_by,
+        "api_key": api_key,
+        "campaign": campaign,
+        "idempotency_key": idempotency_key,
+    }
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
     if status == Status.WAITING:
-        when = f", waiting for {dependency_describe(message)}"
-    MessageEvent.objects.create(message=message, to_status=status, detail=f"Created by {who}{when}.", created_at=now)
-    if status == Status.QUEUED:
-        enqueue_messages_on_commit([message])
-    elif status == Status.WAITING:
-        # The parent may have decided already (sent, delivered, failed): settle this message now if so.
-        dependents_settle(parent_ids=[message.depends_on_id])
-        message.refresh_from_db()
+        when = f", waiting for {dependency_describe(Message(**values))}"
+    # On PostgreSQL the row and its first event are one statement, atomic on its own: no BEGIN and COMMIT
+    # around it. A waiting message is settled against its parent in the same transaction as its INSERT.
+    one_statement = connection.vendor == "postgresql" and status != Status.WAITING
+    with contextlib.nullcontext() if one_statement else transaction.atomic():
+        message = row_with_event_insert(
+            Message,
+            values,
+            event_model=MessageEvent,
+            event_values={"to_status": status, "detail": f"Created by {who}{when}.", "created_at": now},
+            link="message",
+            now=now,
+        )
+        if status == Status.QUEUED:
+            # Pushed at the end of the caller's transaction, or at once if the INSERT committed by itself.
+            enqueue_messages_on_commit([message])
+        elif status == Status.WAITING:
+            # The parent may have decided already (sent, delivered, failed): settle this message now if so.
+            dependents_settle(parent_ids=[message.depends_on_id])
+            message.refresh_from_db()
     return message
 
 

@@ -1,0 +1,162 @@
+"""Writing many rows in few statements, without building a model instance per row.
+
+`bulk_create` spends most of its time in Python, preparing every field of every instance (about 0.3 ms a
+message on this machine). On PostgreSQL this module reserves the ids from the table's sequence in one SELECT and
+streams the rows with COPY, so 5,000 messages and their events cost three statements and little Python. Other
+databases go through `bulk_create`, which gives the same rows. Rows are dicts of field names (or attnames) to
+values, as for `Model(**values)`; fields left out get their model default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, models
+
+
+def _columns(model: type[models.Model]) -> list[models.Field]:
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+_MISSING = object()
+PLAIN, RELATION, JSON = range(3)
+
+
+def _column_plan(model: type[models.Model], now: datetime) -> list[tuple[str, str, Any, int]]:
+    """For each column: the field's name and attname (a row may use either), its default, and how to convert."""
+    plan = []
+    for field in _columns(model):
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            default = now
+        else:
+            default = field.get_default()
+        kind = RELATION if field.is_relation else JSON if isinstance(field, models.JSONField) else PLAIN
+        plan.append((field.name, field.attname, default, kind))
+    return plan
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not value and isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value)
+
+
+def rows_insert(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
+    """Insert `rows` (in the current transaction) and return their new primary keys, in order."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        instances = [model(**values) for values in rows]
+        model.objects.bulk_create(instances, batch_size=1000)
+        return [instance.pk for instance in instances]
+    return _copy_rows(model, rows, now=now)
+
+
+def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
+    table = model._meta.db_table
+    pk_column = model._meta.pk.column
+    quote = connection.ops.quote_name
+    # Columns no row sets take their default in every row: converted once, appended as they are.
+    present = set(rows[0])
+    for row in rows:
+        if row.keys() != present:  # most rows of a chunk have the same keys; comparing is cheaper than adding
+            present.update(row)
+    varying, constant_columns, constant_values = [], [], []
+    for name, attname, default, kind in _column_plan(model, now):
+        column = quote(model._meta.get_field(name).column)
+        if name in present or attname in present:
+            key = name if name in present else attname
+            fallback = attname if key == name and attname in present else None  # a row may use either form
+            varying.append((column, key, fallback, default, kind))
+        else:
+            constant_columns.append(column)
+            constant_values.append(_json_text(default) if kind == JSON else default)
+    columns = ", ".join([quote(pk_column), *(column for column, *_ in varying), *constant_columns])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, pk_column, len(rows)],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        # COPY in text format: PostgreSQL parses each JSON column from its text, as it would in an INSERT.
+        with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+            for pk, values in zip(ids, rows, strict=True):
+                record = [pk]
+                for _column, key, fallback, default, kind in varying:
+                    value = values.get(key, _MISSING)
+                    if value is _MISSING:
+                        value = values.get(fallback, default) if fallback else default
+                    if kind == RELATION:
+                        value = value.pk if isinstance(value, models.Model) else value
+                    elif kind == JSON:
+                        value = _json_text(value)
+                    record.append(value)
+                record.extend(constant_values)
+                copy.write_row(record)
+    return ids
+
+
+def row_with_event_insert(
+    model: type[models.Model],
+    values: dict[str, Any],
+    *,
+    event_model: type[models.Model],
+    event_values: dict[str, Any],
+    link: str,
+    now: datetime,
+) -> models.Model:
+    """Insert one row and its first event, and return the row as an instance. On PostgreSQL that is a single
+    statement (INSERT ... RETURNING inside a CTE feeding the event's INSERT), so it is atomic by itself; other
+    databases take two INSERTs, in the caller's transaction. `link` is the event's foreign key to the row."""
+    if connection.vendor != "postgresql":
+        instance = model.objects.create(**values)
+        event_model.objects.create(**{link: instance}, **event_values)
+        return instance
+    quote = connection.ops.quote_name
+    row_columns, row_params = _insert_params(model, values, now)
+    event_columns, event_params = _insert_params(event_model, event_values, now, skip={link})
+    link_column = quote(event_model._meta.get_field(link).column)
+    pk_column = quote(model._meta.pk.column)
+    placeholders = ", ".join(["%s"] * len(row_params))
+    event_placeholders = ", ".join(["%s"] * len(event_params))
+    sql = (
+        f"WITH row AS (INSERT INTO {quote(model._meta.db_table)} ({', '.join(row_columns)}) "  # noqa: S608
+        f"VALUES ({placeholders}) RETURNING {pk_column}) "
+        f"INSERT INTO {quote(event_model._meta.db_table)} ({link_column}, {', '.join(event_columns)}) "
+        f"SELECT row.{pk_column}, {event_placeholders} FROM row RETURNING {link_column}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, row_params + event_params)
+        pk = cursor.fetchone()[0]
+    instance = model(pk=pk, **{name: value for name, value in values.items()})
+    for field in _columns(model):
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(instance, field.attname, now)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def _insert_params(
+    model: type[models.Model], values: dict[str, Any], now: datetime, skip: set[str] = frozenset()
+) -> tuple[list[str], list[Any]]:
+    """Quoted columns and parameters for one row: every column, defaults filled in, JSON adapted as Django does."""
+    columns, params = [], []
+    for name, attname, default, kind in _column_plan(model, now):
+        if name in skip:
+            continue
+        value = values.get(name, _MISSING)
+        if value is _MISSING:
+            value = values.get(attname, default)
+        if kind == RELATION:
+            value = value.pk if isinstance(value, models.Model) else value
+        elif kind == JSON:
+            value = connection.ops.adapt_json_value(value, model._meta.get_field(name).encoder)
+        columns.append(connection.ops.quote_name(model._meta.get_field(name).column))
+        params.append(value)
+    return columns, params

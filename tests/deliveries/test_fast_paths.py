@@ -1,0 +1,209 @@
+"""The fast paths of message creation give exactly what the general ones give: the bulk insert (COPY on
+PostgreSQL) stores the same rows and events as message_create, plain requests validate as the serializer does,
+and a push to Redis reuses its connection."""
+
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from redis.connection import Connection
+
+from campaigns.models import Batch
+from deliveries.api.serializers import MessageCreateSerializer, plain_message_validate
+from deliveries.models import Message, MessageEvent, Status
+from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
+from deliveries.services.bulk import RenderFailure, messages_create_many
+from deliveries.services.messages import message_create, message_request_validate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Columns that differ between any two messages by nature, not by the path that stored them.
+PER_MESSAGE = {"id", "job_id", "created_at", "updated_at", "queued_at", "batch"}
+
+
+def stored(message_id):
+    message = Message.objects.get(pk=message_id)
+    row = {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields if f.name not in PER_MESSAGE}
+    events = list(MessageEvent.objects.filter(message=message).values("kind", "from_status", "to_status", "code"))
+    return row, events
+
+
+def request(**overrides):
+    fields = {
+        "channel": "sms",
+        "to": "+1 415 555 0100",
+        "body": "Hello",
+        "metadata": {"order": 7, "tags": ["a", "b"]},
+        "media_urls": ["https://example.com/a.png"],
+        "sender": "Tidings",
+        "category": "transactional",
+        "priority": "high",
+        "valid_for": 600,
+        **overrides,
+    }
+    return message_request_validate(**fields)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"send_at": timezone.now() + timedelta(hours=1)},
+        {
+            "channel": "email",
+            "to": "Ada@Example.COM",
+            "subject": "Hi",
+            "html_body": "<p>Hi</p>",
+            "media_urls": [],
+            "sender": "Shop <shop@example.com>",
+        },
+        {"content_sid": "HX" + "0" * 32, "content_variables": {"1": "Ada"}, "body": ""},
+    ],
+)
+def test_a_message_stored_in_bulk_is_the_row_message_create_stores(api_key, overrides):
+    validated = request(**overrides)
+    single = message_create(request=validated[0], content=validated[1], api_key=api_key)
+    bulk = messages_create_many(items=[validated], api_key=api_key, collect_ids=True)
+    single_row, single_events = stored(single.pk)
+    bulk_row, bulk_events = stored(bulk.ids[0])
+    assert bulk_row == single_row
+    assert bulk_events == single_events
+    assert MessageEvent.objects.get(message_id=bulk.ids[0]).detail == f"Created in bulk by API key {api_key.name}."
+
+
+def test_bulk_rows_keep_their_order_types_and_foreign_keys(api_key):
+    batch = Batch.objects.create(kind=Batch.Kind.API, api_key=api_key)
+    later = timezone.now() + timedelta(minutes=5)
+    items = [request(to=f"+1415{7000000 + i}", send_at=later if i % 2 else None) for i in range(7)]
+    items.append((items[0][0], RenderFailure(reason="No value for 'name'.")))
+    result = messages_create_many(items=items, api_key=api_key, batch=batch, chunk_size=3, collect_ids=True)
+    assert result.ids == sorted(result.ids)
+    messages = Message.objects.in_bulk(result.ids)
+    assert [messages[pk].recipient for pk in result.ids[:7]] == [f"+1415{7000000 + i}" for i in range(7)]
+    assert [messages[pk].status for pk in result.ids] == [Status.QUEUED, Status.SCHEDULED] * 3 + [
+        Status.QUEUED,
+        Status.FAILED,
+    ]
+    assert all(messages[pk].batch_id == batch.pk and messages[pk].api_key_id == api_key.pk for pk in result.ids)
+    assert messages[result.ids[1]].send_at == later
+    assert messages[result.ids[0]].metadata == {"order": 7, "tags": ["a", "b"]}
+    failed = messages[result.ids[-1]]
+    assert (failed.last_error_code, failed.last_error_message) == ("render", "No value for 'name'.")
+    assert MessageEvent.objects.get(message=failed).kind == MessageEvent.Kind.ERROR
+    # A later single insert takes the next id: the ids given out in bulk came from the table's own sequence.
+    assert message_create(request=request()[0]).pk > max(result.ids)
+
+
+def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    items = [request(to=f"+1415{7000000 + i}") for i in range(1200)]
+    # In a transaction, so the chunks are written on this connection (outside one a writer thread has its own).
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        messages_create_many(items=items, chunk_size=600)
+    # Per chunk: the ids from each table's sequence, then COPY (which does not pass through the query log).
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "SELECT"] * 2
+    assert Message.objects.count() == MessageEvent.objects.count() == 1200
+
+
+def other_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_outside_a_transaction_a_writer_thread_stores_the_chunks_in_order_and_closes_its_connection(settings):
+    settings.SEND_BATCH_SIZE = 100
+    before = other_connections() if connection.vendor == "postgresql" else 0
+    progress = []
+    items = (request(to=f"+1415{7000000 + i}", body=f"Hello {i}") for i in range(1050))
+    result = messages_create_many(items=items, chunk_size=200, on_chunk=progress.append, collect_ids=True)
+    assert progress == [200, 400, 600, 800, 1000, 1050]
+    bodies = dict(Message.objects.values_list("pk", "body"))
+    assert [bodies[pk] for pk in result.ids] == [f"Hello {i}" for i in range(1050)]
+    assert django_rq.get_queue("high").count == 11  # 200-row chunks, 100 per job: 2 a chunk, 1 for the last 50
+    if connection.vendor == "postgresql":
+        assert other_connections() <= before
+
+
+PLAIN_REQUESTS = [
+    {"channel": "sms", "to": "+14155550100", "body": "Hi"},
+    {"channel": "sms", "to": "  +1 415 555 0100 ", "body": "  spaced body  ", "priority": "low"},
+    {"channel": "email", "to": "ada@example.com", "subject": " Hello ", "body": "x", "category": "transactional"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "sender": "Tidings", "language": "fr"},
+    {"channel": "whatsapp", "to": "whatsapp:+14155550100", "body": "Hi", "html_body": ""},
+]
+NOT_PLAIN = [
+    {"channel": "sms", "to": "+14155550100"},  # no body: the service refuses it
+    {"channel": "sms", "to": "   ", "body": "Hi"},  # blank after trimming
+    {"channel": "sms", "to": "+14155550100", "body": "Hi\x00"},  # NUL
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "subject": "s" * 256},  # too long
+    {"channel": "fax", "to": "+14155550100", "body": "Hi"},  # not a channel
+    {"channel": "sms", "to": 14155550100, "body": "Hi"},  # a number, which DRF would turn into a string
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "metadata": {"a": 1}},  # not a string field
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "template": "welcome"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "unknown": "x"},
+    {"to": "+14155550100", "body": "Hi"},  # no channel
+    {"channel": "sms", "to": "not a number", "body": "Hi"},
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "priority": ""},
+]
+
+
+@pytest.mark.parametrize("data", PLAIN_REQUESTS)
+def test_a_plain_request_validates_exactly_as_the_serializer_does(data):
+    serializer = MessageCreateSerializer(data=data)
+    assert serializer.is_valid(), serializer.errors
+    fast = plain_message_validate(data)
+    assert fast is not None
+    # expires_at comes from "now" plus SMS_VALID_FOR / EMAIL_VALID_FOR, so compare it within a second.
+    fast_request, slow_request = fast["request"], serializer.validated_data["request"]
+    if slow_request.expires_at is not None:
+        assert abs(fast_request.expires_at - slow_request.expires_at) < timedelta(seconds=1)
+        fast_request.expires_at = slow_request.expires_at
+    assert fast == dict(serializer.validated_data)
+
+
+@pytest.mark.parametrize("data", NOT_PLAIN)
+def test_anything_else_is_left_to_the_serializer(data):
+    assert plain_message_validate(data) is None
+
+
+def test_a_revoked_key_stops_working_at_once_in_the_process_that_revoked_it(api_key):
+    assert api_key_authenticate(api_key.raw) == api_key
+    with CaptureQueriesContext(connection) as queries:
+        assert api_key_authenticate(api_key.raw) == api_key
+    assert len(queries) == 0  # remembered for a few seconds
+    api_key_revoke(api_key=api_key)
+    assert api_key_authenticate(api_key.raw) is None
+    assert api_key_authenticate(api_key.raw[:-1] + "x") is None
+
+
+def test_a_single_message_costs_one_redis_round_trip_and_one_statement_on_postgresql(api):
+    api.post("/api/v1/messages/", {"channel": "sms", "to": "+14155550100", "body": "warm up"}, format="json")
+    round_trips = []
+    send = Connection.send_packed_command
+
+    def counting_send(self, command, check_health=True):
+        round_trips.append(command)
+        return send(self, command, check_health)
+
+    Connection.send_packed_command = counting_send
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post(
+                "/api/v1/messages/", {"channel": "sms", "to": "+14155550101", "body": "Hi"}, format="json"
+            )
+    finally:
+        Connection.send_packed_command = send
+    assert response.status_code == 201
+    assert len(round_trips) == 1  # the job, in one MULTI/EXEC pipeline, on a connection already open
+    # No API key lookup, no SELECT: on PostgreSQL one INSERT of the message feeding its event's INSERT, which
+    # commits by itself; elsewhere BEGIN, the two INSERTs, COMMIT.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    assert django_rq.get_queue("default").count == 2

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
@@ -169,31 +169,35 @@ def transition(
     updates = {"status": to_status, "updated_at": now, **(fields or {})}
     if stamp := STAMP_FIELD.get(to_status):
         updates.setdefault(stamp, now)
-    moved: list[int] = []
-    events: list[MessageEvent] = []
-    events_by_id = events_by_id or {}
-    remaining = list(message_ids)
-    for from_status in sources_for(to_status, from_statuses):
-        if not remaining:
-            break  # every message already moved from an earlier source: no statement for the others
-        for start in range(0, len(remaining), 1000):
-            chunk = remaining[start : start + 1000]
-            rows = Message.objects.filter(pk__in=chunk, status=from_status, **(extra_filter or {}))
-            values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
-            moved_now = update_returning_ids(rows, updates, values)
-            moved.extend(moved_now)
-            for pk in moved_now:
-                event_detail, event_data = events_by_id.get(pk, (detail, data))
-                events.append((pk, kind, from_status, to_status, code, event_detail, event_data or {}))
-        if moved:
-            moved_set = set(moved)
-            remaining = [pk for pk in remaining if pk not in moved_set]
-    events_insert(events, created_at=now)
-    if moved and to_status in DECIDING_STATUSES:
-        # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
-        from .services.dependencies import dependents_settle
+    # The status change, its events and what it decides for dependents commit together: one commit (one WAL
+    # flush on PostgreSQL) instead of one per statement, and no status change without its timeline line.
+    sources = sources_for(to_status, from_statuses)  # raises before any write if the transition is not allowed
+    with transaction.atomic(using=router.db_for_write(Message), savepoint=False):
+        moved: list[int] = []
+        events: list[MessageEvent] = []
+        events_by_id = events_by_id or {}
+        remaining = list(message_ids)
+        for from_status in sources:
+            if not remaining:
+                break  # every message already moved from an earlier source: no statement for the others
+            for start in range(0, len(remaining), 1000):
+                chunk = remaining[start : start + 1000]
+                rows = Message.objects.filter(pk__in=chunk, status=from_status, **(extra_filter or {}))
+                values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
+                moved_now = update_returning_ids(rows, updates, values)
+                moved.extend(moved_now)
+                for pk in moved_now:
+                    event_detail, event_data = events_by_id.get(pk, (detail, data))
+                    events.append((pk, kind, from_status, to_status, code, event_detail, event_data or {}))
+            if moved:
+                moved_set = set(moved)
+                remaining = [pk for pk in remaining if pk not in moved_set]
+        events_insert(events, created_at=now)
+        if moved and to_status in DECIDING_STATUSES:
+            # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
+            from .services.dependencies import dependents_settle
 
-        dependents_settle(parent_ids=moved)
+            dependents_settle(parent_ids=moved)
     return moved
 
 

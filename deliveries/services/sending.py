@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -447,10 +447,6 @@ class CallPool:
             return SendResult(message_id=message.id, provider=self.backend.provider_name, error=wrapped)
 
 
-# After the first call of a group comes back, wait this long for more, so that their results share one write.
-GROUP_WAIT_SECONDS = 0.005
-
-
 class _ChannelSender:
     """Sends one channel's share of a job (see the module docstring); counts outcomes by status."""
 
@@ -472,26 +468,32 @@ class _ChannelSender:
         try:
             with CallPool(self.backend, min(self.concurrency, len(rows)) or 1) as pool:
                 try:
-                    while pending:
-                        if _stop_requested.is_set():
+                    while pending or self.in_flight:
+                        if pending and _stop_requested.is_set():
                             logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
-                            break
-                        free = self.concurrency - len(self.in_flight)
-                        if self.in_flight and free < min(self.wave_size, len(pending)):
-                            self._collect(block=True)
-                            continue
-                        self._start_wave(pool, pending, free)
-                        self._collect(block=False)
+                            pending.clear()
+                        self._refill(pool, pending)
+                        finished = self._finished()
+                        # Refill the slots just freed before writing their outcomes, so that the new calls' round
+                        # trips overlap those writes instead of waiting for them.
+                        self._refill(pool, pending)
+                        self._record(finished)
                 finally:
                     # Every call that started gets its outcome recorded, whatever stopped the loop.
                     while self.in_flight:
-                        self._collect(block=True)
+                        self._record(self._finished())
         finally:
             # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
             receipts_apply_pending(provider=self.backend.provider_name, provider_message_ids=self.accepted_ids)
             for deferral in [self.held_all, *self.held_by_sender.values()]:
                 if deferral is not None:
                     self.counts[Status.SCHEDULED] += deferral.apply()
+
+    def _refill(self, pool: CallPool, pending: deque) -> None:
+        """Start a wave when enough call slots are free (or none is busy): a wave's claim is one UPDATE."""
+        free = self.concurrency - len(self.in_flight)
+        if pending and free > 0 and (not self.in_flight or free >= min(self.wave_size, len(pending))):
+            self._start_wave(pool, pending, free)
 
     def _hold(self, pk: int, sender: str) -> bool:
         """Put the message with a deferral already holding it back (its sender's, or everyone's)."""
@@ -537,31 +539,29 @@ class _ChannelSender:
         for message in claimed:
             self.in_flight[pool.submit(to_outgoing(message))] = (message, probe)
 
-    def _collect(self, *, block: bool) -> None:
-        """Record the outcomes of the calls that have come back (waiting for one first if `block`)."""
+    def _finished(self) -> list[tuple[Message, bool, SendResult]]:
+        """Wait for a call to come back, then take every call that has: (message, was it the probe, result).
+
+        No waiting for more: the writes of the previous group take long enough for the next one to gather."""
         if not self.in_flight:
-            return
-        if block:
-            wait(self.in_flight, return_when=FIRST_COMPLETED)
-            wait(self.in_flight, timeout=GROUP_WAIT_SECONDS, return_when=ALL_COMPLETED)
+            return []
+        wait(self.in_flight, return_when=FIRST_COMPLETED)
         done = [future for future in self.in_flight if future.done()]
-        if not done:
+        return [(*self.in_flight.pop(future), future.result()) for future in done]
+
+    def _record(self, finished: list[tuple[Message, bool, SendResult]]) -> None:
+        """Write the outcomes: the accepted ones together, the others one by one with their reasons."""
+        if not finished:
             return
-        accepted: list[tuple[Message, SendResult]] = []
-        failed: list[tuple[Message, SendResult]] = []
-        probes = False
-        for future in done:
-            message, probe = self.in_flight.pop(future)
-            probes = probes or probe
-            result = future.result()
-            (accepted if result.ok else failed).append((message, result))
-        self.gate.breaker.record([result.error for _, result in accepted + failed])
-        if probes:
+        self.gate.breaker.record([result.error for _, _, result in finished])
+        if any(probe for _, probe, _ in finished):
             self.gate.breaker.release_probe()
+        accepted = [(message, result) for message, _, result in finished if result.ok]
         self.counts[Status.SENT] += len(record_accepted(accepted))
         self.accepted_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
-        for message, result in failed:
-            self.counts[record_failure(message, result.error, provider=result.provider)] += 1
+        for message, _, result in finished:
+            if not result.ok:
+                self.counts[record_failure(message, result.error, provider=result.provider)] += 1
 
 
 def send_messages(message_ids: list[int]) -> dict[str, int]:

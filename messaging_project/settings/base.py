@@ -83,7 +83,13 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets web, worker and dispatcher processes read while one writes; wait instead of failing on a lock.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # A transaction takes the write lock when it begins (waiting up to `timeout`), instead of failing at
+            # once with "database is locked" when it first writes after reading while another process writes.
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -164,7 +170,7 @@ MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 
 # Messages per job, and concurrent provider calls inside one job (also the most calls in doubt if a worker dies:
 # docs/reliability.md). Backends without an async client (email) run their calls on at most SEND_THREADS threads.
-SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=500)
+SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=1000)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
 SEND_THREADS = env.int("SEND_THREADS", default=32)
 # --- Reliability: retries, deadlines, leases, rate limits, circuit breakers (docs/reliability.md) ----------

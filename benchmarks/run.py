@@ -558,7 +558,8 @@ def scenario_cost(bench: Bench, count: int) -> dict:
     Connection.send_packed_command = counting_send
     try:
         with connection.execute_wrapper(count_sql):
-            django_rq.get_worker("default", worker_class=SimpleWorker).work(burst=True)
+            # logging_level: RQ's own INFO lines would land in the middle of the benchmark's output.
+            django_rq.get_worker("default", worker_class=SimpleWorker).work(burst=True, logging_level="WARNING")
     finally:
         Connection.send_packed_command = original_send
     return {

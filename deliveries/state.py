@@ -154,6 +154,7 @@ def transition(
     kind: str = MessageEvent.Kind.STATUS,
     events_by_id: Mapping[int, tuple[str, dict[str, Any]]] | None = None,
     per_row: Mapping[str, Mapping[int, Any]] | None = None,
+    settle_dependents: bool = True,
 ) -> list[int]:
     """Move the given messages to `to_status` wherever their current status allows it.
 
@@ -161,7 +162,9 @@ def transition(
     timeline event for each. `fields` are written in the same UPDATE; `extra_filter` narrows the rows further (a
     worker's claim token, say), so a transition can depend on more than the status. `events_by_id` gives some
     messages their own event (detail, data) instead of the shared `detail` and `data`; `per_row` gives each
-    message its own value for some fields (see update_returning_ids).
+    message its own value for some fields (see update_returning_ids). `settle_dependents=False` skips looking for
+    messages that wait for these ones, for a caller that knows there are none (the dispatcher's sweep would still
+    settle one that appeared meanwhile).
     """
     if not message_ids:
         return []
@@ -193,7 +196,7 @@ def transition(
                 moved_set = set(moved)
                 remaining = [pk for pk in remaining if pk not in moved_set]
         events_insert(events, created_at=now)
-        if moved and to_status in DECIDING_STATUSES:
+        if moved and settle_dependents and to_status in DECIDING_STATUSES:
             # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
             from .services.dependencies import dependents_settle
 

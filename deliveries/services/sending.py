@@ -192,9 +192,14 @@ def record_result(message: Message, result: SendResult) -> str:
     return Status.SENT if record_accepted([(message, result)]) else ""
 
 
-def record_accepted(accepted: list[tuple[Message, SendResult]]) -> list[int]:
+def record_accepted(
+    accepted: list[tuple[Message, SendResult]], *, waiting_parents: set[int] | None = None
+) -> list[int]:
     """Write calls one provider accepted: sending -> sent with the provider's id, one UPDATE for all of them (each
-    row gets its own id through `per_row`) and one INSERT for their timeline events. Returns the ids that moved."""
+    row gets its own id through `per_row`) and one INSERT for their timeline events. Returns the ids that moved.
+
+    `waiting_parents`: the messages known to have dependents waiting (None: unknown); for a group with none of
+    them, the dependents lookup is skipped."""
     if not accepted:
         return []
     provider = accepted[0][1].provider
@@ -223,6 +228,7 @@ def record_accepted(accepted: list[tuple[Message, SendResult]]) -> list[int]:
         },
         events_by_id=events,
         per_row={"provider_message_id": {message.pk: result.provider_message_id for message, result in accepted}},
+        settle_dependents=waiting_parents is None or any(message.pk in waiting_parents for message, _ in accepted),
     )
     if len(moved) < len(accepted):
         # A receipt from the provider got here first and moved the message on (see feedback.py). Keep the
@@ -450,8 +456,9 @@ class CallPool:
 class _ChannelSender:
     """Sends one channel's share of a job (see the module docstring); counts outcomes by status."""
 
-    def __init__(self, channel: str, backend: BaseBackend, counts: Counter):
+    def __init__(self, channel: str, backend: BaseBackend, counts: Counter, waiting_parents: set[int]):
         self.channel = channel
+        self.waiting_parents = waiting_parents
         self.backend = backend
         self.gate = ProviderGate(channel, backend.provider_name)
         self.counts = counts
@@ -557,7 +564,7 @@ class _ChannelSender:
         if any(probe for _, probe, _ in finished):
             self.gate.breaker.release_probe()
         accepted = [(message, result) for message, _, result in finished if result.ok]
-        self.counts[Status.SENT] += len(record_accepted(accepted))
+        self.counts[Status.SENT] += len(record_accepted(accepted, waiting_parents=self.waiting_parents))
         self.accepted_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
         for message, _, result in finished:
             if not result.ok:
@@ -581,6 +588,12 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
             counts[record_suppressed(message, blocking[message.pk])] += 1
         else:
             by_channel[message.channel].append((message.pk, message.sender))
+    # Which of these messages have others waiting for them, asked once for the job rather than after every send.
+    waiting_parents = set(
+        Message.objects.filter(status=Status.WAITING, depends_on_id__in=[m.pk for m in rows]).values_list(
+            "depends_on_id", flat=True
+        )
+    )
     with stop_on_sigterm():
         for channel, channel_rows in by_channel.items():
             if _stop_requested.is_set():
@@ -593,6 +606,6 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
                 for message in claim_messages([pk for pk, _ in channel_rows]):
                     counts[record_failure(message, failure, provider="")] += 1
                 continue
-            _ChannelSender(channel, backend, counts).run(channel_rows)
+            _ChannelSender(channel, backend, counts, waiting_parents).run(channel_rows)
     counts.pop("", None)
     return {status: count for status, count in counts.items() if count}

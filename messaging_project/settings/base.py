@@ -172,7 +172,7 @@ MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 # docs/reliability.md). Backends without an async client (email) run their calls on at most SEND_THREADS threads.
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=1000)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
-SEND_THREADS = env.int("SEND_THREADS", default=32)
+SEND_THREADS = env.int("SEND_THREADS", default=64)
 # --- Reliability: retries, deadlines, leases, rate limits, circuit breakers (docs/reliability.md) ----------
 # Attempts per message before a transient error becomes a failure; per channel, falling back to SEND_MAX_ATTEMPTS.
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=5)

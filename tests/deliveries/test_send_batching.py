@@ -149,3 +149,27 @@ def test_settle_proxies_leaves_backends_without_an_http_session_alone():
         pass
 
     settle_proxies(Plain())  # nothing to do, and no error
+
+
+def test_a_job_releases_what_waits_for_its_messages_and_asks_no_more_for_the_others(settings):
+    from deliveries.services.messages import message_create, message_request_validate
+
+    def create(**fields):
+        request, content = message_request_validate(channel="sms", to="+14155550100", body="hi", **fields)
+        return message_create(request=request, content=content)
+
+    parent, loner = create(), create()
+    child = create(depends_on=parent.pk, depends_on_condition="sent")
+    assert child.status == Status.WAITING
+    assert send_messages([parent.pk, loner.pk]) == {Status.SENT: 2}
+    child.refresh_from_db()
+    assert child.status == Status.SCHEDULED
+    assert child.events.last().detail.startswith(f"Released: message #{parent.pk}")
+
+    # A job whose messages nobody waits for looks for dependents once, up front, not after each group of sends.
+    settings.SEND_CONCURRENCY = 1  # one message per group: a lookup per group would show
+    others = [MessageFactory(status=Status.QUEUED) for _ in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        send_messages([m.pk for m in others])
+    waiting_lookups = [q["sql"] for q in queries.captured_queries if "'waiting'" in q["sql"] or '"waiting"' in q["sql"]]
+    assert len(waiting_lookups) == 1

@@ -7,6 +7,7 @@ list right after claiming a batch, so an opt-out that arrives after a message wa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -117,8 +118,17 @@ def unsubscribe_token_make(*, message_id: int) -> str:
     return signing.Signer(salt=UNSUBSCRIBE_SALT).sign_object(message_id)
 
 
+@functools.cache
+def _unsubscribe_path(placeholder: str = "TOKEN") -> tuple[str, str]:
+    # reverse() once: resolving it for every marketing email was a tenth of the email send path's CPU. Signed
+    # tokens are URL-safe (letters, digits, "-", "_", ":"), so putting one in place of the placeholder gives
+    # exactly what reverse() would.
+    return reverse("unsubscribe", args=[placeholder]), placeholder
+
+
 def unsubscribe_url_for(message_id: int) -> str:
-    path = reverse("unsubscribe", args=[unsubscribe_token_make(message_id=message_id)])
+    path, placeholder = _unsubscribe_path()
+    path = path.replace(placeholder, unsubscribe_token_make(message_id=message_id))
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
 

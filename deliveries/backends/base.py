@@ -1,16 +1,16 @@
 """The provider backend interface, shaped like Django's email backends.
 
-A backend sends one message at a time through `send()`; the base class's `send_many()` runs those calls
-concurrently in a thread pool, so one job can carry hundreds of messages while each keeps its own result.
-A backend whose provider client can also do it without a thread per call sets `supports_async` and implements
-`send_async()` (with `open_async()` / `close_async()` around a batch): the worker then keeps hundreds of calls in
-flight on one event loop, for a fraction of the CPU (docs/performance.md).
+A backend sends one message at a time through `send()`; the worker's call pool
+(deliveries.services.sending.CallPool) runs those calls concurrently in a thread pool, so one job can carry
+hundreds of messages while each keeps its own result. A backend whose provider client can also do it without a
+thread per call sets `supports_async` and implements `send_async()` (with `open_async()` / `close_async()`
+around a batch): the pool then keeps hundreds of calls in flight on one event loop, for a fraction of the CPU
+(docs/performance.md).
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,19 +91,6 @@ class BaseBackend:
         """`send()` as a coroutine, for backends with `supports_async`. Same result and errors."""
         raise NotImplementedError
 
-    def send_many(self, messages: list[OutgoingMessage], *, concurrency: int = 1) -> list[SendResult]:
-        """Send every message, `concurrency` at a time; one result per message, in the same order."""
-        if not messages:
-            return []
-        self.open()
-        try:
-            if concurrency <= 1 or len(messages) == 1:
-                return [self._send_one(m) for m in messages]
-            with ThreadPoolExecutor(max_workers=min(concurrency, len(messages))) as pool:
-                return list(pool.map(self._send_one, messages))
-        finally:
-            self.close()
-
     def send_checked(self, message: OutgoingMessage) -> SendResult:
         """`send()`, with any unforeseen exception turned into a TransientDeliveryError: only DeliveryErrors leave."""
         try:
@@ -113,9 +100,3 @@ class BaseBackend:
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
             logger.exception("Unexpected error sending message %s through %s", message.id, self.provider_name)
             raise TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.provider_name) from error
-
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
-        try:
-            return self.send_checked(message)
-        except DeliveryError as error:
-            return SendResult(message_id=message.id, provider=self.provider_name, error=error)

@@ -145,7 +145,8 @@ class Message(models.Model):
         "campaigns.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
     )
     # Set by bulk senders (send_bulk: "<key>:<line>") so that running them again never creates the row twice.
-    dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Unique where set (Meta.constraints); NULL, not "", is "no key", so keyless messages never collide.
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     # Send only after another message reached a condition (status `waiting` until then).
@@ -170,13 +171,13 @@ class Message(models.Model):
         null=True, blank=True, help_text="Too late after this: fail rather than send (a one-time code, say)."
     )
     provider = models.CharField(max_length=50, blank=True)
-    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
     last_error_code = models.CharField(max_length=50, blank=True)
     last_error_message = models.TextField(blank=True)
 
     # Pipeline bookkeeping: the RQ job meant to send this row, and the claim of the worker sending it.
-    job_id = models.CharField(max_length=64, blank=True, db_index=True)
+    job_id = models.CharField(max_length=64, blank=True)  # read with the row, never looked up: no index
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -210,13 +211,38 @@ class Message(models.Model):
             ("retry_message", "Can retry failed messages"),
             ("review_message", "Can resolve messages that need review"),
         ]
+        # Every index costs work on each INSERT, and on each status change (an update of an indexed column is
+        # never HOT, so it adds an entry to every index whose condition the new row meets). Status indexes are
+        # therefore kept to the statuses their queries ask for, and columns empty in most rows are indexed only
+        # where set: a sent message has entries in the primary key, created_at and the indexes of what it has.
         indexes = [
-            models.Index(fields=["status", "send_at"], name="message_status_send_at"),
-            models.Index(fields=["status", "queued_at"], name="message_status_queued_at"),
-            models.Index(fields=["status", "lease_expires_at"], name="message_status_lease"),
-            models.Index(fields=["campaign", "status"], name="message_campaign_status"),
-            # Columns empty in most rows are indexed only where set: every index is work on each INSERT, and
-            # these would hold one entry per message for nothing (lookups by a value still use them).
+            # The dispatcher's due scan and next_send_at; the dependency sweep's waiting messages.
+            models.Index(
+                fields=["status", "send_at"],
+                name="message_pending_send_at",
+                condition=models.Q(status__in=[Status.SCHEDULED, Status.WAITING]),
+            ),
+            # The reconciler's stale queued messages and the dispatcher's queued count per channel.
+            models.Index(
+                fields=["status", "queued_at"], name="message_queued_at", condition=models.Q(status=Status.QUEUED)
+            ),
+            # Lease recovery.
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="message_sending_lease",
+                condition=models.Q(status=Status.SENDING),
+            ),
+            models.Index(
+                fields=["campaign", "status"],
+                name="message_campaign_status",
+                condition=models.Q(campaign__isnull=False),
+            ),
+            # Provider callbacks find their message by the provider's id.
+            models.Index(
+                fields=["provider_message_id"],
+                name="message_provider_id_set",
+                condition=~models.Q(provider_message_id=""),
+            ),
             *(
                 models.Index(
                     fields=[name], name=f"message_{name}_set", condition=models.Q(**{f"{name}__isnull": False})
@@ -230,6 +256,11 @@ class Message(models.Model):
                     "api_key",
                     "idempotency_key",
                 )
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"], name="message_dedupe_key_unique", condition=models.Q(dedupe_key__isnull=False)
             ),
         ]
 

@@ -1,0 +1,92 @@
+"""Phone validation: the shortcut for numbers already written in E.164 answers exactly as phonenumbers.parse."""
+
+import random
+
+import phonenumbers
+import pytest
+from django.core.exceptions import ValidationError
+
+from deliveries.addresses import _parse_canonical_e164, _phone_e164, normalize_phone
+
+
+def by_parse(raw: str) -> str | None:
+    """What validation gave before the shortcut: parse, validate, format."""
+    try:
+        number = phonenumbers.parse(raw, "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def by_normalize(raw: str) -> str | None:
+    _phone_e164.cache_clear()
+    try:
+        return _phone_e164(raw, "US")
+    except ValidationError:
+        return None
+
+
+def candidates() -> list[str]:
+    """For every region and non-geographic calling code: its example numbers of each type in E.164, the same with
+    digits changed, cut or added, and with the national prefix or a zero put in front of the national number."""
+    rng = random.Random(6)
+    examples = []
+    regions = [(region, None) for region in phonenumbers.SUPPORTED_REGIONS]
+    regions += [("001", code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
+    for region, code in regions:
+        for kind in phonenumbers.PhoneNumberType.values():
+            number = (
+                phonenumbers.example_number_for_non_geo_entity(code)
+                if code
+                else phonenumbers.example_number_for_type(region, kind)
+            )
+            if number is not None:
+                examples.append(number)
+    raws = set()
+    for number in examples:
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        cc, national = str(number.country_code), e164[1 + len(str(number.country_code)) :]
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            number.country_code, phonenumbers.region_code_for_country_code(number.country_code)
+        )
+        raws.update({e164, f"+{cc}0{national}", f"+{cc}{national[:-1]}", f"+{cc}{national}7"})
+        if metadata is not None and metadata.national_prefix:
+            raws.add(f"+{cc}{metadata.national_prefix}{national}")
+        for _ in range(5):
+            digits = list(national)
+            digits[rng.randrange(len(digits))] = str(rng.randrange(10))
+            raws.add(f"+{cc}{''.join(digits)}")
+    return sorted(raws)
+
+
+def test_the_e164_shortcut_gives_what_parse_gives_for_every_calling_code():
+    raws = candidates()
+    assert len(raws) > 3000
+    disagreements = [(raw, by_parse(raw), by_normalize(raw)) for raw in raws if by_parse(raw) != by_normalize(raw)]
+    assert disagreements == []
+    # The shortcut is taken for most of them (else this test would prove nothing about it).
+    taken = sum(1 for raw in raws if _parse_canonical_e164(raw) is not None)
+    assert taken > len(raws) / 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("+14155550100", "plain E.164"),
+        ("+1 415 555 0100", "spaces: parse"),
+        ("+1 (415) 555-2671", "punctuation: parse"),
+        ("+447400123456", "UK mobile"),
+        ("+4407400123456", "a trunk zero after the country code: parse strips it"),
+    ],
+)
+def test_numbers_written_any_way_normalise_as_before(raw, why):
+    _phone_e164.cache_clear()
+    assert by_parse(raw) is not None
+    assert normalize_phone(raw) == by_parse(raw), why
+
+
+def test_an_invalid_number_in_e164_shape_is_still_refused_with_the_reason():
+    with pytest.raises(ValidationError, match="not a valid phone number"):
+        normalize_phone("+11234567890")  # no US area code starts with 1

@@ -113,10 +113,16 @@ def test_the_async_twilio_client_sends_through_the_call_pool_and_maps_errors(fak
     backend = get_backend("sms")
     assert backend.supports_async
     with CallPool(backend, size=10) as pool:
-        futures = [pool.submit(outgoing(pk)) for pk in range(1, 21)]
-        refused = pool.submit(outgoing(99, to="+15005550001"))  # the fake's invalid number
-        results = [future.result(timeout=10) for future in futures]
-        refusal = refused.result(timeout=10)
+        pool.start([(pk, outgoing(pk)) for pk in range(1, 21)])
+        pool.start([(99, outgoing(99, to="+15005550001"))])  # the fake's invalid number
+        by_key = {}
+        while len(by_key) < 21:
+            finished = pool.results(timeout=10)
+            assert finished, "a call did not come back"
+            by_key.update(finished)
+    results = [by_key[pk] for pk in range(1, 21)]
+    refusal = by_key[99]
+    assert all(by_key[pk].message_id == pk for pk in by_key)
     assert all(result.ok and result.provider_message_id.startswith("SM") for result in results)
     assert len({result.provider_message_id for result in results}) == 20
     assert isinstance(refusal.error, PermanentDeliveryError)
@@ -127,7 +133,9 @@ def test_the_async_twilio_client_sends_through_the_call_pool_and_maps_errors(fak
 def test_an_unreachable_twilio_is_a_transient_error_from_the_async_client(fake_twilio, settings):
     fake_twilio.down = True
     with CallPool(get_backend("sms"), size=2) as pool:
-        result = pool.submit(outgoing(1)).result(timeout=10)
+        pool.start([(1, outgoing(1))])
+        [(key, result)] = pool.results(timeout=10)
+    assert key == 1
     assert isinstance(result.error, TransientDeliveryError)
 
 

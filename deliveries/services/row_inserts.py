@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from django.db import connection, models
@@ -22,7 +23,7 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
 
 
 _MISSING = object()
-PLAIN, RELATION, JSON = range(3)
+PLAIN, RELATION, JSON, DATETIME = range(4)
 
 
 def _column_plan(model: type[models.Model], now: datetime) -> list[tuple[str, str, Any, int]]:
@@ -33,7 +34,14 @@ def _column_plan(model: type[models.Model], now: datetime) -> list[tuple[str, st
             default = now
         else:
             default = field.get_default()
-        kind = RELATION if field.is_relation else JSON if isinstance(field, models.JSONField) else PLAIN
+        if field.is_relation:
+            kind = RELATION
+        elif isinstance(field, models.JSONField):
+            kind = JSON
+        elif isinstance(field, models.DateTimeField):
+            kind = DATETIME
+        else:
+            kind = PLAIN
         plan.append((field.name, field.attname, default, kind))
     return plan
 
@@ -57,47 +65,62 @@ def rows_insert(model: type[models.Model], rows: Sequence[dict[str, Any]], *, no
     return _copy_rows(model, rows, now=now)
 
 
+def _datetime_texts(values: Sequence[Any]) -> list[Any]:
+    """Aware datetimes as ISO 8601 text, each distinct value formatted once: the rows of a chunk mostly share
+    theirs (created_at, queued_at), and psycopg's datetime dumper was a third of the COPY's cost."""
+    texts: dict[datetime, str] = {}
+    converted = []
+    for value in values:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = value.isoformat()
+            value = text
+        converted.append(value)
+    return converted
+
+
 def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
     table = model._meta.db_table
     pk_column = model._meta.pk.column
     quote = connection.ops.quote_name
-    # Columns no row sets take their default in every row: converted once, appended as they are.
+    # Columns no row sets take their default in every row: converted once, repeated as they are.
     present = set(rows[0])
     for row in rows:
         if row.keys() != present:  # most rows of a chunk have the same keys; comparing is cheaper than adding
             present.update(row)
-    varying, constant_columns, constant_values = [], [], []
+    # Values are gathered a column at a time, one comprehension per column.
+    column_names, column_values = [], []
     for name, attname, default, kind in _column_plan(model, now):
-        column = quote(model._meta.get_field(name).column)
-        if name in present or attname in present:
-            key = name if name in present else attname
-            fallback = attname if key == name and attname in present else None  # a row may use either form
-            varying.append((column, key, fallback, default, kind))
+        column_names.append(quote(model._meta.get_field(name).column))
+        if name not in present and attname not in present:
+            value = _json_text(default) if kind == JSON else _datetime_texts([default])[0]
+            column_values.append(repeat(value))
+            continue
+        if name in present and attname in present:  # a row may use either form
+            values = [row[name] if name in row else row.get(attname, default) for row in rows]
         else:
-            constant_columns.append(column)
-            constant_values.append(_json_text(default) if kind == JSON else default)
-    columns = ", ".join([quote(pk_column), *(column for column, *_ in varying), *constant_columns])
+            key = name if name in present else attname
+            values = [row.get(key, default) for row in rows]
+        if kind == RELATION:
+            values = [value.pk if isinstance(value, models.Model) else value for value in values]
+        elif kind == JSON:
+            values = [_json_text(value) for value in values]
+        elif kind == DATETIME:
+            values = _datetime_texts(values)
+        column_values.append(values)
+    columns = ", ".join([quote(pk_column), *column_names])
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
             [table, pk_column, len(rows)],
         )
         ids = sorted(row[0] for row in cursor.fetchall())
-        # COPY in text format: PostgreSQL parses each JSON column from its text, as it would in an INSERT.
+        # COPY in text format: PostgreSQL parses each JSON and timestamp column from its text, as in an INSERT.
         with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
-            for pk, values in zip(ids, rows, strict=True):
-                record = [pk]
-                for _column, key, fallback, default, kind in varying:
-                    value = values.get(key, _MISSING)
-                    if value is _MISSING:
-                        value = values.get(fallback, default) if fallback else default
-                    if kind == RELATION:
-                        value = value.pk if isinstance(value, models.Model) else value
-                    elif kind == JSON:
-                        value = _json_text(value)
-                    record.append(value)
-                record.extend(constant_values)
-                copy.write_row(record)
+            write_row = copy.write_row
+            for record in zip(ids, *column_values):  # noqa: B905 - the repeated constants never end
+                write_row(record)
     return ids
 
 

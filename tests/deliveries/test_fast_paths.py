@@ -3,6 +3,7 @@ PostgreSQL) stores the same rows and events as message_create, plain requests va
 and a push to Redis reuses its connection."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import django_rq
 import pytest
@@ -95,6 +96,17 @@ def test_bulk_rows_keep_their_order_types_and_foreign_keys(api_key):
     assert MessageEvent.objects.get(message=failed).kind == MessageEvent.Kind.ERROR
     # A later single insert takes the next id: the ids given out in bulk came from the table's own sequence.
     assert message_create(request=request()[0]).pk > max(result.ids)
+
+
+def test_bulk_rows_keep_each_instant_to_the_microsecond_whatever_its_time_zone():
+    # COPY writes timestamps as text (each distinct one formatted once): the offset must travel with it.
+    new_york = timezone.now().astimezone(ZoneInfo("America/New_York")) + timedelta(hours=3, microseconds=7)
+    kolkata = new_york.astimezone(ZoneInfo("Asia/Kolkata")) + timedelta(minutes=1)
+    items = [request(to=f"+1415{7000000 + i}", send_at=at) for i, at in enumerate([new_york, kolkata, new_york])]
+    ids = messages_create_many(items=items, collect_ids=True).ids
+    stored_at = [Message.objects.get(pk=pk).send_at for pk in ids]
+    assert stored_at == [new_york, kolkata, new_york]
+    assert stored_at[1] - stored_at[0] == timedelta(minutes=1)
 
 
 def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():

@@ -251,7 +251,6 @@ class Message(models.Model):
                     "template",
                     "batch",
                     "depends_on",
-                    "claim_token",
                     "created_by",
                     "api_key",
                     "idempotency_key",

@@ -106,18 +106,54 @@ def update_returning_ids(
     statement through `UPDATE ... FROM (VALUES ...)` (PostgreSQL, and SQLite 3.33+); only rows it names are
     updated. A CASE expression would do the same in the ORM, but costs a tree of expressions per row to build.
     """
+    pk = queryset.model._meta.pk
+    return [row[0] for row in _update_returning(queryset, values, per_row, [pk])]
+
+
+def update_returning_rows(
+    queryset: QuerySet,
+    values: dict[str, Any],
+    *,
+    fields: Sequence[str],
+    per_row: Mapping[str, Mapping[int, Any]] | None = None,
+) -> list[Any]:
+    """As update_returning_ids, but returning the changed rows as model instances with `fields` (and the primary
+    key) loaded as the update left them, the others deferred: what a SELECT after the UPDATE would give, without
+    the SELECT."""
+    model = queryset.model
+    connection = connections[queryset.db]
+    loaded = [field for field in model._meta.concrete_fields if field.primary_key or field.name in fields]
+    columns = [field.get_col(model._meta.db_table) for field in loaded]
+    # The converters the ORM applies to these columns when it reads them (JSON text, SQLite's datetimes, ...).
+    converters = [
+        (index, convert, column)
+        for index, column in enumerate(columns)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    ]
+    attnames = [field.attname for field in loaded]
+    instances = []
+    for row in _update_returning(queryset, values, per_row, loaded):
+        row = list(row)
+        for index, convert, column in converters:
+            row[index] = convert(row[index], column, connection)
+        instances.append(model.from_db(queryset.db, attnames, row))
+    return instances
+
+
+def _update_returning(queryset: QuerySet, values: dict[str, Any], per_row, returning: list) -> list[tuple]:
     query = queryset.query.chain(UpdateQuery)
     query.add_update_values(values)
     sql, params = query.get_compiler(queryset.db).as_sql()
     if not sql:
         return []
     connection = connections[queryset.db]
-    pk_column = connection.ops.quote_name(queryset.model._meta.pk.column)
     if per_row:
         sql, params = _with_row_values(queryset.model, connection, sql, params, per_row)
+    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    columns = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in returning)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {pk_column}", params)
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"{sql} RETURNING {columns}", params)
+        return cursor.fetchall()
 
 
 def _with_row_values(model, connection, sql: str, params, per_row: Mapping[str, Mapping[int, Any]]):
@@ -155,7 +191,8 @@ def transition(
     events_by_id: Mapping[int, tuple[str, dict[str, Any]]] | None = None,
     per_row: Mapping[str, Mapping[int, Any]] | None = None,
     settle_dependents: bool = True,
-) -> list[int]:
+    returning: Sequence[str] = (),
+) -> list[Any]:
     """Move the given messages to `to_status` wherever their current status allows it.
 
     Returns the ids that moved (the others were elsewhere, or taken by another process first) and records one
@@ -164,7 +201,8 @@ def transition(
     messages their own event (detail, data) instead of the shared `detail` and `data`; `per_row` gives each
     message its own value for some fields (see update_returning_ids). `settle_dependents=False` skips looking for
     messages that wait for these ones, for a caller that knows there are none (the dispatcher's sweep would still
-    settle one that appeared meanwhile).
+    settle one that appeared meanwhile). With `returning` (field names), the moved messages come back as instances
+    with those fields as the update left them (update_returning_rows), instead of their ids.
     """
     if not message_ids:
         return []
@@ -177,6 +215,7 @@ def transition(
     sources = sources_for(to_status, from_statuses)  # raises before any write if the transition is not allowed
     with transaction.atomic(using=router.db_for_write(Message), savepoint=False):
         moved: list[int] = []
+        loaded: list[Message] = []
         events: list[MessageEvent] = []
         events_by_id = events_by_id or {}
         remaining = list(message_ids)
@@ -187,7 +226,12 @@ def transition(
                 chunk = remaining[start : start + 1000]
                 rows = Message.objects.filter(pk__in=chunk, status=from_status, **(extra_filter or {}))
                 values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
-                moved_now = update_returning_ids(rows, updates, values)
+                if returning:
+                    changed = update_returning_rows(rows, updates, fields=returning, per_row=values)
+                    loaded.extend(changed)
+                    moved_now = [message.pk for message in changed]
+                else:
+                    moved_now = update_returning_ids(rows, updates, values)
                 moved.extend(moved_now)
                 for pk in moved_now:
                     event_detail, event_data = events_by_id.get(pk, (detail, data))
@@ -201,7 +245,7 @@ def transition(
             from .services.dependencies import dependents_settle
 
             dependents_settle(parent_ids=moved)
-    return moved
+    return loaded if returning else moved
 
 
 EVENT_COLUMNS = ("message", "kind", "from_status", "to_status", "code", "detail", "data", "dedupe_key", "created_at")

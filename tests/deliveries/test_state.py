@@ -1,6 +1,11 @@
-import pytest
+import uuid
+from datetime import timedelta
 
-from deliveries.models import Message, Status
+import pytest
+from django.db.models import F
+from django.utils import timezone
+
+from deliveries.models import Message, MessageEvent, Status
 from deliveries.state import TRANSITIONS, InvalidTransition, sources_for, transition
 from tests.factories import MessageFactory
 
@@ -82,3 +87,22 @@ def test_a_provider_report_is_recorded_once_per_message():
     MessageEvent.objects.create(message=message, kind="note")  # events without a key are never deduplicated
     with pytest.raises(IntegrityError), transaction.atomic():
         MessageEvent.objects.create(message=message, kind="provider", dedupe_key="twilio:SM1:delivered")
+
+
+def test_a_transition_can_return_the_moved_rows_as_the_update_left_them():
+    token = uuid.uuid4()
+    lease = timezone.now() + timedelta(minutes=5)
+    queued = MessageFactory(status=Status.QUEUED, metadata={"order": 7}, attempts=2)
+    other = MessageFactory(status=Status.SENT)
+    [claimed] = transition(
+        [queued.pk, other.pk],
+        to_status=Status.SENDING,
+        from_statuses=[Status.QUEUED],
+        fields={"claim_token": token, "lease_expires_at": lease, "attempts": F("attempts") + 1},
+        returning=["claim_token", "attempts", "metadata", "lease_expires_at", "recipient"],
+    )
+    assert claimed.pk == queued.pk
+    assert (claimed.claim_token, claimed.attempts, claimed.metadata) == (token, 3, {"order": 7})
+    assert (claimed.lease_expires_at, claimed.recipient) == (lease, queued.recipient)
+    assert claimed.get_deferred_fields() >= {"body", "status"}  # only what was asked for was read
+    assert MessageEvent.objects.filter(message=queued, to_status=Status.SENDING).count() == 1

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..models import Message, Status
-from ..state import transition
+from ..state import pk_among, transition
 
 EXPIRED_REASON = "Too late: its deadline passed before it could be sent, so it was not sent."
 INTERRUPTED_REASON = (
@@ -30,7 +30,7 @@ def fail_expired_messages(*, message_ids: Sequence[int] | None = None, limit: in
     now = timezone.now()
     waiting = Message.objects.filter(status__in=[Status.SCHEDULED, Status.QUEUED], expires_at__lt=now)
     if message_ids is not None:
-        waiting = waiting.filter(pk__in=message_ids)
+        waiting = waiting.filter(pk_among(message_ids))
     ids = list(waiting.values_list("pk", flat=True)[:limit])
     moved = transition(
         ids,

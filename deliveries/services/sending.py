@@ -45,7 +45,7 @@ from ..circuit_breakers import ProviderBreaker
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Category, Message, Status, Suppression
 from ..rate_limits import SendRateLimiter, Wait
-from ..state import transition
+from ..state import among, pk_among, transition
 from .feedback import receipts_apply_pending
 from .recovery import fail_expired_messages
 from .suppression import suppression_add, suppression_explain, suppressions_blocking, unsubscribe_url_for
@@ -605,7 +605,7 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     counts: Counter = Counter()
     counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
     rows = list(
-        Message.objects.filter(pk__in=message_ids, status=Status.QUEUED)
+        Message.objects.filter(pk_among(message_ids), status=Status.QUEUED)
         .only("pk", "channel", "sender", "recipient", "category")
         .order_by("pk")
     )
@@ -619,7 +619,7 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
             by_channel[message.channel].append((message.pk, message.sender))
     # Which of these messages have others waiting for them, asked once for the job rather than after every send.
     waiting_parents = set(
-        Message.objects.filter(status=Status.WAITING, depends_on_id__in=[m.pk for m in rows]).values_list(
+        Message.objects.filter(among("depends_on_id", [m.pk for m in rows]), status=Status.WAITING).values_list(
             "depends_on_id", flat=True
         )
     )

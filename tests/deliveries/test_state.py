@@ -2,11 +2,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries.models import Message, MessageEvent, Status
-from deliveries.state import TRANSITIONS, InvalidTransition, sources_for, transition
+from deliveries.state import TRANSITIONS, InvalidTransition, among, pk_among, sources_for, transition
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +108,15 @@ def test_a_transition_can_return_the_moved_rows_as_the_update_left_them():
     assert (claimed.lease_expires_at, claimed.recipient) == (lease, queued.recipient)
     assert claimed.get_deferred_fields() >= {"body", "status"}  # only what was asked for was read
     assert MessageEvent.objects.filter(message=queued, to_status=Status.SENDING).count() == 1
+
+
+def test_among_matches_like_in_with_one_array_parameter_on_postgresql():
+    messages = [MessageFactory(status=Status.QUEUED) for _ in range(3)]
+    wanted = [messages[0].pk, messages[2].pk, 10**9]
+    with CaptureQueriesContext(connection) as queries:
+        found = sorted(Message.objects.filter(pk_among(wanted)).values_list("pk", flat=True))
+    assert found == [messages[0].pk, messages[2].pk]
+    if connection.vendor == "postgresql":
+        assert "= ANY(" in queries[0]["sql"]
+    assert not Message.objects.filter(pk_among([])).exists()
+    assert Message.objects.filter(among("recipient", [messages[1].recipient])).get() == messages[1]

@@ -6,7 +6,8 @@ The batch API, `send_bulk` and campaign fan-out all come through here, so 100,00
 
 from __future__ import annotations
 
-from collections import defaultdict
+import contextlib
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,11 @@ from campaigns.services import RenderedContent
 from ..models import ApiKey, Message, MessageEvent, Status
 from .dispatch import enqueue_jobs, new_job_id
 from .messages import MessageRequest, message_fields
-from .row_inserts import rows_insert
+from .row_inserts import ids_reserve, rows_insert
+
+# Threads writing chunks at once, each with its own connection, outside a transaction on PostgreSQL: the
+# database's work on one chunk (COPY, indexes, the events' foreign keys at commit) runs beside the next's.
+BULK_WRITERS = 2
 
 
 @dataclass
@@ -36,6 +41,17 @@ class BulkResult:
     last_id: int | None = None
     # With collect_ids: the id of each item's message in the order given (None for a skipped item).
     ids: list[int | None] = field(default_factory=list)
+
+    def add(self, part: BulkResult) -> None:
+        """Count a later chunk's result in this one."""
+        self.created += part.created
+        self.queued += part.queued
+        self.scheduled += part.scheduled
+        self.failed += part.failed
+        self.skipped += part.skipped
+        self.first_id = self.first_id or part.first_id
+        self.last_id = part.last_id or self.last_id
+        self.ids.extend(part.ids)
 
 
 @dataclass(frozen=True)
@@ -65,51 +81,59 @@ def messages_create_many(
     collect_ids: bool = False,
 ) -> BulkResult:
     """Store validated messages in chunks of `chunk_size`, each in its own transaction, queueing each chunk's due
-    messages after it commits. `items` may be a generator: at most two chunks are held in memory.
+    messages after it commits. `items` may be a generator: at most BULK_WRITERS + 1 chunks are held in memory.
 
     An item whose request has a `dedupe_key` already used by a message is skipped (counted in `skipped`), so
     a bulk send run again after an interruption stores only what the first run did not. A RenderFailure in
     place of the content stores the message as `failed` with its reason. `on_chunk(created_so_far)` is called
     after each chunk, for progress bars; with `collect_ids`, `ids` lists each item's message id.
 
-    Outside a transaction on PostgreSQL, a second thread with its own connection writes each chunk while this
+    Outside a transaction on PostgreSQL, BULK_WRITERS threads with their own connections write chunks while this
     one prepares the next (often validating it): the database's share of the work no longer adds to the time.
     Inside a transaction every chunk must be written on its connection, so they are written here in turn.
     """
     result = BulkResult()
     options = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch}
 
-    def store(chunk) -> None:
+    def store(chunk, reserved_ids=None) -> BulkResult:
+        part = BulkResult()
         try:
-            _create_chunk(chunk, result, collect_ids=collect_ids, **options)
+            _create_chunk(chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, **options)
         except IntegrityError:
             if not any(request.dedupe_key for request, _ in chunk):
                 raise
-            # Another run stored some of these dedupe keys between our check and our insert: check again.
-            _create_chunk(chunk, result, collect_ids=collect_ids, **options)
+            # Another run (or writer) stored some of these dedupe keys between our check and our insert: again.
+            part = BulkResult()
+            _create_chunk(chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, **options)
+        return part
+
+    def done(part: BulkResult) -> None:
+        result.add(part)
+        if on_chunk is not None:
+            on_chunk(result.created)
 
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         for chunk in _chunks(items, chunk_size):
-            store(chunk)
-            if on_chunk is not None:
-                on_chunk(result.created)
+            done(store(chunk))
         return result
-    # One writer, so chunks are stored in order and `result` is only ever changed by it.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") as writer:
-        pending = None
-        try:
-            for chunk in _chunks(items, chunk_size):
-                if pending is not None:
-                    pending.result()
-                    if on_chunk is not None:
-                        on_chunk(result.created)
-                pending = writer.submit(store, chunk)
-            if pending is not None:
-                pending.result()
-                if on_chunk is not None:
-                    on_chunk(result.created)
-        finally:
-            writer.submit(lambda: connection.close()).result()  # the writer thread's own connection
+    # Chunks take their ids here, in order, and their results are added in that order, whichever writer
+    # finishes first: ids ascend with the items as with one writer.
+    writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bulk-writer-{n}") for n in range(BULK_WRITERS)]
+    pending: deque = deque()
+    try:
+        for index, chunk in enumerate(_chunks(items, chunk_size)):
+            if len(pending) == len(writers):
+                done(pending.popleft().result())
+            reserved = ids_reserve(Message, len(chunk))
+            pending.append(writers[index % len(writers)].submit(store, chunk, reserved))
+        while pending:
+            done(pending.popleft().result())
+    finally:
+        for writer in writers:
+            with contextlib.suppress(Exception):
+                # A lambda, so that `connection` is looked up in the writer's thread: its own connection.
+                writer.submit(lambda: connection.close()).result()
+            writer.shutdown()
     return result
 
 
@@ -120,7 +144,9 @@ def _existing_dedupe_keys(chunk) -> set[str]:
     return set(Message.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
 
 
-def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids) -> None:
+def _create_chunk(
+    chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids, reserved_ids=None
+) -> None:
     now = timezone.now()
     batch_size = settings.SEND_BATCH_SIZE
     # Column values, not Message instances: building 5,000 instances costs more than storing them.
@@ -184,7 +210,7 @@ def _create_chunk(chunk, result: BulkResult, *, created_by, api_key, campaign, b
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     created = f"Created in bulk by {who}."
     with transaction.atomic():
-        ids = rows_insert(Message, rows, now=now)
+        ids = rows_insert(Message, rows, now=now, ids=reserved_ids)
         rows_insert(
             MessageEvent,
             [

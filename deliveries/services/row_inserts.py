@@ -54,15 +54,28 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
-def rows_insert(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
-    """Insert `rows` (in the current transaction) and return their new primary keys, in order."""
+def rows_insert(
+    model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime, ids: Sequence[int] | None = None
+) -> list[int]:
+    """Insert `rows` (in the current transaction) and return their new primary keys, in order. On PostgreSQL,
+    `ids` (from ids_reserve, at least one per row, ascending) are the keys to use."""
     if not rows:
         return []
     if connection.vendor != "postgresql":
         instances = [model(**values) for values in rows]
         model.objects.bulk_create(instances, batch_size=1000)
         return [instance.pk for instance in instances]
-    return _copy_rows(model, rows, now=now)
+    return _copy_rows(model, rows, now=now, ids=list(ids[: len(rows)]) if ids is not None else None)
+
+
+def ids_reserve(model: type[models.Model], count: int) -> list[int]:
+    """`count` new primary keys from the table's sequence (PostgreSQL), ascending, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, count],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def _datetime_texts(values: Sequence[Any]) -> list[Any]:
@@ -80,7 +93,9 @@ def _datetime_texts(values: Sequence[Any]) -> list[Any]:
     return converted
 
 
-def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
+def _copy_rows(
+    model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime, ids: list[int] | None
+) -> list[int]:
     table = model._meta.db_table
     pk_column = model._meta.pk.column
     quote = connection.ops.quote_name
@@ -89,12 +104,18 @@ def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now
     for row in rows:
         if row.keys() != present:  # most rows of a chunk have the same keys; comparing is cheaper than adding
             present.update(row)
-    # Values are gathered a column at a time, one comprehension per column.
+    # Values are gathered a column at a time, one comprehension per column. A column that is NULL in every row
+    # is left out of the COPY when the table gives NULL anyway (a nullable column without a database default):
+    # a new message leaves most of its timestamps and links empty, and each column is work on both sides.
     column_names, column_values = [], []
     for name, attname, default, kind in _column_plan(model, now):
-        column_names.append(quote(model._meta.get_field(name).column))
+        field = model._meta.get_field(name)
+        null_by_default = field.null and field.db_default is models.NOT_PROVIDED
         if name not in present and attname not in present:
+            if default is None and null_by_default:
+                continue
             value = _json_text(default) if kind == JSON else _datetime_texts([default])[0]
+            column_names.append(quote(field.column))
             column_values.append(repeat(value))
             continue
         if name in present and attname in present:  # a row may use either form
@@ -102,6 +123,9 @@ def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now
         else:
             key = name if name in present else attname
             values = [row.get(key, default) for row in rows]
+        if null_by_default and all(value is None for value in values):
+            continue
+        column_names.append(quote(field.column))
         if kind == RELATION:
             values = [value.pk if isinstance(value, models.Model) else value for value in values]
         elif kind == JSON:
@@ -110,17 +134,13 @@ def _copy_rows(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now
             values = _datetime_texts(values)
         column_values.append(values)
     columns = ", ".join([quote(pk_column), *column_names])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [table, pk_column, len(rows)],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
-        # COPY in text format: PostgreSQL parses each JSON and timestamp column from its text, as in an INSERT.
-        with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
-            write_row = copy.write_row
-            for record in zip(ids, *column_values):  # noqa: B905 - the repeated constants never end
-                write_row(record)
+    if ids is None:
+        ids = ids_reserve(model, len(rows))
+    # COPY in text format: PostgreSQL parses each JSON and timestamp column from its text, as in an INSERT.
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+        write_row = copy.write_row
+        for record in zip(ids, *column_values):  # noqa: B905 - the repeated constants never end
+            write_row(record)
     return ids
 
 

@@ -130,7 +130,7 @@ def other_connections() -> int:
         return cursor.fetchone()[0]
 
 
-def test_outside_a_transaction_a_writer_thread_stores_the_chunks_in_order_and_closes_its_connection(settings):
+def test_outside_a_transaction_writer_threads_store_the_chunks_in_order_and_close_their_connections(settings):
     settings.SEND_BATCH_SIZE = 100
     before = other_connections() if connection.vendor == "postgresql" else 0
     progress = []
@@ -139,6 +139,9 @@ def test_outside_a_transaction_a_writer_thread_stores_the_chunks_in_order_and_cl
     assert progress == [200, 400, 600, 800, 1000, 1050]
     bodies = dict(Message.objects.values_list("pk", "body"))
     assert [bodies[pk] for pk in result.ids] == [f"Hello {i}" for i in range(1050)]
+    assert result.ids == sorted(result.ids)  # ids follow the items, whichever writer finished first
+    assert (result.created, result.queued) == (1050, 1050)
+    assert (result.first_id, result.last_id) == (result.ids[0], result.ids[-1])
     assert django_rq.get_queue("high").count == 11  # 200-row chunks, 100 per job: 2 a chunk, 1 for the last 50
     if connection.vendor == "postgresql":
         assert other_connections() <= before

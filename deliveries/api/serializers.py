@@ -122,12 +122,12 @@ def plain_message_validate(data: Any) -> dict[str, Any] | None:
         if (not value and not field.allow_blank) or (field.max_length is not None and len(value) > field.max_length):
             return None
         attrs[name] = value
-    for name, field in _DECLARED_FIELDS.items():
+    for name in _REQUIRED_FIELDS:
         if name not in attrs:
-            if field.required:
-                return None
-            if field.default is not empty:
-                attrs[name] = field.get_default()
+            return None
+    for name, field in _FIELDS_WITH_DEFAULTS:
+        if name not in attrs:
+            attrs[name] = field.get_default()
     try:
         request, content = message_request_validate(**attrs)
     except MessageValidationError:
@@ -137,6 +137,11 @@ def plain_message_validate(data: Any) -> dict[str, Any] | None:
 
 _DECLARED_FIELDS = MessageCreateSerializer().fields
 _PLAIN_FIELDS = _plain_fields(MessageCreateSerializer)
+# Looked up for every message of a batch: plain tuples, not the serializer's BindingDict (slow to iterate).
+_REQUIRED_FIELDS = tuple(name for name, field in _DECLARED_FIELDS.items() if field.required)
+_FIELDS_WITH_DEFAULTS = tuple(
+    (name, field) for name, field in _DECLARED_FIELDS.items() if not field.required and field.default is not empty
+)
 
 
 class MessageEventSerializer(serializers.ModelSerializer):

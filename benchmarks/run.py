@@ -16,6 +16,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -580,6 +581,10 @@ def scenario_api(bench: Bench, seconds: float) -> dict:
 
     bench.reset()
     _, raw_key = api_key_create(name=f"bench-{time.time_ns()}")
+    with contextlib.closing(socket.socket()) as probe:
+        # Otherwise the load would go to whatever answers there, and gunicorn would fail to bind unnoticed.
+        if probe.connect_ex(("127.0.0.1", WEB_PORT)) == 0:
+            raise RuntimeError(f"Something already listens on 127.0.0.1:{WEB_PORT}; BENCH_PORT_BASE moves the ports.")
     web = bench.spawn(
         sys.executable,
         "-m",

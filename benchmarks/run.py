@@ -16,6 +16,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -570,12 +571,20 @@ def scenario_cost(bench: Bench, count: int) -> dict:
     }
 
 
+# The issue-#6 API target is judged at this offered rate, in an open loop.
+API_OFFERED_RATE = 400
+
+
 def scenario_api(bench: Bench, seconds: float) -> dict:
     """POST /api/v1/messages/ (and the batch endpoint) against gunicorn, from a separate load-generator process."""
     from deliveries.services.api_keys import api_key_create
 
     bench.reset()
     _, raw_key = api_key_create(name=f"bench-{time.time_ns()}")
+    with contextlib.closing(socket.socket()) as probe:
+        # Otherwise the load would go to whatever answers there, and gunicorn would fail to bind unnoticed.
+        if probe.connect_ex(("127.0.0.1", WEB_PORT)) == 0:
+            raise RuntimeError(f"Something already listens on 127.0.0.1:{WEB_PORT}; BENCH_PORT_BASE moves the ports.")
     web = bench.spawn(
         sys.executable,
         "-m",
@@ -609,14 +618,25 @@ def scenario_api(bench: Bench, seconds: float) -> dict:
 
     try:
         single = load("--concurrency", "16")
+        offered = load("--rate", str(API_OFFERED_RATE))
         batch = load("--concurrency", "4", "--batch", "500")
     finally:
         bench.stop(web)
     return {
+        # Closed loop, 16 in flight: the most the server accepts. Its latency is mostly the queue of 16.
         "single_accepted_per_s": single["accepted_messages_per_s"],
         "single_p50_ms": single["latency_p50_ms"],
         "single_p99_ms": single["latency_p99_ms"],
         "single_statuses": single["statuses"],
+        # Open loop at the target rate: latency from each request's scheduled start (loadgen.py).
+        "offered_per_s": API_OFFERED_RATE,
+        "offered_issued": offered["issued"],
+        "offered_accepted_per_s": offered["accepted_messages_per_s"],
+        "offered_p50_ms": offered["latency_p50_ms"],
+        "offered_p99_ms": offered["latency_p99_ms"],
+        "offered_max_ms": offered["latency_max_ms"],
+        "offered_statuses": offered["statuses"],
+        "offered_issue_late_p99_ms": offered["issue_late_p99_ms"],
         "batch_messages_per_s": batch["accepted_messages_per_s"],
         "batch_p50_ms": batch["latency_p50_ms"],
         "seconds_each": seconds,
@@ -706,7 +726,7 @@ def report(results: dict[str, dict], args) -> None:
 def flatten(figures: dict, prefix: str = ""):
     """Nested figures as `outer.inner` rows, one value each (HTTP status counts stay on one row)."""
     for key, value in figures.items():
-        if isinstance(value, dict) and key != "single_statuses":
+        if isinstance(value, dict) and not key.endswith("_statuses"):
             yield from flatten(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
@@ -749,9 +769,9 @@ def summarize(results: dict[str, dict]) -> list[dict]:
     add("schedule lag p99 <= 1 s", [figure("schedule", "lag_p99_s")], "{} s".format, lambda lag: lag <= 1)
     add(
         "API >= 400/s, p99 <= 50 ms",
-        [figure("api", "single_accepted_per_s"), figure("api", "single_p99_ms")],
-        lambda rate, p99: f"{rate:,.0f}/s, p99 {p99} ms",
-        lambda rate, p99: rate >= 400 and p99 <= 50,
+        [figure("api", key) for key in ("offered_accepted_per_s", "offered_p99_ms", "single_accepted_per_s")],
+        lambda rate, p99, most: f"{rate:,.0f}/s of {API_OFFERED_RATE} offered, p99 {p99} ms (max {most:,.0f}/s)",
+        lambda rate, p99, most: api_offered_all_accepted(results["api"]) and p99 <= 50,
     )
     add("batch API >= 20,000 msg/s", [figure("api", "batch_messages_per_s")], "{:,.0f}/s".format, lambda r: r >= 20000)
     add(
@@ -769,6 +789,12 @@ def summarize(results: dict[str, dict]) -> list[dict]:
         lambda growth, count, flat: flat,
     )
     return rows
+
+
+def api_offered_all_accepted(api: dict) -> bool:
+    """The open-loop run issued every request its schedule held, and each was answered 201."""
+    expected = round(api["offered_per_s"] * api["seconds_each"])
+    return api["offered_issued"] == expected and api["offered_statuses"] == {"201": expected}
 
 
 def print_summary(summary: list[dict], args) -> None:

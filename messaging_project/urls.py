@@ -3,6 +3,7 @@ from django.contrib.admin.views.decorators import user_passes_test
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns.api import urls as campaigns_api_urls
 from deliveries import views as delivery_views
 from deliveries.webhooks import anymail as anymail_webhooks
 
@@ -42,8 +43,11 @@ def django_rq_urls():
 urlpatterns = [
     path("admin/queues/", include(django_rq_urls())),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("campaigns.api.urls")),  # first: it has messages/batch/
+    # Messages first: POST /api/v1/messages/ is the busiest route, and every pattern before it is tried in turn.
+    # The batch route goes before the message routes, which would read "batch" as a message id.
+    path("api/v1/", include(campaigns_api_urls.message_batch_urlpatterns)),
     path("api/v1/", include("deliveries.api.urls")),
+    path("api/v1/", include("campaigns.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("health/live", delivery_views.health_live, name="health-live"),

@@ -20,5 +20,6 @@ router.register("segments", SegmentViewSet, basename="segment")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("batches", BatchViewSet, basename="batch")
 
-# Before deliveries' routes, which would read "batch" as a message id.
-urlpatterns = [path("messages/batch/", MessageBatchView.as_view(), name="message-batch"), *router.urls]
+# Included before deliveries' routes, which would read "batch" as a message id (messaging_project/urls.py).
+message_batch_urlpatterns = [path("messages/batch/", MessageBatchView.as_view(), name="message-batch")]
+urlpatterns = router.urls

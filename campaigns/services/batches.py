@@ -22,6 +22,7 @@ from deliveries.services.bulk import messages_create_many
 from ..models import Batch, MessageTemplate
 
 MAX_BATCH = 10_000
+CHUNK_SIZE = 2000  # messages per transaction when a batch is not atomic
 
 
 @dataclass
@@ -76,8 +77,11 @@ def batch_messages_create(
             rejected=len(errors),
             results=[{"index": index, "errors": item_errors} for index, item_errors in sorted(errors.items())],
         )
-    # Without `atomic` each chunk commits on its own, so what was stored before a failure stays stored.
-    with transaction.atomic() if atomic else contextlib.nullcontext():
+    # Without `atomic` each chunk commits on its own, so what was stored before a failure stays stored. A batch
+    # of one chunk is one transaction either way: taking it here keeps messages_create_many on this connection,
+    # where outside a transaction it would open a new one in a writer thread for the request, which costs more
+    # than it saves when there is no next chunk to validate meanwhile (validation is done by now).
+    with transaction.atomic() if atomic or len(valid) <= CHUNK_SIZE else contextlib.nullcontext():
         batch = Batch.objects.create(
             kind=Batch.Kind.API,
             api_key=api_key,
@@ -87,7 +91,12 @@ def batch_messages_create(
             idempotency_key=idempotency_key,
         )
         created = messages_create_many(
-            items=(pair for _, pair in valid), api_key=api_key, created_by=created_by, batch=batch, collect_ids=True
+            items=(pair for _, pair in valid),
+            api_key=api_key,
+            created_by=created_by,
+            batch=batch,
+            chunk_size=CHUNK_SIZE,
+            collect_ids=True,
         )
     ids = dict(zip((index for index, _ in valid), created.ids, strict=True))
     results = [

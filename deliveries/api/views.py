@@ -12,6 +12,7 @@ from .serializers import (
     MessageCreateSerializer,
     MessageDetailSerializer,
     MessageSerializer,
+    message_data,
     plain_message_validate,
 )
 
@@ -53,7 +54,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         key = request.headers.get("Idempotency-Key")
         if key is None:
             message = message_create(**validated, api_key=request.auth)
-            return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+            return Response(message_data(message), status=status.HTTP_201_CREATED)
         body = request.data.dict() if hasattr(request.data, "dict") else request.data
         try:
             message, created = message_create_idempotent(
@@ -66,7 +67,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         except IdempotencyKeyError as error:
             return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        response = Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        response = Response(message_data(message), status=status.HTTP_201_CREATED)
         if not created:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -90,4 +91,4 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             )
             return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
         message.refresh_from_db()
-        return Response(MessageSerializer(message).data)
+        return Response(message_data(message))

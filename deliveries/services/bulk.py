@@ -11,7 +11,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -112,8 +112,12 @@ def messages_create_many(
         if on_chunk is not None:
             on_chunk(result.created)
 
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        for chunk in _chunks(items, chunk_size):
+    chunks = _chunks(items, chunk_size)
+    first_two = list(islice(chunks, 2))
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(first_two) < 2:
+        # In a transaction every chunk must be written on its connection; and a single chunk is not worth a
+        # thread and a new connection (a connection costs PostgreSQL milliseconds to set up).
+        for chunk in chain(first_two, chunks):
             done(store(chunk))
         return result
     # Chunks take their ids here, in order, and their results are added in that order, whichever writer
@@ -121,7 +125,7 @@ def messages_create_many(
     writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bulk-writer-{n}") for n in range(BULK_WRITERS)]
     pending: deque = deque()
     try:
-        for index, chunk in enumerate(_chunks(items, chunk_size)):
+        for index, chunk in enumerate(chain(first_two, chunks)):
             if len(pending) == len(writers):
                 done(pending.popleft().result())
             reserved = ids_reserve(Message, len(chunk))

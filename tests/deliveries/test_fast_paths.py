@@ -147,6 +147,16 @@ def test_outside_a_transaction_writer_threads_store_the_chunks_in_order_and_clos
         assert other_connections() <= before
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writer threads are for PostgreSQL")
+def test_a_single_chunk_is_stored_on_the_callers_own_connection():
+    # No writer thread, so no new connection to set up for a small call: both inserts (each reserving its ids)
+    # run on this thread's connection, where two or more chunks would have their events written elsewhere.
+    with CaptureQueriesContext(connection) as queries:
+        result = messages_create_many(items=[request(to=f"+1415{7000000 + i}") for i in range(5)], chunk_size=200)
+    assert result.created == 5
+    assert sum("nextval" in query["sql"] for query in queries) == 2
+
+
 PLAIN_REQUESTS = [
     {"channel": "sms", "to": "+14155550100", "body": "Hi"},
     {"channel": "sms", "to": "  +1 415 555 0100 ", "body": "  spaced body  ", "priority": "low"},

@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import setting_changed
 from django.core.validators import URLValidator, validate_email
 from django.db import connection, transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from campaigns.models import MessageTemplate
@@ -229,13 +232,25 @@ def _media_url_errors(media_urls: list[str]) -> dict[str, list[str]]:
     return {}
 
 
+@cache
+def default_valid_for(channel: str) -> int | None:
+    """SMS_VALID_FOR, EMAIL_VALID_FOR...: read once per channel (see addresses.default_region for why)."""
+    return getattr(settings, f"{channel.upper()}_VALID_FOR", None)
+
+
+@receiver(setting_changed)
+def _forget_settings(*, setting: str, **kwargs) -> None:
+    if setting.endswith("_VALID_FOR"):
+        default_valid_for.cache_clear()
+
+
 def _deadline(
     channel: str, *, send_at: datetime | None, expires_at: datetime | None, valid_for: int | None
 ) -> tuple[datetime | None, dict[str, list[str]]]:
     if expires_at is not None and valid_for is not None:
         return None, {"valid_for": ["Give expires_at or valid_for, not both."]}
     if expires_at is None:
-        valid_for = valid_for if valid_for is not None else getattr(settings, f"{channel.upper()}_VALID_FOR", None)
+        valid_for = valid_for if valid_for is not None else default_valid_for(channel)
         if valid_for is None:
             return None, {}
         if valid_for <= 0:

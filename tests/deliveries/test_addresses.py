@@ -90,3 +90,11 @@ def test_numbers_written_any_way_normalise_as_before(raw, why):
 def test_an_invalid_number_in_e164_shape_is_still_refused_with_the_reason():
     with pytest.raises(ValidationError, match="not a valid phone number"):
         normalize_phone("+11234567890")  # no US area code starts with 1
+
+
+def test_a_changed_default_region_takes_effect_at_once(settings):
+    settings.PHONE_DEFAULT_REGION = None
+    with pytest.raises(ValidationError, match="Use E.164 format"):
+        normalize_phone("(415) 555-2671")
+    settings.PHONE_DEFAULT_REGION = "US"
+    assert normalize_phone("(415) 555-2671") == "+14155552671"

@@ -717,7 +717,10 @@ def report(results: dict[str, dict], args) -> None:
         "summary": summary,
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    out = ROOT / "benchmarks" / "results" / f"{datetime.now(UTC):%Y-%m-%d}{'-quick' if args.quick else ''}.json"
+    # Only a full run of every scenario takes the date's name (the one committed); a quick or partial run must not
+    # overwrite it.
+    suffix = "-quick" if args.quick else "-partial" if args.only else ""
+    out = ROOT / "benchmarks" / "results" / f"{datetime.now(UTC):%Y-%m-%d}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nWritten to {out.relative_to(ROOT)}")

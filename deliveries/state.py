@@ -132,8 +132,8 @@ def update_returning_ids(
     """`queryset.update(**values)`, returning the primary keys of the rows it changed.
 
     `per_row` gives columns a value of their own for each row, `{field name: {pk: value}}`, written in the same
-    statement through `UPDATE ... FROM (VALUES ...)` (PostgreSQL, and SQLite 3.33+); only rows it names are
-    updated. A CASE expression would do the same in the ORM, but costs a tree of expressions per row to build.
+    statement through `UPDATE ... FROM unnest(...)` (PostgreSQL; `FROM (VALUES ...)` on SQLite 3.33+); only rows it
+    names are updated. A CASE expression would do the same in the ORM, but costs a tree of expressions per row.
     """
     pk = queryset.model._meta.pk
     return [row[0] for row in _update_returning(queryset, values, per_row, [pk])]

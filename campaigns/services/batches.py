@@ -78,9 +78,7 @@ def batch_messages_create(
             results=[{"index": index, "errors": item_errors} for index, item_errors in sorted(errors.items())],
         )
     # Without `atomic` each chunk commits on its own, so what was stored before a failure stays stored. A batch
-    # of one chunk is one transaction either way: taking it here keeps messages_create_many on this connection,
-    # where outside a transaction it would open a new one in a writer thread for the request, which costs more
-    # than it saves when there is no next chunk to validate meanwhile (validation is done by now).
+    # of one chunk is one transaction either way, so it is taken here: the Batch row commits with its messages.
     with transaction.atomic() if atomic or len(valid) <= CHUNK_SIZE else contextlib.nullcontext():
         batch = Batch.objects.create(
             kind=Batch.Kind.API,

@@ -10,13 +10,10 @@ around a batch): the pool then keeps hundreds of calls in flight on one event lo
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import DeliveryError, TransientDeliveryError
-
-logger = logging.getLogger(__name__)
+from ..exceptions import DeliveryError
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,3 @@ class BaseBackend:
     async def send_async(self, message: OutgoingMessage) -> SendResult:
         """`send()` as a coroutine, for backends with `supports_async`. Same result and errors."""
         raise NotImplementedError
-
-    def send_checked(self, message: OutgoingMessage) -> SendResult:
-        """`send()`, with any unforeseen exception turned into a TransientDeliveryError: only DeliveryErrors leave."""
-        try:
-            return self.send(message)
-        except DeliveryError:
-            raise
-        except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
-            logger.exception("Unexpected error sending message %s through %s", message.id, self.provider_name)
-            raise TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.provider_name) from error

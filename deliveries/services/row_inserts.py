@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, models
 
@@ -24,15 +24,28 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
 
 
 _MISSING = object()
+_NOW = object()  # the default of auto_now fields: the `now` of the insert
 PLAIN, RELATION, JSON, DATETIME = range(4)
 
 
-def _column_plan(model: type[models.Model], now: datetime) -> list[tuple[str, str, Any, int]]:
-    """For each column: the field's name and attname (a row may use either), its default, and how to convert."""
+class _Column(NamedTuple):
+    field: models.Field
+    name: str
+    attname: str  # a row may give a value under either name
+    quoted: str
+    default: Any  # _NOW, a callable default, or the default itself
+    kind: int  # how a value is converted for the database
+
+
+@functools.cache
+def _column_plan(model: type[models.Model]) -> tuple[_Column, ...]:
+    """The model's columns other than the primary key, and how to fill and convert each. Fixed per model."""
     plan = []
     for field in _columns(model):
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            default = now
+            default = _NOW
+        elif field.has_default() and callable(field.default):
+            default = field.default
         else:
             default = field.get_default()
         if field.is_relation:
@@ -43,8 +56,13 @@ def _column_plan(model: type[models.Model], now: datetime) -> list[tuple[str, st
             kind = DATETIME
         else:
             kind = PLAIN
-        plan.append((field.name, field.attname, default, kind))
-    return plan
+        plan.append(_Column(field, field.name, field.attname, connection.ops.quote_name(field.column), default, kind))
+    return tuple(plan)
+
+
+def _default(column: _Column, now: datetime) -> Any:
+    default = column.default
+    return now if default is _NOW else default() if callable(default) else default
 
 
 def _json_text(value: Any) -> str | None:
@@ -109,14 +127,14 @@ def _copy_rows(
     # is left out of the COPY when the table gives NULL anyway (a nullable column without a database default):
     # a new message leaves most of its timestamps and links empty, and each column is work on both sides.
     column_names, column_values = [], []
-    for name, attname, default, kind in _column_plan(model, now):
-        field = model._meta.get_field(name)
-        null_by_default = field.null and field.db_default is models.NOT_PROVIDED
+    for column in _column_plan(model):
+        name, attname, kind, default = column.name, column.attname, column.kind, _default(column, now)
+        null_by_default = column.field.null and column.field.db_default is models.NOT_PROVIDED
         if name not in present and attname not in present:
             if default is None and null_by_default:
                 continue
             value = _json_text(default) if kind == JSON else _datetime_texts([default])[0]
-            column_names.append(quote(field.column))
+            column_names.append(column.quoted)
             column_values.append(repeat(value))
             continue
         if name in present and attname in present:  # a row may use either form
@@ -126,7 +144,7 @@ def _copy_rows(
             values = [row.get(key, default) for row in rows]
         if null_by_default and all(value is None for value in values):
             continue
-        column_names.append(quote(field.column))
+        column_names.append(column.quoted)
         if kind == RELATION:
             values = [value.pk if isinstance(value, models.Model) else value for value in values]
         elif kind == JSON:
@@ -189,45 +207,24 @@ def row_with_event_insert(
     return instance
 
 
-_NOW = object()
-
-
-@functools.cache
-def _insert_plan(model: type[models.Model]) -> tuple[tuple[str, str, str, Any, int, Any], ...]:
-    """For each column of a one-row INSERT: name, attname, quoted column, default (_NOW for auto_now fields, a
-    callable for a callable default), how to convert, and the JSON encoder. Fixed per model, so built once."""
-    plan = []
-    for field in _columns(model):
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            default = _NOW
-        elif field.has_default() and callable(field.default):
-            default = field.default
-        else:
-            default = field.get_default()
-        kind = RELATION if field.is_relation else JSON if isinstance(field, models.JSONField) else PLAIN
-        column = connection.ops.quote_name(field.column)
-        plan.append((field.name, field.attname, column, default, kind, getattr(field, "encoder", None)))
-    return tuple(plan)
-
-
 def _insert_params(
     model: type[models.Model], values: dict[str, Any], now: datetime, skip: str = ""
 ) -> tuple[list[str], list[Any]]:
     """Quoted columns and parameters for one row: every column, defaults filled in, JSON adapted as Django does."""
     columns, params = [], []
     adapt_json = connection.ops.adapt_json_value
-    for name, attname, column, default, kind, encoder in _insert_plan(model):
-        if name == skip:
+    for column in _column_plan(model):
+        if column.name == skip:
             continue
-        value = values.get(name, _MISSING)
+        value = values.get(column.name, _MISSING)
         if value is _MISSING:
-            value = values.get(attname, _MISSING)
+            value = values.get(column.attname, _MISSING)
             if value is _MISSING:
-                value = now if default is _NOW else default() if callable(default) else default
-        if kind == RELATION:
+                value = _default(column, now)
+        if column.kind == RELATION:
             value = value.pk if isinstance(value, models.Model) else value
-        elif kind == JSON:
-            value = adapt_json(value, encoder)
-        columns.append(column)
+        elif column.kind == JSON:
+            value = adapt_json(value, column.field.encoder)
+        columns.append(column.quoted)
         params.append(value)
     return columns, params

@@ -461,7 +461,7 @@ class CallPool:
 
     def _call(self, key: Any, message: OutgoingMessage) -> None:
         try:
-            result = self.backend.send_checked(message)
+            result = self.backend.send(message)
         except DeliveryError as error:
             result = SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later

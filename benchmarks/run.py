@@ -228,6 +228,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL so far: its live processes, plus the backends that have exited (which
+    the postmaster has reaped: each job's work horse has a connection of its own). 0 if none can be read."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            if (entry / "cmdline").read_text().startswith("/"):  # the postmaster (its children renamed themselves)
+                total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
 def process_tree(pid: int) -> list[int]:
     """The process and all its descendants: RQ's default Worker forks a child (a "work horse") per job."""
     children: dict[int, list[int]] = {}
@@ -268,12 +285,17 @@ def memory_kb(pid: int) -> tuple[int, int]:
 def scenario_send(bench: Bench, channel: str, count: int) -> dict:
     bench.reset()
     bench.create_messages(count, channel=channel)
+    fake_cpu_before, postgres_cpu_before = cpu_seconds(bench.fake.pid), postgres_cpu_seconds()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = bench.workers(2)
     started = time.monotonic()
     bench.wait_until_sent(count, timeout=max(120, count / 50))
     elapsed = time.monotonic() - started
     for worker in workers:
         bench.stop(worker)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers (and their work horses) just reaped
+    workers_cpu = sum(getattr(children, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
+    fake_cpu, postgres_cpu = cpu_seconds(bench.fake.pid) - fake_cpu_before, postgres_cpu_seconds() - postgres_cpu_before
     receipts = bench.received(TWILIO_PORT if channel == "sms" else POSTMARK_PORT)
     from deliveries.models import Message, Status
 
@@ -284,6 +306,10 @@ def scenario_send(bench: Bench, channel: str, count: int) -> dict:
         "received_by_provider": len(receipts),
         "rate_per_s": round(rate_from_receipts(receipts), 1),
         "wall_seconds_including_worker_start": round(elapsed, 2),
+        # CPU per message of each party on the two cores: what the rate is made of (docs/performance.md).
+        "workers_cpu_ms_per_message": round(workers_cpu * 1000 / count, 3),
+        "postgres_cpu_ms_per_message": round(postgres_cpu * 1000 / count, 3),
+        "fake_cpu_ms_per_request": round(fake_cpu * 1000 / max(len(receipts), 1), 3),
     }
 
 

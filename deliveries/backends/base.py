@@ -3,9 +3,9 @@
 A backend sends one message at a time through `send()`; the worker's call pool
 (deliveries.services.sending.CallPool) runs those calls concurrently in a thread pool, so one job can carry
 hundreds of messages while each keeps its own result. A backend whose provider client can also do it without a
-thread per call sets `supports_async` and implements `send_async()` (with `open_async()` / `close_async()`
-around a batch): the pool then keeps hundreds of calls in flight on one event loop, for a fraction of the CPU
-(docs/performance.md).
+thread per call sets `supports_async` and implements `send_async()`, a coroutine whose only awaits are HTTP
+requests made with `deliveries.backends.curl.http_call()`: the pool then keeps hundreds of calls in flight on
+libcurl's multi interface, for a fraction of the CPU (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -78,12 +78,7 @@ class BaseBackend:
         """
         raise NotImplementedError
 
-    async def open_async(self, concurrency: int) -> None:
-        """Prepare the async client before a batch, inside the event loop that will run `send_async()`."""
-
-    async def close_async(self) -> None:
-        """Release what `open_async()` made, inside the same event loop."""
-
     async def send_async(self, message: OutgoingMessage) -> SendResult:
-        """`send()` as a coroutine, for backends with `supports_async`. Same result and errors."""
+        """`send()` as a coroutine, for backends with `supports_async`. Same result and errors. Its HTTP requests
+        go through `deliveries.backends.curl.http_call()`: the call pool's driver runs nothing else."""
         raise NotImplementedError

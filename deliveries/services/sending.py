@@ -11,15 +11,15 @@ For each message, in order (docs/reliability.md says why; docs/performance.md sa
    starts, in waves of at most the free call slots (SEND_CONCURRENCY in all), one UPDATE per wave. So `sending`
    means exactly "the provider may have it": if the worker dies, the messages it had not reached are still
    `queued` (the reconciler queues them again) and only the calls in flight are in doubt.
-4. The calls run off this thread: on one event loop for backends with an async client (Twilio), in a thread pool
-   for the others. This thread records the outcomes as they come back, a group at a time: the accepted ones in
+4. The calls run beside this thread's work: on libcurl's multi interface for backends with an async client
+   (Twilio), driven from this thread between its writes, in a thread pool for the others. This thread records
+   the outcomes as they come back, a group at a time: the accepted ones in
    one UPDATE and one INSERT of their events; a retry (sending -> scheduled with backoff and jitter) or a failure
    with the provider's reason one by one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import queue
@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 
 from ..backends import get_backend
 from ..backends.base import BaseBackend, OutgoingMessage, SendResult
+from ..backends.curl import CallDriver
 from ..circuit_breakers import ProviderBreaker
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Category, Message, Status, Suppression
@@ -395,57 +396,55 @@ class ProviderGate:
 
 
 class CallPool:
-    """Runs provider calls off the recording thread; their results come back, as they finish, through `results`.
+    """Runs provider calls beside the recording thread's work; their results come back through `results`.
 
-    A backend with an async client gets one event loop in one thread, which keeps hundreds of calls in flight for
-    the CPU of a few; the others get a thread pool (at most SEND_THREADS threads). Nothing here touches the
-    database. A wave of calls is handed to the loop in one wake-up, and each result is one put on a queue: no
-    Future (and its lock) per call, and no waiting on a hundred of them at once, which cost more than the calls.
+    A backend with an async client (`supports_async`) has its calls run by a CallDriver on libcurl's multi
+    interface in this same thread: hundreds in flight for the CPU of a few, and no hand-over between threads at
+    all; responses that arrive while the thread writes to the database wait in their sockets. The others get a
+    thread pool (at most SEND_THREADS threads), whose results come back through a queue. Nothing here touches
+    the database.
     """
 
     def __init__(self, backend: BaseBackend, size: int):
         self.backend = backend
         self.size = size
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
+        self.driver: CallDriver | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.done: queue.SimpleQueue[tuple[Any, SendResult]] = queue.SimpleQueue()
 
     def __enter__(self) -> CallPool:
+        self.backend.open()
         if self.backend.supports_async:
-            self.loop = asyncio.new_event_loop()
-            self.thread = threading.Thread(target=self.loop.run_forever, name="provider-calls", daemon=True)
-            self.thread.start()
-            asyncio.run_coroutine_threadsafe(self.backend.open_async(self.size), self.loop).result()
+            self.driver = CallDriver(self.size)
         else:
-            self.backend.open()
             self.executor = ThreadPoolExecutor(max_workers=min(self.size, settings.SEND_THREADS))
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.loop is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(self.backend.close_async(), self.loop).result(timeout=10)
-            finally:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                self.thread.join(timeout=10)
-                self.loop.close()
-        else:
-            self.executor.shutdown(wait=True)
+        try:
+            if self.driver is not None:
+                self.driver.close()
+            else:
+                self.executor.shutdown(wait=True)
+        finally:
             self.backend.close()
 
     def start(self, calls: list[tuple[Any, OutgoingMessage]]) -> None:
         """Start a call for each (key, message); each result comes back from `results` as (key, result)."""
         if not calls:
             return
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._start_tasks, calls)
+        if self.driver is not None:
+            for key, message in calls:
+                self.driver.start(key, self._call_async(message))
+            self.driver.send()
         else:
             for key, message in calls:
                 self.executor.submit(self._call, key, message)
 
     def results(self, timeout: float | None = None) -> list[tuple[Any, SendResult]]:
         """Wait for a call to finish, then take every result that has come back (never waiting for more)."""
+        if self.driver is not None:
+            return self.driver.finished(timeout)
         try:
             finished = [self.done.get(timeout=timeout)]
         except queue.Empty:
@@ -454,10 +453,6 @@ class CallPool:
             while True:
                 finished.append(self.done.get_nowait())
         return finished
-
-    def _start_tasks(self, calls: list[tuple[Any, OutgoingMessage]]) -> None:
-        for key, message in calls:
-            self.loop.create_task(self._call_async(key, message))
 
     def _call(self, key: Any, message: OutgoingMessage) -> None:
         try:
@@ -468,14 +463,13 @@ class CallPool:
             result = self._unexpected(message, error)
         self.done.put((key, result))
 
-    async def _call_async(self, key: Any, message: OutgoingMessage) -> None:
+    async def _call_async(self, message: OutgoingMessage) -> SendResult:
         try:
-            result = await self.backend.send_async(message)
+            return await self.backend.send_async(message)
         except DeliveryError as error:
-            result = SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
+            return SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
-            result = self._unexpected(message, error)
-        self.done.put((key, result))
+            return self._unexpected(message, error)
 
     def _unexpected(self, message: OutgoingMessage, error: Exception) -> SendResult:
         logger.exception("Unexpected error sending message %s through %s", message.id, self.backend.provider_name)

@@ -169,7 +169,8 @@ MESSENGER_MESSAGE_TAG = env("MESSENGER_MESSAGE_TAG", default="")
 MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 
 # Messages per job, and concurrent provider calls inside one job (also the most calls in doubt if a worker dies:
-# docs/reliability.md). Backends without an async client (email) run their calls on at most SEND_THREADS threads.
+# docs/reliability.md). Backends without an async client (SMTP, Messenger) run their calls on at most SEND_THREADS
+# threads; Twilio and anymail's HTTP backends keep theirs on libcurl from the job's own thread.
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=1000)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
 SEND_THREADS = env.int("SEND_THREADS", default=64)

@@ -12,12 +12,19 @@ import smtplib
 import threading
 
 import requests
+from anymail.backends.base_requests import AnymailRequestsBackend
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils.module_loading import import_string
 
-from ...exceptions import PermanentDeliveryError, TransientDeliveryError
+from ...exceptions import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ..base import BaseBackend, OutgoingMessage, SendResult
+from ..curl import HttpCallError
+from . import anymail_async
+
+# What a failed hand-over to the email provider can raise, whichever way it was sent.
+SEND_ERRORS = (AnymailError, requests.RequestException, smtplib.SMTPException, OSError, HttpCallError)
 
 
 def provider_name_for(email_backend_path: str) -> str:
@@ -49,6 +56,9 @@ class EmailBackend(BaseBackend):
         super().__init__(**options)
         self.email_backend = options.get("email_backend", settings.EMAIL_BACKEND)
         self.provider_name = provider_name_for(self.email_backend)
+        # anymail's HTTP API backends send through the call driver (anymail_async); SMTP, console and locmem
+        # keep Django's own send on a thread pool.
+        self.supports_async = issubclass(import_string(self.email_backend), AnymailRequestsBackend)
         self._local = threading.local()
         self._opened: list = []
         self._lock = threading.Lock()
@@ -95,24 +105,19 @@ class EmailBackend(BaseBackend):
         email = self.build_email(message)
         try:
             email.send()
-        except AnymailRecipientsRefused as error:
-            raise PermanentDeliveryError(
-                f"The email provider refused the recipient: {error}", code="rejected", provider=self.provider_name
-            ) from error
-        except AnymailRequestsAPIError as error:
-            status = error.status_code
-            retry = status is None or status == 429 or status >= 500
-            error_class = TransientDeliveryError if retry else PermanentDeliveryError
-            raise error_class(
-                f"The email provider answered HTTP {status}: {error.describe_response() or error}"[:1000],
-                code=status or "",
-                provider=self.provider_name,
-                status_code=status,
-            ) from error
-        except (AnymailError, requests.RequestException, smtplib.SMTPException, OSError) as error:
-            raise TransientDeliveryError(
-                f"Could not hand the email to the provider: {error}"[:1000], provider=self.provider_name
-            ) from error
+        except SEND_ERRORS as error:
+            raise self.delivery_error(error) from error
+        return self.result(message, email)
+
+    async def send_async(self, message: OutgoingMessage) -> SendResult:
+        email = self.build_email(message)
+        try:
+            await anymail_async.send(email.connection, email)
+        except SEND_ERRORS as error:
+            raise self.delivery_error(error) from error
+        return self.result(message, email)
+
+    def result(self, message: OutgoingMessage, email: EmailMultiAlternatives) -> SendResult:
         status = getattr(email, "anymail_status", None)
         provider_id = (status.message_id if status else None) or ""
         return SendResult(
@@ -120,4 +125,24 @@ class EmailBackend(BaseBackend):
             provider=self.provider_name,
             provider_message_id=str(provider_id),
             provider_status=(next(iter(status.status), "") if status and status.status else "sent"),
+        )
+
+    def delivery_error(self, error: Exception) -> DeliveryError:
+        """The provider's refusal as our error (permanent, or worth retrying), or a failure to reach it."""
+        if isinstance(error, AnymailRecipientsRefused):
+            return PermanentDeliveryError(
+                f"The email provider refused the recipient: {error}", code="rejected", provider=self.provider_name
+            )
+        if isinstance(error, AnymailRequestsAPIError):
+            status = error.status_code
+            retry = status is None or status == 429 or status >= 500
+            error_class = TransientDeliveryError if retry else PermanentDeliveryError
+            return error_class(
+                f"The email provider answered HTTP {status}: {error.describe_response() or error}"[:1000],
+                code=status or "",
+                provider=self.provider_name,
+                status_code=status,
+            )
+        return TransientDeliveryError(
+            f"Could not hand the email to the provider: {error}"[:1000], provider=self.provider_name
         )

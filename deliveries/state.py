@@ -113,8 +113,20 @@ class AnyOf(Lookup):
         if not values:
             raise EmptyResultSet  # matches nothing, as `__in=[]` does
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::{self.lhs.output_field.db_type(connection)}[])", [*lhs_params, values]
+            db_type = self.lhs.output_field.db_type(connection)
+            return f"{lhs} = ANY(%s::{db_type}[])", [*lhs_params, array_param(values, db_type)]
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+
+INTEGER_TYPES = {"integer", "bigint", "smallint"}
+
+
+def array_param(values: list[Any], db_type: str) -> Any:
+    """A PostgreSQL array parameter. Integers go as the array's text, `{1,2,3}`, which costs a join; psycopg's
+    array dumper checks every item for quoting in Python, about a microsecond each."""
+    if db_type in INTEGER_TYPES:
+        return "{" + ",".join(map(str, map(int, values))) + "}"
+    return values
 
 
 def among(field: str, values: Iterable[Any]) -> Q:
@@ -201,9 +213,13 @@ def _with_row_values(model, connection, sql: str, params, per_row: Mapping[str, 
         # parse, is the same whatever the number of rows.
         arrays = [f"%s::{field.db_type(connection)}[]" for field in [model._meta.pk, *fields]]
         names = ", ".join(f"column{i + 1}" for i in range(len(arrays)))
+        pk_type = model._meta.pk.db_type(connection)
         columns = [
-            pks,
-            *([field.get_db_prep_value(per_row[field.name][pk], connection) for pk in pks] for field in fields),
+            array_param(pks, pk_type),
+            *(
+                array_param([field.get_db_prep_value(per_row[field.name][pk], connection) for pk in pks], db_type)
+                for field, db_type in ((field, field.db_type(connection)) for field in fields)
+            ),
         ]
         source = f"unnest({', '.join(arrays)}) AS v({names})"
         sql = f"{head}, {assignments} FROM {source} WHERE {pk_ref} = v.column1 AND {where}"
@@ -309,15 +325,14 @@ def events_insert(rows: Sequence[tuple[int, str, str, str, str, str, dict]], *, 
     table = connection.ops.quote_name(MessageEvent._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Nine array parameters instead of nine per row: psycopg parses a query with more than 50 parameters
-            # afresh each time, and that parse was most of the insert's cost.
-            columns_of = list(zip(*rows, strict=True))
+            # All rows as one JSON parameter: the statement's text is the same whatever the number of rows
+            # (psycopg parses a query with more than 50 parameters afresh each time), and json.dumps writes the
+            # lot in C, where psycopg's array dumper quoted and escaped each value in Python (37 µs a row).
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) "  # noqa: S608 - our own table and column names
-                "SELECT m, k, f, t, c, d, j::jsonb, '', %s "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-                "AS e(m, k, f, t, c, d, j)",
-                [stamp, *map(list, columns_of[:6]), [json.dumps(data) for data in columns_of[6]]],
+                "SELECT (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5, r->6, '', %s "
+                "FROM jsonb_array_elements(%s::jsonb) AS r",
+                [stamp, json.dumps(rows)],
             )
             return
         for start in range(0, len(rows), 500):

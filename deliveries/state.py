@@ -171,7 +171,8 @@ def update_returning_rows(
         for index, column in enumerate(columns)
         for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection)
     ]
-    attnames = [field.attname for field in loaded]
+    # A set: from_db asks each of the model's fields whether it was loaded (a list made that a tenth of a claim).
+    attnames = frozenset(field.attname for field in loaded)
     instances = []
     for row in _update_returning(queryset, values, per_row, loaded):
         row = list(row)

@@ -79,11 +79,13 @@ async def http_call(
 
 
 class CallDriver:
-    """Runs coroutines that await HttpCalls, at most `concurrency` requests in flight, from the calling thread.
+    """Runs coroutines that await HttpCalls from the calling thread, with up to `concurrency` connections to a
+    host (libcurl queues calls beyond that).
 
-    `start()` begins coroutines and sends their first requests; `finished()` drives the calls in flight until at
-    least one coroutine has returned, and gives back every (key, return value) that is ready. A coroutine that
-    awaits anything but an HttpCall gets a TypeError thrown into it.
+    `start()` runs a coroutine up to its first request; `send()` lets libcurl write the requests started;
+    `finished()` drives the calls in flight until at least one coroutine has returned, and gives back every
+    (key, return value) that is ready. A coroutine that awaits anything but an HttpCall gets a TypeError thrown
+    into it.
     """
 
     def __init__(self, concurrency: int):

@@ -62,6 +62,7 @@ class EmailBackend(BaseBackend):
         self._local = threading.local()
         self._opened: list = []
         self._lock = threading.Lock()
+        self._prepared: dict = {}  # requests' preparation of the ESP calls, reused (anymail_async.request_parts)
 
     def _connection(self):
         # One open connection per thread for the whole batch: an unopened one makes anymail start (and end) a
@@ -82,6 +83,7 @@ class EmailBackend(BaseBackend):
         for connection in opened:
             connection.close()
         self._local = threading.local()
+        self._prepared = {}
 
     def build_email(self, message: OutgoingMessage) -> EmailMultiAlternatives:
         email = EmailMultiAlternatives(
@@ -112,7 +114,7 @@ class EmailBackend(BaseBackend):
     async def send_async(self, message: OutgoingMessage) -> SendResult:
         email = self.build_email(message)
         try:
-            await anymail_async.send(email.connection, email)
+            await anymail_async.send(email.connection, email, self._prepared)
         except SEND_ERRORS as error:
             raise self.delivery_error(error) from error
         return self.result(message, email)

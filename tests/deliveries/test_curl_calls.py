@@ -68,18 +68,24 @@ def test_a_handle_used_for_a_post_then_serves_a_get(fake_twilio):
     assert fake_twilio.count_by_to() == {"+14155550100": 1}
 
 
-def test_a_call_without_an_answer_in_time_fails_as_timed_out(fake_twilio):
-    fake_twilio.latency = 2
+def error_of(call) -> HttpCallError | None:
+    """Drive one call; the HttpCallError it raised, if any."""
 
-    async def too_slow():
+    async def catching():
         try:
-            await create_message(fake_twilio, "+14155550100", timeout=0.2)
+            await call
         except HttpCallError as error:
             return error
 
     with CallDriver(concurrency=1) as driver:
-        driver.start("slow", too_slow())
+        driver.start("one", catching())
         [(_, error)] = driver.finished(timeout=5)
+    return error
+
+
+def test_a_call_without_an_answer_in_time_fails_as_timed_out(fake_twilio):
+    fake_twilio.latency = 2
+    error = error_of(create_message(fake_twilio, "+14155550100", timeout=0.2))
     assert isinstance(error, HttpCallError)
     assert error.timed_out
 
@@ -100,16 +106,7 @@ def test_a_refused_connection_fails_with_libcurls_reason():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-
-    async def refused():
-        try:
-            await http_call("POST", f"http://127.0.0.1:{port}/", body=b"x=1", timeout=5)
-        except HttpCallError as error:
-            return error
-
-    with CallDriver(concurrency=1) as driver:
-        driver.start("refused", refused())
-        [(_, error)] = driver.finished(timeout=5)
+    error = error_of(http_call("POST", f"http://127.0.0.1:{port}/", body=b"x=1", timeout=5))
     assert isinstance(error, HttpCallError)
     assert not error.timed_out
     assert str(error)

@@ -44,14 +44,37 @@ class HttpCallError(Exception):
 class HttpCall:
     """One request a coroutine waits on; awaiting it yields it to the driver and returns it answered."""
 
-    __slots__ = ("method", "url", "body", "headers", "timeout", "deadline", "status", "buffer", "error")
+    __slots__ = (
+        "method",
+        "url",
+        "body",
+        "headers",
+        "timeout",
+        "proxy",
+        "verify",
+        "deadline",
+        "status",
+        "buffer",
+        "error",
+    )
 
-    def __init__(self, method: str, url: str, body: bytes | None, headers: list[str], timeout: float):
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: list[str],
+        timeout: float,
+        proxy: str = "",
+        verify: bool | str = True,
+    ):
         self.method = method
         self.url = url
         self.body = body
         self.headers = headers
         self.timeout = timeout
+        self.proxy = proxy
+        self.verify = verify
         self.deadline = math.inf  # set when the call starts
         self.status = 0
         self.buffer = io.BytesIO()
@@ -69,13 +92,24 @@ class HttpCall:
 
 
 async def http_call(
-    method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    proxy: str = "",
+    verify: bool | str = True,
 ) -> HttpCall:
-    """Send a request from inside a coroutine run by a CallDriver; raises HttpCallError if no answer came."""
+    """Send a request from inside a coroutine run by a CallDriver; raises HttpCallError if no answer came.
+
+    `proxy` is the proxy URL to go through ("" for none: the environment is not read here); `verify` is as in
+    requests: True checks TLS certificates against certifi's bundle, a path against that bundle, False not at all.
+    """
     lines = [f"{name}: {value}" for name, value in (headers or {}).items()]
     # libcurl would otherwise add "Expect: 100-continue" to large bodies and wait for the server's go-ahead.
     lines.append("Expect:")
-    return await HttpCall(method.upper(), url, body, lines, timeout)
+    return await HttpCall(method.upper(), url, body, lines, timeout, proxy or "", verify)
 
 
 class CallDriver:
@@ -201,9 +235,6 @@ class CallDriver:
     def _new_handle() -> pycurl.Curl:
         handle = pycurl.Curl()
         handle.setopt(pycurl.NOSIGNAL, 1)  # no SIGALRM for timeouts: this may run in any thread
-        handle.setopt(pycurl.CAINFO, certifi.where())  # the same CA bundle requests uses
-        # Like the aiohttp transport before it (and unlike requests), no proxy from the environment.
-        handle.setopt(pycurl.PROXY, "")
         return handle
 
     @staticmethod
@@ -219,6 +250,11 @@ class CallDriver:
             handle.setopt(pycurl.CUSTOMREQUEST, call.method)
         handle.setopt(pycurl.URL, call.url)
         handle.setopt(pycurl.HTTPHEADER, call.headers)
+        # Only the proxy the caller names: "" also stops libcurl reading http_proxy & co. from the environment.
+        handle.setopt(pycurl.PROXY, call.proxy)
+        handle.setopt(pycurl.CAINFO, call.verify if isinstance(call.verify, str) else certifi.where())
+        handle.setopt(pycurl.SSL_VERIFYPEER, 1 if call.verify else 0)
+        handle.setopt(pycurl.SSL_VERIFYHOST, 2 if call.verify else 0)
         handle.setopt(pycurl.WRITEDATA, call.buffer)
         # The driver times the call out (connecting included); libcurl's limits are the backstop.
         backstop_ms = int((call.timeout + BACKSTOP_SECONDS) * 1000)

@@ -124,3 +124,17 @@ def test_a_form_or_files_is_prepared_by_requests_each_time():
     assert b"hello" in with_file.body
     assert with_file.headers["Content-Type"].startswith("multipart/form-data")
     assert prepared == {}
+
+
+def test_the_esp_is_reached_through_the_proxy_the_environment_names(fake_postmark, settings, monkeypatch):
+    # The ESP's host does not resolve: only the proxy (here the fake itself, which serves absolute-form requests)
+    # can get the email there.
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": "http://esp.invalid/"}
+    monkeypatch.setenv("HTTP_PROXY", fake_postmark.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    [(_, result)] = send_all(EmailBackend(), [outgoing(1)]).items()
+    assert result.ok, result.error
+    assert [item["to"] for item in fake_postmark.received] == ["reader1@example.com"]
+    monkeypatch.setenv("NO_PROXY", "esp.invalid")
+    [(_, direct)] = send_all(EmailBackend(), [outgoing(2)]).items()
+    assert isinstance(direct.error, TransientDeliveryError)  # no proxy for this host: it does not resolve

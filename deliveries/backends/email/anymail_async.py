@@ -50,9 +50,17 @@ async def post_to_esp(
     """anymail's `post_to_esp`, through http_call; HTTP errors raise AnymailRequestsAPIError as there."""
     params = payload.get_request_params(connection.api_url)
     timeout = params.pop("timeout", connection.timeout)
-    request = request_parts(connection.session, params, prepared)
+    session = connection.session
+    request = request_parts(session, params, prepared)
     call = await http_call(
-        request.method, request.url, body=request.body, headers=dict(request.headers), timeout=_seconds(timeout)
+        request.method,
+        request.url,
+        body=request.body,
+        headers=dict(request.headers),
+        timeout=_seconds(timeout),
+        # The session's proxies and CA bundle, as requests would use them (settle_proxies read the environment's).
+        proxy=requests.utils.select_proxy(request.url, session.proxies) or "",
+        verify=session.verify,
     )
     response = requests.Response()
     response.status_code = call.status

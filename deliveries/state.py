@@ -212,16 +212,12 @@ def _with_row_values(model, connection, sql: str, params, per_row: Mapping[str, 
     if connection.vendor == "postgresql":
         # One array per column instead of a parameter per value (see AnyOf): the statement's text, and so its
         # parse, is the same whatever the number of rows.
-        arrays = [f"%s::{field.db_type(connection)}[]" for field in [model._meta.pk, *fields]]
+        db_types = [field.db_type(connection) for field in [model._meta.pk, *fields]]
+        arrays = [f"%s::{db_type}[]" for db_type in db_types]
         names = ", ".join(f"column{i + 1}" for i in range(len(arrays)))
-        pk_type = model._meta.pk.db_type(connection)
-        columns = [
-            array_param(pks, pk_type),
-            *(
-                array_param([field.get_db_prep_value(per_row[field.name][pk], connection) for pk in pks], db_type)
-                for field, db_type in ((field, field.db_type(connection)) for field in fields)
-            ),
-        ]
+        values_of = [pks]
+        values_of += ([field.get_db_prep_value(per_row[field.name][pk], connection) for pk in pks] for field in fields)
+        columns = [array_param(values, db_type) for values, db_type in zip(values_of, db_types, strict=True)]
         source = f"unnest({', '.join(arrays)}) AS v({names})"
         sql = f"{head}, {assignments} FROM {source} WHERE {pk_ref} = v.column1 AND {where}"
         return sql, [*set_params, *columns, *where_params]

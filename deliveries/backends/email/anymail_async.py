@@ -20,11 +20,6 @@ from django.core.mail import EmailMessage
 from ..curl import http_call
 
 
-def supports(connection) -> bool:
-    """Whether this Django email connection is one of anymail's HTTP API backends."""
-    return isinstance(connection, AnymailRequestsBackend)
-
-
 async def send(connection: AnymailRequestsBackend, email: EmailMessage, prepared: dict | None = None) -> bool:
     """What anymail's `AnymailBaseBackend._send` does (django-anymail 15), the ESP call awaited. The connection
     must be open (its session gives the request its headers). Raises anymail's errors as `email.send()` would.
@@ -86,8 +81,8 @@ def request_parts(session: requests.Session, params: dict, prepared: dict) -> re
     key = None
     if isinstance(data, str | bytes) and not params.get("files"):
         try:
-            key = (params["method"], params["url"], *map(_frozen, (params.get("params"), params.get("headers"))))
-            key += (_frozen(params.get("auth")),)
+            varying = (params.get("params"), params.get("headers"), params.get("auth"))
+            key = (params["method"], params["url"], *map(_frozen, varying))
             hash(key)
         except TypeError:  # something requests can take but we cannot compare: no reuse
             key = None

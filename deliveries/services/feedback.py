@@ -326,10 +326,14 @@ def email_tracking_record(*, event: Any, esp_name: str) -> Outcome:
             **({"reject_reason": event.reject_reason} if event.reject_reason else {}),
         },
     )
-    # Email tracking always names our message in metadata, so an unknown id is not worth keeping for later.
-    outcome = report_apply(report, keep_if_unknown=report.message_id is None)
-    if outcome != Outcome.DUPLICATE:
-        _email_suppression_update(event, event_type, provider, message_id=report.message_id)
+    # The status change and the suppression commit together: committed apart, a crash between them left a bounced
+    # address off the list for good (the ESP's retry is then a duplicate), and a reader could see one without the
+    # other.
+    with transaction.atomic():
+        # Email tracking always names our message in metadata, so an unknown id is not worth keeping for later.
+        outcome = report_apply(report, keep_if_unknown=report.message_id is None)
+        if outcome != Outcome.DUPLICATE:
+            _email_suppression_update(event, event_type, provider, message_id=report.message_id)
     return outcome
 
 

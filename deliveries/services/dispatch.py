@@ -31,7 +31,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 
 from ..models import Message, Priority, Status
-from ..state import transition, update_returning_ids
+from ..state import pk_among, transition, update_returning_ids
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _claim_jobs(
         else:
             # Re-queueing a queued message is not a status change, only a new job: no event needed.
             claimed = update_returning_ids(
-                Message.objects.filter(pk__in=ids, status=Status.QUEUED),
+                Message.objects.filter(pk_among(ids, status=Status.QUEUED)),
                 {"job_id": job_id, "queued_at": now, "updated_at": now},
             )
         if claimed:

@@ -599,7 +599,7 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     counts: Counter = Counter()
     counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
     rows = list(
-        Message.objects.filter(pk_among(message_ids), status=Status.QUEUED)
+        Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
         .only("pk", "channel", "sender", "recipient", "category")
         .order_by("pk")
     )
@@ -613,7 +613,7 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
             by_channel[message.channel].append((message.pk, message.sender))
     # Which of these messages have others waiting for them, asked once for the job rather than after every send.
     waiting_parents = set(
-        Message.objects.filter(among("depends_on_id", [m.pk for m in rows]), status=Status.WAITING).values_list(
+        Message.objects.filter(among("depends_on_id", [m.pk for m in rows], status=Status.WAITING)).values_list(
             "depends_on_id", flat=True
         )
     )

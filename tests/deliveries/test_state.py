@@ -120,3 +120,33 @@ def test_among_matches_like_in_with_one_array_parameter_on_postgresql():
         assert "= ANY(" in queries[0]["sql"]
     assert not Message.objects.filter(pk_among([])).exists()
     assert Message.objects.filter(among("recipient", [messages[1].recipient])).get() == messages[1]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="which index serves a query is PostgreSQL's planner's")
+@pytest.mark.parametrize(
+    ("from_status", "to_status", "status_index"),
+    [
+        (Status.QUEUED, Status.SENDING, "message_queued_at"),  # a worker's claim
+        (Status.SENDING, Status.SENT, "message_sending_lease"),  # its record of the calls
+        (Status.SCHEDULED, Status.QUEUED, "message_pending_send_at"),  # the dispatcher's
+    ],
+)
+def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_status, to_status, status_index):
+    # Statistics taken while no row was in the source status make its partial index look empty, and it then holds
+    # every row of a burst: the rows must be looked up by id, or each transition scans the whole burst.
+    Message.objects.bulk_create(
+        [Message(channel="sms", recipient=f"+1415555{i:04d}", status=Status.SENT) for i in range(2000)]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE deliveries_message")
+    Message.objects.update(status=from_status)
+    ids = list(Message.objects.order_by("pk").values_list("pk", flat=True)[:20])
+    with CaptureQueriesContext(connection) as queries:
+        moved = transition(ids, to_status=to_status, from_statuses=[from_status])
+    assert sorted(moved) == ids
+    [update] = [query["sql"] for query in queries if query["sql"].startswith("UPDATE")]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {update}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "deliveries_message_pkey" in plan, plan
+    assert status_index not in plan, plan

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -160,16 +163,21 @@ def pk_among(ids: Iterable[int], *, status: str | None = None) -> Q:
 
 
 def update_returning_ids(
-    queryset: QuerySet, values: dict[str, Any], per_row: Mapping[str, Mapping[int, Any]] | None = None
+    queryset: QuerySet,
+    values: dict[str, Any],
+    per_row: Mapping[str, Mapping[int, Any]] | None = None,
+    *,
+    events: StatusEvents | None = None,
 ) -> list[int]:
     """`queryset.update(**values)`, returning the primary keys of the rows it changed.
 
     `per_row` gives columns a value of their own for each row, `{field name: {pk: value}}`, written in the same
     statement through `UPDATE ... FROM unnest(...)` (PostgreSQL; `FROM (VALUES ...)` on SQLite 3.33+); only rows it
     names are updated. A CASE expression would do the same in the ORM, but costs a tree of expressions per row.
+    With `events` (PostgreSQL), the same statement adds a timeline event for each row it changed.
     """
     pk = queryset.model._meta.pk
-    return [row[0] for row in _update_returning(queryset, values, per_row, [pk])]
+    return [row[0] for row in _update_returning(queryset, values, per_row, [pk], events)]
 
 
 def update_returning_rows(
@@ -178,6 +186,7 @@ def update_returning_rows(
     *,
     fields: Sequence[str],
     per_row: Mapping[str, Mapping[int, Any]] | None = None,
+    events: StatusEvents | None = None,
 ) -> list[Any]:
     """As update_returning_ids, but returning the changed rows as model instances with `fields` (and the primary
     key) loaded as the update left them, the others deferred: what a SELECT after the UPDATE would give, without
@@ -195,7 +204,7 @@ def update_returning_rows(
     # A set: from_db asks each of the model's fields whether it was loaded (a list made that a tenth of a claim).
     attnames = frozenset(field.attname for field in loaded)
     instances = []
-    for row in _update_returning(queryset, values, per_row, loaded):
+    for row in _update_returning(queryset, values, per_row, loaded, events):
         row = list(row)
         for index, convert, column in converters:
             row[index] = convert(row[index], column, connection)
@@ -203,7 +212,9 @@ def update_returning_rows(
     return instances
 
 
-def _update_returning(queryset: QuerySet, values: dict[str, Any], per_row, returning: list) -> list[tuple]:
+def _update_returning(
+    queryset: QuerySet, values: dict[str, Any], per_row, returning: list, events: StatusEvents | None = None
+) -> list[tuple]:
     query = queryset.query.chain(UpdateQuery)
     query.add_update_values(values)
     sql, params = query.get_compiler(queryset.db).as_sql()
@@ -214,8 +225,15 @@ def _update_returning(queryset: QuerySet, values: dict[str, Any], per_row, retur
         sql, params = _with_row_values(queryset.model, connection, sql, params, per_row)
     table = connection.ops.quote_name(queryset.model._meta.db_table)
     columns = ", ".join(f"{table}.{connection.ops.quote_name(field.column)}" for field in returning)
+    sql = f"{sql} RETURNING {columns}"
+    if events is not None:
+        # The moved rows' timeline events are written by the same statement, from what the UPDATE returned.
+        pk = connection.ops.quote_name(queryset.model._meta.pk.column)
+        insert, insert_params = events.insert_from("moved", pk, connection)
+        sql = f"WITH moved AS ({sql}), recorded AS ({insert}) SELECT * FROM moved"  # noqa: S608 - our own SQL
+        params = [*params, *insert_params]
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {columns}", params)
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -288,7 +306,14 @@ def transition(
     # The status change, its events and what it decides for dependents commit together: one commit (one WAL
     # flush on PostgreSQL) instead of one per statement, and no status change without its timeline line.
     sources = sources_for(to_status, from_statuses)  # raises before any write if the transition is not allowed
-    with transaction.atomic(using=router.db_for_write(Message), savepoint=False):
+    database = router.db_for_write(Message)
+    # On PostgreSQL each UPDATE writes its rows' events itself, so a status change and its timeline line are one
+    # statement, and a transition that decides nothing for dependents needs no transaction of its own: one round
+    # trip instead of four (BEGIN, UPDATE, INSERT, COMMIT).
+    inline_events = connections[database].vendor == "postgresql"
+    deciding = settle_dependents and to_status in DECIDING_STATUSES
+    atomic = transaction.atomic(using=database, savepoint=False) if deciding or not inline_events else nullcontext()
+    with atomic:
         moved: list[int] = []
         loaded: list[Message] = []
         events: list[MessageEvent] = []
@@ -301,21 +326,26 @@ def transition(
                 chunk = remaining[start : start + 1000]
                 rows = Message.objects.filter(pk_among(chunk, status=from_status), **(extra_filter or {}))
                 values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
+                inline = None
+                if inline_events:
+                    own = {pk: events_by_id[pk] for pk in chunk if pk in events_by_id}
+                    inline = StatusEvents(kind, from_status, to_status, code, detail, data, own, now)
                 if returning:
-                    changed = update_returning_rows(rows, updates, fields=returning, per_row=values)
+                    changed = update_returning_rows(rows, updates, fields=returning, per_row=values, events=inline)
                     loaded.extend(changed)
                     moved_now = [message.pk for message in changed]
                 else:
-                    moved_now = update_returning_ids(rows, updates, values)
+                    moved_now = update_returning_ids(rows, updates, values, events=inline)
                 moved.extend(moved_now)
-                for pk in moved_now:
-                    event_detail, event_data = events_by_id.get(pk, (detail, data))
-                    events.append((pk, kind, from_status, to_status, code, event_detail, event_data or {}))
+                if not inline_events:
+                    for pk in moved_now:
+                        event_detail, event_data = events_by_id.get(pk, (detail, data))
+                        events.append((pk, kind, from_status, to_status, code, event_detail, event_data or {}))
             if moved:
                 moved_set = set(moved)
                 remaining = [pk for pk in remaining if pk not in moved_set]
         events_insert(events, created_at=now)
-        if moved and settle_dependents and to_status in DECIDING_STATUSES:
+        if moved and deciding:
             # Release or cancel the messages waiting for these ones: one indexed query, usually finding none.
             from .services.dependencies import dependents_settle
 
@@ -324,6 +354,37 @@ def transition(
 
 
 EVENT_COLUMNS = ("message", "kind", "from_status", "to_status", "code", "detail", "data", "dedupe_key", "created_at")
+
+
+@dataclass(frozen=True)
+class StatusEvents:
+    """The timeline events of one status change, written by the UPDATE that makes it (PostgreSQL): one for each
+    row it moved, with the shared detail and data, or the row's own from `by_id` ({pk: (detail, data)})."""
+
+    kind: str
+    from_status: str
+    to_status: str
+    code: str
+    detail: str
+    data: dict[str, Any] | None
+    by_id: Mapping[int, tuple[str, dict[str, Any] | None]]
+    created_at: datetime
+
+    def insert_from(self, moved: str, pk: str, connection) -> tuple[str, list[Any]]:
+        """An INSERT of the events of the rows in `moved` (a CTE with their primary key column `pk`)."""
+        quote = connection.ops.quote_name
+        fields = [MessageEvent._meta.get_field(name) for name in EVENT_COLUMNS]
+        columns = ", ".join(quote(field.column) for field in fields)
+        stamp = fields[-1].get_db_prep_value(self.created_at, connection)
+        # Rows with an event of their own come as one JSON parameter, as in events_insert.
+        own = json.dumps([[pk_, detail, data or {}] for pk_, (detail, data) in self.by_id.items()])
+        sql = (
+            f"INSERT INTO {quote(MessageEvent._meta.db_table)} ({columns}) "  # noqa: S608 - our own names
+            f"SELECT {moved}.{pk}, %s, %s, %s, %s, COALESCE(own.r->>1, %s), COALESCE(own.r->2, %s::jsonb), '', %s "
+            f"FROM {moved} LEFT JOIN jsonb_array_elements(%s::jsonb) AS own(r) ON (own.r->>0)::bigint = {moved}.{pk}"
+        )
+        shared = [self.kind, self.from_status, self.to_status, self.code, self.detail, json.dumps(self.data or {})]
+        return sql, [*shared, stamp, own]
 
 
 def events_insert(rows: Sequence[tuple[int, str, str, str, str, str, dict]], *, created_at) -> None:

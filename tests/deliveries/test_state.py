@@ -42,6 +42,29 @@ def test_transition_moves_only_rows_in_an_allowed_status_and_says_which():
     assert not Message.objects.get(pk=sent.pk).events.exists()
 
 
+def test_each_moved_message_gets_one_event_with_its_own_detail_or_the_shared_one():
+    own, shared, elsewhere = (MessageFactory(status=Status.SENDING) for _ in range(3))
+    Message.objects.filter(pk=elsewhere.pk).update(status=Status.SENT)
+    moved = transition(
+        [own.pk, shared.pk, elsewhere.pk],
+        to_status=Status.FAILED,
+        from_statuses=[Status.SENDING],
+        code="30003",
+        detail="Shared reason.",
+        data={"attempt": 1},
+        events_by_id={own.pk: ("Its own reason.", {"attempt": 2, "note": "ü"}), elsewhere.pk: ("Not moved.", {})},
+    )
+    assert sorted(moved) == [own.pk, shared.pk]
+    events = MessageEvent.objects.filter(message__in=[own, shared, elsewhere])
+    assert sorted(events.values_list("message_id", "from_status", "to_status", "code", "detail", "data")) == sorted(
+        [
+            (own.pk, "sending", "failed", "30003", "Its own reason.", {"attempt": 2, "note": "ü"}),
+            (shared.pk, "sending", "failed", "30003", "Shared reason.", {"attempt": 1}),
+        ]
+    )
+    assert len({event.created_at for event in events}) == 1
+
+
 def test_the_second_of_two_identical_transitions_moves_nothing():
     message = MessageFactory(status=Status.QUEUED)
     assert transition([message.pk], to_status=Status.SENDING) == [message.pk]
@@ -144,7 +167,7 @@ def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_sta
     with CaptureQueriesContext(connection) as queries:
         moved = transition(ids, to_status=to_status, from_statuses=[from_status])
     assert sorted(moved) == ids
-    [update] = [query["sql"] for query in queries if query["sql"].startswith("UPDATE")]
+    [update] = [query["sql"] for query in queries if 'UPDATE "deliveries_message"' in query["sql"]]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {update}")
         plan = "\n".join(row[0] for row in cursor.fetchall())

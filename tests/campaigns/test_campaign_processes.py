@@ -91,6 +91,12 @@ def test_three_dispatchers_fire_each_occurrence_of_a_recurring_campaign_once(fak
     occurrences = list(campaign.occurrences.values_list("occurrence_at", flat=True))
     assert len(occurrences) == len(set(occurrences))
     assert all(at.second % 2 == 0 for at in occurrences)
-    # Each occurrence sent once to each contact, however many dispatchers saw it come due.
-    assert set(fake_twilio.count_by_to()) == {c.phone for c in contacts}
-    assert set(fake_twilio.count_by_to().values()) == {len(occurrences)}
+    # Each occurrence sent once to each contact, however many dispatchers saw it come due. (If this fails, the
+    # messages and what the fake received say which occurrence went missing, and where.)
+    story = {
+        "occurrences": occurrences,
+        "messages": list(Message.objects.values_list("pk", "recipient", "status", "provider_message_id", "metadata")),
+        "received": [(m["to"], m["sid"], m["received_at"]) for m in fake_twilio.received],
+    }
+    assert set(fake_twilio.count_by_to()) == {c.phone for c in contacts}, story
+    assert set(fake_twilio.count_by_to().values()) == {len(occurrences)}, story

@@ -313,6 +313,38 @@ def scenario_send(bench: Bench, channel: str, count: int) -> dict:
     }
 
 
+def scenario_api_backlog(bench: Bench, count: int) -> dict:
+    """Messages queued one job each, as `POST /api/v1/messages/` queues them (message_create, in this process
+    rather than over HTTP, so only the sending is measured), then sent by 2 workers: how fast a backlog of API
+    messages drains. Each small job takes the send jobs waiting behind it over (dispatch.send_jobs_adopt)."""
+    bench.reset()
+    import django_rq
+
+    from deliveries.services.messages import message_create, message_request_validate
+
+    for i in range(count):
+        request, content = message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body=f"Bench {i}")
+        message_create(request=request, content=content)
+    jobs_queued = django_rq.get_queue("default").count
+    workers = bench.workers(2)
+    started = time.monotonic()
+    bench.wait_until_sent(count, timeout=max(120, count / 5))
+    elapsed = time.monotonic() - started
+    for worker in workers:
+        bench.stop(worker)
+    from rq.registry import FinishedJobRegistry
+
+    receipts = bench.received(TWILIO_PORT)
+    return {
+        "messages": count,
+        "jobs_queued": jobs_queued,
+        "jobs_run": FinishedJobRegistry(queue=django_rq.get_queue("default")).count,
+        "received_by_provider": len(receipts),
+        "rate_per_s": round(rate_from_receipts(receipts), 1),
+        "wall_seconds_including_worker_start": round(elapsed, 2),
+    }
+
+
 BULLMQ_DIR = ROOT / "benchmarks" / "bullmq"
 BULLMQ_PROCESSES, BULLMQ_CONCURRENCY = 2, 100
 
@@ -682,6 +714,7 @@ def main() -> None:
         "naive": 200 if args.quick else 2000,
         "send_sms": 1000 if args.quick else 20000,
         "send_email": 500 if args.quick else 20000,
+        "api_backlog": 300 if args.quick else 5000,
         "schedule": 500 if args.quick else 5000,
         "fanout": 5000 if args.quick else 100000,
         "cost": 500 if args.quick else 5000,
@@ -693,6 +726,7 @@ def main() -> None:
         "fanout": lambda b: scenario_fanout(b, sizes["fanout"]),
         "send_sms": lambda b: scenario_send(b, "sms", sizes["send_sms"]),
         "send_email": lambda b: scenario_send(b, "email", sizes["send_email"]),
+        "api_backlog": lambda b: scenario_api_backlog(b, sizes["api_backlog"]),
         "naive": lambda b: scenario_naive(b, sizes["naive"]),
         "bullmq": lambda b: scenario_bullmq(b, sizes["send_sms"]),
         "fake_capacity": lambda b: scenario_fake_capacity(b, sizes["fake_capacity"]),

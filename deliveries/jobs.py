@@ -3,6 +3,8 @@
 import time
 
 from django.conf import settings
+from rq import get_current_job
+from rq.queue import Queue
 
 from .services import dispatch, sending
 
@@ -23,4 +25,12 @@ def send_messages(message_ids: list[int], not_before: float | None = None) -> di
             dispatch.messages_return_early(message_ids)
         elif early > 0:
             time.sleep(early)
+    else:
+        job = get_current_job()
+        if job is not None:  # a small job sends the waiting small jobs' messages too (dispatch.send_jobs_adopt)
+            queue = Queue(job.origin, connection=job.connection)
+            message_ids = [
+                *message_ids,
+                *dispatch.send_jobs_adopt(queue, limit=settings.SEND_BATCH_SIZE - len(message_ids)),
+            ]
     return sending.send_messages(message_ids)

@@ -314,6 +314,63 @@ def messages_return_early(message_ids: Sequence[int]) -> int:
     )
 
 
+# Takes each job (ARGV) out of the queue's list (KEYS[1]) and deletes its hash (KEYS[1 + i]), if it is still in the
+# list: atomically, so a job is either still waiting for any worker or gone with its messages in the taker's hands.
+# A waiting job is in no registry, only in the list (Job.delete would also look for executions and groups).
+_TAKE_JOBS = """
+local taken = {}
+for i, job_id in ipairs(ARGV) do
+    if redis.call('LREM', KEYS[1], 1, job_id) == 1 then
+        redis.call('DEL', KEYS[1 + i])
+        taken[#taken + 1] = job_id
+    end
+end
+return taken
+"""
+
+
+def send_jobs_adopt(queue: Queue, *, limit: int) -> list[int]:
+    """Take over send jobs still waiting in `queue`, up to `limit` messages in all, and return their message ids.
+
+    The API queues each message it accepts as a job of its own, and a worker forks a process per job: with one
+    message a job, two workers sent 14 messages a second, whatever the provider would take. So a small job takes
+    the plain send jobs waiting behind it (due now, not held for a later time) and sends their messages with its
+    own, in one batch: with no backlog a message still goes at once, alone; with one, the backlog goes out in
+    batches. Taking a job removes it from the queue and deletes it in one step (_TAKE_JOBS), against workers
+    dequeuing it at the same moment: whoever takes it first sends it. If this process dies before sending them,
+    the rows are still `queued` with no job alive, and the reconciler re-queues them as after any lost job.
+    """
+    if limit <= 0:
+        return []
+    try:
+        waiting = [job for job in Job.fetch_many(queue.get_job_ids(0, limit), queue.connection) if job is not None]
+        chosen: dict[str, tuple[Job, list[int]]] = {}
+        count = 0
+        for job in waiting:
+            if job.func_name != SEND_JOB or job.kwargs.get("not_before") is not None:
+                continue
+            ids = list(job.args[0])
+            if count + len(ids) > limit:
+                break
+            chosen[job.id] = (job, ids)
+            count += len(ids)
+        taken = jobs_take(queue, [job for job, _ in chosen.values()])
+    except RedisError as error:  # nothing was taken: the jobs wait for their workers
+        logger.warning("Could not take over waiting send jobs: %s", error)
+        return []
+    return [pk for job_id in taken for pk in chosen[job_id][1]]
+
+
+def jobs_take(queue: Queue, jobs: Sequence[Job]) -> list[str]:
+    """Remove these jobs from the queue and delete them, each only if it is still waiting in the queue's list;
+    returns the ids of those taken (see _TAKE_JOBS)."""
+    if not jobs:
+        return []
+    take = queue.connection.register_script(_TAKE_JOBS)
+    taken = take(keys=[queue.key, *(job.key for job in jobs)], args=[job.id for job in jobs])
+    return [job_id.decode() if isinstance(job_id, bytes) else job_id for job_id in taken]
+
+
 def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 20000) -> int:
     """Find queued messages without a live job and queue them again: Redis lost the job (flushed, restarted),
     it finished without them, or the worker running it died. Returns how many were re-queued.

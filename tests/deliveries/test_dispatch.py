@@ -7,15 +7,21 @@ import django_rq
 import pytest
 from django.utils import timezone
 from rq.job import Job
+from rq.registry import FinishedJobRegistry
 
 from deliveries import jobs
 from deliveries.models import Message, Status
 from deliveries.services.dispatch import (
     JOB_SPAN_SECONDS,
     HeldJobs,
+    SendJob,
     dispatch_due_messages,
+    enqueue_jobs,
+    jobs_take,
+    new_job_id,
     next_send_at,
     requeue_orphaned_messages,
+    send_jobs_adopt,
 )
 from deliveries.services.messages import message_cancel, message_create, message_request_validate
 from tests.support import run_burst_worker
@@ -168,3 +174,63 @@ def test_next_send_at_is_the_earliest_scheduled_time():
     schedule(soon + timedelta(seconds=5))
     schedule(soon)
     assert next_send_at() == soon
+
+
+def test_a_small_job_takes_over_the_plain_send_jobs_waiting_behind_it():
+    queue = django_rq.get_queue("default")
+    singles = [(new_job_id(), [pk]) for pk in (1, 2, 3)]
+    held = SendJob(new_job_id(), [4], not_before=time.time() + 60)  # waits for its time: not taken early
+    pair = (new_job_id(), [5, 6])
+    enqueue_jobs({"default": [*singles, held]})
+    other = queue.enqueue("deliveries.services.dispatch.new_job_id")  # not a send job: left alone
+    enqueue_jobs({"default": [pair]})
+
+    assert send_jobs_adopt(queue, limit=4) == [1, 2, 3]  # the pair would go over the limit
+    assert queue.get_job_ids() == [held.job_id, other.id, pair[0]]
+    assert not any(Job.exists(job_id, connection=queue.connection) for job_id, _ in singles)
+
+    assert send_jobs_adopt(queue, limit=10) == [5, 6]
+    assert queue.get_job_ids() == [held.job_id, other.id]
+    assert send_jobs_adopt(queue, limit=10) == []
+    assert send_jobs_adopt(queue, limit=0) == []
+
+
+def test_a_job_some_worker_took_first_is_not_taken_again():
+    queue = django_rq.get_queue("default")
+    first, second = (new_job_id(), [1]), (new_job_id(), [2])
+    enqueue_jobs({"default": [first, second]})
+    jobs = Job.fetch_many([first[0], second[0]], connection=queue.connection)
+    queue.remove(first[0])  # a worker dequeues it after we looked at the queue, before we take it
+    assert jobs_take(queue, jobs) == [second[0]]
+    assert Job.exists(first[0], connection=queue.connection)  # still the other worker's to run
+    assert not Job.exists(second[0], connection=queue.connection)
+    assert queue.get_job_ids() == []
+
+
+def test_messages_the_api_queued_one_job_each_go_out_in_the_first_job_each_once(sms_outbox):
+    queue = django_rq.get_queue("default")
+    created = []
+    for i in range(30):
+        request, content = message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body="Hi")
+        created.append(message_create(request=request, content=content).pk)
+    assert queue.count == 30  # one job per message, as the API queues them
+
+    run_burst_worker()
+
+    assert FinishedJobRegistry(queue=queue).count == 1  # the first job took the other 29 over
+    assert sorted(m.id for m in sms_outbox) == created
+    assert set(Message.objects.filter(pk__in=created).values_list("status", flat=True)) == {Status.SENT}
+
+
+def test_messages_of_jobs_taken_by_a_process_that_died_before_sending_are_queued_again():
+    queue = django_rq.get_queue("default")
+    created = []
+    for i in range(3):
+        request, content = message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body="Hi")
+        created.append(message_create(request=request, content=content).pk)
+    assert send_jobs_adopt(queue, limit=10) == created  # ... and the process that took them dies here
+    assert queue.count == 0
+
+    assert requeue_orphaned_messages(older_than=0) == 3
+    [job] = Job.fetch_many(queue.get_job_ids(), connection=queue.connection)
+    assert job.args == (created,)

@@ -214,6 +214,17 @@ class Bench:
     def workers(self, count: int, *queues: str) -> list[subprocess.Popen]:
         return [self.manage("run_worker", *queues, "-v", "0") for _ in range(count)]
 
+    def send_with_workers(self, count: int, *, timeout: float, workers: int = 2) -> float:
+        """Start worker processes, wait until `count` messages are sent or failed, stop them (so their CPU time is
+        reaped); returns the seconds from their start."""
+        processes = self.workers(workers)
+        started = time.monotonic()
+        self.wait_until_sent(count, timeout=timeout)
+        elapsed = time.monotonic() - started
+        for process in processes:
+            self.stop(process)
+        return elapsed
+
 
 def rate_from_receipts(receipts: list[dict]) -> float:
     times = sorted(r["received_at"] for r in receipts)
@@ -287,12 +298,7 @@ def scenario_send(bench: Bench, channel: str, count: int) -> dict:
     bench.create_messages(count, channel=channel)
     fake_cpu_before, postgres_cpu_before = cpu_seconds(bench.fake.pid), postgres_cpu_seconds()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    workers = bench.workers(2)
-    started = time.monotonic()
-    bench.wait_until_sent(count, timeout=max(120, count / 50))
-    elapsed = time.monotonic() - started
-    for worker in workers:
-        bench.stop(worker)
+    elapsed = bench.send_with_workers(count, timeout=max(120, count / 50))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers (and their work horses) just reaped
     workers_cpu = sum(getattr(children, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     fake_cpu, postgres_cpu = cpu_seconds(bench.fake.pid) - fake_cpu_before, postgres_cpu_seconds() - postgres_cpu_before
@@ -326,12 +332,7 @@ def scenario_api_backlog(bench: Bench, count: int) -> dict:
         request, content = message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body=f"Bench {i}")
         message_create(request=request, content=content)
     jobs_queued = django_rq.get_queue("default").count
-    workers = bench.workers(2)
-    started = time.monotonic()
-    bench.wait_until_sent(count, timeout=max(120, count / 5))
-    elapsed = time.monotonic() - started
-    for worker in workers:
-        bench.stop(worker)
+    elapsed = bench.send_with_workers(count, timeout=max(120, count / 5))
     from rq.registry import FinishedJobRegistry
 
     receipts = bench.received(TWILIO_PORT)

@@ -738,6 +738,9 @@ def main() -> None:
         "memory": lambda b: scenario_memory(b, sizes["memory"]),
     }
     wanted = [name for name in (args.only.split(",") if args.only else scenarios) if name]
+    unknown = [name for name in wanted if name not in scenarios]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; the scenarios are {', '.join(scenarios)}")
     bench = Bench(args)
     results: dict[str, dict] = {}
     try:

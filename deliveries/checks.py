@@ -72,6 +72,17 @@ def check_reliability_settings(app_configs=None, **kwargs):
                 id="tidings.W002",
             )
         )
+    job_timeout = settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 180)
+    if job_timeout / 2 < settings.SEND_JOB_TAKE_OVER_SECONDS:
+        problems.append(
+            checks.Warning(
+                f"SEND_JOB_TAKE_OVER_SECONDS ({settings.SEND_JOB_TAKE_OVER_SECONDS:g}) is more than half of "
+                f"RQ_JOB_TIMEOUT ({job_timeout:g}): a send job that took over waiting jobs for that long may be "
+                "killed by RQ before it finishes its last batch, leaving its calls in doubt (review).",
+                hint="Keep SEND_JOB_TAKE_OVER_SECONDS at most a third of RQ_JOB_TIMEOUT (30 of 300 by default).",
+                id="tidings.W003",
+            )
+        )
     for name in ("SMS_RATE_LIMIT", "SMS_SENDER_RATE_LIMIT", "EMAIL_RATE_LIMIT", "EMAIL_SENDER_RATE_LIMIT"):
         value = getattr(settings, name, "")
         try:

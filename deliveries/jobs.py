@@ -23,14 +23,14 @@ def send_messages(message_ids: list[int], not_before: float | None = None) -> di
         early = not_before - time.time()
         if early > settings.DISPATCH_LOOKAHEAD + EARLY_WAIT_MARGIN_SECONDS:
             dispatch.messages_return_early(message_ids)
-        elif early > 0:
+            return sending.send_messages(message_ids)  # those still queued: none, unless another job re-queued them
+        if early > 0:
             time.sleep(early)
-    else:
-        job = get_current_job()
-        if job is not None:  # a small job sends the waiting small jobs' messages too (dispatch.send_jobs_adopt)
-            queue = Queue(job.origin, connection=job.connection)
-            message_ids = [
-                *message_ids,
-                *dispatch.send_jobs_adopt(queue, limit=settings.SEND_BATCH_SIZE - len(message_ids)),
-            ]
-    return sending.send_messages(message_ids)
+    job = get_current_job()
+    if job is None:
+        return sending.send_messages(message_ids)
+    # The send jobs waiting behind this one are taken over: first to fill this one up to SEND_BATCH_SIZE (the
+    # API queues a job per message), then a batch at a time as its calls finish (dispatch.WaitingSendJobs).
+    waiting = dispatch.WaitingSendJobs(Queue(job.origin, connection=job.connection))
+    message_ids = [*message_ids, *waiting.take(limit=settings.SEND_BATCH_SIZE - len(message_ids))]
+    return sending.send_messages(message_ids, more=waiting.more)

@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -480,8 +481,17 @@ class CallPool:
 class _ChannelSender:
     """Sends one channel's share of a job (see the module docstring); counts outcomes by status."""
 
-    def __init__(self, channel: str, backend: BaseBackend, counts: Counter, waiting_parents: set[int]):
+    def __init__(
+        self,
+        channel: str,
+        backend: BaseBackend,
+        counts: Counter,
+        waiting_parents: set[int],
+        more: Callable[[str], list[tuple[int, str]]] | None = None,
+    ):
         self.channel = channel
+        # More of this channel's messages to send once these have all started (taken over from waiting jobs).
+        self.more = more
         self.waiting_parents = waiting_parents
         self.backend = backend
         self.gate = ProviderGate(channel, backend.provider_name)
@@ -497,12 +507,17 @@ class _ChannelSender:
     def run(self, rows: list[tuple[int, str]]) -> None:
         pending = deque(rows)
         try:
-            with CallPool(self.backend, min(self.concurrency, len(rows)) or 1) as pool:
+            pool_size = self.concurrency if self.more is not None else min(self.concurrency, len(rows)) or 1
+            with CallPool(self.backend, pool_size) as pool:
                 try:
-                    while pending or self.in_flight:
+                    while True:
                         if pending and _stop_requested.is_set():
                             logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
                             pending.clear()
+                        if not pending and self.more is not None:
+                            self._take_more(pending)
+                        if not (pending or self.in_flight):
+                            break
                         self._refill(pool, pending)
                         finished = self._finished(pool)
                         # Refill the slots just freed before writing their outcomes, so that the new calls' round
@@ -514,11 +529,27 @@ class _ChannelSender:
                     while self.in_flight:
                         self._record(self._finished(pool))
         finally:
-            # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
-            receipts_apply_pending(provider=self.backend.provider_name, provider_message_ids=self.accepted_ids)
+            self._apply_early_receipts()
             for deferral in [self.held_all, *self.held_by_sender.values()]:
                 if deferral is not None:
                     self.counts[Status.SCHEDULED] += deferral.apply()
+
+    def _take_more(self, pending: deque) -> None:
+        """All the messages so far have started their calls: take the next ones now, while the last calls are in
+        flight, so that the call slots never drain between jobs. Receipts for those sent are applied first."""
+        if _stop_requested.is_set():
+            self.more = None
+            return
+        self._apply_early_receipts()
+        more = self.more(self.channel)
+        if not more:
+            self.more = None
+        pending.extend(more)
+
+    def _apply_early_receipts(self) -> None:
+        # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
+        receipts_apply_pending(provider=self.backend.provider_name, provider_message_ids=self.accepted_ids)
+        self.accepted_ids = []
 
     def _refill(self, pool: CallPool, pending: deque) -> None:
         """Start a wave when enough call slots are free (or none is busy): a wave's claim is one UPDATE."""
@@ -594,31 +625,40 @@ class _ChannelSender:
                 self.counts[record_failure(message, result.error, provider=result.provider)] += 1
 
 
-def send_messages(message_ids: list[int]) -> dict[str, int]:
-    """Send the given messages (those still queued) and record every outcome. Returns counts by status."""
+def send_messages(message_ids: list[int], *, more: Callable[[], list[int]] | None = None) -> dict[str, int]:
+    """Send the given messages (those still queued) and record every outcome. Returns counts by status.
+
+    `more()`, when given, returns further message ids to send the same way (the send jobs waiting behind this
+    one, taken over: deliveries.jobs), or [] when there are none to take. The last channel sent asks for them
+    once every message so far has started its call, and again each time, as long as what it gets is all of its
+    own channel: another channel's messages are sent after it, and then no more are taken.
+    """
     counts: Counter = Counter()
-    counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
-    rows = list(
-        Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
-        .only("pk", "channel", "sender", "recipient", "category")
-        .order_by("pk")
-    )
-    # One suppression lookup for the whole job: opt-outs that arrived after queueing are still honoured.
-    blocking = suppressions_blocking(rows)
-    by_channel: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for message in rows:
-        if message.pk in blocking:
-            counts[record_suppressed(message, blocking[message.pk])] += 1
-        else:
-            by_channel[message.channel].append((message.pk, message.sender))
-    # Which of these messages have others waiting for them, asked once for the job rather than after every send.
-    waiting_parents = set(
-        Message.objects.filter(among("depends_on_id", [m.pk for m in rows], status=Status.WAITING)).values_list(
-            "depends_on_id", flat=True
-        )
-    )
+    # Which of these messages have others waiting for them, asked once per lot rather than after every send.
+    waiting_parents: set[int] = set()
+    by_channel = _sendable_by_channel(message_ids, counts, waiting_parents)
+    feeding = more is not None
+
+    def more_of(channel: str) -> list[tuple[int, str]]:
+        nonlocal feeding
+        while feeding:
+            ids = more()
+            if not ids:
+                feeding = False
+                break
+            fresh = _sendable_by_channel(ids, counts, waiting_parents)
+            for other, rows in fresh.items():
+                if other != channel:
+                    by_channel[other].extend(rows)
+                    feeding = False  # finish this channel, then send the other's; take no more after that
+            if fresh.get(channel):
+                return fresh[channel]
+        return []
+
     with stop_on_sigterm():
-        for channel, channel_rows in by_channel.items():
+        while by_channel:
+            channel = next(iter(by_channel))
+            channel_rows = by_channel.pop(channel)
             if _stop_requested.is_set():
                 break
             try:
@@ -629,6 +669,36 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
                 for message in claim_messages([pk for pk, _ in channel_rows]):
                     counts[record_failure(message, failure, provider="")] += 1
                 continue
-            _ChannelSender(channel, backend, counts, waiting_parents).run(channel_rows)
+            # Only the last channel takes more: the others' messages would wait behind everything it took.
+            take = more_of if feeding and not by_channel else None
+            _ChannelSender(channel, backend, counts, waiting_parents, take).run(channel_rows)
     counts.pop("", None)
     return {status: count for status, count in counts.items() if count}
+
+
+def _sendable_by_channel(
+    message_ids: list[int], counts: Counter, waiting_parents: set[int]
+) -> defaultdict[str, list[tuple[int, str]]]:
+    """The messages still queued among these, as (id, sender) by channel, once the expired ones have failed and
+    the suppressed ones are recorded (both counted in `counts`). Adds those others wait for to
+    `waiting_parents`."""
+    counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
+    rows = list(
+        Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
+        .only("pk", "channel", "sender", "recipient", "category")
+        .order_by("pk")
+    )
+    # One suppression lookup for the lot: opt-outs that arrived after queueing are still honoured.
+    blocking = suppressions_blocking(rows)
+    by_channel: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+    for message in rows:
+        if message.pk in blocking:
+            counts[record_suppressed(message, blocking[message.pk])] += 1
+        else:
+            by_channel[message.channel].append((message.pk, message.sender))
+    waiting_parents.update(
+        Message.objects.filter(among("depends_on_id", [m.pk for m in rows], status=Status.WAITING)).values_list(
+            "depends_on_id", flat=True
+        )
+    )
+    return by_channel

@@ -11,10 +11,13 @@ from rq.registry import FinishedJobRegistry
 
 from deliveries import jobs
 from deliveries.models import Message, Status
+from deliveries.services import sending
+from deliveries.services.bulk import messages_create_many
 from deliveries.services.dispatch import (
     JOB_SPAN_SECONDS,
     HeldJobs,
     SendJob,
+    WaitingSendJobs,
     dispatch_due_messages,
     enqueue_jobs,
     jobs_take,
@@ -180,12 +183,13 @@ def test_a_small_job_takes_over_the_plain_send_jobs_waiting_behind_it():
     queue = django_rq.get_queue("default")
     singles = [(new_job_id(), [pk]) for pk in (1, 2, 3)]
     held = SendJob(new_job_id(), [4], not_before=time.time() + 60)  # waits for its time: not taken early
+    due = SendJob(new_job_id(), [7], not_before=time.time() - 1)  # its time has come: taken like the others
     pair = (new_job_id(), [5, 6])
-    enqueue_jobs({"default": [*singles, held]})
+    enqueue_jobs({"default": [*singles, held, due]})
     other = queue.enqueue("deliveries.services.dispatch.new_job_id")  # not a send job: left alone
     enqueue_jobs({"default": [pair]})
 
-    assert send_jobs_adopt(queue, limit=4) == [1, 2, 3]  # the pair would go over the limit
+    assert send_jobs_adopt(queue, limit=5) == [1, 2, 3, 7]  # the pair would go over the limit
     assert queue.get_job_ids() == [held.job_id, other.id, pair[0]]
     assert not any(Job.exists(job_id, connection=queue.connection) for job_id, _ in singles)
 
@@ -234,3 +238,67 @@ def test_messages_of_jobs_taken_by_a_process_that_died_before_sending_are_queued
     assert requeue_orphaned_messages(older_than=0) == 3
     [job] = Job.fetch_many(queue.get_job_ids(), connection=queue.connection)
     assert job.args == (created,)
+
+
+def _queued_sms(count: int, *, priority: str = "default") -> list[int]:
+    items = (
+        message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body="Hi", priority=priority)
+        for i in range(count)
+    )
+    return messages_create_many(items=items, collect_ids=True).ids
+
+
+def test_a_running_send_job_takes_over_full_jobs_as_its_calls_finish(sms_outbox, settings):
+    settings.SEND_BATCH_SIZE = 5
+    created = _queued_sms(15)
+    queue = django_rq.get_queue("default")
+    assert queue.count == 3  # three full jobs: none is small enough to be filled up at its start
+
+    run_burst_worker()
+
+    assert FinishedJobRegistry(queue=queue).count == 1  # the first job sent the other two's messages
+    assert sorted(m.id for m in sms_outbox) == created
+    assert set(Message.objects.filter(pk__in=created).values_list("status", flat=True)) == {Status.SENT}
+
+
+def test_a_send_job_takes_over_nothing_once_its_time_is_up(sms_outbox, settings):
+    settings.SEND_BATCH_SIZE = 5
+    settings.SEND_JOB_TAKE_OVER_SECONDS = 0
+    created = _queued_sms(15)
+
+    run_burst_worker()
+
+    assert FinishedJobRegistry(queue=django_rq.get_queue("default")).count == 3
+    assert sorted(m.id for m in sms_outbox) == created
+
+
+def test_a_send_job_takes_over_nothing_while_a_higher_priority_job_waits(settings):
+    settings.SEND_BATCH_SIZE = 5
+    default_ids = _queued_sms(5)
+    waiting = WaitingSendJobs(django_rq.get_queue("default"))
+    urgent = _queued_sms(1, priority="high")
+    assert waiting.more() == []  # the worker must get to the high job first
+    assert django_rq.get_queue("default").count == 1
+
+    django_rq.get_queue("high").empty()
+    assert waiting.more() == default_ids
+    assert WaitingSendJobs(django_rq.get_queue("high")).queues_first == []
+    assert urgent
+
+
+def test_taken_messages_of_another_channel_are_sent_after_the_channel_being_sent(sms_outbox, mailoutbox, settings):
+    sms = _queued_sms(3)
+    email_items = (
+        message_request_validate(channel="email", to=f"user{i}@example.com", subject="Hi", body="Hi") for i in range(2)
+    )
+    emails = messages_create_many(items=email_items, collect_ids=True).ids
+    later_sms = _queued_sms(2)
+    offered = [emails + later_sms, [999_999]]  # one take of both channels, then one that must never be asked for
+
+    def more() -> list[int]:
+        return offered.pop(0)
+
+    assert sending.send_messages(sms, more=more) == {Status.SENT: 7}
+    assert offered == [[999_999]]  # after a take with another channel's messages, nothing more was taken
+    assert sorted(m.id for m in sms_outbox) == sorted(sms + later_sms)
+    assert len(mailoutbox) == 2

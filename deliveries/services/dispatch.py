@@ -387,7 +387,22 @@ class WaitingSendJobs:
     def more(self) -> list[int]:
         if time.monotonic() >= self.until or self._jobs_wait_first():
             return []
-        return send_jobs_adopt(self.queue, limit=settings.SEND_BATCH_SIZE)
+        for _ in range(self.TRIES):
+            taken = send_jobs_adopt(self.queue, limit=settings.SEND_BATCH_SIZE)
+            # Nothing taken while jobs still wait: another worker dequeued the ones we chose. Look again.
+            if taken or not self._jobs_waiting():
+                return taken
+        return []
+
+    # Looks at the queue when another worker got the jobs chosen first (beyond that, the waiting jobs are not
+    # ours to take: held for later, or not send jobs).
+    TRIES = 3
+
+    def _jobs_waiting(self) -> bool:
+        try:
+            return self.queue.count > 0
+        except RedisError:
+            return False
 
     def _jobs_wait_first(self) -> bool:
         if not self.queues_first:

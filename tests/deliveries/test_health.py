@@ -55,6 +55,17 @@ def test_system_check_flags_a_short_lease_and_a_bad_rate():
     assert messages["tidings.E003"].startswith("SMS_RATE_LIMIT='lots' is not a rate")
 
 
+def test_system_check_flags_a_take_over_time_too_close_to_the_job_timeout(settings):
+    from deliveries.checks import check_reliability_settings
+
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "default": {**settings.RQ_QUEUES["default"], "DEFAULT_TIMEOUT": 60}}
+    settings.SEND_JOB_TAKE_OVER_SECONDS = 30
+    assert "tidings.W003" not in {m.id for m in check_reliability_settings()}
+    settings.SEND_JOB_TAKE_OVER_SECONDS = 31
+    [warning] = [m for m in check_reliability_settings() if m.id == "tidings.W003"]
+    assert warning.msg.startswith("SEND_JOB_TAKE_OVER_SECONDS (31) is more than half of RQ_JOB_TIMEOUT (60)")
+
+
 def test_ready_shows_each_providers_circuit_breaker_and_rate(client, settings):
     settings.SMS_RATE_LIMIT = "30/second"
     providers = client.get("/health/ready").json()["checks"]["providers"]

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "tidings:breaker"
 # While a probe is in flight, other messages for the provider look again this many seconds later.
 PROBE_WAIT_SECONDS = 1.0
+# A closed breaker with no failures counted, as read from Redis, is believed this long by the same sender: a busy
+# worker starts a wave of calls many times a second, and one read per wave was a tenth of its time. Any failure
+# it records (and any other state) makes the next wave read again; another worker's trip is seen this much later.
+QUIET_STATUS_MAX_AGE = 0.1
 
 
 def _replay(error: BaseException | None) -> None:
@@ -73,6 +77,7 @@ class ProviderBreaker:
         self.namespace = f"{NAMESPACE}:{provider}"
         self.reset_timeout = settings.BREAKER_RESET_TIMEOUT
         self._last_status: BreakerStatus | None = None  # what the last admit() read
+        self._read_at = 0.0  # when, on the monotonic clock
 
     def _breaker(self) -> pybreaker.CircuitBreaker:
         # pybreaker holds a lock for the whole call, so each thread gets its own instance over the shared storage.
@@ -112,7 +117,11 @@ class ProviderBreaker:
         Closed: yes. Open and paused: no, until the pause ends. Pause over (or half-open): yes for the one caller
         that takes the probe, which must then `call(..., probe=True)`; the others look again a moment later.
         """
-        status = self._last_status = self.status()
+        status = self._last_status
+        quiet = status is not None and status.state == pybreaker.STATE_CLOSED and status.failures == 0
+        if not quiet or time.monotonic() - self._read_at > QUIET_STATUS_MAX_AGE:
+            status = self._last_status = self.status()
+            self._read_at = time.monotonic()
         if status.state in (pybreaker.STATE_CLOSED, "unknown"):
             return True, None, False
         now = time.time()

@@ -1,5 +1,6 @@
 """Retries, deadlines, leases, the circuit breaker and rate limits, one at a time, through a real RQ worker."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from deliveries.backends.base import SendResult
-from deliveries.circuit_breakers import ProviderBreaker
+from deliveries.circuit_breakers import QUIET_STATUS_MAX_AGE, ProviderBreaker
+from deliveries.exceptions import TransientDeliveryError
 from deliveries.models import Message, Status
 from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.messages import (
@@ -240,6 +242,35 @@ def test_messages_wait_without_spending_attempts_while_the_breaker_is_open(fake_
     ready = client.get("/health/ready").json()
     assert ready["checks"]["providers"]["providers"]["sms"]["breaker"]["state"] == "open"
     assert ready["checks"]["providers"]["ok"] is False
+
+
+def test_a_sender_believes_a_quiet_breaker_for_a_tenth_of_a_second_then_sees_another_workers_trip(settings):
+    settings.BREAKER_FAIL_MAX, settings.BREAKER_RESET_TIMEOUT = 2, 60
+    ProviderBreaker("twilio").reset()
+    ours, theirs = ProviderBreaker("twilio"), ProviderBreaker("twilio")
+    assert ours.admit() == (True, None, False)
+    failure = TransientDeliveryError("down", provider="twilio")
+    assert theirs.admit() == (True, None, False)
+    theirs.record([failure, failure])  # another worker's calls trip it
+    assert theirs.status().state == "open"
+
+    assert ours.admit() == (True, None, False)  # our last read, a moment ago: closed and quiet
+    time.sleep(QUIET_STATUS_MAX_AGE + 0.02)
+    allowed, retry_at, probe = ours.admit()
+    assert (allowed, probe) == (False, False)
+    assert retry_at > time.time() + 50
+    ProviderBreaker("twilio").reset()
+
+
+def test_a_sender_reads_the_breaker_again_after_recording_a_failure(settings):
+    settings.BREAKER_FAIL_MAX, settings.BREAKER_RESET_TIMEOUT = 2, 60
+    ProviderBreaker("twilio").reset()
+    breaker = ProviderBreaker("twilio")
+    assert breaker.admit() == (True, None, False)
+    breaker.record([TransientDeliveryError("down", provider="twilio")])
+    ProviderBreaker("twilio").record([TransientDeliveryError("down", provider="twilio")])  # the second: open
+    assert breaker.admit()[0] is False  # no waiting for the tenth of a second: it had a failure counted
+    ProviderBreaker("twilio").reset()
 
 
 def test_after_the_pause_one_probe_closes_the_breaker_while_the_rest_wait_for_it(fake_twilio, settings):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import F
@@ -162,7 +162,7 @@ def to_outgoing(message: Message) -> OutgoingMessage:
     )
 
 
-def record_suppressed(message: Message, suppression: Suppression) -> str:
+def record_suppressed(message: Message | QueuedRow, suppression: Suppression) -> str:
     """A queued message whose recipient is on the suppression list ends `suppressed`, with the reason.
 
     Checked just before the claim, so it is never handed to a provider and spends no attempt.
@@ -677,6 +677,16 @@ def send_messages(message_ids: list[int], *, more: Callable[[], list[int]] | Non
     return {status: count for status, count in counts.items() if count}
 
 
+class QueuedRow(NamedTuple):
+    """What deciding whether and how to send a queued message needs, before its claim loads the rest."""
+
+    pk: int
+    channel: str
+    sender: str
+    recipient: str
+    category: str
+
+
 def _sendable_by_channel(
     message_ids: list[int], counts: Counter, waiting_parents: set[int]
 ) -> defaultdict[str, list[tuple[int, str]]]:
@@ -684,11 +694,13 @@ def _sendable_by_channel(
     the suppressed ones are recorded (both counted in `counts`). Adds those others wait for to
     `waiting_parents`."""
     counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
-    rows = list(
-        Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
-        .only("pk", "channel", "sender", "recipient", "category")
+    # Tuples, not model instances: building a thousand instances took four times as long as the query.
+    rows = [
+        QueuedRow(*values)
+        for values in Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
         .order_by("pk")
-    )
+        .values_list(*QueuedRow._fields)
+    ]
     # One suppression lookup for the lot: opt-outs that arrived after queueing are still honoured.
     blocking = suppressions_blocking(rows)
     by_channel: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)

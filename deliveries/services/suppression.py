@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from ..models import Category, Message, Suppression
+from ..state import among
 
 Reason = Suppression.Reason
 
@@ -81,14 +82,15 @@ def suppression_lift(*, channel: str, address: str, reasons: Iterable[str] | Non
     return bool(deleted)
 
 
-def suppressions_blocking(messages: Iterable[Message]) -> dict[int, Suppression]:
-    """The entries that stop each of these messages, by message id, in one query for the whole batch."""
+def suppressions_blocking(messages: Iterable) -> dict[int, Suppression]:
+    """The entries that stop each of these messages (anything with `pk`, `channel`, `recipient` and `category`:
+    messages, or the worker's rows), by message id, in one query for the whole batch."""
     messages = list(messages)
     if not messages:
         return {}
     keys = {(m.channel, suppression_address(m.channel, m.recipient)) for m in messages}
     entries = Suppression.objects.filter(
-        channel__in={channel for channel, _ in keys}, address__in={address for _, address in keys}
+        among("channel", {channel for channel, _ in keys}), among("address", {address for _, address in keys})
     )
     by_key = {(entry.channel, entry.address): entry for entry in entries}
     blocking = {}

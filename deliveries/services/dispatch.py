@@ -128,6 +128,10 @@ class _PlannedJob(NamedTuple):
     not_before: float | None
 
 
+# A job held for its time carries at most this many workers' call slots' worth of messages (SEND_CONCURRENCY each).
+HELD_JOB_SLOTS = 2
+
+
 def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetime) -> list[_PlannedJob]:
     """Cut rows (pk, priority, send_at) into jobs of at most SEND_BATCH_SIZE messages of one priority.
 
@@ -135,6 +139,10 @@ def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetim
     JOB_SPAN_SECONDS of each other. Jobs come due ones first (high priority first), then by `not_before`.
     """
     size = settings.SEND_BATCH_SIZE
+    # A job held for its time goes out with the others due then, on every worker at once: in smaller jobs, the
+    # workers share a burst to its end instead of one sending the last big job alone (they take each other's
+    # jobs over without a fork: WaitingSendJobs).
+    held_size = min(size, HELD_JOB_SLOTS * settings.SEND_CONCURRENCY)
     timed = [
         (pk, priority, send_at.timestamp() if send_at is not None and send_at > now else None)
         for pk, priority, send_at in rows
@@ -147,7 +155,8 @@ def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetim
         if index is not None:
             _, ids, first, _ = planned[index]
             same_kind = (first is None) == (at is None)
-            if len(ids) < size and same_kind and (at is None or at - first <= JOB_SPAN_SECONDS):
+            full = len(ids) >= (size if at is None else held_size)
+            if not full and same_kind and (at is None or at - first <= JOB_SPAN_SECONDS):
                 ids.append(pk)
                 planned[index] = (priority, ids, first, at)
                 continue
@@ -341,38 +350,58 @@ def send_jobs_adopt(queue: Queue, *, limit: int) -> list[int]:
     sends it. If this process dies before sending them, the rows are still `queued` with no job alive, and the
     reconciler re-queues them as after any lost job.
     """
+    return _send_jobs_take(queue, limit=limit).message_ids
+
+
+class _Taken(NamedTuple):
+    message_ids: list[int]
+    # The earliest `not_before` of the held send jobs passed over (epoch seconds), if any.
+    next_held: float | None = None
+
+
+def _send_jobs_take(queue: Queue, *, limit: int, at_least_one: bool = False) -> _Taken:
+    """As send_jobs_adopt; with `at_least_one`, the first job that can be taken is, however big."""
     if limit <= 0:
-        return []
+        return _Taken([])
     try:
         waiting = [job for job in Job.fetch_many(queue.get_job_ids(0, limit), queue.connection) if job is not None]
         chosen: dict[str, tuple[Job, list[int]]] = {}
         count = 0
+        next_held = None
         now = time.time()
         for job in waiting:
+            if job.func_name != SEND_JOB:
+                continue
             not_before = job.kwargs.get("not_before")
-            if job.func_name != SEND_JOB or (not_before is not None and not_before > now):
+            if not_before is not None and not_before > now:
+                next_held = min(not_before, next_held or not_before)
                 continue
             ids = list(job.args[0])
-            if count + len(ids) > limit:
+            if count + len(ids) > limit and not (at_least_one and not chosen):
                 break
             chosen[job.id] = (job, ids)
             count += len(ids)
         taken = jobs_take(queue, [job for job, _ in chosen.values()])
     except RedisError as error:  # nothing was taken: the jobs wait for their workers
         logger.warning("Could not take over waiting send jobs: %s", error)
-        return []
-    return [pk for job_id in taken for pk in chosen[job_id][1]]
+        return _Taken([])
+    return _Taken([pk for job_id in taken for pk in chosen[job_id][1]], next_held)
+
+
+# A running send job waits this long at most for a held job (`not_before`) in its queue to become due.
+HELD_JOB_WAIT_SECONDS = 1.0
 
 
 class WaitingSendJobs:
     """The plain send jobs waiting in a queue, for a running send job to take over (send_jobs_adopt).
 
-    First up to what fills the job to SEND_BATCH_SIZE, then, with `more()`, a batch at a time while the job's
-    calls are still in flight, so that a worker's call slots stay full from one batch to the next: without it,
-    each job's slots drained to nothing and the next job waited for a fork, its connections and its first claim
-    (a fifth of a busy worker's time). It stops taking after SEND_JOB_TAKE_OVER_SECONDS (the job must end well
-    within RQ's job timeout), and whenever a queue the worker serves first (a higher priority) has jobs waiting,
-    so those are never kept behind this queue's backlog.
+    First up to what fills the job to SEND_BATCH_SIZE, then, with `more()`, one job or the jobs that fill the
+    call slots (SEND_CONCURRENCY messages) at a time, while the job's calls are still in flight, so that a
+    worker's call slots stay full from one batch to the next: without it, each job's slots drained to nothing
+    and the next job waited for a fork, its connections and its first claim (a fifth of a busy worker's time).
+    It stops taking after SEND_JOB_TAKE_OVER_SECONDS (the job must end well within RQ's job timeout), and
+    whenever a queue the worker serves first (a higher priority) has jobs waiting, so those are never kept
+    behind this queue's backlog.
     """
 
     def __init__(self, queue: Queue):
@@ -384,15 +413,26 @@ class WaitingSendJobs:
     def take(self, limit: int) -> list[int]:
         return send_jobs_adopt(self.queue, limit=limit)
 
-    def more(self) -> list[int]:
+    def more(self) -> tuple[list[int], float | None]:
+        """(message ids taken, []: none now; and then when to ask again, or None: no more to take).
+
+        A job the dispatcher pushed ahead of its time (`not_before`) is taken once due: asked for within
+        HELD_JOB_WAIT_SECONDS of that, the answer is to ask again then, so a burst due over the next second goes
+        out through the work horses already running instead of a new one per job."""
         if time.monotonic() >= self.until or self._jobs_wait_first():
-            return []
+            return [], None
         for _ in range(self.TRIES):
-            taken = send_jobs_adopt(self.queue, limit=settings.SEND_BATCH_SIZE)
+            # About what the free call slots take: a worker taking a whole backlog at once would leave the
+            # others idle while it sends it alone (at least one job, whatever its size).
+            taken, next_held = _send_jobs_take(self.queue, limit=settings.SEND_CONCURRENCY, at_least_one=True)
+            if taken:
+                return taken, None
+            if next_held is not None:
+                return [], next_held if next_held - time.time() <= HELD_JOB_WAIT_SECONDS else None
             # Nothing taken while jobs still wait: another worker dequeued the ones we chose. Look again.
-            if taken or not self._jobs_waiting():
-                return taken
-        return []
+            if not self._jobs_waiting():
+                break
+        return [], None
 
     # Looks at the queue when another worker got the jobs chosen first (beyond that, the waiting jobs are not
     # ours to take: held for later, or not send jobs).

@@ -487,11 +487,13 @@ class _ChannelSender:
         backend: BaseBackend,
         counts: Counter,
         waiting_parents: set[int],
-        more: Callable[[str], list[tuple[int, str]]] | None = None,
+        more: Callable[[str], tuple[list[tuple[int, str]], float | None]] | None = None,
     ):
         self.channel = channel
-        # More of this channel's messages to send once these have all started (taken over from waiting jobs).
+        # More of this channel's messages to send once these have all started (taken over from waiting jobs),
+        # and when to ask for them (epoch seconds): a job held for its time may be due in a moment.
         self.more = more
+        self.ask_at = 0.0
         self.waiting_parents = waiting_parents
         self.backend = backend
         self.gate = ProviderGate(channel, backend.provider_name)
@@ -515,12 +517,17 @@ class _ChannelSender:
                         if pending and _stop_requested.is_set():
                             logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
                             pending.clear()
-                        if not pending and self.more is not None:
+                        if not pending and self.more is not None and time.time() >= self.ask_at:
                             self._take_more(pending)
                         if not (pending or self.in_flight):
-                            break
+                            if self.more is None:
+                                break
+                            time.sleep(max(self.ask_at - time.time(), 0))  # a held job due in a moment
+                            continue
                         self._refill(pool, pending)
-                        finished = self._finished(pool)
+                        # Waiting for a held job to come due: no waiting for answers past that.
+                        wait = max(self.ask_at - time.time(), 0) if self.more is not None and not pending else None
+                        finished = self._finished(pool, timeout=wait)
                         # Refill the slots just freed before writing their outcomes, so that the new calls' round
                         # trips overlap those writes instead of waiting for them.
                         self._refill(pool, pending)
@@ -542,10 +549,13 @@ class _ChannelSender:
             self.more = None
             return
         self._apply_early_receipts()
-        more = self.more(self.channel)
-        if not more:
-            self.more = None
+        more, ask_again_at = self.more(self.channel)
         pending.extend(more)
+        if not more:
+            if ask_again_at is None:
+                self.more = None
+            else:
+                self.ask_at = ask_again_at
 
     def _apply_early_receipts(self) -> None:
         # Receipts that arrived before we stored the provider's ids wait in the database; apply them now.
@@ -603,13 +613,13 @@ class _ChannelSender:
             self.in_flight[message.pk] = (message, probe)
         pool.start([(message.pk, to_outgoing(message)) for message in claimed])
 
-    def _finished(self, pool: CallPool) -> list[tuple[Message, bool, SendResult]]:
-        """Wait for a call to come back, then take every call that has: (message, was it the probe, result).
-
-        No waiting for more: the writes of the previous group take long enough for the next one to gather."""
+    def _finished(self, pool: CallPool, timeout: float | None = None) -> list[tuple[Message, bool, SendResult]]:
+        """Wait for a call to come back (at most `timeout` seconds), then take every call that has: (message, was
+        it the probe, result). No waiting for more: the writes of the previous group take long enough for the next
+        one to gather."""
         if not self.in_flight:
             return []
-        return [(*self.in_flight.pop(key), result) for key, result in pool.results()]
+        return [(*self.in_flight.pop(key), result) for key, result in pool.results(timeout)]
 
     def _record(self, finished: list[tuple[Message, bool, SendResult]]) -> None:
         """Write the outcomes: the accepted ones together, the others one by one with their reasons."""
@@ -626,13 +636,16 @@ class _ChannelSender:
                 self.counts[record_failure(message, result.error, provider=result.provider)] += 1
 
 
-def send_messages(message_ids: list[int], *, more: Callable[[], list[int]] | None = None) -> dict[str, int]:
+def send_messages(
+    message_ids: list[int], *, more: Callable[[], tuple[list[int], float | None]] | None = None
+) -> dict[str, int]:
     """Send the given messages (those still queued) and record every outcome. Returns counts by status.
 
     `more()`, when given, returns further message ids to send the same way (the send jobs waiting behind this
-    one, taken over: deliveries.jobs), or [] when there are none to take. The last channel sent asks for them
-    once every message so far has started its call, and again each time, as long as what it gets is all of its
-    own channel: another channel's messages are sent after it, and then no more are taken.
+    one, taken over: deliveries.jobs), with, when it has none now, when to ask again (epoch seconds) or None for
+    never. The last channel sent asks once every message so far has started its call, and again each time, as
+    long as what it gets is all of its own channel: another channel's messages are sent after it, and then no
+    more are taken.
     """
     counts: Counter = Counter()
     # Which of these messages have others waiting for them, asked once per lot rather than after every send.
@@ -640,21 +653,21 @@ def send_messages(message_ids: list[int], *, more: Callable[[], list[int]] | Non
     by_channel = _sendable_by_channel(message_ids, counts, waiting_parents)
     feeding = more is not None
 
-    def more_of(channel: str) -> list[tuple[int, str]]:
+    def more_of(channel: str) -> tuple[list[tuple[int, str]], float | None]:
         nonlocal feeding
         while feeding:
-            ids = more()
+            ids, ask_again_at = more()
             if not ids:
-                feeding = False
-                break
+                feeding = ask_again_at is not None
+                return [], ask_again_at
             fresh = _sendable_by_channel(ids, counts, waiting_parents)
             for other, rows in fresh.items():
                 if other != channel:
                     by_channel[other].extend(rows)
                     feeding = False  # finish this channel, then send the other's; take no more after that
             if fresh.get(channel):
-                return fresh[channel]
-        return []
+                return fresh[channel], None
+        return [], None
 
     with stop_on_sigterm():
         while by_channel:

@@ -14,6 +14,7 @@ from deliveries.models import Message, Status
 from deliveries.services import sending
 from deliveries.services.bulk import messages_create_many
 from deliveries.services.dispatch import (
+    HELD_JOB_WAIT_SECONDS,
     JOB_SPAN_SECONDS,
     HeldJobs,
     SendJob,
@@ -277,11 +278,11 @@ def test_a_send_job_takes_over_nothing_while_a_higher_priority_job_waits(setting
     default_ids = _queued_sms(5)
     waiting = WaitingSendJobs(django_rq.get_queue("default"))
     urgent = _queued_sms(1, priority="high")
-    assert waiting.more() == []  # the worker must get to the high job first
+    assert waiting.more() == ([], None)  # the worker must get to the high job first
     assert django_rq.get_queue("default").count == 1
 
     django_rq.get_queue("high").empty()
-    assert waiting.more() == default_ids
+    assert waiting.more() == (default_ids, None)
     assert WaitingSendJobs(django_rq.get_queue("high")).queues_first == []
     assert urgent
 
@@ -295,10 +296,40 @@ def test_taken_messages_of_another_channel_are_sent_after_the_channel_being_sent
     later_sms = _queued_sms(2)
     offered = [emails + later_sms, [999_999]]  # one take of both channels, then one that must never be asked for
 
-    def more() -> list[int]:
-        return offered.pop(0)
+    def more() -> tuple[list[int], None]:
+        return offered.pop(0), None
 
     assert sending.send_messages(sms, more=more) == {Status.SENT: 7}
     assert offered == [[999_999]]  # after a take with another channel's messages, nothing more was taken
     assert sorted(m.id for m in sms_outbox) == sorted(sms + later_sms)
     assert len(mailoutbox) == 2
+
+
+def test_a_running_send_job_waits_for_a_held_job_due_in_a_moment_and_sends_it_on_time(sms_outbox):
+    now = _queued_sms(3)
+    later = _queued_sms(2)
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    not_before = time.time() + 0.4
+    enqueue_jobs({"default": [SendJob(new_job_id(), now), SendJob(new_job_id(), later, not_before=not_before)]})
+
+    run_burst_worker()
+
+    assert FinishedJobRegistry(queue=queue).count == 1  # the first job waited for the second and took it
+    assert sorted(m.id for m in sms_outbox) == now + later
+    sending_at = dict(Message.objects.filter(pk__in=later).values_list("pk", "sending_at"))
+    assert min(sending_at.values()).timestamp() >= not_before  # never before its time
+
+
+def test_a_held_job_due_later_than_a_moment_is_left_to_its_own_work_horse(settings):
+    settings.SEND_BATCH_SIZE = 5
+    later = _queued_sms(2)
+    django_rq.get_queue("default").empty()
+    held_until = time.time() + HELD_JOB_WAIT_SECONDS + 5
+    enqueue_jobs({"default": [SendJob(new_job_id(), later, not_before=held_until)]})
+    waiting = WaitingSendJobs(django_rq.get_queue("default"))
+    assert waiting.more() == ([], None)
+
+    soon = time.time() + 0.5
+    enqueue_jobs({"default": [SendJob(new_job_id(), [1], not_before=soon)]})
+    assert waiting.more() == ([], soon)

@@ -545,7 +545,9 @@ class _ChannelSender:
     def _take_more(self, pending: deque) -> None:
         """All the messages so far have started their calls: take the next ones now, while the last calls are in
         flight, so that the call slots never drain between jobs. Receipts for those sent are applied first."""
-        if _stop_requested.is_set():
+        if _stop_requested.is_set() or self.held_all is not None:
+            # Stopping; or the provider is paused or at its rate: whatever it took would only be deferred, and
+            # held in this process until it ends. The dispatcher releases them when they can go.
             self.more = None
             return
         self._apply_early_receipts()

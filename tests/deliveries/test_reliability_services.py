@@ -1,16 +1,20 @@
 """Retries, deadlines, leases, the circuit breaker and rate limits, one at a time, through a real RQ worker."""
 
 import time
+from collections import Counter
 from datetime import timedelta
 
+import django_rq
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
+from rq.registry import FinishedJobRegistry
 
 from deliveries.backends.base import SendResult
 from deliveries.circuit_breakers import QUIET_STATUS_MAX_AGE, ProviderBreaker
 from deliveries.exceptions import TransientDeliveryError
 from deliveries.models import Message, Status
+from deliveries.services.bulk import messages_create_many
 from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.messages import (
     message_create,
@@ -312,6 +316,22 @@ def test_a_rate_limited_worker_defers_what_it_cannot_send_to_when_capacity_retur
     assert timedelta(seconds=55) < deferred[0].send_at - timezone.now() <= timedelta(seconds=60)
     assert deferred[0].send_at == deferred[1].send_at
     assert deferred[2].send_at - deferred[0].send_at == timedelta(seconds=60)
+    assert fake_twilio.request_count == 2
+
+
+def test_a_job_held_back_by_the_rate_takes_over_no_more_jobs(fake_twilio, settings):
+    settings.SMS_RATE_LIMIT = "2/minute"
+    settings.SEND_BATCH_SIZE = settings.SEND_CONCURRENCY = 2  # jobs of two, taken over one at a time
+    items = (message_request_validate(channel="sms", to=f"+1415{7000000 + i}", body="Hi") for i in range(6))
+    messages_create_many(items=items)
+    queue = django_rq.get_queue("default")
+    assert queue.count == 3
+
+    run_burst_worker()
+
+    # The first job sent its two, took the second job over and found the rate spent: it took no third.
+    assert FinishedJobRegistry(queue=queue).count == 2
+    assert Counter(Message.objects.values_list("status", flat=True)) == {Status.SENT: 2, Status.SCHEDULED: 4}
     assert fake_twilio.request_count == 2
 
 

@@ -527,11 +527,10 @@ class _ChannelSender:
                         self._refill(pool, pending)
                         # Waiting for a held job to come due: no waiting for answers past that.
                         wait = max(self.ask_at - time.time(), 0) if self.more is not None and not pending else None
-                        finished = self._finished(pool, timeout=wait)
-                        # Refill the slots just freed before writing their outcomes, so that the new calls' round
-                        # trips overlap those writes instead of waiting for them.
-                        self._refill(pool, pending)
-                        self._record(finished)
+                        # A slot is free again once its outcome is written, not when its answer arrives: until
+                        # then the message is still `sending`, in doubt if this process dies, and at most
+                        # SEND_CONCURRENCY messages may be (docs/reliability.md).
+                        self._record(self._finished(pool, timeout=wait))
                 finally:
                     # Every call that started gets its outcome recorded, whatever stopped the loop.
                     while self.in_flight:

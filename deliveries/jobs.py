@@ -30,7 +30,7 @@ def send_messages(message_ids: list[int], not_before: float | None = None) -> di
     if job is None:
         return sending.send_messages(message_ids)
     # The send jobs waiting behind this one are taken over: first to fill this one up to SEND_BATCH_SIZE (the
-    # API queues a job per message), then a batch at a time as its calls finish (dispatch.WaitingSendJobs).
+    # API queues a job per message), then a job at a time as its calls finish (dispatch.WaitingSendJobs).
     waiting = dispatch.WaitingSendJobs(Queue(job.origin, connection=job.connection))
     message_ids = [*message_ids, *waiting.take(limit=settings.SEND_BATCH_SIZE - len(message_ids))]
     return sending.send_messages(message_ids, more=waiting.more)

@@ -404,6 +404,10 @@ class WaitingSendJobs:
     behind this queue's backlog.
     """
 
+    # Looks at the queue when another worker got the jobs chosen first (beyond that, the waiting jobs are not
+    # ours to take: held for later, or not send jobs).
+    TRIES = 3
+
     def __init__(self, queue: Queue):
         self.queue = queue
         self.until = time.monotonic() + settings.SEND_JOB_TAKE_OVER_SECONDS
@@ -433,10 +437,6 @@ class WaitingSendJobs:
             if not self._jobs_waiting():
                 break
         return [], None
-
-    # Looks at the queue when another worker got the jobs chosen first (beyond that, the waiting jobs are not
-    # ours to take: held for later, or not send jobs).
-    TRIES = 3
 
     def _jobs_waiting(self) -> bool:
         try:

@@ -176,7 +176,8 @@ SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
 SEND_THREADS = env.int("SEND_THREADS", default=64)
 # A running send job takes over the send jobs waiting behind it in its queue for this many seconds (none while a
 # higher priority's jobs wait), so a worker's call slots stay full from one batch to the next instead of draining
-# and forking a new work horse per job. Keep it well under RQ_JOB_TIMEOUT (`manage.py check` says so); 0: never.
+# and forking a new work horse per job. Keep it well under RQ_JOB_TIMEOUT (`manage.py check` says so); 0: none
+# after a small job's first fill up to SEND_BATCH_SIZE.
 SEND_JOB_TAKE_OVER_SECONDS = env.float("SEND_JOB_TAKE_OVER_SECONDS", default=30.0)
 # --- Reliability: retries, deadlines, leases, rate limits, circuit breakers (docs/reliability.md) ----------
 # Attempts per message before a transient error becomes a failure; per channel, falling back to SEND_MAX_ATTEMPTS.

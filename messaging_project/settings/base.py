@@ -91,6 +91,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
+    # Parameters sent apart from the statement, and a statement run five times prepared on its connection: the
+    # worker's claims and records are the same few statements thousands of times a second, and PostgreSQL parsed
+    # and planned each afresh (a fifth of its CPU per message, docs/performance.md). Off for a connection pooler
+    # that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -173,3 +173,43 @@ def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_sta
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "deliveries_message_pkey" in plan, plan
     assert status_index not in plan, plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@pytest.mark.parametrize(
+    ("from_status", "to_status", "status_index"),
+    [
+        (Status.QUEUED, Status.SENDING, "message_queued_at"),
+        (Status.SENDING, Status.SENT, "message_sending_lease"),
+        (Status.SCHEDULED, Status.QUEUED, "message_pending_send_at"),
+    ],
+)
+def test_a_transition_run_again_and_again_is_prepared_and_its_generic_plan_finds_rows_by_id(
+    from_status, to_status, status_index
+):
+    # The workers run the same few transitions thousands of times a second: prepared once per connection, they
+    # are not parsed and planned each time. PostgreSQL may then run a generic plan, made without the values, which
+    # must look the rows up by id as the custom plans above do.
+    Message.objects.bulk_create(
+        [Message(channel="sms", recipient=f"+1415555{i:04d}", status=Status.SENT) for i in range(2000)]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE deliveries_message")
+    Message.objects.update(status=from_status)
+    ids = list(Message.objects.order_by("pk").values_list("pk", flat=True)[:60])
+    for start in range(0, 60, 10):  # psycopg prepares a statement on its fifth run
+        assert len(transition(ids[start : start + 10], to_status=to_status, from_statuses=[from_status])) == 10
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, parameter_types::text[] FROM pg_prepared_statements "
+            "WHERE statement LIKE %s AND statement LIKE %s",
+            ['%UPDATE "deliveries_message"%', f"%{to_status}%"],
+        )
+        [(statement, types)] = cursor.fetchall()
+        cursor.execute(f"PREPARE generic_transition ({', '.join(types)}) AS {statement}")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"EXPLAIN EXECUTE generic_transition ({', '.join(['NULL'] * len(types))})")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE generic_transition")
+    assert "deliveries_message_pkey" in plan, plan
+    assert status_index not in plan, plan

@@ -18,15 +18,47 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import certifi
 import pycurl
 
 # libcurl's own limit, past the driver's: only reached if the driver is not driving at all.
 BACKSTOP_SECONDS = 60
+
+
+# What application/x-www-form-urlencoded leaves as it is (urllib's always-safe characters), and the space.
+_FORM_UNSAFE = re.compile(r"[^A-Za-z0-9_.~ -]+")
+
+
+def _percent_encoded(match: re.Match) -> str:
+    return "".join([f"%{byte:02X}" for byte in match.group().encode()])
+
+
+def form_quote(value: str) -> str:
+    """`urllib.parse.quote_plus(value)`, working through runs of characters to escape rather than byte by byte
+    in Python (a URL or a message text is mostly safe characters): urllib's quoting was a tenth of the CPU of a
+    Twilio call."""
+    return _FORM_UNSAFE.sub(_percent_encoded, value).replace(" ", "+")
+
+
+def form_encode(data: Mapping[str, Any]) -> str:
+    """`urllib.parse.urlencode(data, doseq=True)` for a form of strings and lists of strings (what the provider
+    clients send), through form_quote; anything else goes to urlencode itself."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, str) and isinstance(key, str):
+            parts.append(f"{form_quote(key)}={form_quote(value)}")
+        elif isinstance(value, list | tuple) and isinstance(key, str) and all(isinstance(item, str) for item in value):
+            quoted_key = form_quote(key)
+            parts.extend(f"{quoted_key}={form_quote(item)}" for item in value)
+        else:
+            return urlencode(data, doseq=True)
+    return "&".join(parts)
 
 
 class HttpCallError(Exception):

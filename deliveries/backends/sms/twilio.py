@@ -29,7 +29,7 @@ from twilio.rest.api.v2010.account.message import MessageList  # noqa: F401 - lo
 from ...exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from .. import twilio_errors
 from ..base import BaseBackend, OutgoingMessage, SendResult
-from ..curl import HttpCallError, http_call
+from ..curl import HttpCallError, form_encode, http_call
 
 TWILIO_API_HOST = "https://api.twilio.com"
 
@@ -75,7 +75,7 @@ class CurlTwilioHttpClient(AsyncHttpClient):
             headers["Authorization"] = self._authorization(*auth)
         body = None
         if data:
-            body = urlencode(data, doseq=True).encode()
+            body = form_encode(data).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         url = rebase(url, self.base_url)
         if params:
@@ -120,7 +120,8 @@ def status_callback_path() -> str:
 
 def status_callback_url(message: OutgoingMessage) -> str:
     """Where Twilio posts this message's status changes. Twilio signs the whole URL, query string included."""
-    query = urlencode({"message": message.id, "attempt": message.attempt})
+    # Two integers need no quoting (urlencode's generic path was a thirtieth of a call's CPU).
+    query = f"message={int(message.id)}&attempt={int(message.attempt)}"
     return f"{settings.PUBLIC_BASE_URL}{status_callback_path()}?{query}"
 
 

@@ -17,20 +17,17 @@ def send_messages(message_ids: list[int], not_before: float | None = None) -> di
     """Send a batch of queued messages. Safe to run twice: only rows still `queued` are sent.
 
     `not_before` (epoch seconds) comes with messages claimed ahead of their `send_at`: nothing is sent before it.
-    They stay `queued`, so cancellable, while the job waits.
+    They stay `queued`, so cancellable, while the job waits (in sending.send_messages, once ready to send).
     """
-    if not_before is not None:
-        early = not_before - time.time()
-        if early > settings.DISPATCH_LOOKAHEAD + EARLY_WAIT_MARGIN_SECONDS:
-            dispatch.messages_return_early(message_ids)
-            return sending.send_messages(message_ids)  # those still queued: none, unless another job re-queued them
-        if early > 0:
-            time.sleep(early)
+    if not_before is not None and not_before - time.time() > settings.DISPATCH_LOOKAHEAD + EARLY_WAIT_MARGIN_SECONDS:
+        dispatch.messages_return_early(message_ids)
+        return sending.send_messages(message_ids)  # those still queued: none, unless another job re-queued them
     job = get_current_job()
     if job is None:
-        return sending.send_messages(message_ids)
+        return sending.send_messages(message_ids, not_before=not_before)
     # The send jobs waiting behind this one are taken over: first to fill this one up to SEND_BATCH_SIZE (the
-    # API queues a job per message), then a job at a time as its calls finish (dispatch.WaitingSendJobs).
+    # API queues a job per message), then a job at a time as its calls finish (dispatch.WaitingSendJobs). Held
+    # ones are taken only once due, so those taken now are due before this one's `not_before`.
     waiting = dispatch.WaitingSendJobs(Queue(job.origin, connection=job.connection))
     message_ids = [*message_ids, *waiting.take(limit=settings.SEND_BATCH_SIZE - len(message_ids))]
-    return sending.send_messages(message_ids, more=waiting.more)
+    return sending.send_messages(message_ids, more=waiting.more, not_before=not_before)

@@ -333,3 +333,18 @@ def test_a_held_job_due_later_than_a_moment_is_left_to_its_own_work_horse(settin
     soon = time.time() + 0.5
     enqueue_jobs({"default": [SendJob(new_job_id(), [1], not_before=soon)]})
     assert waiting.more() == ([], soon)
+
+
+def test_a_job_held_for_its_time_sends_nothing_before_it_and_fails_what_expired_while_it_waited(sms_outbox):
+    # The job reads its rows and opens its call pool first, then waits: the wait must still hold every call back,
+    # and a deadline that passes during it must still count.
+    on_time, expiring = _queued_sms(2)
+    Message.objects.filter(pk=expiring).update(expires_at=timezone.now() + timedelta(seconds=0.2))
+    not_before = time.time() + 0.5
+
+    assert jobs.send_messages([on_time, expiring], not_before=not_before) == {Status.SENT: 1, Status.FAILED: 1}
+
+    assert [message.id for message in sms_outbox] == [on_time]
+    assert Message.objects.get(pk=on_time).sending_at.timestamp() >= not_before
+    failed = Message.objects.get(pk=expiring)
+    assert (failed.status, failed.last_error_code, failed.attempts) == (Status.FAILED, "expired", 0)

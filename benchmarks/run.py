@@ -183,9 +183,7 @@ class Bench:
         return requests.get(f"http://127.0.0.1:{port}/_fake/messages", timeout=60).json()["messages"]
 
     # --- helpers ---------------------------------------------------------------------------------
-    def create_messages(
-        self, count: int, *, channel: str = "sms", send_at=None, spread: float = 0.0, enqueue: bool = True
-    ) -> None:
+    def create_messages(self, count: int, *, channel: str = "sms", send_at=None, spread: float = 0.0) -> None:
         """`count` messages to +1415 700 0000 + i (SMS) or user<i>@example.com; with `send_at`, message i is due
         `spread` * i / count seconds after it."""
         from datetime import timedelta
@@ -509,7 +507,7 @@ def scenario_naive(bench: Bench, count: int) -> dict:
     from rq import Queue
 
     bench.reset()
-    bench.create_messages(count, enqueue=False)
+    bench.create_messages(count)
     django_rq.get_connection("default").flushdb()  # drop our batched jobs; queue one naive job per message
     from deliveries.models import Message
 

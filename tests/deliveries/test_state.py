@@ -145,25 +145,33 @@ def test_among_matches_like_in_with_one_array_parameter_on_postgresql():
     assert Message.objects.filter(among("recipient", [messages[1].recipient])).get() == messages[1]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="which index serves a query is PostgreSQL's planner's")
-@pytest.mark.parametrize(
-    ("from_status", "to_status", "status_index"),
-    [
-        (Status.QUEUED, Status.SENDING, "message_queued_at"),  # a worker's claim
-        (Status.SENDING, Status.SENT, "message_sending_lease"),  # its record of the calls
-        (Status.SCHEDULED, Status.QUEUED, "message_pending_send_at"),  # the dispatcher's
-    ],
-)
-def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_status, to_status, status_index):
-    # Statistics taken while no row was in the source status make its partial index look empty, and it then holds
-    # every row of a burst: the rows must be looked up by id, or each transition scans the whole burst.
+# The transitions the workers and the dispatcher make thousands of times, with the partial index of the status
+# they leave.
+BUSY_TRANSITIONS = [
+    (Status.QUEUED, Status.SENDING, "message_queued_at"),  # a worker's claim
+    (Status.SENDING, Status.SENT, "message_sending_lease"),  # its record of the calls
+    (Status.SCHEDULED, Status.QUEUED, "message_pending_send_at"),  # the dispatcher's
+]
+
+
+def _rows_under_stale_statistics(status: str, count: int) -> list[int]:
+    """2,000 messages in `status`, with statistics taken when none was: its partial index looks empty to the
+    planner and holds every row, as during a burst. Returns the ids of the first `count`."""
     Message.objects.bulk_create(
         [Message(channel="sms", recipient=f"+1415555{i:04d}", status=Status.SENT) for i in range(2000)]
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE deliveries_message")
-    Message.objects.update(status=from_status)
-    ids = list(Message.objects.order_by("pk").values_list("pk", flat=True)[:20])
+    Message.objects.update(status=status)
+    return list(Message.objects.order_by("pk").values_list("pk", flat=True)[:count])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="which index serves a query is PostgreSQL's planner's")
+@pytest.mark.parametrize(("from_status", "to_status", "status_index"), BUSY_TRANSITIONS)
+def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_status, to_status, status_index):
+    # Statistics taken while no row was in the source status make its partial index look empty, and it then holds
+    # every row of a burst: the rows must be looked up by id, or each transition scans the whole burst.
+    ids = _rows_under_stale_statistics(from_status, 20)
     with CaptureQueriesContext(connection) as queries:
         moved = transition(ids, to_status=to_status, from_statuses=[from_status])
     assert sorted(moved) == ids
@@ -176,27 +184,14 @@ def test_a_transition_finds_its_rows_by_id_however_stale_the_statistics(from_sta
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
-@pytest.mark.parametrize(
-    ("from_status", "to_status", "status_index"),
-    [
-        (Status.QUEUED, Status.SENDING, "message_queued_at"),
-        (Status.SENDING, Status.SENT, "message_sending_lease"),
-        (Status.SCHEDULED, Status.QUEUED, "message_pending_send_at"),
-    ],
-)
+@pytest.mark.parametrize(("from_status", "to_status", "status_index"), BUSY_TRANSITIONS)
 def test_a_transition_run_again_and_again_is_prepared_and_its_generic_plan_finds_rows_by_id(
     from_status, to_status, status_index
 ):
     # The workers run the same few transitions thousands of times a second: prepared once per connection, they
     # are not parsed and planned each time. PostgreSQL may then run a generic plan, made without the values, which
     # must look the rows up by id as the custom plans above do.
-    Message.objects.bulk_create(
-        [Message(channel="sms", recipient=f"+1415555{i:04d}", status=Status.SENT) for i in range(2000)]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE deliveries_message")
-    Message.objects.update(status=from_status)
-    ids = list(Message.objects.order_by("pk").values_list("pk", flat=True)[:60])
+    ids = _rows_under_stale_statistics(from_status, 60)
     for start in range(0, 60, 10):  # psycopg prepares a statement on its fifth run
         assert len(transition(ids[start : start + 10], to_status=to_status, from_statuses=[from_status])) == 10
     with connection.cursor() as cursor:

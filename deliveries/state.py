@@ -181,26 +181,13 @@ def update_returning_ids(
     return [row[0] for row in _update_returning(queryset, values, per_row, [pk], events)]
 
 
-def update_returning_rows(
-    queryset: QuerySet,
-    values: dict[str, Any],
-    *,
-    fields: Sequence[str],
-    per_row: Mapping[str, Mapping[int, Any]] | None = None,
-    events: StatusEvents | None = None,
-) -> list[Any]:
-    """As update_returning_ids, but returning the changed rows as model instances with `fields` (and the primary
-    key) loaded as the update left them, the others deferred: what a SELECT after the UPDATE would give, without
-    the SELECT."""
-    loaded = _loaded_fields(queryset.model, fields)
-    return _instances(queryset.model, queryset.db, loaded, _update_returning(queryset, values, per_row, loaded, events))
-
-
 def _loaded_fields(model, fields: Sequence[str]) -> list:
     return [field for field in model._meta.concrete_fields if field.primary_key or field.name in fields]
 
 
 def _instances(model, database: str, loaded: list, rows: list[tuple]) -> list[Any]:
+    """Rows an UPDATE returned (`loaded` fields, the primary key among them) as model instances, the other fields
+    deferred: what a SELECT after the UPDATE would give, without the SELECT."""
     connection = connections[database]
     columns = [field.get_col(model._meta.db_table) for field in loaded]
     # The converters the ORM applies to these columns when it reads them (JSON text, SQLite's datetimes, ...).
@@ -322,7 +309,7 @@ def transition(
     message its own value for some fields (see update_returning_ids). `settle_dependents=False` skips looking for
     messages that wait for these ones, for a caller that knows there are none (the dispatcher's sweep would still
     settle one that appeared meanwhile). With `returning` (field names), the moved messages come back as instances
-    with those fields as the update left them (update_returning_rows), instead of their ids.
+    with those fields as the update left them (the others deferred), instead of their ids.
     """
     if not message_ids:
         return []
@@ -359,20 +346,15 @@ def transition(
                     rows = _update_by_shape(
                         database, chunk, from_status, extra_filter or {}, updates, values, inline, result_fields
                     )
-                    if returning:
-                        changed = _instances(Message, database, result_fields, rows)
-                        loaded.extend(changed)
-                        moved_now = [message.pk for message in changed]
-                    else:
-                        moved_now = [row[0] for row in rows]
                 else:
-                    rows = Message.objects.filter(pk_among(chunk, status=from_status), **(extra_filter or {}))
-                    if returning:
-                        changed = update_returning_rows(rows, updates, fields=returning, per_row=values)
-                        loaded.extend(changed)
-                        moved_now = [message.pk for message in changed]
-                    else:
-                        moved_now = update_returning_ids(rows, updates, values)
+                    queryset = Message.objects.filter(pk_among(chunk, status=from_status), **(extra_filter or {}))
+                    rows = _update_returning(queryset, updates, values, result_fields)
+                if returning:
+                    changed = _instances(Message, database, result_fields, rows)
+                    loaded.extend(changed)
+                    moved_now = [message.pk for message in changed]
+                else:
+                    moved_now = [row[0] for row in rows]
                 moved.extend(moved_now)
                 if not inline_events:
                     for pk in moved_now:
@@ -463,8 +445,8 @@ def _update_by_shape(
     if shaped is not None:
         params = shaped.params(connection, ids, from_status, extra_filter, updates, per_row)
         return _run_update(connection, Message, shaped.sql, params, events)
-    rows = Message.objects.filter(pk_among(ids, status=from_status), **extra_filter)
-    sql, params = _update_sql(rows, updates, per_row, result_fields)
+    queryset = Message.objects.filter(pk_among(ids, status=from_status), **extra_filter)
+    sql, params = _update_sql(queryset, updates, per_row, result_fields)
     if not sql:
         return []
     if shape is not None and shape not in _shaped_updates and len(_shaped_updates) < SHAPED_UPDATES_MAX:

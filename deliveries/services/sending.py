@@ -513,8 +513,9 @@ class _ChannelSender:
         try:
             pool_size = self.concurrency if self.more is not None else min(self.concurrency, len(rows)) or 1
             with CallPool(self.backend, pool_size) as pool:
-                if not_before is not None and not_before > time.time():
-                    time.sleep(not_before - time.time())
+                early = not_before - time.time() if not_before is not None else 0.0
+                if early > 0:
+                    time.sleep(early)
                     # What expired while it waited fails as expired (the claim takes only rows still queued).
                     self.counts[Status.FAILED] += fail_expired_messages(message_ids=[pk for pk, _ in rows])
                 try:

@@ -33,6 +33,10 @@ BACKSTOP_SECONDS = 60
 
 # What application/x-www-form-urlencoded leaves as it is (urllib's always-safe characters), and the space.
 _FORM_UNSAFE = re.compile(r"[^A-Za-z0-9_.~ -]+")
+# The same for ASCII text, one character at a time in C through str.translate: each unsafe character to its
+# escape, the space to "+".
+_FORM_ASCII = {code: f"%{code:02X}" for code in range(128) if _FORM_UNSAFE.match(chr(code)) and code != ord(" ")}
+_FORM_ASCII[ord(" ")] = "+"
 
 
 def _percent_encoded(match: re.Match) -> str:
@@ -40,9 +44,11 @@ def _percent_encoded(match: re.Match) -> str:
 
 
 def form_quote(value: str) -> str:
-    """`urllib.parse.quote_plus(value)`, working through runs of characters to escape rather than byte by byte
-    in Python (a URL or a message text is mostly safe characters): urllib's quoting was a tenth of the CPU of a
-    Twilio call."""
+    """`urllib.parse.quote_plus(value)` without its byte-by-byte loop in Python: urllib's quoting was a tenth of the
+    CPU of a Twilio call. ASCII text (URLs, numbers, most message texts) goes through str.translate (a third of
+    the cost of working through the runs to escape with a regex, which other text still does)."""
+    if value.isascii():
+        return value.translate(_FORM_ASCII)
     return _FORM_UNSAFE.sub(_percent_encoded, value).replace(" ", "+")
 
 

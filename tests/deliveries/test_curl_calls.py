@@ -158,6 +158,8 @@ def test_form_encoding_is_urllibs_to_the_byte():
         "caf\u00e9 \u2014 na\u00efve \U0001f600 \u4f60\u597d",
         "~._-*'()!$;:@,[]{}|\\^`\"<>#\n\t\r\x00 ",
         "  two  spaces  ",
+        "".join(map(chr, range(128))),  # every ASCII character (the translate table's whole domain)
+        "".join(map(chr, range(128))) + "\u00e9",  # and the same through the path for other text
     ]
     for text in texts:
         assert form_quote(text) == quote_plus(text), text

@@ -83,6 +83,15 @@ def check_reliability_settings(app_configs=None, **kwargs):
                 id="tidings.W003",
             )
         )
+    if settings.IDEMPOTENCY_KEY_TTL_HOURS <= 0:
+        problems.append(
+            checks.Error(
+                f"IDEMPOTENCY_KEY_TTL_HOURS ({settings.IDEMPOTENCY_KEY_TTL_HOURS:g}) is not positive: no "
+                "Idempotency-Key would ever replay, so a client's retry would send its message twice.",
+                hint="Keep it at least as long as your clients retry a request (24 hours by default).",
+                id="tidings.E004",
+            )
+        )
     for name in ("SMS_RATE_LIMIT", "SMS_SENDER_RATE_LIMIT", "EMAIL_RATE_LIMIT", "EMAIL_SENDER_RATE_LIMIT"):
         value = getattr(settings, name, "")
         try:

@@ -87,7 +87,8 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=255)
     scope = models.CharField(max_length=50, help_text="The endpoint the key was used on, e.g. messages.create.")
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body, canonical JSON.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed for the reconciler's sweep of keys past IDEMPOTENCY_KEY_TTL_HOURS.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique_per_api_key")]

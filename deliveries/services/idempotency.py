@@ -3,6 +3,9 @@
 The unique constraint on (api_key, key) decides between requests racing with the same key: the first to insert
 the key runs the create in the same transaction; the others wait on the constraint, then find the committed key
 and replay what it points to. Any create endpoint can use `idempotent_create` (a batch: many messages, one key).
+
+A key replays for IDEMPOTENCY_KEY_TTL_HOURS. After that it counts as unused (the request creates afresh) and the
+reconciler deletes it (`idempotency_keys_prune`); the messages it created stay, no longer pointing at it.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..models import ApiKey, IdempotencyKey
 
@@ -32,6 +38,22 @@ def request_fingerprint(data: Any) -> str:
     """SHA-256 of the request body as canonical JSON, so the same body in another key order matches."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def expired_before() -> datetime:
+    """Keys created before this no longer replay."""
+    return timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+def idempotency_keys_prune(*, limit: int = 5000) -> int:
+    """Delete up to `limit` keys past IDEMPOTENCY_KEY_TTL_HOURS, oldest first; returns how many. Their messages
+    and batches stay and only lose the link (SET_NULL), so the table stays the size of a day's keyed requests."""
+    expired = IdempotencyKey.objects.filter(created_at__lt=expired_before()).order_by("created_at")
+    ids = list(expired.values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0
+    IdempotencyKey.objects.filter(pk__in=ids).delete()
+    return len(ids)
 
 
 def _check(record: IdempotencyKey, *, scope: str, fingerprint: str) -> None:
@@ -59,9 +81,12 @@ def idempotent_create(
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise IdempotencyKeyInvalid(f"An Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.")
     # Outside any transaction: a replay needs no lock, and on SQLite a read before the insert would pin a snapshot.
-    record = IdempotencyKey.objects.filter(api_key=api_key, key=key).first()
+    cutoff = expired_before()
+    record = IdempotencyKey.objects.filter(api_key=api_key, key=key, created_at__gte=cutoff).first()
     if record is None:
         with transaction.atomic():
+            # The key may be on record from before the cutoff, not yet swept: it is over, this request starts afresh.
+            IdempotencyKey.objects.filter(api_key=api_key, key=key, created_at__lt=cutoff).delete()
             try:
                 with transaction.atomic():
                     record = IdempotencyKey.objects.create(

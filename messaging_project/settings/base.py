@@ -226,6 +226,9 @@ RECONCILE_AFTER = env.int("RECONCILE_AFTER", default=30)
 # rest in the worker. Never sent before send_at. Keep the lookahead well under RECONCILE_AFTER.
 DISPATCH_LOOKAHEAD = env.float("DISPATCH_LOOKAHEAD", default=2.0)
 DISPATCH_PUSH_LEAD = env.float("DISPATCH_PUSH_LEAD", default=0.1)
+# How long an Idempotency-Key replays its request's result. Older keys are forgotten by the reconciler (the
+# messages stay), and the same key then creates afresh, as Stripe's do after 24 hours.
+IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)

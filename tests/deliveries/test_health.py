@@ -66,6 +66,15 @@ def test_system_check_flags_a_take_over_time_too_close_to_the_job_timeout(settin
     assert warning.msg.startswith("SEND_JOB_TAKE_OVER_SECONDS (31) is more than half of RQ_JOB_TIMEOUT (60)")
 
 
+def test_system_check_refuses_idempotency_keys_that_never_replay(settings):
+    from deliveries.checks import check_reliability_settings
+
+    assert "tidings.E004" not in {m.id for m in check_reliability_settings()}
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 0
+    [error] = [m for m in check_reliability_settings() if m.id == "tidings.E004"]
+    assert error.msg.startswith("IDEMPOTENCY_KEY_TTL_HOURS (0) is not positive")
+
+
 def test_ready_shows_each_providers_circuit_breaker_and_rate(client, settings):
     settings.SMS_RATE_LIMIT = "30/second"
     providers = client.get("/health/ready").json()["checks"]["providers"]

@@ -1,13 +1,18 @@
 """`Idempotency-Key` on POST /api/v1/messages/: one message per key and API key, however often and however fast."""
 
 import threading
+from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from campaigns.models import Batch
 from deliveries.models import IdempotencyKey, Message
 from deliveries.services.api_keys import api_key_create
+from deliveries.services.idempotency import idempotency_keys_prune
 
 BODY = {"channel": "sms", "to": "+14155550100", "body": "Your code is 1234"}
 
@@ -87,3 +92,61 @@ def test_twenty_identical_requests_at_once_create_one_message(api_key):
     assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 19
     assert Message.objects.count() == 1
     assert IdempotencyKey.objects.get().messages.count() == 1
+
+
+def _age(key: str, hours: float) -> None:
+    IdempotencyKey.objects.filter(key=key).update(created_at=timezone.now() - timedelta(hours=hours))
+
+
+@pytest.mark.django_db
+def test_keys_past_their_time_are_pruned_and_their_messages_and_batches_stay(api, settings):
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
+    old = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="old").json()
+    batch = {"defaults": {"channel": "sms", "body": "Hi"}, "messages": [{"to": "+14155550101"}]}
+    old_batch = api.post("/api/v1/messages/batch/", batch, format="json", HTTP_IDEMPOTENCY_KEY="old-batch").json()
+    young = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="young").json()
+    _age("old", 25)
+    _age("old-batch", 25)
+    _age("young", 23)
+
+    assert idempotency_keys_prune() == 2
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["young"]
+    assert Message.objects.get(pk=old["id"]).idempotency_key is None
+    assert Message.objects.get(pk=young["id"]).idempotency_key.key == "young"
+    assert Batch.objects.get(pk=old_batch["batch_id"]).idempotency_key is None
+    assert idempotency_keys_prune() == 0
+
+
+@pytest.mark.django_db
+def test_pruning_goes_oldest_first_a_pass_at_a_time(api_key):
+    for hours in (30, 50, 40):
+        IdempotencyKey.objects.create(api_key=api_key, key=f"k{hours}", scope="messages.create", fingerprint="f")
+        _age(f"k{hours}", hours)
+    assert idempotency_keys_prune(limit=2) == 2
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["k30"]
+
+
+@pytest.mark.django_db
+def test_a_key_past_its_time_creates_afresh_even_before_it_is_pruned(api, settings):
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
+    first = api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    _age("order-17", 25)
+    # Another body too: an expired key is not "used before with a different request".
+    again = api.post("/api/v1/messages/", {**BODY, "body": "New"}, format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again
+    assert again.json()["id"] != first.json()["id"]
+    assert Message.objects.count() == 2
+    assert Message.objects.get(pk=first.json()["id"]).idempotency_key is None
+    replay = api.post("/api/v1/messages/", {**BODY, "body": "New"}, format="json", HTTP_IDEMPOTENCY_KEY="order-17")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == again.json()["id"]
+
+
+@pytest.mark.django_db(transaction=True)  # the dispatcher closes stale connections, as between its passes
+def test_the_dispatchers_reconcile_pass_prunes_keys(api):
+    api.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    _age("old", 48)
+    call_command("run_dispatcher", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert not IdempotencyKey.objects.exists()
+    assert Message.objects.count() == 1

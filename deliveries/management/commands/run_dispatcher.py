@@ -15,6 +15,7 @@ from deliveries.services.dispatch import (
     requeue_orphaned_messages,
 )
 from deliveries.services.feedback import receipts_prune
+from deliveries.services.idempotency import idempotency_keys_prune
 from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
 
 logger = logging.getLogger("deliveries.dispatcher")
@@ -81,6 +82,7 @@ class Command(BaseCommand):
                     if recovered["resent"]:
                         logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
                     receipts_prune()
+                    idempotency_keys_prune()
                     dependencies_sweep()
                     next_reconcile = started + reconcile_every
                 held.push_due()

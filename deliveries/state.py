@@ -123,13 +123,18 @@ class AnyOf(Lookup):
 
 
 INTEGER_TYPES = {"integer", "bigint", "smallint"}
+TEXT_TYPES = ("varchar", "text")
 
 
 def array_param(values: list[Any], db_type: str) -> Any:
-    """A PostgreSQL array parameter. Integers go as the array's text, `{1,2,3}`, which costs a join; psycopg's
-    array dumper checks every item for quoting in Python, about a microsecond each."""
+    """A PostgreSQL array parameter. Integers and strings go as the array's text, `{1,2,3}` or `{"a","b"}`, which
+    costs a join; psycopg's array dumper checks every item for quoting in Python, about a microsecond each."""
     if db_type in INTEGER_TYPES:
         return "{" + ",".join(map(str, map(int, values))) + "}"
+    if db_type.startswith(TEXT_TYPES) and all(type(value) is str for value in values):
+        # Each element in double quotes, where only the double quote and the backslash need escaping.
+        quoted = [value.replace("\\", "\\\\").replace('"', '\\"') for value in values]
+        return '{"' + '","'.join(quoted) + '"}' if quoted else "{}"
     return values
 
 

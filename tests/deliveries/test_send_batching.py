@@ -195,3 +195,24 @@ def test_twilios_answer_dates_are_parsed_as_the_client_parses_them_and_kept():
     hits = parse.cache_info().hits
     parse("Thu, 03 Dec 2026 11:40:00 +0000")
     assert parse.cache_info().hits == hits + 1
+
+
+def test_per_row_text_values_reach_the_rows_exactly_whatever_their_characters():
+    odd = [
+        "plain",
+        "",
+        'a "quoted", {braced} one',
+        'back\\slash \\" both',
+        "NULL",
+        " spaced ",
+        "caf\u00e9 \u2014 \U0001f600",
+    ]
+    messages = [MessageFactory(status=Status.SENDING) for _ in odd]
+    moved = update_returning_ids(
+        Message.objects.filter(pk__in=[m.pk for m in messages]),
+        {"status": Status.SENT},
+        per_row={"provider_message_id": {m.pk: value for m, value in zip(messages, odd, strict=True)}},
+    )
+    assert sorted(moved) == sorted(m.pk for m in messages)
+    stored = dict(Message.objects.filter(pk__in=moved).values_list("pk", "provider_message_id"))
+    assert [stored[m.pk] for m in messages] == odd

@@ -81,12 +81,13 @@ def idempotent_create(
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise IdempotencyKeyInvalid(f"An Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.")
     # Outside any transaction: a replay needs no lock, and on SQLite a read before the insert would pin a snapshot.
-    cutoff = expired_before()
-    record = IdempotencyKey.objects.filter(api_key=api_key, key=key, created_at__gte=cutoff).first()
+    record = IdempotencyKey.objects.filter(api_key=api_key, key=key).first()
+    if record is not None and record.created_at < expired_before():
+        # Past its time but not yet swept: it is over, and this request starts afresh under the same key.
+        IdempotencyKey.objects.filter(pk=record.pk).delete()
+        record = None
     if record is None:
         with transaction.atomic():
-            # The key may be on record from before the cutoff, not yet swept: it is over, this request starts afresh.
-            IdempotencyKey.objects.filter(api_key=api_key, key=key, created_at__lt=cutoff).delete()
             try:
                 with transaction.atomic():
                     record = IdempotencyKey.objects.create(

@@ -67,8 +67,12 @@ def test_an_invalid_request_does_not_use_up_the_key(api):
     assert good.status_code == 201
 
 
+@pytest.mark.parametrize("key_used_a_day_before", [False, True])
 @pytest.mark.django_db(transaction=True)
-def test_twenty_identical_requests_at_once_create_one_message(api_key):
+def test_twenty_identical_requests_at_once_create_one_message(api_key, key_used_a_day_before):
+    if key_used_a_day_before:  # its record not swept yet: every request finds it past its time
+        IdempotencyKey.objects.create(api_key=api_key, key="burst-1", scope="messages.create", fingerprint="old")
+        _age("burst-1", 25)
     start = threading.Barrier(20)
     responses = []
 
@@ -92,6 +96,7 @@ def test_twenty_identical_requests_at_once_create_one_message(api_key):
     assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 19
     assert Message.objects.count() == 1
     assert IdempotencyKey.objects.get().messages.count() == 1
+    assert IdempotencyKey.objects.get().fingerprint != "old"
 
 
 def _age(key: str, hours: float) -> None:

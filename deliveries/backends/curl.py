@@ -177,6 +177,8 @@ class CallDriver:
         self.running: dict[pycurl.Curl, tuple[Any, Coroutine, HttpCall]] = {}
         self.done: list[tuple[Any, Any]] = []
         self.next_deadline = math.inf
+        # What each handle was last set up with beyond the request itself (see _prepare).
+        self.shared_options: dict[pycurl.Curl, tuple] = {}
 
     def __enter__(self) -> CallDriver:
         return self
@@ -193,6 +195,7 @@ class CallDriver:
         for handle in self.idle:
             handle.close()
         self.idle.clear()
+        self.shared_options.clear()
         self.multi.close()
 
     @property
@@ -283,25 +286,29 @@ class CallDriver:
         handle.setopt(pycurl.NOSIGNAL, 1)  # no SIGALRM for timeouts: this may run in any thread
         return handle
 
-    @staticmethod
-    def _prepare(handle: pycurl.Curl, call: HttpCall) -> None:
-        if call.method == "POST":
-            handle.setopt(pycurl.POSTFIELDS, call.body or b"")
-            handle.unsetopt(pycurl.CUSTOMREQUEST)
-        elif call.method == "GET":
+    def _prepare(self, handle: pycurl.Curl, call: HttpCall) -> None:
+        if call.method == "GET":
             handle.setopt(pycurl.HTTPGET, 1)
-            handle.unsetopt(pycurl.CUSTOMREQUEST)
         else:
             handle.setopt(pycurl.POSTFIELDS, call.body or b"")
-            handle.setopt(pycurl.CUSTOMREQUEST, call.method)
         handle.setopt(pycurl.URL, call.url)
+        handle.setopt(pycurl.WRITEDATA, call.buffer)
+        # A handle keeps its options from one call to the next, and the calls of one client share the rest (its
+        # headers, proxy, TLS settings and timeout): they are set again only when they differ from the last call's.
+        shared = (call.method, call.headers, call.proxy, call.verify, call.timeout)
+        if self.shared_options.get(handle) == shared:
+            return
+        self.shared_options[handle] = shared
+        if call.method in ("GET", "POST"):
+            handle.unsetopt(pycurl.CUSTOMREQUEST)
+        else:
+            handle.setopt(pycurl.CUSTOMREQUEST, call.method)
         handle.setopt(pycurl.HTTPHEADER, call.headers)
         # Only the proxy the caller names: "" also stops libcurl reading http_proxy & co. from the environment.
         handle.setopt(pycurl.PROXY, call.proxy)
         handle.setopt(pycurl.CAINFO, call.verify if isinstance(call.verify, str) else certifi.where())
         handle.setopt(pycurl.SSL_VERIFYPEER, 1 if call.verify else 0)
         handle.setopt(pycurl.SSL_VERIFYHOST, 2 if call.verify else 0)
-        handle.setopt(pycurl.WRITEDATA, call.buffer)
         # The driver times the call out (connecting included); libcurl's limits are the backstop.
         backstop_ms = int((call.timeout + BACKSTOP_SECONDS) * 1000)
         handle.setopt(pycurl.TIMEOUT_MS, backstop_ms)

@@ -68,6 +68,31 @@ def test_a_handle_used_for_a_post_then_serves_a_get(fake_twilio):
     assert fake_twilio.count_by_to() == {"+14155550100": 1}
 
 
+def test_a_reused_handle_takes_each_calls_own_headers_and_method(fake_twilio):
+    form = urlencode({"To": "+14155550100", "From": "+15005550006", "Body": "Hi"}).encode()
+    unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def calls():
+        statuses = []
+        for method, headers in [
+            ("POST", auth_headers(fake_twilio)),
+            ("POST", unsigned),
+            ("PUT", auth_headers(fake_twilio)),
+            ("POST", auth_headers(fake_twilio)),
+        ]:
+            call = await http_call(method, messages_url(fake_twilio), body=form, headers=headers, timeout=5)
+            statuses.append(call.status)
+        return statuses
+
+    with CallDriver(concurrency=1) as driver:  # one handle for the four calls
+        driver.start("one", calls())
+        [(_, statuses)] = drain(driver, 1).items()
+    assert statuses[0] == statuses[3] == 201
+    assert statuses[1] == 401  # sent without the Authorization header the first call had
+    assert statuses[2] not in (200, 201)  # a PUT, not a POST
+    assert fake_twilio.count_by_to() == {"+14155550100": 2}
+
+
 def error_of(call) -> HttpCallError | None:
     """Drive one call; the HttpCallError it raised, if any."""
 

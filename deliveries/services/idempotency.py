@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -99,4 +100,13 @@ def idempotent_create(
                 return create(record), True
         record = IdempotencyKey.objects.get(api_key=api_key, key=key)
     _check(record, scope=scope, fingerprint=fingerprint)
-    return replay(record), False
+    try:
+        return replay(record), False
+    except ObjectDoesNotExist:
+        if IdempotencyKey.objects.filter(pk=record.pk).exists():
+            raise
+    # The reconciler deleted the key between our read and the replay (it came of age meanwhile): it is over,
+    # and this request starts afresh, as if it had come a moment later.
+    return idempotent_create(
+        api_key=api_key, key=key, scope=scope, fingerprint=fingerprint, create=create, replay=replay
+    )

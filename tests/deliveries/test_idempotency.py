@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from campaigns.models import Batch
 from deliveries.models import IdempotencyKey, Message
 from deliveries.services.api_keys import api_key_create
-from deliveries.services.idempotency import idempotency_keys_prune
+from deliveries.services.idempotency import idempotency_keys_prune, idempotent_create
 
 BODY = {"channel": "sms", "to": "+14155550100", "body": "Your code is 1234"}
 
@@ -155,3 +155,21 @@ def test_the_dispatchers_reconcile_pass_prunes_keys(api):
     call_command("run_dispatcher", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert not IdempotencyKey.objects.exists()
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_key_swept_between_its_read_and_its_replay_starts_afresh(api_key):
+    created = []
+
+    def create(record):
+        created.append(record.pk)
+        return "created"
+
+    def replay_after_the_sweep(record):
+        IdempotencyKey.objects.filter(pk=record.pk).delete()  # the reconciler, a moment too late for this read
+        return record.batch  # gone with its key: RelatedObjectDoesNotExist
+
+    options = {"api_key": api_key, "key": "k", "scope": "messages.batch", "fingerprint": "f"}
+    assert idempotent_create(**options, create=create, replay=replay_after_the_sweep) == ("created", True)
+    assert idempotent_create(**options, create=create, replay=replay_after_the_sweep) == ("created", True)
+    assert len(created) == 2 and IdempotencyKey.objects.get().pk == created[1]

@@ -253,7 +253,8 @@ class Batch(models.Model):
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     api_key = models.ForeignKey("deliveries.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
-    # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again.
+    # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again; kept
+    # only for requests that gave a key.
     response = models.JSONField(default=dict, blank=True)
     idempotency_key = models.OneToOneField(
         "deliveries.IdempotencyKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch"

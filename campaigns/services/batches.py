@@ -102,7 +102,12 @@ def batch_messages_create(
         for index in range(len(messages))
     ]
     outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
-    Batch.objects.filter(pk=batch.pk).update(response=outcome.as_response(), finished_at=timezone.now())
+    finished = {"finished_at": timezone.now()}
+    if idempotency_key is not None:
+        # Kept for a repeat of the request only; without a key there is none to answer (and encoding a
+        # 10,000-item answer twice costs more than some of the batch's inserts).
+        finished["response"] = outcome.as_response()
+    Batch.objects.filter(pk=batch.pk).update(**finished)
     return outcome
 
 

@@ -13,7 +13,7 @@ import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any, NamedTuple
 
 from django.db import connection, models
@@ -74,17 +74,27 @@ def _json_text(value: Any) -> str | None:
 
 
 def rows_insert(
-    model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime, ids: Sequence[int] | None = None
+    model: type[models.Model],
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    ids: Sequence[int] | None = None,
+    return_ids: bool = True,
 ) -> list[int]:
     """Insert `rows` (in the current transaction) and return their new primary keys, in order. On PostgreSQL,
-    `ids` (from ids_reserve, at least one per row, ascending) are the keys to use."""
+    `ids` (from ids_reserve, at least one per row, ascending) are the keys to use. Without `return_ids` (and
+    `ids`) the table numbers the rows itself and nothing is returned: no SELECT reserving keys, no keys read."""
     if not rows:
         return []
     if connection.vendor != "postgresql":
         instances = [model(**values) for values in rows]
         model.objects.bulk_create(instances, batch_size=1000)
-        return [instance.pk for instance in instances]
-    return _copy_rows(model, rows, now=now, ids=list(ids[: len(rows)]) if ids is not None else None)
+        return [instance.pk for instance in instances] if return_ids else []
+    if ids is not None:
+        ids = list(ids[: len(rows)])
+    elif return_ids:
+        ids = ids_reserve(model, len(rows))
+    return _copy_rows(model, rows, now=now, ids=ids)
 
 
 def ids_reserve(model: type[models.Model], count: int) -> list[int]:
@@ -115,6 +125,7 @@ def _datetime_texts(values: Sequence[Any]) -> list[Any]:
 def _copy_rows(
     model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: datetime, ids: list[int] | None
 ) -> list[int]:
+    """COPY `rows` in, with `ids` as their primary keys, or with the table's own if `ids` is None."""
     table = model._meta.db_table
     pk_column = model._meta.pk.column
     quote = connection.ops.quote_name
@@ -152,15 +163,17 @@ def _copy_rows(
         elif kind == DATETIME:
             values = _datetime_texts(values)
         column_values.append(values)
-    columns = ", ".join([quote(pk_column), *column_names])
-    if ids is None:
-        ids = ids_reserve(model, len(rows))
+    if ids is not None:
+        column_names.insert(0, quote(pk_column))
+        column_values.insert(0, ids)
+    columns = ", ".join(column_names)
     # COPY in text format: PostgreSQL parses each JSON and timestamp column from its text, as in an INSERT.
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
         write_row = copy.write_row
-        for record in zip(ids, *column_values):  # noqa: B905 - the repeated constants never end
+        # The repeated constants never end: the rows are as many as the row count says.
+        for record in islice(zip(*column_values), len(rows)):  # noqa: B905
             write_row(record)
-    return ids
+    return ids or []
 
 
 def row_with_event_insert(

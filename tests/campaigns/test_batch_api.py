@@ -117,14 +117,16 @@ def test_10000_messages_in_one_batch_are_stored_in_a_handful_of_queries(api, dja
 
 
 def test_a_stored_batch_keeps_its_answer_for_a_repeat_of_the_request(api):
-    body = api.post(
-        URL,
-        {"defaults": {"channel": "sms", "body": "Hi"}, "messages": [{"to": "+14155550101"}, {"to": "x"}]},
-        format="json",
-    ).json()
+    payload = {"defaults": {"channel": "sms", "body": "Hi"}, "messages": [{"to": "+14155550101"}, {"to": "x"}]}
+    body = api.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="kept").json()
     batch = Batch.objects.get(pk=body["batch_id"])
     assert batch_outcome_replay(batch=batch).as_response() == body
     assert batch.finished_at is not None
+    # Without a key no request can repeat it, so the answer is not stored; the batch is finished all the same.
+    payload["messages"] = [{"to": "+14155550102"}]
+    body = api.post(URL, payload, format="json").json()
+    batch = Batch.objects.get(pk=body["batch_id"])
+    assert (batch.response, batch.accepted, batch.finished_at is not None) == ({}, 1, True)
 
 
 def batch_payload(count=3, **defaults):

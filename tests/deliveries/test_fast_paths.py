@@ -18,6 +18,7 @@ from deliveries.models import Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_create, message_request_validate
+from deliveries.services.row_inserts import rows_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,10 +117,13 @@ def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():
     # In a transaction, so the chunks are written on this connection (outside one a writer thread has its own).
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         messages_create_many(items=items, chunk_size=600)
-    # Per chunk: the ids from each table's sequence, then COPY (which does not pass through the query log).
+    # Per chunk: the messages' ids from their sequence, then two COPYs (which do not pass through the query
+    # log); the events take theirs from their table as they go in.
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "SELECT"] * 2
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT"] * 2
     assert Message.objects.count() == MessageEvent.objects.count() == 1200
+    events = MessageEvent.objects.order_by("pk").values_list("message_id", flat=True)
+    assert list(events) == sorted(Message.objects.values_list("pk", flat=True))  # one each, in the same order
 
 
 def other_connections() -> int:
@@ -149,12 +153,13 @@ def test_outside_a_transaction_writer_threads_store_the_chunks_in_order_and_clos
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="writer threads are for PostgreSQL")
 def test_a_single_chunk_is_stored_on_the_callers_own_connection():
-    # No writer thread, so no new connection to set up for a small call: both inserts (each reserving its ids)
-    # run on this thread's connection, where two or more chunks would have their events written elsewhere.
+    # No writer thread, so no new connection to set up for a small call: the ids reserved for the messages
+    # (the events need none) and both inserts run on this thread's connection.
     with CaptureQueriesContext(connection) as queries:
         result = messages_create_many(items=[request(to=f"+1415{7000000 + i}") for i in range(5)], chunk_size=200)
     assert result.created == 5
-    assert sum("nextval" in query["sql"] for query in queries) == 2
+    assert sum("nextval" in query["sql"] for query in queries) == 1
+    assert MessageEvent.objects.filter(message__in=Message.objects.all()).count() == 5
 
 
 PLAIN_REQUESTS = [
@@ -232,3 +237,19 @@ def test_a_single_message_costs_one_redis_round_trip_and_one_statement_on_postgr
     # commits by itself; elsewhere BEGIN, the two INSERTs, COMMIT.
     assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
     assert django_rq.get_queue("default").count == 2
+
+
+def test_rows_inserted_without_their_ids_are_numbered_by_the_table():
+    # The events of a bulk insert: nobody needs their keys back, so none are reserved or read.
+    message = message_create(request=message_request_validate(channel="sms", to="+14155550100", body="Hi")[0])
+    before = set(MessageEvent.objects.values_list("pk", flat=True))
+    now = timezone.now()
+    rows = [{"message_id": message.pk, "kind": "note", "detail": f"note {i}", "created_at": now} for i in range(3)]
+    with transaction.atomic():
+        returned = rows_insert(MessageEvent, rows, now=now, return_ids=False)
+    assert returned == []
+    added = MessageEvent.objects.exclude(pk__in=before).order_by("pk")
+    assert [(e.message_id, e.kind, e.detail, e.code, e.data) for e in added] == [
+        (message.pk, "note", f"note {i}", "", {}) for i in range(3)
+    ]
+    assert min(e.pk for e in added) > max(before)  # from the table's own sequence, past the rows already there

@@ -10,6 +10,7 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
 from deliveries import jobs
+from deliveries.management.commands.run_dispatcher import PASS_LIMIT, next_pass_after_claims
 from deliveries.models import Message, Status
 from deliveries.services import sending
 from deliveries.services.bulk import messages_create_many
@@ -348,3 +349,13 @@ def test_a_job_held_for_its_time_sends_nothing_before_it_and_fails_what_expired_
     assert Message.objects.get(pk=on_time).sending_at.timestamp() >= not_before
     failed = Message.objects.get(pk=expiring)
     assert (failed.status, failed.last_error_code, failed.attempts) == (Status.FAILED, "expired", 0)
+
+
+def test_after_claiming_the_dispatcher_looks_again_at_once_only_when_more_may_be_due_now():
+    # With a lookahead, what comes into it next waits a moment (a job span) for the next pass, so a burst is cut
+    # into fuller held jobs; a full pass, or no lookahead (what it claims is due), means at once.
+    now, regular = 1000.0, 1000.2
+    assert next_pass_after_claims(120, lookahead=2.0, wake_at=regular, now=now) == now + JOB_SPAN_SECONDS
+    assert next_pass_after_claims(120, lookahead=2.0, wake_at=now + 0.01, now=now) == now + 0.01
+    assert next_pass_after_claims(PASS_LIMIT, lookahead=2.0, wake_at=regular, now=now) == now
+    assert next_pass_after_claims(120, lookahead=0.0, wake_at=regular, now=now) == now

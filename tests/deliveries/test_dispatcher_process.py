@@ -6,6 +6,8 @@ import pytest
 from django.utils import timezone
 
 from deliveries.models import Message, Status
+from deliveries.services.bulk import messages_create_many
+from deliveries.services.dispatch import JOB_SPAN_SECONDS
 from deliveries.services.messages import message_cancel, message_create, message_request_validate
 from tests.support import process_env, provider_env, start_manage, stop, wait_for
 
@@ -62,3 +64,36 @@ def test_the_dispatcher_wakes_for_a_message_due_long_before_its_next_poll(fake_t
     assert received["received_at"] >= send_at.timestamp()
     assert received["to"] == message.recipient
     assert "Traceback" not in "".join(outputs), outputs
+
+
+def test_a_burst_coming_into_the_lookahead_is_claimed_in_time_in_jobs_of_at_most_its_span(fake_twilio):
+    # 400 messages due one every 2.5 ms come into the lookahead at that pace, and are claimed pass after pass.
+    env = process_env(**provider_env(fake_twilio), DISPATCH_LOOKAHEAD="3")
+    start = timezone.now() + timedelta(seconds=7)
+    count, spread = 400, 1.0
+    items = (
+        message_request_validate(
+            channel="sms", to=f"+1415{7200000 + i}", body="Hi", send_at=start + timedelta(seconds=spread * i / count)
+        )
+        for i in range(count)
+    )
+    messages_create_many(items=items)
+    dispatcher = start_manage("run_dispatcher", "--interval", "0.2", env=env)
+    try:
+        wait_for(
+            lambda: not Message.objects.filter(status=Status.SCHEDULED).exists(),
+            timeout=20,
+            interval=0.25,
+            message="the burst claimed",
+        )
+    finally:
+        output = stop(dispatcher)
+    assert timezone.now() < start + timedelta(seconds=spread), "claimed too late for this test to mean anything"
+    jobs: dict[str, list] = {}
+    for job_id, send_at in Message.objects.values_list("job_id", "send_at"):
+        jobs.setdefault(job_id, []).append(send_at)
+    assert "" not in jobs
+    assert all(max(due) - min(due) <= timedelta(seconds=JOB_SPAN_SECONDS) for due in jobs.values())
+    # Most jobs a span's worth (20 messages here), not a job for each message or two.
+    assert len(jobs) <= 2 * spread / JOB_SPAN_SECONDS + 4, sorted(len(due) for due in jobs.values())
+    assert "Traceback" not in output, output

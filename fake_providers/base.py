@@ -233,8 +233,10 @@ class FakeProvider:
             for task in tasks:
                 loop.call_soon_threadsafe(task.cancel)
 
-    def record(self, message: Message) -> Message:
-        message["received_at"] = time.time()
+    def record(self, message: Message, received_at: float | None = None) -> Message:
+        """Keep an accepted message; `received_at` is when its request arrived (refusal_for notes it on the
+        request), before the latency the fake then waits out, as a real provider receives it and then answers."""
+        message["received_at"] = received_at if received_at is not None else time.time()
         with self._lock:
             self._messages.append(message)
         return message
@@ -355,7 +357,9 @@ class FakeProvider:
         """Counts the request, waits out the latency and returns the error to answer with, if any.
 
         Checked in the order a real outage would show: unavailable, then bad credentials, then random failures.
+        Notes when the request arrived, as `request["received_at"]`, for record().
         """
+        request["received_at"] = time.time()
         with self._lock:
             self._request_count += 1
             faults = self._faults

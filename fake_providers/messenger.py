@@ -172,7 +172,8 @@ class FakeMessenger(FakeProvider):
                 "text": payload["message"].get("text"),
                 "attachment": payload["message"].get("attachment"),
                 "appsecret_proof": proof is not None,
-            }
+            },
+            received_at=request["received_at"],
         )
         self.schedule_receipts(request, message)
         return web.json_response({"recipient_id": message["recipient_id"], "message_id": message["message_id"]})

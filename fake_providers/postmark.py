@@ -255,7 +255,7 @@ class FakePostmark(FakeProvider):
         if refusal is not None:
             return refusal
         try:
-            answer = self.accept(await self.read_json(request))
+            answer = self.accept(await self.read_json(request), received_at=request["received_at"])
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
         self.schedule_tracking(request, [answer])
@@ -273,7 +273,7 @@ class FakePostmark(FakeProvider):
                 raise PostmarkError(INVALID_REQUEST, f"A batch may hold at most {MAX_BATCH_SIZE} messages.")
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
-        answers = [self.answer_in_batch(message) for message in messages]
+        answers = [self.answer_in_batch(message, received_at=request["received_at"]) for message in messages]
         self.schedule_tracking(request, answers)
         return web.json_response(answers)
 
@@ -341,13 +341,13 @@ class FakePostmark(FakeProvider):
         except (ValueError, UnicodeDecodeError):
             raise PostmarkError(INVALID_JSON, "Received invalid JSON input.")
 
-    def answer_in_batch(self, message: Any) -> dict[str, Any]:
+    def answer_in_batch(self, message: Any, received_at: float | None = None) -> dict[str, Any]:
         try:
-            return self.accept(message)
+            return self.accept(message, received_at=received_at)
         except PostmarkError as error:
             return error.as_json()
 
-    def accept(self, message: Any) -> dict[str, Any]:
+    def accept(self, message: Any, received_at: float | None = None) -> dict[str, Any]:
         """Records a message that reaches at least one active recipient and answers as Postmark does."""
         recipients = validate_message(message)
         all_addresses = [address for addresses in recipients.values() for address in addresses]
@@ -373,7 +373,8 @@ class FakePostmark(FakeProvider):
                 "metadata": message.get("Metadata") or {},
                 "tag": message.get("Tag"),
                 "headers": {header["Name"]: header.get("Value", "") for header in message.get("Headers") or []},
-            }
+            },
+            received_at=received_at,
         )
         answer: dict[str, Any] = {
             "SubmittedAt": datetime.now(UTC).isoformat(),

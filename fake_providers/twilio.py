@@ -229,7 +229,8 @@ class FakeTwilio(FakeProvider):
                 "status_callback": form.get("StatusCallback") or None,
                 "content_sid": form.get("ContentSid") or None,
                 "content_variables": form.get("ContentVariables") or None,
-            }
+            },
+            received_at=request["received_at"],
         )
         settings = self.callback_settings
         statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -272,3 +273,17 @@ def test_inactive_recipients_get_no_events(fake):
         email_to(fake, ["ann@example.com", "gone@inactive.example"]).send()
         events = posted_events(fake, app, 1)
     assert [event["Recipient"] for event in events] == ["ann@example.com"]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_email_is_received_when_its_request_arrives_not_when_the_slow_answer_leaves(fake, batch):
+    fake.latency = 0.3
+    message = email_to(fake, ["ann@example.com", "bob@example.com"])
+    if batch:  # per-recipient metadata: one call to /email/batch
+        message.merge_metadata = {"ann@example.com": {"n": 1}, "bob@example.com": {"n": 2}}
+    sent = time.time()
+    message.send()
+    answered = time.time()
+
+    assert fake.request_count == 1
+    assert [sent <= recorded["received_at"] <= answered - 0.3 for recorded in fake.received] == [True] * (1 + batch)

@@ -217,6 +217,17 @@ def test_latency_delays_each_answer(fake, client):
     assert time.monotonic() - started >= 0.1
 
 
+def test_a_message_is_received_when_its_request_arrives_not_when_the_slow_answer_leaves(fake, client):
+    # What the schedule benchmark and the "never early" tests read: the latency is the provider answering slowly.
+    fake.latency = 0.3
+    sent = time.time()
+    client.messages.create(to=RECIPIENT, from_=SENDER, body="Hello")
+    answered = time.time()
+
+    [recorded] = fake.received
+    assert sent <= recorded["received_at"] <= answered - 0.3
+
+
 def test_slow_answers_are_served_concurrently(fake):
     fake.latency = 0.3
     url = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"

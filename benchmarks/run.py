@@ -779,7 +779,7 @@ def report(results: dict[str, dict], args) -> None:
     if sms.get("rate_per_s") and noop.get("rate_per_s"):
         sms["ratio_to_noop_rq_jobs"] = round(sms["rate_per_s"] / noop["rate_per_s"], 1)
     if sms.get("rate_per_s") and peer.get("rate_per_s"):
-        sms["ratio_to_bullmq_peer"] = round(sms["rate_per_s"] / peer["rate_per_s"], 2)
+        sms["ratio_to_bullmq_peer"] = round(sms["rate_per_s"] / peer["rate_per_s"], 3)
     summary = summarize(results)
     now = datetime.now(UTC)
     print(f"\nTidings benchmarks — {now:%Y-%m-%d %H:%M} UTC, fake provider latency {args.latency * 1000:.0f} ms")
@@ -832,17 +832,23 @@ def summarize(results: dict[str, dict]) -> list[dict]:
             rows.append({"target": target, "measured": describe(*figures), "met": bool(meets(*figures))})
 
     add("SMS >= 2,000/s, 2 workers", [figure("send_sms", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 2000)
+    # The ratios are rounded for printing; each target is judged on the rates themselves (2,856 against a peer's
+    # 2,860 is a miss, though it prints as 1.0x at two decimals).
     add(
         "SMS >= 40x naive django-rq",
-        [figure("send_sms", "ratio_to_naive_django_rq")],
-        "{}x".format,
-        lambda ratio: ratio >= 40,
+        [
+            figure("send_sms", "ratio_to_naive_django_rq"),
+            figure("send_sms", "rate_per_s"),
+            figure("naive", "rate_per_s"),
+        ],
+        lambda ratio, ours, naive: f"{ratio}x",
+        lambda ratio, ours, naive: ours >= 40 * naive,
     )
     add(
         "SMS >= BullMQ peer",
-        [figure("send_sms", "ratio_to_bullmq_peer"), figure("bullmq", "rate_per_s")],
-        lambda ratio, peer: f"{ratio}x (peer {peer:,.0f}/s)",
-        lambda ratio, peer: ratio >= 1,
+        [figure("send_sms", "ratio_to_bullmq_peer"), figure("send_sms", "rate_per_s"), figure("bullmq", "rate_per_s")],
+        lambda ratio, ours, peer: f"{ratio}x ({ours:,.0f}/s, peer {peer:,.0f}/s)",
+        lambda ratio, ours, peer: ours >= peer,
         missing=figure("bullmq", "skipped") or "needs send_sms and bullmq",
     )
     add("email >= 1,000/s", [figure("send_email", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 1000)

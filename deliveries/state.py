@@ -7,8 +7,9 @@ moved. Both PostgreSQL and SQLite (3.35+) support RETURNING.
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -215,10 +216,16 @@ def _instances(model, database: str, loaded: list, rows: list[tuple]) -> list[An
 def _update_returning(
     queryset: QuerySet, values: dict[str, Any], per_row, returning: list, events: StatusEvents | None = None
 ) -> list[tuple]:
+    return _run(_update_returning_steps(queryset, values, per_row, returning, events))
+
+
+def _update_returning_steps(
+    queryset: QuerySet, values: dict[str, Any], per_row, returning: list, events: StatusEvents | None = None
+) -> Generator[Statement, list[tuple], list[tuple]]:
     sql, params = _update_sql(queryset, values, per_row, returning)
     if not sql:
         return []
-    return _run_update(connections[queryset.db], queryset.model, sql, params, events)
+    return (yield _update_statement(connections[queryset.db], queryset.model, sql, params, events))
 
 
 def _update_sql(queryset: QuerySet, values: dict[str, Any], per_row, returning: list) -> tuple[str, list[Any]]:
@@ -236,16 +243,35 @@ def _update_sql(queryset: QuerySet, values: dict[str, Any], per_row, returning: 
     return f"{sql} RETURNING {columns}", list(params)
 
 
-def _run_update(connection, model, sql: str, params: list[Any], events: StatusEvents | None) -> list[tuple]:
+class Statement(NamedTuple):
+    """A statement a transition's steps ask to run; they are sent the rows it returns."""
+
+    connection: Any
+    sql: str
+    params: list[Any]
+
+
+def _update_statement(connection, model, sql: str, params: list[Any], events: StatusEvents | None) -> Statement:
     if events is not None:
         # The moved rows' timeline events are written by the same statement, from what the UPDATE returned.
         pk = connection.ops.quote_name(model._meta.pk.column)
         insert, insert_params = events.insert_from("moved", pk, connection)
         sql = f"WITH moved AS ({sql}), recorded AS ({insert}) SELECT * FROM moved"  # noqa: S608 - our own SQL
         params = [*params, *insert_params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return Statement(connection, sql, params)
+
+
+def _run(steps: Generator[Statement, list[tuple], Any]) -> Any:
+    """Run the statements `steps` yields, one at a time, sending each one's rows back; returns what it returns."""
+    try:
+        statement = next(steps)
+        while True:
+            with statement.connection.cursor() as cursor:
+                cursor.execute(statement.sql, statement.params)
+                rows = cursor.fetchall()
+            statement = steps.send(rows)
+    except StopIteration as done:
+        return done.value
 
 
 def _with_row_values(model, connection, sql: str, params, per_row: Mapping[str, Mapping[int, Any]]):
@@ -316,6 +342,94 @@ def transition(
     settle one that appeared meanwhile). With `returning` (field names), the moved messages come back as instances
     with those fields as the update left them (the others deferred), instead of their ids.
     """
+    return _run(_transition_steps(**_transition_arguments(locals())))
+
+
+def _transition_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {name: arguments[name] for name in _TRANSITION_PARAMETERS}
+
+
+def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
+    """Run several transitions (each a dict of transition()'s arguments), in order; returns each one's result.
+
+    On PostgreSQL, transitions that are one statement each (their events written by it, nothing to decide for
+    dependents) go to the server together, in one pipeline: one round trip, and one commit for all of them (a
+    worker records the calls that came back and claims the next wave in one). Whatever else a transition needs
+    (a second source status for rows the first did not move, a transaction) runs after, as transition() runs it.
+    """
+    database = router.db_for_write(Message)
+    connection = connections[database]
+    steps = [_transition_steps(**_transition_arguments({**_TRANSITION_DEFAULTS, **call})) for call in calls]
+    if connection.vendor != "postgresql" or len(calls) < 2 or not all(_one_statement(call) for call in calls):
+        return [_run(step) for step in steps]
+    results: list[Any] = [None] * len(steps)
+    firsts: dict[int, Statement] = {}
+    for index, step in enumerate(steps):
+        try:
+            firsts[index] = next(step)
+        except StopIteration as done:
+            results[index] = done.value
+    rows = _run_pipelined(connection, list(firsts.values()))
+    for (index, _), first_rows in zip(firsts.items(), rows, strict=True):
+        results[index] = _run(_resumed(steps[index], first_rows))
+    return results
+
+
+def _one_statement(call: dict[str, Any]) -> bool:
+    """Whether this transition's first statement can go in a pipeline: no transaction around it (it decides
+    nothing for dependents), at most one chunk of ids."""
+    deciding = call.get("settle_dependents", True) and call["to_status"] in DECIDING_STATUSES
+    return not deciding and len(call["message_ids"]) <= 1000
+
+
+def _resumed(steps: Generator[Statement, list[tuple], Any], rows: list[tuple]):
+    """`steps` after its first statement, which ran elsewhere and returned `rows`."""
+    try:
+        statement = steps.send(rows)
+    except StopIteration as done:
+        return done.value
+    while True:
+        rows = yield statement
+        try:
+            statement = steps.send(rows)
+        except StopIteration as done:
+            return done.value
+
+
+def _run_pipelined(connection, statements: list[Statement]) -> list[list[tuple]]:
+    """Run `statements` in one psycopg pipeline: sent together, committed together (one implicit transaction
+    until the pipeline's sync), one round trip; returns each one's rows."""
+    connection.ensure_connection()
+    cursors = []
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            for statement in statements:
+                cursor = connection.cursor()
+                cursors.append(cursor)
+                cursor.execute(statement.sql, statement.params)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _transition_steps(
+    message_ids: Sequence[int],
+    *,
+    to_status: str,
+    from_statuses: Iterable[str] | None,
+    detail: str,
+    code: str,
+    data: dict[str, Any] | None,
+    fields: dict[str, Any] | None,
+    extra_filter: dict[str, Any] | None,
+    kind: str,
+    events_by_id: Mapping[int, tuple[str, dict[str, Any]]] | None,
+    per_row: Mapping[str, Mapping[int, Any]] | None,
+    settle_dependents: bool,
+    returning: Sequence[str],
+) -> Generator[Statement, list[tuple], list[Any]]:
+    """transition(), as the statements it runs: each UPDATE is yielded and its rows sent back."""
     if not message_ids:
         return []
     now = timezone.now()
@@ -348,12 +462,12 @@ def transition(
                 if inline_events:
                     own = {pk: events_by_id[pk] for pk in chunk if pk in events_by_id}
                     inline = StatusEvents(kind, from_status, to_status, code, detail, data, own, now)
-                    rows = _update_by_shape(
+                    rows = yield from _update_by_shape(
                         database, chunk, from_status, extra_filter or {}, updates, values, inline, result_fields
                     )
                 else:
                     queryset = Message.objects.filter(pk_among(chunk, status=from_status), **(extra_filter or {}))
-                    rows = _update_returning(queryset, updates, values, result_fields)
+                    rows = yield from _update_returning_steps(queryset, updates, values, result_fields)
                 if returning:
                     changed = _instances(Message, database, result_fields, rows)
                     loaded.extend(changed)
@@ -375,6 +489,14 @@ def transition(
 
             dependents_settle(parent_ids=moved)
     return loaded if returning else moved
+
+
+_TRANSITION_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(transition).parameters.items()
+    if parameter.default is not inspect.Parameter.empty
+}
+_TRANSITION_PARAMETERS = tuple(inspect.signature(transition).parameters)
 
 
 class ShapedUpdate(NamedTuple):
@@ -435,7 +557,7 @@ def _update_shape(database, updates, extra_filter, per_row, result_fields) -> tu
 
 def _update_by_shape(
     database: str, ids, from_status: str, extra_filter, updates, per_row, events: StatusEvents, result_fields
-) -> list[tuple]:
+) -> Generator[Statement, list[tuple], list[tuple]]:
     """Run a transition's UPDATE (with its events: PostgreSQL) and return the rows it moved, as `result_fields`.
 
     Building the statement through the ORM (a queryset, its filter, the compiler) took about a quarter of a
@@ -449,7 +571,7 @@ def _update_by_shape(
     shaped = _shaped_updates.get(shape) if shape is not None else None
     if shaped is not None:
         params = shaped.params(connection, ids, from_status, extra_filter, updates, per_row)
-        return _run_update(connection, Message, shaped.sql, params, events)
+        return (yield _update_statement(connection, Message, shaped.sql, params, events))
     queryset = Message.objects.filter(pk_among(ids, status=from_status), **extra_filter)
     sql, params = _update_sql(queryset, updates, per_row, result_fields)
     if not sql:
@@ -458,7 +580,7 @@ def _update_by_shape(
         candidate = ShapedUpdate(sql, _expression_params(connection, updates))
         same = candidate.params(connection, ids, from_status, extra_filter, updates, per_row) == params
         _shaped_updates[shape] = candidate if same else None
-    return _run_update(connection, Message, sql, params, events)
+    return (yield _update_statement(connection, Message, sql, params, events))
 
 
 def _expression_params(connection, updates) -> dict[str, list[Any]]:

@@ -60,6 +60,10 @@ def check_text(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a string, not {value!r}.")
 
 
+# When a request arrived (epoch seconds), noted on it by refusal_for before the latency is waited out.
+RECEIVED_AT = web.RequestKey("received_at", float)
+
+
 @dataclasses.dataclass(frozen=True)
 class FaultSettings:
     """Immutable, so a request handler reads one consistent set even while another thread reconfigures."""
@@ -357,9 +361,9 @@ class FakeProvider:
         """Counts the request, waits out the latency and returns the error to answer with, if any.
 
         Checked in the order a real outage would show: unavailable, then bad credentials, then random failures.
-        Notes when the request arrived, as `request["received_at"]`, for record().
+        Notes when the request arrived, as `request[RECEIVED_AT]`, for record().
         """
-        request["received_at"] = time.time()
+        request[RECEIVED_AT] = time.time()
         with self._lock:
             self._request_count += 1
             faults = self._faults

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import web
 
-from .base import Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds, check_text
+from .base import RECEIVED_AT, Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds, check_text
 
 DEFAULT_ACCESS_TOKEN = "fake-page-access-token"  # noqa: S105 - a fake credential for a fake server
 DEFAULT_APP_SECRET = "fake-app-secret"  # noqa: S105
@@ -173,7 +173,7 @@ class FakeMessenger(FakeProvider):
                 "attachment": payload["message"].get("attachment"),
                 "appsecret_proof": proof is not None,
             },
-            received_at=request["received_at"],
+            received_at=request[RECEIVED_AT],
         )
         self.schedule_receipts(request, message)
         return web.json_response({"recipient_id": message["recipient_id"], "message_id": message["message_id"]})

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import web
 
-from .base import Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds, check_text
+from .base import RECEIVED_AT, Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds, check_text
 
 DEFAULT_SERVER_TOKEN = "fake-postmark-token"  # noqa: S105 - a fake credential for a fake server
 INACTIVE_DOMAIN = "inactive.example"
@@ -255,7 +255,7 @@ class FakePostmark(FakeProvider):
         if refusal is not None:
             return refusal
         try:
-            answer = self.accept(await self.read_json(request), received_at=request["received_at"])
+            answer = self.accept(await self.read_json(request), received_at=request[RECEIVED_AT])
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
         self.schedule_tracking(request, [answer])
@@ -273,7 +273,7 @@ class FakePostmark(FakeProvider):
                 raise PostmarkError(INVALID_REQUEST, f"A batch may hold at most {MAX_BATCH_SIZE} messages.")
         except PostmarkError as error:
             return web.json_response(error.as_json(), status=422)
-        answers = [self.answer_in_batch(message, received_at=request["received_at"]) for message in messages]
+        answers = [self.answer_in_batch(message, received_at=request[RECEIVED_AT]) for message in messages]
         self.schedule_tracking(request, answers)
         return web.json_response(answers)
 

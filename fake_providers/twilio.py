@@ -33,7 +33,7 @@ import phonenumbers
 from aiohttp import BasicAuth, web
 from multidict import MultiDictProxy
 
-from .base import Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds
+from .base import RECEIVED_AT, Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "ACfake" + "0" * 28
@@ -230,7 +230,7 @@ class FakeTwilio(FakeProvider):
                 "content_sid": form.get("ContentSid") or None,
                 "content_variables": form.get("ContentVariables") or None,
             },
-            received_at=request["received_at"],
+            received_at=request[RECEIVED_AT],
         )
         settings = self.callback_settings
         statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]

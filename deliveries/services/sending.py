@@ -47,7 +47,7 @@ from ..circuit_breakers import ProviderBreaker
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Category, Message, Status, Suppression
 from ..rate_limits import SendRateLimiter, Wait
-from ..state import among, pk_among, transition
+from ..state import among, pk_among, transition, transitions_together
 from .feedback import receipts_apply_pending
 from .recovery import fail_expired_messages
 from .suppression import suppression_add, suppression_explain, suppressions_blocking, unsubscribe_url_for
@@ -127,19 +127,23 @@ def claim_messages(message_ids: list[int], *, provider: str = "", lease_seconds:
     running a duplicate job, is left alone. Each claim carries a fresh token that the result must match, and a
     lease: past it, the reconciler treats the call as interrupted.
     """
+    return sorted(transition(**_claim_call(message_ids, provider, lease_seconds)), key=lambda message: message.pk)
+
+
+def _claim_call(message_ids: list[int], provider: str, lease_seconds: float | None = None) -> dict[str, Any]:
+    """claim_messages' transition (its arguments)."""
     token = uuid.uuid4()
     lease = timedelta(seconds=lease_seconds or settings.SEND_LEASE_SECONDS)
     # The UPDATE returns what the call and its record need (only that: the other columns are half the cost of
     # loading a row), so the claim is one statement and its events.
-    claimed = transition(
-        message_ids,
-        to_status=Status.SENDING,
-        from_statuses=[Status.QUEUED],
-        fields={"claim_token": token, "lease_expires_at": timezone.now() + lease, "attempts": F("attempts") + 1},
-        detail=f"Handing to {provider}." if provider else "Handing to the provider.",
-        returning=SEND_FIELDS,
-    )
-    return sorted(claimed, key=lambda message: message.pk)
+    return {
+        "message_ids": message_ids,
+        "to_status": Status.SENDING,
+        "from_statuses": [Status.QUEUED],
+        "fields": {"claim_token": token, "lease_expires_at": timezone.now() + lease, "attempts": F("attempts") + 1},
+        "detail": f"Handing to {provider}." if provider else "Handing to the provider.",
+        "returning": SEND_FIELDS,
+    }
 
 
 def to_outgoing(message: Message) -> OutgoingMessage:
@@ -205,6 +209,35 @@ def record_accepted(
     them, the dependents lookup is skipped."""
     if not accepted:
         return []
+    return _accepted_recorded(accepted, transition(**_record_accepted_call(accepted, waiting_parents)))
+
+
+def record_accepted_and_claim(
+    accepted: list[tuple[Message, SendResult]],
+    claim_ids: list[int],
+    *,
+    provider: str = "",
+    waiting_parents: set[int] | None = None,
+) -> tuple[list[int], list[Message]]:
+    """record_accepted, then claim_messages, in one round trip to PostgreSQL (state.transitions_together):
+    the call slots the recorded messages free are claimed again in the same commit, so a worker never has more
+    messages `sending` than slots, and a slot waits for one round trip between calls instead of two. Returns
+    what each returns."""
+    calls = []
+    if accepted:
+        calls.append(_record_accepted_call(accepted, waiting_parents))
+    if claim_ids:
+        calls.append(_claim_call(claim_ids, provider))
+    results = transitions_together(*calls)
+    moved = _accepted_recorded(accepted, results[0]) if accepted else []
+    claimed = sorted(results[-1], key=lambda message: message.pk) if claim_ids else []
+    return moved, claimed
+
+
+def _record_accepted_call(
+    accepted: list[tuple[Message, SendResult]], waiting_parents: set[int] | None
+) -> dict[str, Any]:
+    """record_accepted's transition (its arguments)."""
     provider = accepted[0][1].provider
     events = {}
     for message, result in accepted:
@@ -216,23 +249,27 @@ def record_accepted(
         if result.provider_status:
             data["provider_status"] = result.provider_status
         events[message.pk] = (f"Attempt {attempt} of {max_attempts}: {said}.", data)
-    moved = transition(
-        list(events),
+    return {
+        "message_ids": list(events),
         # From review too: the lease ran out while the call was slow, and here is its answer after all.
-        to_status=Status.SENT,
-        from_statuses=[Status.SENDING, Status.REVIEW],
+        "to_status": Status.SENT,
+        "from_statuses": [Status.SENDING, Status.REVIEW],
         # Each claim (a wave) has its own token: a row matches only if one of ours still holds it.
-        extra_filter={"claim_token__in": {message.claim_token for message, _ in accepted}},
-        fields={
+        "extra_filter": {"claim_token__in": {message.claim_token for message, _ in accepted}},
+        "fields": {
             "provider": provider,
             "last_error_code": "",
             "last_error_message": "",
             "lease_expires_at": None,
         },
-        events_by_id=events,
-        per_row={"provider_message_id": {message.pk: result.provider_message_id for message, result in accepted}},
-        settle_dependents=waiting_parents is None or any(message.pk in waiting_parents for message, _ in accepted),
-    )
+        "events_by_id": events,
+        "per_row": {"provider_message_id": {message.pk: result.provider_message_id for message, result in accepted}},
+        "settle_dependents": waiting_parents is None or any(message.pk in waiting_parents for message, _ in accepted),
+    }
+
+
+def _accepted_recorded(accepted: list[tuple[Message, SendResult]], moved: list[int]) -> list[int]:
+    """After record_accepted's transition: the ids it moved, and the provider's ids kept on those it did not."""
     if len(moved) < len(accepted):
         # A receipt from the provider got here first and moved the message on (see feedback.py). Keep the
         # provider's id all the same, so later receipts find the message.
@@ -504,6 +541,9 @@ class _ChannelSender:
         # smallest waves did best (2,800/s at 2 of 100 slots, 2,700 at 10, 2,600 at 25: performance.md, item 27).
         self.wave_size = max(self.concurrency // 50, 1)
         self.in_flight: dict[int, tuple[Message, bool]] = {}  # by message id: a job names a message once
+        # Calls the provider accepted whose outcome is not written yet: written with the next claim, in its round
+        # trip, or alone before this loop waits, takes more or ends (_write_outcomes).
+        self.unwritten: list[tuple[Message, SendResult]] = []
         self.accepted_ids: list[str] = []
         self.held_all: Deferral | None = None
         self.held_by_sender: dict[str, Deferral] = {}
@@ -524,13 +564,16 @@ class _ChannelSender:
                             logger.warning("Stopping on SIGTERM; unsent messages stay queued for the next worker")
                             pending.clear()
                         if not pending and self.more is not None and time.time() >= self.ask_at:
+                            self._write_outcomes()
                             self._take_more(pending)
                         if not (pending or self.in_flight):
                             if self.more is None:
                                 break
+                            self._write_outcomes()
                             time.sleep(max(self.ask_at - time.time(), 0))  # a held job due in a moment
                             continue
                         self._refill(pool, pending)
+                        self._write_outcomes()  # what no claim took along: written before waiting for answers
                         # Waiting for a held job to come due: no waiting for answers past that.
                         wait = max(self.ask_at - time.time(), 0) if self.more is not None and not pending else None
                         # A slot is free again once its outcome is written, not when its answer arrives: until
@@ -541,6 +584,7 @@ class _ChannelSender:
                     # Every call that started gets its outcome recorded, whatever stopped the loop.
                     while self.in_flight:
                         self._record(self._finished(pool))
+                    self._write_outcomes()
         finally:
             self._apply_early_receipts()
             for deferral in [self.held_all, *self.held_by_sender.values()]:
@@ -613,12 +657,25 @@ class _ChannelSender:
             else:
                 rate_deferral.message_ids.append(pk)
                 self.held_all = rate_deferral
-        claimed = claim_messages(admitted, provider=self.gate.provider) if admitted else []
+        claimed = self._write_outcomes(admitted)
         if probe and not claimed:  # cancelled, or another worker's: nobody tests the provider after all
             self.gate.breaker.release_probe()
         for message in claimed:
             self.in_flight[message.pk] = (message, probe)
         pool.start([(message.pk, to_outgoing(message)) for message in claimed])
+
+    def _write_outcomes(self, claim_ids: list[int] | None = None) -> list[Message]:
+        """Write the accepted calls' outcomes and claim `claim_ids` (a wave, for slots free once those are
+        written), in one round trip; returns the claimed messages."""
+        accepted, self.unwritten = self.unwritten, []
+        if not accepted and not claim_ids:
+            return []
+        moved, claimed = record_accepted_and_claim(
+            accepted, claim_ids or [], provider=self.gate.provider, waiting_parents=self.waiting_parents
+        )
+        self.counts[Status.SENT] += len(moved)
+        self.accepted_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
+        return claimed
 
     def _finished(self, pool: CallPool, timeout: float | None = None) -> list[tuple[Message, bool, SendResult]]:
         """Wait for a call to come back (at most `timeout` seconds), then take every call that has: (message, was
@@ -635,9 +692,8 @@ class _ChannelSender:
         self.gate.breaker.record([result.error for _, _, result in finished])
         if any(probe for _, probe, _ in finished):
             self.gate.breaker.release_probe()
-        accepted = [(message, result) for message, _, result in finished if result.ok]
-        self.counts[Status.SENT] += len(record_accepted(accepted, waiting_parents=self.waiting_parents))
-        self.accepted_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
+        # The accepted ones are written with the next claim (_write_outcomes); their slots are free from then.
+        self.unwritten += [(message, result) for message, _, result in finished if result.ok]
         for message, _, result in finished:
             if not result.ok:
                 self.counts[record_failure(message, result.error, provider=result.provider)] += 1

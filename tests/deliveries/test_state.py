@@ -2,13 +2,21 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries.models import Message, MessageEvent, Status
-from deliveries.state import TRANSITIONS, InvalidTransition, among, pk_among, sources_for, transition
+from deliveries.state import (
+    TRANSITIONS,
+    InvalidTransition,
+    among,
+    pk_among,
+    sources_for,
+    transition,
+    transitions_together,
+)
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -259,3 +267,71 @@ def test_a_shape_whose_parameters_are_not_worked_out_alike_always_goes_through_t
         {"n": 0},
         {"n": 1},
     ]
+
+
+def record_and_claim_calls(sending, review, queued, token):
+    record = {
+        "message_ids": [sending.pk, review.pk],
+        "to_status": Status.SENT,
+        "from_statuses": [Status.SENDING, Status.REVIEW],  # review: a second statement, after the first's rows
+        "extra_filter": {"claim_token__in": {token}},
+        "fields": {"provider": "twilio", "lease_expires_at": None},
+        "per_row": {"provider_message_id": {sending.pk: "SM1", review.pk: "SM2"}},
+        "events_by_id": {sending.pk: ("Accepted as SM1.", {"attempt": 1})},
+        "detail": "Accepted.",
+        "settle_dependents": False,
+    }
+    claim = {
+        "message_ids": [queued.pk],
+        "to_status": Status.SENDING,
+        "from_statuses": [Status.QUEUED],
+        "fields": {"claim_token": uuid.uuid4(), "attempts": F("attempts") + 1},
+        "detail": "Handing to twilio.",
+        "returning": ["claim_token", "attempts", "recipient"],
+    }
+    return record, claim
+
+
+def test_transitions_run_together_give_and_write_what_each_gives_alone():
+    token = uuid.uuid4()
+    sending = MessageFactory(status=Status.SENDING, claim_token=token)
+    review = MessageFactory(status=Status.REVIEW, claim_token=token)
+    queued = MessageFactory(status=Status.QUEUED, attempts=1)
+    record, claim = record_and_claim_calls(sending, review, queued, token)
+
+    moved, claimed = transitions_together(record, claim)
+
+    assert sorted(moved) == sorted([sending.pk, review.pk])
+    assert [(m.pk, m.claim_token, m.attempts) for m in claimed] == [(queued.pk, claim["fields"]["claim_token"], 2)]
+    rows = dict(Message.objects.values_list("pk", "provider_message_id"))
+    assert (rows[sending.pk], rows[review.pk]) == ("SM1", "SM2")
+    assert Message.objects.get(pk=queued.pk).status == Status.SENDING
+    events = set(MessageEvent.objects.values_list("message_id", "from_status", "to_status", "detail"))
+    assert events >= {
+        (sending.pk, Status.SENDING, Status.SENT, "Accepted as SM1."),
+        (review.pk, Status.REVIEW, Status.SENT, "Accepted."),
+        (queued.pk, Status.QUEUED, Status.SENDING, "Handing to twilio."),
+    }
+    assert transitions_together(record, claim) == [[], []]  # nothing left to move
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_transitions_run_together_commit_together():
+    if connection.vendor != "postgresql":
+        pytest.skip("one pipeline, one commit: PostgreSQL's; elsewhere they run one after the other")
+    token = uuid.uuid4()
+    sending = MessageFactory(status=Status.SENDING, claim_token=token)
+    review = MessageFactory(status=Status.REVIEW, claim_token=token)
+    queued = MessageFactory(status=Status.QUEUED, attempts=0)
+    record, claim = record_and_claim_calls(sending, review, queued, token)
+    claim["fields"]["attempts"] = F("attempts") - 1  # breaks the attempts >= 0 check: the claim fails
+
+    with pytest.raises(IntegrityError):
+        transitions_together(record, claim)
+
+    # The record went to the server with the claim, in one round trip and one transaction: undone with it.
+    statuses = dict(Message.objects.values_list("pk", "status"))
+    assert statuses == {sending.pk: Status.SENDING, review.pk: Status.REVIEW, queued.pk: Status.QUEUED}
+    assert not MessageEvent.objects.filter(to_status__in=[Status.SENT, Status.SENDING]).exists()
+    # And the connection is usable after it.
+    assert transitions_together(record, {**claim, "fields": {"attempts": F("attempts") + 1}})[1][0].attempts == 1

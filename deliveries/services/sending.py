@@ -13,9 +13,10 @@ For each message, in order (docs/reliability.md says why; docs/performance.md sa
    `queued` (the reconciler queues them again) and only the calls in flight are in doubt.
 4. The calls run beside this thread's work: on libcurl's multi interface for backends with an async client
    (Twilio), driven from this thread between its writes, in a thread pool for the others. This thread records
-   the outcomes as they come back, a group at a time: the accepted ones in
-   one UPDATE and one INSERT of their events; a retry (sending -> scheduled with backoff and jitter) or a failure
-   with the provider's reason one by one.
+   the outcomes as they come back, a group at a time: the accepted ones in one UPDATE that writes their events
+   too, sent with the next wave's claim in one round trip and one commit on PostgreSQL (the slots they free are
+   the ones it claims); a retry (sending -> scheduled with backoff and jitter) or a failure with the provider's
+   reason one by one.
 """
 
 from __future__ import annotations
@@ -686,7 +687,8 @@ class _ChannelSender:
         return [(*self.in_flight.pop(key), result) for key, result in pool.results(timeout)]
 
     def _record(self, finished: list[tuple[Message, bool, SendResult]]) -> None:
-        """Write the outcomes: the accepted ones together, the others one by one with their reasons."""
+        """Take the outcomes: the failures written now, one by one with their reasons; the accepted ones kept for
+        _write_outcomes, which writes them together with the next claim."""
         if not finished:
             return
         self.gate.breaker.record([result.error for _, _, result in finished])

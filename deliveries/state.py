@@ -7,7 +7,6 @@ moved. Both PostgreSQL and SQLite (3.35+) support RETURNING.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -261,10 +260,14 @@ def _update_statement(connection, model, sql: str, params: list[Any], events: St
     return Statement(connection, sql, params)
 
 
-def _run(steps: Generator[Statement, list[tuple], Any]) -> Any:
-    """Run the statements `steps` yields, one at a time, sending each one's rows back; returns what it returns."""
+_NOT_STARTED = object()
+
+
+def _run(steps: Generator[Statement, list[tuple], Any], rows: Any = _NOT_STARTED) -> Any:
+    """Run the statements `steps` yields, one at a time, sending each one's rows back; returns what it returns.
+    With `rows`, `steps` has yielded its first statement already, which ran elsewhere and returned them."""
     try:
-        statement = next(steps)
+        statement = next(steps) if rows is _NOT_STARTED else steps.send(rows)
         while True:
             with statement.connection.cursor() as cursor:
                 cursor.execute(statement.sql, statement.params)
@@ -342,11 +345,7 @@ def transition(
     settle one that appeared meanwhile). With `returning` (field names), the moved messages come back as instances
     with those fields as the update left them (the others deferred), instead of their ids.
     """
-    return _run(_transition_steps(**_transition_arguments(locals())))
-
-
-def _transition_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    return {name: arguments[name] for name in _TRANSITION_PARAMETERS}
+    return _run(_transition_steps(**locals()))
 
 
 def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
@@ -359,7 +358,7 @@ def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
     """
     database = router.db_for_write(Message)
     connection = connections[database]
-    steps = [_transition_steps(**_transition_arguments({**_TRANSITION_DEFAULTS, **call})) for call in calls]
+    steps = [_transition_steps(**{**transition.__kwdefaults__, **call}) for call in calls]
     if connection.vendor != "postgresql" or len(calls) < 2 or not all(_one_statement(call) for call in calls):
         return [_run(step) for step in steps]
     results: list[Any] = [None] * len(steps)
@@ -370,8 +369,8 @@ def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
         except StopIteration as done:
             results[index] = done.value
     rows = _run_pipelined(connection, list(firsts.values()))
-    for (index, _), first_rows in zip(firsts.items(), rows, strict=True):
-        results[index] = _run(_resumed(steps[index], first_rows))
+    for index, first_rows in zip(firsts, rows, strict=True):
+        results[index] = _run(steps[index], first_rows)
     return results
 
 
@@ -380,20 +379,6 @@ def _one_statement(call: dict[str, Any]) -> bool:
     nothing for dependents), at most one chunk of ids."""
     deciding = call.get("settle_dependents", True) and call["to_status"] in DECIDING_STATUSES
     return not deciding and len(call["message_ids"]) <= 1000
-
-
-def _resumed(steps: Generator[Statement, list[tuple], Any], rows: list[tuple]):
-    """`steps` after its first statement, which ran elsewhere and returned `rows`."""
-    try:
-        statement = steps.send(rows)
-    except StopIteration as done:
-        return done.value
-    while True:
-        rows = yield statement
-        try:
-            statement = steps.send(rows)
-        except StopIteration as done:
-            return done.value
 
 
 def _run_pipelined(connection, statements: list[Statement]) -> list[list[tuple]]:
@@ -489,14 +474,6 @@ def _transition_steps(
 
             dependents_settle(parent_ids=moved)
     return loaded if returning else moved
-
-
-_TRANSITION_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(transition).parameters.items()
-    if parameter.default is not inspect.Parameter.empty
-}
-_TRANSITION_PARAMETERS = tuple(inspect.signature(transition).parameters)
 
 
 class ShapedUpdate(NamedTuple):

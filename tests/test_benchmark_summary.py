@@ -27,3 +27,23 @@ def test_a_target_whose_scenario_did_not_run_is_neither_met_nor_missed():
     table = verdicts({"send_sms": {"rate_per_s": 2500.0}})
     assert table["SMS >= 2,000/s, 2 workers"] == ("2,500/s", True)
     assert table["SMS >= BullMQ peer"] == ("needs send_sms and bullmq", None)
+
+
+def test_the_two_worker_peer_is_shown_beside_the_targets_and_judged_on_its_own_rate():
+    results = {
+        "send_sms": {"rate_per_s": 2900.0, "ratio_to_bullmq_peer": 1.6, "ratio_to_bullmq_two_workers": 0.983},
+        "bullmq": {"rate_per_s": 1812.5},
+        "bullmq_two_workers": {"rate_per_s": 2950.0},
+    }
+    rows = {row["target"]: row for row in summarize(results)}
+    assert rows["SMS >= BullMQ peer"]["met"] is True
+    assert "shown_only" not in rows["SMS >= BullMQ peer"]
+    two = rows["(shown) SMS vs 2 BullMQ workers"]
+    assert (two["measured"], two["met"], two["shown_only"]) == ("0.983x (2,900/s, 2 x 100 2,950/s)", False, True)
+
+    results["bullmq_two_workers"]["rate_per_s"] = 2899.0
+    assert {row["target"]: row["met"] for row in summarize(results)}["(shown) SMS vs 2 BullMQ workers"] is True
+    # Without that scenario the row says what it needs, and counts as neither.
+    del results["bullmq_two_workers"]
+    two = {row["target"]: row for row in summarize(results)}["(shown) SMS vs 2 BullMQ workers"]
+    assert (two["measured"], two["met"]) == ("needs send_sms and bullmq_two_workers", None)

@@ -262,6 +262,9 @@ def _update_statement(connection, model, sql: str, params: list[Any], events: St
 
 _NOT_STARTED = object()
 
+# A transition updates at most this many messages a statement.
+UPDATE_CHUNK = 1000
+
 
 def _run(steps: Generator[Statement, list[tuple], Any], rows: Any = _NOT_STARTED) -> Any:
     """Run the statements `steps` yields, one at a time, sending each one's rows back; returns what it returns.
@@ -358,7 +361,8 @@ def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
     """
     database = router.db_for_write(Message)
     connection = connections[database]
-    steps = [_transition_steps(**{**transition.__kwdefaults__, **call}) for call in calls]
+    calls = tuple({**transition.__kwdefaults__, **call} for call in calls)
+    steps = [_transition_steps(**call) for call in calls]
     if connection.vendor != "postgresql" or len(calls) < 2 or not all(_one_statement(call) for call in calls):
         return [_run(step) for step in steps]
     results: list[Any] = [None] * len(steps)
@@ -377,8 +381,8 @@ def transitions_together(*calls: dict[str, Any]) -> list[list[Any]]:
 def _one_statement(call: dict[str, Any]) -> bool:
     """Whether this transition's first statement can go in a pipeline: no transaction around it (it decides
     nothing for dependents), at most one chunk of ids."""
-    deciding = call.get("settle_dependents", True) and call["to_status"] in DECIDING_STATUSES
-    return not deciding and len(call["message_ids"]) <= 1000
+    deciding = call["settle_dependents"] and call["to_status"] in DECIDING_STATUSES
+    return not deciding and len(call["message_ids"]) <= UPDATE_CHUNK
 
 
 def _run_pipelined(connection, statements: list[Statement]) -> list[list[tuple]]:
@@ -441,8 +445,8 @@ def _transition_steps(
         for from_status in sources:
             if not remaining:
                 break  # every message already moved from an earlier source: no statement for the others
-            for start in range(0, len(remaining), 1000):
-                chunk = remaining[start : start + 1000]
+            for start in range(0, len(remaining), UPDATE_CHUNK):
+                chunk = remaining[start : start + UPDATE_CHUNK]
                 values = {name: {pk: by_pk[pk] for pk in chunk} for name, by_pk in (per_row or {}).items()}
                 if inline_events:
                     own = {pk: events_by_id[pk] for pk in chunk if pk in events_by_id}

@@ -1,4 +1,5 @@
-"""Phone validation: the shortcut for numbers already written in E.164 answers exactly as phonenumbers.parse."""
+"""Phone validation: the shortcuts (numbers already written in E.164, the first region of a shared calling code)
+answer exactly as phonenumbers.parse and phonenumbers.is_valid_number."""
 
 import random
 
@@ -6,7 +7,7 @@ import phonenumbers
 import pytest
 from django.core.exceptions import ValidationError
 
-from deliveries.addresses import _parse_canonical_e164, _phone_e164, normalize_phone
+from deliveries.addresses import _is_valid_number, _parse_canonical_e164, _phone_e164, normalize_phone
 
 
 def by_parse(raw: str) -> str | None:
@@ -69,6 +70,29 @@ def test_the_e164_shortcut_gives_what_parse_gives_for_every_calling_code():
     # The shortcut is taken for most of them (else this test would prove nothing about it).
     taken = sum(1 for raw in raws if _parse_canonical_e164(raw) is not None)
     assert taken > len(raws) / 2
+
+
+def test_validity_by_the_first_region_agrees_with_is_valid_number_for_every_calling_code():
+    numbers = []
+    for raw in candidates():
+        try:
+            numbers.append(phonenumbers.parse(raw, None))
+        except phonenumbers.NumberParseException:
+            continue
+    disagreements = [
+        (number, phonenumbers.is_valid_number(number))
+        for number in numbers
+        if _is_valid_number(number) != phonenumbers.is_valid_number(number)
+    ]
+    assert disagreements == []
+    # Numbers of shared calling codes valid for their code's first region, which the shortcut answers alone: many.
+    first_region = [
+        number
+        for number in numbers
+        if len(regions := phonenumbers.COUNTRY_CODE_TO_REGION_CODE[number.country_code]) > 1
+        and phonenumbers.is_valid_number_for_region(number, regions[0])
+    ]
+    assert len(first_region) > 100
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,12 @@ class CallbackReceiver:
     @property
     def url(self) -> str:
         return self.server.url
+
+
+def other_connections() -> int:
+    """How many other connections the test database has now (PostgreSQL): threads must close theirs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]

@@ -19,6 +19,7 @@ from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_create, message_request_validate
 from deliveries.services.row_inserts import rows_insert
+from tests.support import other_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,14 +125,6 @@ def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():
     assert Message.objects.count() == MessageEvent.objects.count() == 1200
     events = MessageEvent.objects.order_by("pk").values_list("message_id", flat=True)
     assert list(events) == sorted(Message.objects.values_list("pk", flat=True))  # one each, in the same order
-
-
-def other_connections() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_outside_a_transaction_writer_threads_store_the_chunks_in_order_and_close_their_connections(settings):

@@ -165,7 +165,8 @@ def bulk_send_csv(
         if dry_run:
             _check_only(_valid_items(reader, columns, content, send_at, key, report, on_row), report, chunk_size)
             return report
-        if batch is None:
+        first_run = batch is None
+        if first_run:
             batch = Batch.objects.create(
                 kind=Batch.Kind.CSV, key=key, file_name=str(path), file_hash=file_hash, created_by=created_by
             )
@@ -175,6 +176,8 @@ def bulk_send_csv(
             batch=batch,
             created_by=created_by,
             chunk_size=chunk_size,
+            # The key's first run: no row can have been stored under it, so none is looked up first.
+            new_dedupe_keys=first_run,
         )
     report.accepted, report.queued, report.scheduled = result.created, result.queued, result.scheduled
     report.already_sent = result.skipped
@@ -187,7 +190,12 @@ def bulk_send_csv(
 
 def _count_suppressed(batch: Batch, chunk_size: int) -> int:
     """How many of the batch's messages go to suppressed addresses, looked up a chunk at a time."""
-    messages = Message.objects.filter(batch=batch).only("pk", "channel", "recipient", "category").order_by("pk")
+    # Plain rows with the four fields suppressions_blocking reads: a model instance each cost more than the rest.
+    messages = (
+        Message.objects.filter(batch=batch)
+        .order_by("pk")
+        .values_list("pk", "channel", "recipient", "category", named=True)
+    )
     suppressed, chunk = 0, []
     for message in messages.iterator(chunk_size=chunk_size):
         chunk.append(message)

@@ -79,14 +79,18 @@ def messages_create_many(
     chunk_size: int = 2000,
     on_chunk=None,
     collect_ids: bool = False,
+    new_dedupe_keys: bool = False,
 ) -> BulkResult:
     """Store validated messages in chunks of `chunk_size`, each in its own transaction, queueing each chunk's due
     messages after it commits. `items` may be a generator: at most BULK_WRITERS + 1 chunks are held in memory.
 
     An item whose request has a `dedupe_key` already used by a message is skipped (counted in `skipped`), so
-    a bulk send run again after an interruption stores only what the first run did not. A RenderFailure in
-    place of the content stores the message as `failed` with its reason. `on_chunk(created_so_far)` is called
-    after each chunk, for progress bars; with `collect_ids`, `ids` lists each item's message id.
+    a bulk send run again after an interruption stores only what the first run did not; `new_dedupe_keys` says
+    the caller knows none is stored yet (a bulk send's first run), so a chunk is not looked up first: a key
+    stored after all makes the chunk's insert fail on the unique index, and it is stored again, looked up. A
+    RenderFailure in place of the content stores the message as `failed` with its reason.
+    `on_chunk(created_so_far)` is called after each chunk, for progress bars; with `collect_ids`, `ids` lists
+    each item's message id.
 
     Outside a transaction on PostgreSQL, BULK_WRITERS threads with their own connections write chunks while this
     one prepares the next (often validating it): the database's share of the work no longer adds to the time.
@@ -98,13 +102,16 @@ def messages_create_many(
     def store(chunk, reserved_ids=None) -> BulkResult:
         part = BulkResult()
         try:
-            _create_chunk(chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, **options)
+            _create_chunk(
+                chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, check=not new_dedupe_keys, **options
+            )
         except IntegrityError:
             if not any(request.dedupe_key for request, _ in chunk):
                 raise
-            # Another run (or writer) stored some of these dedupe keys between our check and our insert: again.
+            # Another run (or writer) stored some of these dedupe keys between our check and our insert, or they
+            # were not as new as the caller thought: again, checking them this time.
             part = BulkResult()
-            _create_chunk(chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, **options)
+            _create_chunk(chunk, part, collect_ids=collect_ids, reserved_ids=reserved_ids, check=True, **options)
         return part
 
     def done(part: BulkResult) -> None:
@@ -149,7 +156,7 @@ def _existing_dedupe_keys(chunk) -> set[str]:
 
 
 def _create_chunk(
-    chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids, reserved_ids=None
+    chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids, reserved_ids=None, check=True
 ) -> None:
     now = timezone.now()
     batch_size = settings.SEND_BATCH_SIZE
@@ -157,7 +164,7 @@ def _create_chunk(
     rows: list[dict] = []
     # Queued rows get their job id before the INSERT, one job per SEND_BATCH_SIZE rows of a priority.
     open_jobs: dict[str, tuple[str, int]] = {}
-    already_stored = _existing_dedupe_keys(chunk)
+    already_stored = _existing_dedupe_keys(chunk) if check else set()
     positions: list[int | None] = []
     common = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch, "created_at": now}
     for request, content in chunk:

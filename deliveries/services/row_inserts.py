@@ -168,7 +168,13 @@ def _copy_rows(
         column_values.insert(0, ids)
     columns = ", ".join(column_names)
     # COPY in text format: PostgreSQL parses each JSON and timestamp column from its text, as in an INSERT.
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+    # The COPY goes through psycopg's own cursor, so Django's wrapper is put back around it: a unique index's
+    # refusal arrives as django.db.IntegrityError, as from any other statement, and callers can catch it.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy,
+    ):
         write_row = copy.write_row
         # The repeated constants never end: the rows are as many as the row count says.
         for record in islice(zip(*column_values), len(rows)):  # noqa: B905

@@ -587,6 +587,50 @@ def _schedule_lags(bench: Bench, count: int, *, spread: float) -> dict:
 
 
 def scenario_fanout(bench: Bench, count: int) -> dict:
+    """`manage.py send_bulk` of a `count`-row CSV (its default processes, one per CPU): seconds from the command's
+    start (after Django's) until it returns, every row stored and queued; peak memory of all its processes
+    (PSS, so pages a forked process shares with its parent count once). Beside it, the core every fan-out goes
+    through (validated messages stored by messages_create_many, in one process, no template), as measured before
+    3 December's second session."""
+    bench.reset()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "people.csv"
+        path.write_text("to,name\n" + "".join(f"+1415{7000000 + i},P{i}\n" for i in range(count)))
+        script = (
+            "import django, io, sys, time; django.setup();"
+            "from django.core.management import call_command;"
+            "t = time.monotonic();"
+            "call_command('send_bulk', csv=sys.argv[1], channel='sms', body='Bench {{ name }}', no_progress=True,"
+            " stdout=io.StringIO());"
+            "print(time.monotonic() - t)"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(path)], cwd=ROOT, env=bench.env, stdout=subprocess.PIPE, text=True
+        )
+        peak_pss_kb = 0
+        while process.poll() is None:
+            sizes = []
+            for pid in process_tree(process.pid):
+                with contextlib.suppress(OSError, ProcessLookupError, KeyError):
+                    sizes.append(memory_kb(pid)[1])
+            peak_pss_kb = max(peak_pss_kb, sum(sizes))
+            time.sleep(0.05)
+        seconds = float(process.stdout.read().split()[-1])
+        if process.returncode:
+            raise SystemExit(f"send_bulk failed (exit {process.returncode})")
+    import django_rq
+    from django.conf import settings
+
+    from deliveries.models import Message
+
+    send_bulk = {
+        "recipients": count,
+        "processes": settings.BULK_SEND_PROCESSES,
+        "seconds_rows_written_and_queued": round(seconds, 2),
+        "peak_memory_mb": round(peak_pss_kb / 1024, 1),
+        "rows": Message.objects.count(),
+        "jobs_queued": django_rq.get_queue("default").count,
+    }
     bench.reset()
     script = (
         "import django, resource, time, sys; django.setup();"
@@ -597,16 +641,60 @@ def scenario_fanout(bench: Bench, count: int) -> dict:
     output = subprocess.run(
         [sys.executable, "-c", script, str(count)], cwd=ROOT, env=bench.env, capture_output=True, text=True, check=True
     ).stdout.split()
-    import django_rq
+    return {
+        **send_bulk,
+        "core_one_process": {
+            "seconds_rows_written_and_queued": round(float(output[0]), 2),
+            "peak_memory_mb": round(int(output[1]) / 1024, 1),
+            "rows": Message.objects.count(),
+        },
+    }
 
+
+def scenario_fanout_campaign(bench: Bench, count: int) -> dict:
+    """A campaign to a list of `count` contacts: seconds for campaign_fan_out (what the fan-out job runs in a
+    worker) to store and queue every message, from its start."""
+    from django.db import connection
+
+    from campaigns.models import Campaign, Contact, ContactList
+
+    bench.reset()
+    Campaign.objects.all().delete()
+    audience, _ = ContactList.objects.get_or_create(name="benchmark audience")
+    if audience.contacts.count() != count:
+        Contact.objects.all().delete()
+        contacts = Contact.objects.bulk_create(
+            (Contact(name=f"P{i}", phone=f"+1415{7000000 + i}", sms_consent=True) for i in range(count)),
+            batch_size=5000,
+        )
+        membership = Contact.lists.through
+        membership.objects.bulk_create(
+            (membership(contact_id=contact.pk, contactlist_id=audience.pk) for contact in contacts), batch_size=5000
+        )
+        with connection.cursor() as cursor:  # as autovacuum would have by the time a real list is sent to
+            cursor.execute("ANALYZE campaigns_contact; ANALYZE campaigns_contact_lists")
+    script = (
+        "import django, sys, time; django.setup();"
+        "from campaigns.models import Campaign, ContactList, MessageTemplate;"
+        "from campaigns.services.campaigns import campaign_fan_out, campaign_launch;"
+        "template, _ = MessageTemplate.objects.get_or_create(slug='benchmark', defaults={'name': 'Benchmark',"
+        " 'channel': 'sms', 'body': 'Hi {{ name }}'});"
+        "campaign = Campaign.objects.create(name='Benchmark', template=template,"
+        " contact_list=ContactList.objects.get(name='benchmark audience'));"
+        "campaign_launch(campaign=campaign);"
+        "t = time.monotonic(); made = campaign_fan_out(campaign_id=campaign.pk);"
+        "print(time.monotonic() - t, made)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=bench.env, capture_output=True, text=True, check=True
+    ).stdout.split()
     from deliveries.models import Message
 
     return {
         "recipients": count,
         "seconds_rows_written_and_queued": round(float(output[0]), 2),
-        "peak_memory_mb": round(int(output[1]) / 1024, 1),
+        "messages": int(output[1]),
         "rows": Message.objects.count(),
-        "jobs_queued": django_rq.get_queue("default").count,
     }
 
 
@@ -744,6 +832,7 @@ def main() -> None:
     }
     scenarios = {
         "fanout": lambda b: scenario_fanout(b, sizes["fanout"]),
+        "fanout_campaign": lambda b: scenario_fanout_campaign(b, sizes["fanout"]),
         "send_sms": lambda b: scenario_send(b, "sms", sizes["send_sms"]),
         "send_email": lambda b: scenario_send(b, "email", sizes["send_email"]),
         "api_backlog": lambda b: scenario_api_backlog(b, sizes["api_backlog"]),
@@ -832,13 +921,14 @@ def summarize(results: dict[str, dict]) -> list[dict]:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
-    def add(target: str, figures: list, describe, meets, missing: str | None = None, shown_only=False) -> None:
+    def add(target: str, figures: list, describe, meets, missing: str | None = None, shown_only=False, says=None):
         if any(value is None for value in figures):
             row = {"target": target, "measured": missing or "not run", "met": None}
         else:
             row = {"target": target, "measured": describe(*figures), "met": bool(meets(*figures))}
         if shown_only:
             row["shown_only"] = True  # a comparison printed with the targets, not one of them
+            row["says"] = says or ["ahead", "behind"]  # printed for met / not met
         rows.append(row)
 
     add("SMS >= 2,000/s, 2 workers", [figure("send_sms", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 2000)
@@ -875,11 +965,28 @@ def summarize(results: dict[str, dict]) -> list[dict]:
         shown_only=True,
     )
     add("email >= 1,000/s", [figure("send_email", "rate_per_s")], "{:,.0f}/s".format, lambda r: r >= 1000)
+    # Judged on send_bulk, one of the two the issue names; the campaign and the shared core are shown beside it.
     add(
         "fan-out 100k <= 5 s, <= 300 MB",
         [figure("fanout", key) for key in ("seconds_rows_written_and_queued", "peak_memory_mb", "recipients")],
-        lambda seconds, mb, count: f"{seconds} s, {mb} MB for {count:,}",
+        lambda seconds, mb, count: f"send_bulk {seconds} s, {mb} MB for {count:,}",
         lambda seconds, mb, count: seconds <= 5 and mb <= 300,
+    )
+    add(
+        "(shown) fan-out 100k, a campaign",
+        [figure("fanout_campaign", "seconds_rows_written_and_queued")],
+        "{} s".format,
+        lambda seconds: seconds <= 5,
+        shown_only=True,
+        says=["within 5 s", "over 5 s"],
+    )
+    add(
+        "(shown) fan-out 100k, core, 1 process",
+        [figure("fanout", "core_one_process", "seconds_rows_written_and_queued")],
+        "{} s (no template, as judged until Dec 3)".format,
+        lambda seconds: seconds <= 5,
+        shown_only=True,
+        says=["within 5 s", "over 5 s"],
     )
     # Judged with the 5,000 send_at spread over the second ("due in the same second"); all at one instant, p99
     # cannot be under 1.2 s with 2 x SEND_CONCURRENCY = 200 calls of 50 ms (docs/performance.md), so it is shown.
@@ -924,9 +1031,8 @@ def print_summary(summary: list[dict], args) -> None:
     if args.latency != 0.05:
         print(f"(the targets assume a 50 ms fake provider; this run used {args.latency * 1000:.0f} ms)")
     labels = {True: "met", False: "NOT MET", None: "-"}
-    shown_labels = {True: "ahead", False: "behind", None: "-"}
     for row in summary:
-        label = (shown_labels if row.get("shown_only") else labels)[row["met"]]
+        label = labels[row["met"]] if not row.get("shown_only") or row["met"] is None else row["says"][not row["met"]]
         print(f"  {row['target']:<38} {row['measured']:<54} {label}")
 
 

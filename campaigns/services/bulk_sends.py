@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Iterator
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection, connections
 from django.utils import timezone
 
 from deliveries.models import Message
-from deliveries.services.bulk import messages_create_many
+from deliveries.services.bulk import BulkResult, messages_create_many
 from deliveries.services.messages import MessageValidationError, message_request_validate
 from deliveries.services.suppression import suppressions_blocking
 
@@ -124,13 +129,16 @@ def bulk_send_csv(
     dry_run: bool = False,
     created_by=None,
     on_start: Callable[[int], None] | None = None,
-    on_row: Callable[[], None] | None = None,
+    on_rows: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK_SIZE,
     encoding: str = "utf-8-sig",
+    processes: int = 1,
 ) -> BulkSendReport:
     """Send one message per row of the CSV file at `path`; see the module docstring. Raises BulkSendError.
 
-    `on_start(expected_rows)` and `on_row()` drive a progress bar.
+    `on_start(expected_rows)` and `on_rows(lines_done)` drive a progress bar. With `processes` above 1 (on
+    PostgreSQL, outside a transaction), that many processes check, render and store the rows, a chunk each at
+    a time, while this one reads the file: checking and rendering are Python, and one process keeps one core.
     """
     path = Path(path)
     try:
@@ -163,7 +171,9 @@ def bulk_send_csv(
         if on_start is not None:
             on_start(max(lines - 1, 0))
         if dry_run:
-            _check_only(_valid_items(reader, columns, content, send_at, key, report, on_row), report, chunk_size)
+            _check_only(
+                _valid_items(_lines(reader), columns, content, send_at, key, report, on_rows), report, chunk_size
+            )
             return report
         first_run = batch is None
         if first_run:
@@ -171,14 +181,14 @@ def bulk_send_csv(
                 kind=Batch.Kind.CSV, key=key, file_name=str(path), file_hash=file_hash, created_by=created_by
             )
         report.batch_id = batch.pk
-        result = messages_create_many(
-            items=_valid_items(reader, columns, content, send_at, key, report, on_row),
-            batch=batch,
-            created_by=created_by,
-            chunk_size=chunk_size,
-            # The key's first run: no row can have been stored under it, so none is looked up first.
-            new_dedupe_keys=first_run,
-        )
+        # The key's first run: no row can have been stored under it, so none is looked up first.
+        store_options = {"batch": batch, "created_by": created_by, "new_dedupe_keys": first_run}
+        if processes > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+            rows = _Rows(columns, content, send_at, key)
+            result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size, store_options)
+        else:
+            items = _valid_items(_lines(reader), columns, content, send_at, key, report, on_rows)
+            result = messages_create_many(items=items, chunk_size=chunk_size, **store_options)
     report.accepted, report.queued, report.scheduled = result.created, result.queued, result.scheduled
     report.already_sent = result.skipped
     report.suppressed = _count_suppressed(batch, chunk_size)
@@ -226,8 +236,8 @@ def _check_only(items: Iterator, report: BulkSendReport, chunk_size: int) -> Non
     report.queued = report.accepted - report.scheduled
 
 
-def _valid_items(reader, columns, content: BulkContent, send_at, key: str, report: BulkSendReport, on_row):
-    """Yield (request, content) for each valid row; count and record the rest in `report`."""
+def _lines(reader) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for each record of the file after the header. Raises BulkSendError."""
     line = reader.line_num + 1
     while True:
         try:
@@ -236,9 +246,15 @@ def _valid_items(reader, columns, content: BulkContent, send_at, key: str, repor
             return
         except (csv.Error, UnicodeDecodeError) as error:
             raise BulkSendError(f"Line {reader.line_num}: the file is not readable CSV ({error}).") from error
-        row_line, line = line, reader.line_num + 1
-        if on_row is not None:
-            on_row()
+        yield line, cells
+        line = reader.line_num + 1
+
+
+def _valid_items(lines: Iterable[tuple[int, list[str]]], columns, content, send_at, key, report, on_rows):
+    """Yield (request, content) for each valid row; count and record the rest in `report`."""
+    for row_line, cells in lines:
+        if on_rows is not None:
+            on_rows(1)
         if not any(cell.strip() for cell in cells):
             report.blank_lines += 1
             continue
@@ -257,6 +273,132 @@ def _valid_items(reader, columns, content: BulkContent, send_at, key: str, repor
             report.rejected.append(RejectedRow(row_line, reason))
             continue
         yield replace(request, dedupe_key=f"{key}:{row_line}"), rendered
+
+
+# --- Several processes ------------------------------------------------------------------------------------------
+# Forked, not spawned: a child starts at once with Django set up and the run's template in memory. The parent
+# closes its database connections first, so no connection is shared; each child opens its own.
+_FORK = multiprocessing.get_context("fork")
+# Chunks read ahead of the processes, per process: enough that none waits for the file, few enough for memory.
+_READ_AHEAD = 2
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """What a process needs to turn lines of the file into messages."""
+
+    columns: list[str]
+    content: BulkContent
+    send_at: datetime | None
+    key: str
+
+
+def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chunk_size: int, store_options):
+    """Hand the file's lines to `processes` forked processes, `chunk_size` at a time; each checks, renders and
+    stores its chunk in one transaction. Returns the stored chunks' results added up; `report` gets each
+    chunk's rows, blank lines and rejections. A process that fails stops the run with BulkSendError: the chunks
+    stored before are kept, and running the same command again stores the rest."""
+    connections.close_all()
+    tasks = _FORK.Queue(maxsize=processes * _READ_AHEAD)
+    answers = _FORK.Queue()
+    workers = [
+        _FORK.Process(target=_chunk_worker, args=(tasks, answers, rows, store_options), daemon=True)
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    result, handed, answered = BulkResult(), 0, 0
+
+    def take_answers(wait: bool) -> None:
+        nonlocal answered
+        while answered < handed:
+            try:
+                answer = answers.get(timeout=0.5) if wait else answers.get_nowait()
+            except queue.Empty:
+                stopped = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
+                if stopped:
+                    raise BulkSendError(
+                        f"A process storing rows stopped (exit code {stopped[0]}). The rows it had not stored "
+                        "are not sent: run the same command again to send them (rows already stored are skipped)."
+                    ) from None
+                if wait:
+                    continue
+                return
+            if answer[0] == "error":
+                raise BulkSendError(
+                    f"Storing rows failed: {answer[1]}. The chunks stored before are kept: once the cause is fixed, "
+                    "run the same command again to send the rest (rows already stored are skipped)."
+                )
+            _, lines_done, part_report, part = answer
+            answered += 1
+            report.rows += part_report.rows
+            report.blank_lines += part_report.blank_lines
+            report.rejected.extend(part_report.rejected)
+            result.add(part)
+            if on_rows is not None:
+                on_rows(lines_done)
+
+    try:
+        for chunk in _batched(lines, chunk_size):
+            while True:
+                try:
+                    tasks.put(chunk, timeout=0.5)
+                    break
+                except queue.Full:
+                    take_answers(wait=False)
+            handed += 1
+            take_answers(wait=False)
+        for _ in workers:
+            tasks.put(None)
+        take_answers(wait=True)
+    except BaseException:
+        for worker in workers:
+            worker.terminate()  # a chunk being stored is rolled back by the database
+        raise
+    finally:
+        for worker in workers:
+            worker.join()
+    report.rejected.sort(key=lambda rejected: rejected.line)
+    return result
+
+
+def _batched(lines, size: int) -> Iterator[list]:
+    chunk = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _chunk_worker(tasks, answers, rows: _Rows, store_options) -> None:
+    """A forked process's loop: a chunk of lines in, its counts out, until the parent says there is no more (or
+    is gone: a parent killed outright leaves no process behind)."""
+    # Ctrl-C reaches the whole process group: the parent stops the processes itself, without their tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        while True:
+            try:
+                chunk = tasks.get(timeout=1)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if chunk is None:
+                return
+            part_report = BulkSendReport(key=rows.key)
+            try:
+                items = list(_valid_items(chunk, rows.columns, rows.content, rows.send_at, rows.key, part_report, None))
+                part = messages_create_many(items=items, chunk_size=max(len(items), 1), **store_options)
+            except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run
+                answers.put(("error", f"{type(error).__name__}: {error}"))
+                return
+            answers.put(("ok", len(chunk), part_report, part))
+    finally:
+        connections.close_all()
 
 
 def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], send_at):

@@ -4,6 +4,7 @@ Every variable is listed once in README.md ("Configuration") with its default.
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -180,6 +181,9 @@ MESSENGER_TIMEOUT = env.float("MESSENGER_TIMEOUT", default=10.0)
 # docs/reliability.md). Backends without an async client (SMTP, Messenger) run their calls on at most SEND_THREADS
 # threads; Twilio and anymail's HTTP backends keep theirs on libcurl from the job's own thread.
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=1000)
+# send_bulk's processes checking, rendering and storing rows (PostgreSQL): one per CPU this process may use.
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+BULK_SEND_PROCESSES = env.int("BULK_SEND_PROCESSES", default=_CPUS)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
 SEND_THREADS = env.int("SEND_THREADS", default=64)
 # A running send job takes over the send jobs waiting behind it in its queue for this many seconds (none while a

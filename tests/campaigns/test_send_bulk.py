@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from campaigns.models import Batch
 from campaigns.services import bulk_sends
 from deliveries.models import Message, Status
 from tests.factories import MessageFactory, TemplateFactory
-from tests.support import run_burst_worker
+from tests.support import other_connections, run_burst_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,3 +187,60 @@ def test_the_summary_counts_rows_to_suppressed_addresses_and_those_are_never_sen
     run_burst_worker()
     assert sorted(m.recipient for m in sms_outbox) == ["+14155550101", "+14155550104", "+14155550105"]
     assert Message.objects.get(recipient="+14155550102").status == Status.SUPPRESSED
+
+
+def mixed_file(tmp_path, rows: int):
+    """`rows` numbered people; every 7th has a number that is not one, every 11th line is blank."""
+    lines = []
+    for i in range(rows):
+        if i % 11 == 10:
+            lines.append(",")
+        lines.append(f"555-{i},P{i}" if i % 7 == 6 else f"+1415{7000000 + i},P{i}")
+    return write_csv(tmp_path, "to,name\n" + "\n".join(lines) + "\n", f"mixed-{rows}.csv")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="processes store rows on PostgreSQL")
+def test_several_processes_report_and_store_exactly_what_one_does(tmp_path):
+    path = mixed_file(tmp_path, 95)
+    one = bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", key="one", chunk_size=10)
+    before = other_connections()
+    progress = []
+    three = bulk_sends.bulk_send_csv(
+        path=path, channel="sms", body="Hi {{ name }}", key="three", chunk_size=10, processes=3, on_rows=progress.append
+    )
+    assert three.summary() == one.summary()
+    assert three.rejected == one.rejected  # in line order, whichever process found them
+    assert (three.rows, three.accepted, len(three.rejected), three.blank_lines) == (95, 82, 13, 8)
+    assert sum(progress) == 103  # every line after the header, blank ones too
+    stored = {key: set() for key in ("one", "three")}
+    for dedupe_key, body in Message.objects.values_list("dedupe_key", "body"):
+        key, _, line = dedupe_key.partition(":")
+        stored[key].add((int(line), body))
+    assert stored["three"] == stored["one"] and len(stored["one"]) == 82
+    assert Batch.objects.get(key="three").accepted == 82
+    assert other_connections() <= before  # each process closed its connection
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="processes store rows on PostgreSQL")
+def test_a_process_failing_stops_the_run_with_what_to_do_and_running_again_sends_each_row_once(
+    tmp_path, monkeypatch, sms_outbox
+):
+    path = mixed_file(tmp_path, 60)
+    real = bulk_sends.messages_create_many
+
+    def failing_on_the_third_chunk(**kwargs):  # in the forked processes too
+        if any(request.dedupe_key == "run:32" for request, _ in kwargs["items"]):
+            raise RuntimeError("the database went away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(bulk_sends, "messages_create_many", failing_on_the_third_chunk)
+    with pytest.raises(bulk_sends.BulkSendError) as raised:
+        bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", key="run", chunk_size=10, processes=2)
+    assert "RuntimeError: the database went away" in str(raised.value)
+    assert "run the same command again to send the rest" in str(raised.value)
+    monkeypatch.setattr(bulk_sends, "messages_create_many", real)
+
+    again = bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", key="run", processes=2)
+    assert again.accepted + again.already_sent == 52
+    run_burst_worker()
+    assert len(sms_outbox) == len({m.recipient for m in sms_outbox}) == 52

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -23,8 +24,15 @@ class Command(BaseCommand):
         parser.add_argument("--key", default="", help="Name of this send (default: the file's SHA-256).")
         parser.add_argument("--dry-run", action="store_true", help="Check and count every row, store nothing.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (it only shows on a terminal).")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=settings.BULK_SEND_PROCESSES,
+            metavar="N",
+            help="Processes checking and storing rows (PostgreSQL; default BULK_SEND_PROCESSES, the CPUs here).",
+        )
 
-    def handle(self, *args, csv, template, channel, body, subject, at, key, dry_run, no_progress, **options):
+    def handle(self, *args, csv, template, channel, body, subject, at, key, dry_run, no_progress, processes, **options):
         if bool(template) == bool(channel or body):
             raise CommandError("Give either --template SLUG, or --channel and --body (and --subject for email).")
         send_at = None
@@ -34,6 +42,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--at '{at}' is not an ISO 8601 time, like 2030-01-01T09:00:00+01:00.")
             if timezone.is_naive(send_at):
                 send_at = timezone.make_aware(send_at)
+        if processes < 1:
+            raise CommandError(f"--processes {processes}: give 1 or more.")
         # disable=None shows the bar on a terminal only, so logs and cron mail stay clean.
         bar = tqdm(unit="row", desc="Dry run" if dry_run else "Sending", disable=True if no_progress else None)
         try:
@@ -47,7 +57,8 @@ class Command(BaseCommand):
                 key=key,
                 dry_run=dry_run,
                 on_start=lambda total: bar.reset(total=total),
-                on_row=bar.update,
+                on_rows=bar.update,
+                processes=processes,
             )
         except BulkSendError as error:
             raise CommandError(f"{csv}: {error}") from error

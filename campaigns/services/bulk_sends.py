@@ -9,12 +9,14 @@ reach. A new key sends again on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import multiprocessing
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -355,14 +357,29 @@ def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chu
             tasks.put(None)
         take_answers(wait=True)
     except BaseException:
-        for worker in workers:
-            worker.terminate()  # a chunk being stored is rolled back by the database
+        _stop_after_their_chunks(tasks, answers, workers)
         raise
     finally:
         for worker in workers:
             worker.join()
     report.rejected.sort(key=lambda rejected: rejected.line)
     return result
+
+
+def _stop_after_their_chunks(tasks, answers, workers, *, patience: float = 60) -> None:
+    """Stop the processes once they have stored the chunks already handed to them (at most a few each), so that
+    none is cut between storing a chunk and queueing its messages: killed there, its messages would wait for
+    the reconciler. One still busy after `patience` seconds is killed; its open transaction is rolled back."""
+    deadline = time.monotonic() + patience
+    with contextlib.suppress(queue.Full, ValueError):
+        for _ in workers:
+            tasks.put(None, timeout=max(deadline - time.monotonic(), 0.1))
+    while any(worker.is_alive() for worker in workers) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            answers.get(timeout=0.2)  # read and dropped: a process exits only once its answers are handed over
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
 
 
 def _batched(lines, size: int) -> Iterator[list]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -159,3 +160,23 @@ def other_connections() -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
+
+
+def at_once(function, times: int) -> list:
+    """Run `function` in `times` threads started together (a barrier), each closing its database connection at
+    the end; returns what the calls returned, in the order they finished."""
+    start, results = threading.Barrier(times), []
+
+    def run():
+        start.wait()
+        try:
+            results.append(function())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

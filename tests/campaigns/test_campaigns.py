@@ -1,6 +1,5 @@
 """The campaign lifecycle and fan-out, in process: launch, pause, resume, cancel, schedules, recurrence."""
 
-import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -27,7 +26,7 @@ from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.sending import send_messages
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactFactory, ContactListFactory
-from tests.support import other_connections, run_burst_worker, wait_for
+from tests.support import at_once, other_connections, run_burst_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,21 +165,7 @@ def test_two_fan_outs_of_one_campaign_at_once_write_each_contact_once_with_the_p
     campaign = new_campaign(audience, rate_limit_per_minute=600)
     campaign_launch(campaign=campaign)
     before = other_connections()
-    start = threading.Barrier(2)
-    created = []
-
-    def run():
-        start.wait()
-        try:
-            created.append(campaign_fan_out(campaign_id=campaign.pk, chunk_size=20))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    created = at_once(lambda: campaign_fan_out(campaign_id=campaign.pk, chunk_size=20), 2)
     assert sum(created) == 300
     messages = list(Message.objects.filter(campaign=campaign).order_by("metadata__contact_id"))
     assert len({message.recipient for message in messages}) == 300

@@ -1,11 +1,9 @@
 """`Idempotency-Key` on POST /api/v1/messages/: one message per key and API key, however often and however fast."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,6 +11,7 @@ from campaigns.models import Batch
 from deliveries.models import IdempotencyKey, Message
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.idempotency import idempotency_keys_prune, idempotent_create
+from tests.support import at_once
 
 BODY = {"channel": "sms", "to": "+14155550100", "body": "Your code is 1234"}
 
@@ -73,24 +72,13 @@ def test_twenty_identical_requests_at_once_create_one_message(api_key, key_used_
     if key_used_a_day_before:  # its record not swept yet: every request finds it past its time
         IdempotencyKey.objects.create(api_key=api_key, key="burst-1", scope="messages.create", fingerprint="old")
         _age("burst-1", 25)
-    start = threading.Barrier(20)
-    responses = []
 
     def post():
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
-        try:
-            start.wait()
-            responses.append(client.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="burst-1"))
-        finally:
-            connection.close()
+        return client.post("/api/v1/messages/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="burst-1")
 
-    threads = [threading.Thread(target=post) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    responses = at_once(post, 20)
     assert [r.status_code for r in responses] == [201] * 20
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 19

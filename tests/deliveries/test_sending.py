@@ -1,12 +1,10 @@
 """The send path with the locmem SMS backend and Django's locmem email backend, through a real RQ worker."""
 
-import threading
 from datetime import timedelta
 
 import django_rq
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from deliveries.models import Message, Status
@@ -14,7 +12,7 @@ from deliveries.services.dispatch import SEND_JOB, dispatch_due_messages, requeu
 from deliveries.services.messages import message_cancel, message_create, message_request_validate
 from deliveries.services.sending import claim_messages
 from tests.factories import MessageFactory
-from tests.support import run_burst_worker
+from tests.support import at_once, run_burst_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,19 +73,7 @@ def test_a_job_run_twice_sends_once(sms_outbox):
 
 def test_racing_claims_never_share_a_message():
     ids = [MessageFactory(status=Status.QUEUED).pk for _ in range(60)]
-    claimed: list[list[int]] = []
-
-    def claim():
-        try:
-            claimed.append([m.pk for m in claim_messages(ids)])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed = at_once(lambda: [m.pk for m in claim_messages(ids)], 4)
     every_claim = [pk for claim_ids in claimed for pk in claim_ids]
     assert sorted(every_claim) == sorted(ids)
 

@@ -185,7 +185,8 @@ def bulk_send_csv(
         report.batch_id = batch.pk
         # The key's first run: no row can have been stored under it, so none is looked up first.
         store_options = {"batch": batch, "created_by": created_by, "new_dedupe_keys": first_run}
-        if processes > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        forking = _FORK is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
+        if processes > 1 and forking:
             rows = _Rows(columns, content, send_at, key)
             result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size, store_options)
         else:
@@ -283,7 +284,8 @@ def _valid_items(lines: Iterable[tuple[int, list[str]]], columns, content, send_
 # --- Several processes ------------------------------------------------------------------------------------------
 # Forked, not spawned: a child starts at once with Django set up and the run's template in memory. The parent
 # closes its database connections first, so no connection is shared; each child opens its own.
-_FORK = multiprocessing.get_context("fork")
+# (No fork on Windows: there the rows are stored by the command's own process.)
+_FORK = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 # Chunks read ahead of the processes, per process: enough that none waits for the file, few enough for memory.
 _READ_AHEAD = 2
 

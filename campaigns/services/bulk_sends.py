@@ -28,7 +28,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from deliveries.models import Message
-from deliveries.services.bulk import BulkResult, messages_create_many
+from deliveries.services.bulk import BulkResult, chunked, messages_create_many
 from deliveries.services.messages import MessageValidationError, message_request_validate
 from deliveries.services.suppression import suppressions_blocking
 
@@ -345,18 +345,22 @@ def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chu
             if on_rows is not None:
                 on_rows(lines_done)
 
+    def hand_over(task) -> None:
+        """Put `task` in the queue, taking answers while it is full (and noticing a process that died)."""
+        while True:
+            try:
+                tasks.put(task, timeout=0.5)
+                return
+            except queue.Full:
+                take_answers(wait=False)
+
     try:
-        for chunk in _batched(lines, chunk_size):
-            while True:
-                try:
-                    tasks.put(chunk, timeout=0.5)
-                    break
-                except queue.Full:
-                    take_answers(wait=False)
+        for chunk in chunked(lines, chunk_size):
+            hand_over(chunk)
             handed += 1
             take_answers(wait=False)
         for _ in workers:
-            tasks.put(None)
+            hand_over(None)
         take_answers(wait=True)
     except BaseException:
         _stop_after_their_chunks(tasks, answers, workers)
@@ -382,17 +386,6 @@ def _stop_after_their_chunks(tasks, answers, workers, *, patience: float = 60) -
     for worker in workers:
         if worker.is_alive():
             worker.terminate()
-
-
-def _batched(lines, size: int) -> Iterator[list]:
-    chunk = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _chunk_worker(tasks, answers, rows: _Rows, store_options) -> None:

@@ -63,7 +63,8 @@ class RenderFailure:
     code: str = "render"
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    """`items` in lists of `size` (the last one shorter), read lazily: a generator is never held whole."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -119,7 +120,7 @@ def messages_create_many(
         if on_chunk is not None:
             on_chunk(result.created)
 
-    chunks = _chunks(items, chunk_size)
+    chunks = chunked(items, chunk_size)
     first_two = list(islice(chunks, 2))
     if connection.vendor != "postgresql" or connection.in_atomic_block or len(first_two) < 2:
         # In a transaction every chunk must be written on its connection; and a single chunk is not worth a

@@ -181,6 +181,8 @@ def test_the_summary_counts_rows_to_suppressed_addresses_and_those_are_never_sen
     suppression_add(
         channel="sms", address="+14155550102", reason=Suppression.Reason.OPT_OUT, source="Twilio inbound reply: STOP"
     )
+    out, _error = send_bulk(csv=str(write_csv(tmp_path, PEOPLE)), channel="sms", body="Hello", dry_run=True)
+    assert "1 rejected, 1 suppressed." in out  # a dry run says so too
     out, _error = send_bulk(csv=str(write_csv(tmp_path, PEOPLE)), channel="sms", body="Hello")
     assert "4 were accepted" in out
     assert "1 rejected, 1 suppressed." in out
@@ -201,7 +203,12 @@ def mixed_file(tmp_path, rows: int):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="processes store rows on PostgreSQL")
 def test_several_processes_report_and_store_exactly_what_one_does(tmp_path):
+    from deliveries.models import Suppression
+    from deliveries.services.suppression import suppression_add
+
     path = mixed_file(tmp_path, 95)
+    for person in (3, 50):  # in different chunks, so different processes count them
+        suppression_add(channel="sms", address=f"+1415{7000000 + person}", reason=Suppression.Reason.OPT_OUT, source="")
     one = bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", key="one", chunk_size=10)
     before = other_connections()
     progress = []
@@ -210,7 +217,7 @@ def test_several_processes_report_and_store_exactly_what_one_does(tmp_path):
     )
     assert three.summary() == one.summary()
     assert three.rejected == one.rejected  # in line order, whichever process found them
-    assert (three.rows, three.accepted, len(three.rejected), three.blank_lines) == (95, 82, 13, 8)
+    assert (three.rows, three.accepted, len(three.rejected), three.blank_lines, three.suppressed) == (95, 82, 13, 8, 2)
     assert sum(progress) == 103  # every line after the header, blank ones too
     stored = {key: set() for key in ("one", "three")}
     for dedupe_key, body in Message.objects.values_list("dedupe_key", "body"):

@@ -92,7 +92,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, knowing the protocol's 65,535 parameters a statement (messaging_project/postgresql).
+    DATABASES["default"]["ENGINE"] = "messaging_project.postgresql"
+if DATABASES["default"]["ENGINE"] == "messaging_project.postgresql" and env.bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):
     # Parameters sent apart from the statement, and a statement run five times prepared on its connection: the

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Contact, Segment
+from campaigns.models import Contact, ContactList, Segment
 from campaigns.selectors import contact_context, segment_contacts
 from campaigns.services.contacts import contact_create, contact_update
 from campaigns.services.segments import segment_create
@@ -204,3 +204,17 @@ def test_bad_segment_filters_are_refused_by_number():
     assert "unknown field 'plan'" in messages[0]
     assert not Segment.objects.exists()
     assert Contact.objects.count() == 0
+
+
+def test_more_contacts_than_a_statement_takes_parameters_are_created_and_deleted_through_the_orm():
+    # PostgreSQL takes at most 65,535 parameters a statement when they are bound on the server; the collector
+    # deleting contacts lists them (and their list memberships) in one statement unless the backend says so.
+    count = 2**16 + 10
+    audience = ContactList.objects.create(name="everyone")
+    contacts = Contact.objects.bulk_create(Contact(name=f"P{i}", phone=f"+1415{7000000 + i}") for i in range(count))
+    Contact.lists.through.objects.bulk_create(
+        Contact.lists.through(contact_id=contact.pk, contactlist_id=audience.pk) for contact in contacts
+    )
+    _deleted, by_model = Contact.objects.all().delete()
+    assert by_model["campaigns.Contact"] == count
+    assert not Contact.lists.through.objects.exists()

@@ -19,7 +19,7 @@ from ..html_text import html_to_text
 from ..locales import language_candidates, normalize_language
 from ..models import Channel, Contact, MessageTemplate, MessageTemplateTranslation
 from ..selectors import contact_context
-from ..template_syntax import MISSING_RE, compile_template, syntax_problem, variables_used
+from ..template_syntax import MISSING_RE, compile_template, render_plain, syntax_problem, variables_used
 from .sms_segments import SmsSegments, sms_segments
 
 CONTENT_FIELDS = ("subject", "body", "html_body")
@@ -294,7 +294,9 @@ def render_string(source: str, context: dict[str, Any], *, html: bool = False, f
             missing=names,
         )
     try:
-        rendered = compiled.render(Context(context, autoescape=html))
+        rendered = render_plain(source, context, html=html)
+        if rendered is None:
+            rendered = compiled.render(Context(context, autoescape=html))
     except Exception as error:  # a filter or tag failing on a value: fail this message, not the whole batch
         raise TemplateRenderError(f"Could not render {field}: {error}", field=field) from error
     # A dotted lookup that finds nothing (`{{ order.total }}` without `total`) renders as the marker.

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from campaigns.models import MessageTemplate
 from campaigns.services.templates import (
     TemplateRenderError,
+    render_string,
     template_create,
     template_preview,
     template_render,
@@ -280,3 +281,49 @@ def test_the_preview_asks_for_a_sample_value_of_a_required_variable():
     preview = template_preview(channel="sms", body="Hi {{ name }}", variables={"name": None}, sample_context={})
     assert "'name'" in preview.errors["body"][0]
     assert "sample value" in preview.errors["body"][0]
+
+
+PLAIN_SOURCES = ["Hi {{ name }}!", "{{name}}", "{{ a }}{{ b }} and {{ a }}", "no variables at all", "\n{{ name }}\n"]
+OTHER_SOURCES = [
+    "Hi {{ name|upper }}",
+    "{{ order.total }}",
+    "{{ 'literal' }}",
+    "{{ 3 }}",
+    "{% if name %}Hi {{ name }}{% endif %}",
+    "{{ _('Hello') }}",
+    "{% for x in items %}{{ x }}{% endfor %}",
+]
+VALUES = ["Ann", "", "<b>Tom & \"Jerry\"</b> 'x'", "ünïcødé ☃", 42, 1.5, None, ["a"], {"total": 3}]
+
+
+def test_plain_templates_render_exactly_as_djangos_engine_does_whatever_the_values():
+    from django.template import Context
+    from django.utils.safestring import SafeString, mark_safe
+
+    from campaigns.template_syntax import compile_template, plain_parts, render_plain
+
+    assert all(plain_parts(source) is not None for source in PLAIN_SOURCES)
+    assert all(plain_parts(source) is None for source in OTHER_SOURCES)
+    assert render_plain("{{ True }}", {}) is None  # a name the engine's context has of its own
+    for source in PLAIN_SOURCES + OTHER_SOURCES:
+        for html in (False, True):
+            for value in [*VALUES, mark_safe("<i>safe</i>")]:
+                for context in ({"name": value, "a": value, "b": "B", "order": value, "items": [value]}, {}):
+                    fast = render_plain(source, context, html=html)
+                    engine = compile_template(source, html=html).render(Context(context, autoescape=html))
+                    if fast is not None:
+                        assert fast == engine and isinstance(fast, SafeString), (source, html, context)
+                    # Plain text values are the fast path's; anything else is left to the engine.
+                    plain_values = context and type(value) is str
+                    assert (fast is not None) == bool(
+                        source in PLAIN_SOURCES and (plain_values or "{{" not in source)
+                    ), (source, html, context)
+
+
+def test_render_string_takes_the_plain_path_and_still_reports_missing_names():
+    assert render_string("Hi {{ name }}", {"name": "<Ann>"}, html=True) == "Hi &lt;Ann&gt;"
+    assert render_string("Hi {{ name }}", {"name": "<Ann>"}) == "Hi <Ann>"
+    assert render_string("You are {{ age }}", {"age": 42}) == "You are 42"  # the engine's, for a number
+    with pytest.raises(TemplateRenderError) as raised:
+        render_string("Hi {{ name }}", {})
+    assert raised.value.missing == ("name",)

@@ -9,15 +9,9 @@ reach. A new key sends again on purpose.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import gc
+import functools
 import hashlib
-import multiprocessing
-import os
-import queue
-import signal
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from deliveries.models import Message
@@ -34,6 +28,7 @@ from deliveries.services.messages import MessageValidationError, message_request
 from deliveries.services.suppression import suppressions_blocking
 
 from ..models import Batch, MessageTemplate
+from .forked import FORK, ProcessFailed, work_in_processes
 from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
 
 CHUNK_SIZE = 2000
@@ -185,10 +180,10 @@ def bulk_send_csv(
         report.batch_id = batch.pk
         # The key's first run: no row can have been stored under it, so none is looked up first.
         store_options = {"batch": batch, "created_by": created_by, "new_dedupe_keys": first_run}
-        forking = _FORK is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
+        forking = FORK is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
         if processes > 1 and forking:
-            rows = _Rows(columns, content, send_at, key)
-            result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size, store_options)
+            rows = _Rows(columns, content, send_at, key, store_options)
+            result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size)
         else:
             items = _valid_items(_lines(reader), columns, content, send_at, key, report, on_rows)
             items = _counting_suppressed(items, report, chunk_size)
@@ -288,12 +283,6 @@ def _valid_items(lines: Iterable[tuple[int, list[str]]], columns, content, send_
 
 
 # --- Several processes ------------------------------------------------------------------------------------------
-# Forked, not spawned: a child starts at once with Django set up and the run's template in memory. The parent
-# closes its database connections first, so no connection is shared; each child opens its own.
-# (No fork on Windows: there the rows are stored by the command's own process.)
-_FORK = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-# Chunks read ahead of the processes, per process: enough that none waits for the file, few enough for memory.
-_READ_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -304,131 +293,51 @@ class _Rows:
     content: BulkContent
     send_at: datetime | None
     key: str
+    store_options: dict
 
 
-def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chunk_size: int, store_options):
+def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chunk_size: int) -> BulkResult:
     """Hand the file's lines to `processes` forked processes, `chunk_size` at a time; each checks, renders and
     stores its chunk in one transaction. Returns the stored chunks' results added up; `report` gets each
     chunk's rows, blank lines and rejections. A process that fails stops the run with BulkSendError: the chunks
     stored before are kept, and running the same command again stores the rest."""
-    connections.close_all()
-    tasks = _FORK.Queue(maxsize=processes * _READ_AHEAD)
-    answers = _FORK.Queue()
-    workers = [
-        _FORK.Process(target=_chunk_worker, args=(tasks, answers, rows, store_options), daemon=True)
-        for _ in range(processes)
-    ]
-    # Objects that exist now are left out of the processes' garbage collections: collecting would write to every
-    # one of them (its gc header), copying the parent's memory page by page into each process, and rescanning
-    # Django's hundreds of thousands of objects for each full collection (together a sixth of a row's cost).
-    gc.freeze()
-    try:
-        for worker in workers:
-            worker.start()
-    finally:
-        gc.unfreeze()
-    result, handed, answered = BulkResult(), 0, 0
+    result = BulkResult()
 
-    def take_answers(wait: bool) -> None:
-        nonlocal answered
-        while answered < handed:
-            try:
-                answer = answers.get(timeout=0.5) if wait else answers.get_nowait()
-            except queue.Empty:
-                stopped = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
-                if stopped:
-                    raise BulkSendError(
-                        f"A process storing rows stopped (exit code {stopped[0]}). The rows it had not stored "
-                        "are not sent: run the same command again to send them (rows already stored are skipped)."
-                    ) from None
-                if wait:
-                    continue
-                return
-            if answer[0] == "error":
-                raise BulkSendError(
-                    f"Storing rows failed: {answer[1]}. The chunks stored before are kept: once the cause is fixed, "
-                    "run the same command again to send the rest (rows already stored are skipped)."
-                )
-            _, lines_done, part_report, part = answer
-            answered += 1
-            report.rows += part_report.rows
-            report.blank_lines += part_report.blank_lines
-            report.suppressed += part_report.suppressed
-            report.rejected.extend(part_report.rejected)
-            result.add(part)
-            if on_rows is not None:
-                on_rows(lines_done)
-
-    def hand_over(task) -> None:
-        """Put `task` in the queue, taking answers while it is full (and noticing a process that died)."""
-        while True:
-            try:
-                tasks.put(task, timeout=0.5)
-                return
-            except queue.Full:
-                take_answers(wait=False)
+    def add(answer) -> None:
+        lines_done, part_report, part = answer
+        report.rows += part_report.rows
+        report.blank_lines += part_report.blank_lines
+        report.suppressed += part_report.suppressed
+        report.rejected.extend(part_report.rejected)
+        result.add(part)
+        if on_rows is not None:
+            on_rows(lines_done)
 
     try:
-        for chunk in chunked(lines, chunk_size):
-            hand_over(chunk)
-            handed += 1
-            take_answers(wait=False)
-        for _ in workers:
-            hand_over(None)
-        take_answers(wait=True)
-    except BaseException:
-        _stop_after_their_chunks(tasks, answers, workers)
-        raise
-    finally:
-        for worker in workers:
-            worker.join()
+        work_in_processes(
+            chunked(lines, chunk_size), functools.partial(_store_chunk, rows), processes=processes, on_answer=add
+        )
+    except ProcessFailed as failed:
+        if failed.error:
+            raise BulkSendError(
+                f"Storing rows failed: {failed.error}. The chunks stored before are kept: once the cause is fixed, "
+                "run the same command again to send the rest (rows already stored are skipped)."
+            ) from None
+        raise BulkSendError(
+            f"A process storing rows stopped (exit code {failed.exit_code}). The rows it had not stored "
+            "are not sent: run the same command again to send them (rows already stored are skipped)."
+        ) from None
     report.rejected.sort(key=lambda rejected: rejected.line)
     return result
 
 
-def _stop_after_their_chunks(tasks, answers, workers, *, patience: float = 60) -> None:
-    """Stop the processes once they have stored the chunks already handed to them (at most a few each), so that
-    none is cut between storing a chunk and queueing its messages: killed there, its messages would wait for
-    the reconciler. One still busy after `patience` seconds is killed; its open transaction is rolled back."""
-    deadline = time.monotonic() + patience
-    with contextlib.suppress(queue.Full, ValueError):
-        for _ in workers:
-            tasks.put(None, timeout=max(deadline - time.monotonic(), 0.1))
-    while any(worker.is_alive() for worker in workers) and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            answers.get(timeout=0.2)  # read and dropped: a process exits only once its answers are handed over
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()
-
-
-def _chunk_worker(tasks, answers, rows: _Rows, store_options) -> None:
-    """A forked process's loop: a chunk of lines in, its counts out, until the parent says there is no more (or
-    is gone: a parent killed outright leaves no process behind)."""
-    # Ctrl-C reaches the whole process group: the parent stops the processes itself, without their tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-    try:
-        while True:
-            try:
-                chunk = tasks.get(timeout=1)
-            except queue.Empty:
-                if os.getppid() != parent:
-                    return
-                continue
-            if chunk is None:
-                return
-            part_report = BulkSendReport(key=rows.key)
-            try:
-                items = _valid_items(chunk, rows.columns, rows.content, rows.send_at, rows.key, part_report, None)
-                items = list(_counting_suppressed(items, part_report, len(chunk)))
-                part = messages_create_many(items=items, chunk_size=max(len(items), 1), **store_options)
-            except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run
-                answers.put(("error", f"{type(error).__name__}: {error}"))
-                return
-            answers.put(("ok", len(chunk), part_report, part))
-    finally:
-        connections.close_all()
+def _store_chunk(rows: _Rows, chunk) -> tuple[int, BulkSendReport, BulkResult]:
+    """In a forked process: check, render and store one chunk of lines; (lines, their report, what was stored)."""
+    part_report = BulkSendReport(key=rows.key)
+    items = _valid_items(chunk, rows.columns, rows.content, rows.send_at, rows.key, part_report, None)
+    items = list(_counting_suppressed(items, part_report, len(chunk)))
+    part = messages_create_many(items=items, chunk_size=max(len(items), 1), **rows.store_options)
+    return len(chunk), part_report, part
 
 
 def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], send_at):

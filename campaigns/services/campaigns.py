@@ -18,6 +18,7 @@ import contextlib
 import copy
 import functools
 import logging
+import os
 import zoneinfo
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import django_rq
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import DateTimeField, F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import DateTimeField, F, Max, Value
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from deliveries.models import Message, Status
@@ -48,6 +50,7 @@ from ..scheduling import (
     zone_named,
 )
 from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients
+from .forked import FORK, work_in_processes
 from .templates import TemplateRenderError, template_render_for_contact
 
 logger = logging.getLogger(__name__)
@@ -363,7 +366,7 @@ def _cancel_messages(campaign: Campaign, *, detail: str) -> int:
 # --- Fan-out ------------------------------------------------------------------------------------------------
 
 
-def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> int:
+def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK, processes: int | None = None) -> int:
     """Expand the campaign's audience into messages, a chunk of contacts at a time (bounded memory: two chunks
     of contacts and their rows), from where the last run stopped. Returns how many messages this call created.
 
@@ -373,14 +376,19 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> in
 
     On PostgreSQL, outside a transaction, a writer thread with its own connection stores each chunk while this
     thread reads and renders the next: the database's time (the COPY, the commit) no longer adds to the
-    rendering's. The chunks are still claimed and stored one after another, in order.
+    rendering's. The chunks are still claimed and stored one after another, in order. There too, a campaign
+    without a rate limit is fanned out by `processes` forked processes (FAN_OUT_PROCESSES), each reading and
+    rendering a chunk while the others do theirs; their claims still go in the chunks' order.
     """
     created = 0
+    processes = settings.FAN_OUT_PROCESSES if processes is None else processes
     inline = connection.vendor != "postgresql" or connection.in_atomic_block
     writer = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-out-writer")
     try:
         while True:
-            made, finished = _fan_out_from_cursor(campaign_id, chunk_size=chunk_size, writer=writer)
+            made, finished = _fan_out_from_cursor(
+                campaign_id, chunk_size=chunk_size, writer=writer, processes=processes
+            )
             created += made
             if finished:
                 return created
@@ -395,14 +403,23 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK) -> in
 @dataclass
 class _FanOutChunk:
     cursor: int  # the campaign's cursor before this chunk: its claim succeeds only from there
+    end: int  # the cursor after it: its last contact
     contacts: list
     items: list
     state: dict
-    starts_at: datetime
+    first_send: datetime  # the earliest send time of its messages: the campaign starts no later
     now: datetime
 
 
-def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer) -> tuple[int, bool]:
+def _chunk_prepare(campaign: Campaign, contacts: list, *, cursor: int, end: int, state: dict) -> _FanOutChunk:
+    """Render the chunk of `contacts` (after `cursor`, up to `end`) and its pacing, carried on in `state`."""
+    now = timezone.now()
+    items = list(_chunk_items(campaign, contacts, state=state, now=now))
+    first_send = min((request.send_at or now for request, _ in items), default=now)
+    return _FanOutChunk(cursor, end, contacts, items, copy.deepcopy(state), first_send, now)
+
+
+def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer, processes: int = 1) -> tuple[int, bool]:
     """Write chunks from the campaign's stored cursor, carrying the cursor and pacing state from one chunk to the
     next. Returns (messages created, finished); not finished when a claim was lost (paused, cancelled, another
     run): the caller reads the campaign again and decides."""
@@ -412,7 +429,10 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer) -> tuple[
     template = campaign.template
     steps = list(campaign.steps.select_related("template").prefetch_related("template__translations"))
     recipients = campaign_recipients(campaign=campaign, channel=template.channel)
-    cursor, state, starts_at = campaign.fanout_cursor, dict(campaign.fanout_state), campaign.starts_at
+    cursor, state = campaign.fanout_cursor, dict(campaign.fanout_state)
+    # Pacing carries a count from each chunk to the next, so a paced campaign's chunks are rendered in turn.
+    if processes > 1 and writer is not None and FORK is not None and not campaign.rate_limit_per_minute:
+        return _fan_out_in_processes(campaign, steps, recipients, cursor, state, chunk_size, processes)
     created, in_flight = 0, None
 
     def stored(future) -> bool:
@@ -423,20 +443,13 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer) -> tuple[
 
     while True:
         contacts = list(recipients.filter(pk__gt=cursor).order_by("pk").defer(*UNUSED_CONTACT_FIELDS)[:chunk_size])
-        now = timezone.now()
         if contacts:  # rendered while the writer stores the chunk before
-            items = list(_chunk_items(campaign, contacts, state=state, now=now))
-            first_send = min((request.send_at or now for request, _ in items), default=now)
-            starts_at = min(starts_at, first_send) if starts_at else first_send
-            chunk = _FanOutChunk(cursor, contacts, items, copy.deepcopy(state), starts_at, now)
+            chunk = _chunk_prepare(campaign, contacts, cursor=cursor, end=contacts[-1].pk, state=state)
         if in_flight is not None and not stored(in_flight):
             return created, False  # paused, cancelled, or another run wrote that chunk: look again
         in_flight = None
         if not contacts:
-            # starts_at: a local-time campaign with nobody to send to has started (and will complete) now.
-            Campaign.objects.filter(pk=campaign.pk, fanout_cursor=cursor, status__in=LIVE).update(
-                fanout_done=True, fanout_heartbeat=now, starts_at=Coalesce(F("starts_at"), Value(now))
-            )
+            _fan_out_finish(campaign, cursor)
             return created, True
         if writer is None:
             won, count = _fan_out_chunk_store(campaign, steps, chunk)
@@ -448,22 +461,34 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer) -> tuple[
         cursor = contacts[-1].pk
 
 
+def _fan_out_finish(campaign: Campaign, cursor: int) -> None:
+    """Mark the fan-out done, if the campaign's cursor is still where this run left it."""
+    now = timezone.now()
+    # starts_at: a local-time campaign with nobody to send to has started (and will complete) now.
+    Campaign.objects.filter(pk=campaign.pk, fanout_cursor=cursor, status__in=LIVE).update(
+        fanout_done=True, fanout_heartbeat=now, starts_at=Coalesce(F("starts_at"), Value(now))
+    )
+
+
 def _fan_out_chunk_store(campaign: Campaign, steps, chunk: _FanOutChunk) -> tuple[bool, int]:
     """Claim the chunk (move the cursor past it) and store its messages, in one transaction. Returns (claimed,
     messages created)."""
+    first_send = Value(chunk.first_send, output_field=DateTimeField())
     with transaction.atomic():
         won = Campaign.objects.filter(
             pk=campaign.pk, status__in=LIVE, fanout_cursor=chunk.cursor, fanout_done=False
         ).update(
-            fanout_cursor=chunk.contacts[-1].pk,
+            fanout_cursor=chunk.end,
             targeted=F("targeted") + len(chunk.items),
             fanout_state=chunk.state,
             fanout_heartbeat=chunk.now,
-            starts_at=chunk.starts_at,
+            starts_at=Least(Coalesce(F("starts_at"), first_send), first_send),
             updated_at=chunk.now,
         )
         if not won:
             return False, 0
+        if not chunk.items:
+            return True, 0
         stored = messages_create_many(
             items=chunk.items,
             campaign=campaign,
@@ -475,6 +500,71 @@ def _fan_out_chunk_store(campaign: Campaign, steps, chunk: _FanOutChunk) -> tupl
         if follow_ups:
             Campaign.objects.filter(pk=campaign.pk).update(targeted=F("targeted") + follow_ups)
     return True, len(chunk.items) + follow_ups
+
+
+def _fan_out_in_processes(campaign, steps, recipients, cursor: int, state: dict, chunk_size: int, processes: int):
+    """_fan_out_from_cursor in `processes` forked processes: this one reads the chunks' bounds (contact ids
+    only) and hands them out; each process reads its chunk's contacts, renders them, then claims and stores the
+    chunk. Claims go in the chunks' order: a process claims its chunk once the chunk before is stored
+    (committed: PostgreSQL would not see a claim made before that commit move the cursor), so the reading and
+    rendering run in parallel and the cursor moves one chunk after the other, as with one process. A lost claim
+    (paused, cancelled, another run) stops the run as in _fan_out_from_cursor: returns (messages created,
+    finished)."""
+    parent = os.getpid()
+    turn = FORK.Condition()
+    next_claim = FORK.Value("q", 0, lock=False)  # the index of the chunk whose claim may go next
+    stopped = FORK.Value("b", 0, lock=False)  # a claim was lost or a process failed: claim nothing more
+    created, end = 0, cursor
+
+    def bounds():
+        nonlocal end
+        index = 0
+        while not stopped.value:
+            ids = recipients.filter(pk__gt=end).order_by("pk").values_list("pk", flat=True)[:chunk_size]
+            last = ids.aggregate(last=Max("pk"))["last"]
+            if last is None:
+                return
+            yield index, end, last
+            index, end = index + 1, last
+
+    def stop() -> None:
+        stopped.value = 1
+        # Not forever: a process killed inside `turn` would hold its lock; the others look every second anyway.
+        if turn.acquire(timeout=5):
+            turn.notify_all()
+            turn.release()
+
+    def fan_out_chunk(bounds_of_chunk) -> int:
+        index, start, last = bounds_of_chunk
+        contacts = list(recipients.filter(pk__gt=start, pk__lte=last).order_by("pk").defer(*UNUSED_CONTACT_FIELDS))
+        chunk = _chunk_prepare(campaign, contacts, cursor=start, end=last, state=copy.deepcopy(state))
+        with turn:
+            while next_claim.value != index and not stopped.value and os.getppid() == parent:
+                turn.wait(timeout=1)
+            if next_claim.value != index or stopped.value:
+                return 0
+        try:
+            won, count = _fan_out_chunk_store(campaign, steps, chunk)
+        except BaseException:
+            stop()
+            raise
+        with turn:
+            if won:
+                next_claim.value = index + 1
+            else:
+                stopped.value = 1
+            turn.notify_all()
+        return count
+
+    def add(count: int) -> None:
+        nonlocal created
+        created += count
+
+    work_in_processes(bounds(), fan_out_chunk, processes=processes, on_answer=add, on_stop=stop)
+    if stopped.value:
+        return created, False  # paused, cancelled, or another run wrote a chunk: look again
+    _fan_out_finish(campaign, end)
+    return created, True
 
 
 def _store_steps(campaign: Campaign, steps, contacts, items, first_ids: list[int | None]) -> int:

@@ -187,6 +187,8 @@ SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=1000)
 # send_bulk's processes checking, rendering and storing rows (PostgreSQL): one per CPU this process may use.
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 BULK_SEND_PROCESSES = env.int("BULK_SEND_PROCESSES", default=_CPUS)
+# A campaign's fan-out (without a rate limit) likewise, in the worker's job (PostgreSQL).
+FAN_OUT_PROCESSES = env.int("FAN_OUT_PROCESSES", default=_CPUS)
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=100)
 SEND_THREADS = env.int("SEND_THREADS", default=64)
 # A running send job takes over the send jobs waiting behind it in its queue for this many seconds (none while a

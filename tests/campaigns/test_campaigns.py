@@ -118,7 +118,8 @@ def test_a_fan_out_paused_half_way_carries_on_from_where_it_stopped_after_resume
             Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED, paused_at=timezone.now())
 
     monkeypatch.setattr(campaign_services, "messages_create_many", create_then_pause)
-    assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=10) == 20
+    # One process: `calls` counts in this one (the processes' own pause: test_campaign_fan_out_processes.py).
+    assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=1) == 20
     campaign.refresh_from_db()
     assert (campaign.targeted, campaign.fanout_done) == (20, False)
 
@@ -146,7 +147,7 @@ def test_a_fan_out_that_crashed_mid_way_is_run_again_without_duplicates(monkeypa
 
     monkeypatch.setattr(campaign_services, "messages_create_many", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
-        campaign_fan_out(campaign_id=campaign.pk, chunk_size=10)
+        campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=1)  # `calls` counts in this process
     monkeypatch.setattr(campaign_services, "messages_create_many", real_create)
     campaign_fan_out(campaign_id=campaign.pk, chunk_size=10)
     campaign_fan_out(campaign_id=campaign.pk, chunk_size=10)  # a duplicate job finds nothing left

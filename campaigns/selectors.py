@@ -53,11 +53,29 @@ def campaign_audience(*, campaign) -> QuerySet[Contact]:
 
 def campaign_recipients(*, campaign, channel: str) -> QuerySet[Contact]:
     """The audience members who can receive on `channel`: they consented to it and have an address for it."""
-    return (
-        campaign_audience(campaign=campaign)
-        .filter(**{f"{channel}_consent": True})
-        .exclude(**{ADDRESS_FIELDS[channel]: ""})
-    )
+    return _reachable_on(campaign_audience(campaign=campaign), channel)
+
+
+def campaign_recipients_between(*, campaign, channel: str, after: int, upto: int | None = None) -> QuerySet[Contact]:
+    """campaign_recipients with ids above `after` (and at most `upto`), as the fan-out reads them a chunk at a
+    time. For a list's campaign the range is put on the list's memberships too: PostgreSQL does not carry a
+    range across a join, and the join read the list's memberships from its first contact for every chunk
+    (quadratic in the list's size: 14 ms a chunk at 100,000 contacts, against 2.5 ms)."""
+    if campaign.contact_list_id and not campaign.segment_id:
+        members = Contact.lists.through.objects.filter(contactlist_id=campaign.contact_list_id, contact_id__gt=after)
+        if upto is not None:
+            members = members.filter(contact_id__lte=upto)
+        contacts = Contact.objects.filter(pk__in=members.values("contact_id"))
+    else:
+        contacts = campaign_audience(campaign=campaign)
+    contacts = contacts.filter(pk__gt=after)
+    if upto is not None:
+        contacts = contacts.filter(pk__lte=upto)
+    return _reachable_on(contacts, channel)
+
+
+def _reachable_on(contacts: QuerySet[Contact], channel: str) -> QuerySet[Contact]:
+    return contacts.filter(**{f"{channel}_consent": True}).exclude(**{ADDRESS_FIELDS[channel]: ""})
 
 
 def _status_counts(**filters) -> dict[str, int]:

@@ -49,7 +49,7 @@ from ..scheduling import (
     paced,
     zone_named,
 )
-from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients
+from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients, campaign_recipients_between
 from .forked import FORK, work_in_processes
 from .templates import TemplateRenderError, template_render_for_contact
 
@@ -428,7 +428,7 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer, processes
         return 0, True
     template = campaign.template
     steps = list(campaign.steps.select_related("template").prefetch_related("template__translations"))
-    recipients = campaign_recipients(campaign=campaign, channel=template.channel)
+    recipients = functools.partial(campaign_recipients_between, campaign=campaign, channel=template.channel)
     cursor, state = campaign.fanout_cursor, dict(campaign.fanout_state)
     # Pacing carries a count from each chunk to the next, so a paced campaign's chunks are rendered in turn.
     if processes > 1 and writer is not None and FORK is not None and not campaign.rate_limit_per_minute:
@@ -442,7 +442,7 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer, processes
         return won
 
     while True:
-        contacts = list(recipients.filter(pk__gt=cursor).order_by("pk").defer(*UNUSED_CONTACT_FIELDS)[:chunk_size])
+        contacts = list(recipients(after=cursor).order_by("pk").defer(*UNUSED_CONTACT_FIELDS)[:chunk_size])
         if contacts:  # rendered while the writer stores the chunk before
             chunk = _chunk_prepare(campaign, contacts, cursor=cursor, end=contacts[-1].pk, state=state)
         if in_flight is not None and not stored(in_flight):
@@ -520,7 +520,7 @@ def _fan_out_in_processes(campaign, steps, recipients, cursor: int, state: dict,
         nonlocal end
         index = 0
         while not stopped.value:
-            ids = recipients.filter(pk__gt=end).order_by("pk").values_list("pk", flat=True)[:chunk_size]
+            ids = recipients(after=end).order_by("pk").values_list("pk", flat=True)[:chunk_size]
             last = ids.aggregate(last=Max("pk"))["last"]
             if last is None:
                 return
@@ -536,7 +536,7 @@ def _fan_out_in_processes(campaign, steps, recipients, cursor: int, state: dict,
 
     def fan_out_chunk(bounds_of_chunk) -> int:
         index, start, last = bounds_of_chunk
-        contacts = list(recipients.filter(pk__gt=start, pk__lte=last).order_by("pk").defer(*UNUSED_CONTACT_FIELDS))
+        contacts = list(recipients(after=start, upto=last).order_by("pk").defer(*UNUSED_CONTACT_FIELDS))
         chunk = _chunk_prepare(campaign, contacts, cursor=start, end=last, state=copy.deepcopy(state))
         with turn:
             while next_claim.value != index and not stopped.value and os.getppid() == parent:

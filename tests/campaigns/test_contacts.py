@@ -218,3 +218,34 @@ def test_more_contacts_than_a_statement_takes_parameters_are_created_and_deleted
     _deleted, by_model = Contact.objects.all().delete()
     assert by_model["campaigns.Contact"] == count
     assert not Contact.lists.through.objects.exists()
+
+
+def test_the_fan_outs_ranges_of_recipients_are_exactly_the_recipients_in_each_range():
+    from campaigns.models import Campaign
+    from campaigns.selectors import campaign_recipients, campaign_recipients_between
+
+    audience, other = ContactListFactory(), ContactListFactory()
+    contacts = [
+        ContactFactory(
+            phone=f"+1415{7000000 + i}",
+            sms_consent=i % 4 != 0,
+            email=f"p{i}@example.com" if i % 3 else "",
+            email_consent=i % 4 != 1,
+        )
+        for i in range(30)
+    ]
+    for i, contact in enumerate(contacts):
+        if i % 5:
+            contact.lists.add(audience)
+        if i % 2:
+            contact.lists.add(other)  # memberships of another list in the same id range
+    segment = segment_create(name="S", filters=[{"field": "name", "op": "set"}], contact_list=audience)
+    ids = [contact.pk for contact in contacts]
+    for campaign in (Campaign(contact_list=audience), Campaign(segment=segment)):
+        for channel in ("sms", "email"):
+            everyone = list(campaign_recipients(campaign=campaign, channel=channel).order_by("pk"))
+            assert everyone, (campaign, channel)
+            for after, upto in ((0, None), (ids[4], ids[17]), (ids[17], None), (ids[-1], None)):
+                between = campaign_recipients_between(campaign=campaign, channel=channel, after=after, upto=upto)
+                expected = [c for c in everyone if c.pk > after and (upto is None or c.pk <= upto)]
+                assert list(between.order_by("pk")) == expected, (campaign, channel, after, upto)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 
 from deliveries.models import Message
@@ -28,7 +27,7 @@ from deliveries.services.messages import MessageValidationError, message_request
 from deliveries.services.suppression import suppressions_blocking
 
 from ..models import Batch, MessageTemplate
-from .forked import FORK, ProcessFailed, work_in_processes
+from .forked import ProcessFailed, forking_possible, work_in_processes
 from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
 
 CHUNK_SIZE = 2000
@@ -180,8 +179,7 @@ def bulk_send_csv(
         report.batch_id = batch.pk
         # The key's first run: no row can have been stored under it, so none is looked up first.
         store_options = {"batch": batch, "created_by": created_by, "new_dedupe_keys": first_run}
-        forking = FORK is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
-        if processes > 1 and forking:
+        if processes > 1 and forking_possible():
             rows = _Rows(columns, content, send_at, key, store_options)
             result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size)
         else:

@@ -50,7 +50,7 @@ from ..scheduling import (
     zone_named,
 )
 from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients, campaign_recipients_between
-from .forked import FORK, work_in_processes
+from .forked import FORK, forking_possible, work_in_processes
 from .templates import TemplateRenderError, template_render_for_contact
 
 logger = logging.getLogger(__name__)
@@ -381,7 +381,7 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK, proce
     rendering a chunk while the others do theirs; their claims still go in the chunks' order.
     """
     created = 0
-    processes = settings.FAN_OUT_PROCESSES if processes is None else processes
+    processes = (settings.FAN_OUT_PROCESSES if processes is None else processes) if forking_possible() else 1
     inline = connection.vendor != "postgresql" or connection.in_atomic_block
     writer = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-out-writer")
     try:
@@ -431,7 +431,7 @@ def _fan_out_from_cursor(campaign_id: int, *, chunk_size: int, writer, processes
     recipients = functools.partial(campaign_recipients_between, campaign=campaign, channel=template.channel)
     cursor, state = campaign.fanout_cursor, dict(campaign.fanout_state)
     # Pacing carries a count from each chunk to the next, so a paced campaign's chunks are rendered in turn.
-    if processes > 1 and writer is not None and FORK is not None and not campaign.rate_limit_per_minute:
+    if processes > 1 and not campaign.rate_limit_per_minute:
         return _fan_out_in_processes(campaign, steps, recipients, cursor, state, chunk_size, processes)
     created, in_flight = 0, None
 

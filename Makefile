@@ -6,15 +6,25 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick
+.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick lock audit
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Installs the lock file: every transitive dependency pinned, each file checked against its hash.
+$(VENV)/.installed: requirements-dev.lock
 	@test -x $(BIN)/python || $(BOOT_PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
+
+# After editing requirements.txt or requirements-dev.txt: compile both lock files again, with hashes.
+lock:
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(BOOT_PYTHON) -m venv $(VENV); $(BIN)/pip install --quiet uv==0.13.8; }
+	scripts/lock_requirements.sh
+
+# Known vulnerabilities in the locked dependencies (pip-audit); CI runs it after the tests.
+audit: install
+	scripts/audit_dependencies.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -32,6 +42,7 @@ run: redis superuser
 	$(DEV_ENV) $(BIN)/honcho -f Procfile.dev start
 
 lint: install
+	$(BIN)/python scripts/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run

@@ -25,7 +25,8 @@ def main() -> int:
         wanted, locked = pins(Path(f"{name}.txt")), pins(Path(f"{name}.lock"))
         for package, version in sorted(wanted.items()):
             if locked.get(package) != version:
-                problems.append(f"{name}.lock has {package}=={locked.get(package, '(missing)')}, {name}.txt pins {version}")
+                has = locked.get(package, "(missing)")
+                problems.append(f"{name}.lock has {package}=={has}, {name}.txt pins {version}")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -248,7 +248,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Tidings <tidings@localho
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {
     "POSTMARK_SERVER_TOKEN": env("POSTMARK_SERVER_TOKEN", default=""),
-    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default=""),
+    # A list, so a new user:password can be accepted alongside the old one while the ESP is switched over.
+    "WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[]),
 }
 if env("POSTMARK_API_URL", default=""):
     ANYMAIL["POSTMARK_API_URL"] = env("POSTMARK_API_URL")

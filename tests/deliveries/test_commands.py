@@ -80,7 +80,7 @@ def test_deploy_check_warns_when_callbacks_cannot_reach_us_or_are_unprotected():
         EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
         MESSENGER_PAGE_ACCESS_TOKEN="token",
     )
-    for check_id in ("tidings.W010", "tidings.W011", "tidings.W012"):
+    for check_id in ("tidings.W010", "tidings.E011", "tidings.W012"):
         assert check_id in result.stderr
 
 

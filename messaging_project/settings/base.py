@@ -5,6 +5,7 @@ https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "django_rq",
     "anymail",
     "import_export",
+    "axes",
     "campaigns",
     "deliveries",
 ]
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "messaging_project.urls"
@@ -111,6 +115,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login protection (django-axes): https://django-axes.readthedocs.io/en/latest/4_configuration.html ----------
+# The admin's password login only: the API authenticates with API keys, which never reach these backends.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first, so a locked-out login is refused before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed logins lock out that username (from any address) and, apart, that address (for any
+# username), for LOGIN_LOCKOUT_MINUTES: a guesser is stopped whether it tries many passwords for one user or one
+# password for many users. A superuser unlocks earlier by deleting the attempt in the admin ("Access attempts"),
+# or `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS` / `axes_reset`.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The address a login comes from: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the outermost one
+# put in X-Forwarded-For (a client can write anything into that header, so it is only read when told to).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "messaging_project.client_address.client_ip_address"
+AXES_ALLOWED_CORS_ORIGINS = PUBLIC_BASE_URL
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")

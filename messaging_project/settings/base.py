@@ -26,6 +26,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off: set it in the environment.")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
 
+# Old keys still accepted when checking signatures (sessions, unsubscribe links) while SECRET_KEY is rotated:
+# put the old key here, the new one in SECRET_KEY, and drop the old one once its sessions and links may go.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Public URL the outside world reaches us at: status callback and unsubscribe URLs are built from it, and
@@ -42,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_rq",
     "anymail",
     "import_export",
@@ -293,7 +298,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# /api/schema/ and /api/docs/ need an API key or a staff session unless API_DOCS_PUBLIC (messaging_project/urls.py).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 SPECTACULAR_SETTINGS = {
+    # Swagger UI from the drf-spectacular-sidecar package through our static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Tidings API",
     "DESCRIPTION": "Send and track SMS and email through Tidings.",
     "VERSION": "1.0.0",
@@ -303,6 +314,10 @@ SPECTACULAR_SETTINGS = {
         "DependencyConditionEnum": "deliveries.models.DependencyCondition",
     },
 }
+
+# `Authorization: Bearer <HEALTH_TOKEN>` on /health/ready shows each check's details; without it (or with this
+# unset) the answer is only {"status": "ok"} or {"status": "failing"}, so nobody learns our internals from it.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

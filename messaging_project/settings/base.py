@@ -140,6 +140,8 @@ AXES_RESET_ON_SUCCESS = True
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "messaging_project.client_address.client_ip_address"
 AXES_ALLOWED_CORS_ORIGINS = PUBLIC_BASE_URL
+# No banner in every process's output at start-up (commands promise one readable line); lockouts still log a warning.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import checks
 
 from .health import redact_url, redis_status
+from .webhooks.anymail import configured_esp
 
 
 @checks.register("redis")
@@ -37,12 +38,15 @@ def check_webhooks_are_reachable_and_protected(app_configs=None, **kwargs):
                 id="tidings.W010",
             )
         )
-    if settings.EMAIL_BACKEND.startswith("anymail.") and not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    if configured_esp() and not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        # The webhook refuses every event without it (deliveries/webhooks/anymail.py): no bounce, complaint or
+        # unsubscribe would ever come back, so this stops a deploy rather than warning.
         issues.append(
-            checks.Warning(
-                "ANYMAIL_WEBHOOK_SECRET is empty: anyone can post email tracking events (bounces, unsubscribes).",
+            checks.Error(
+                "ANYMAIL_WEBHOOK_SECRET is empty: the email tracking webhook refuses every event, so bounces, "
+                "complaints and unsubscribes never reach the suppression list.",
                 hint="Set ANYMAIL_WEBHOOK_SECRET to a random user:password and give the same to your ESP's webhook.",
-                id="tidings.W011",
+                id="tidings.E011",
             )
         )
     if settings.MESSENGER_PAGE_ACCESS_TOKEN and not (settings.MESSENGER_APP_SECRET and settings.MESSENGER_VERIFY_TOKEN):

@@ -1,7 +1,9 @@
 """Health endpoints for load balancers and orchestrators, and the public unsubscribe page."""
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -17,18 +19,28 @@ def health_live(request):
     return JsonResponse({"status": "ok"})
 
 
+def health_token_given(request) -> bool:
+    """The caller sent `Authorization: Bearer <HEALTH_TOKEN>` (never true while HEALTH_TOKEN is unset)."""
+    token = settings.HEALTH_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and constant_time_compare(given.strip(), token)
+
+
 @never_cache
 @require_GET
 def health_ready(request):
     """Can we take and deliver messages? 503 when the database or Redis is unreachable.
 
-    No running worker, or a provider paused by its circuit breaker, is reported ("degraded") but stays 200:
-    messages are stored and wait.
+    Anyone gets only {"status": "ok"} or {"status": "failing"}: error texts name hosts, users and versions. With
+    the health token, every check's details, and "degraded" (still 200) for no running worker or a provider
+    paused by its circuit breaker: messages are stored and wait.
     """
     checks = {"database": database_status(), "redis": redis_status()}
+    ready = checks["database"]["ok"] and checks["redis"]["ok"]
+    if not health_token_given(request):
+        return JsonResponse({"status": "ok" if ready else "failing"}, status=200 if ready else 503)
     checks["workers"] = workers_status() if checks["redis"]["ok"] else {"ok": False, "count": 0}
     checks["providers"] = providers_status() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
-    ready = checks["database"]["ok"] and checks["redis"]["ok"]
     healthy = checks["workers"]["ok"] and checks["providers"]["ok"]
     overall = "ok" if ready and healthy else ("degraded" if ready else "unavailable")
     return JsonResponse({"status": overall, "checks": checks}, status=200 if ready else 503)

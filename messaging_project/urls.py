@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from campaigns.api import urls as campaigns_api_urls
 from deliveries import views as delivery_views
 from deliveries.webhooks import anymail as anymail_webhooks
+from messaging_project.api_docs import API_DOCS_AUTHENTICATION, API_DOCS_PERMISSIONS
 
 admin.site.site_header = "Tidings"
 admin.site.site_title = "Tidings operations"
@@ -48,8 +49,22 @@ urlpatterns = [
     path("api/v1/", include(campaigns_api_urls.message_batch_urlpatterns)),
     path("api/v1/", include("deliveries.api.urls")),
     path("api/v1/", include("campaigns.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(
+            authentication_classes=API_DOCS_AUTHENTICATION, permission_classes=API_DOCS_PERMISSIONS
+        ),
+        name="api-schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api-schema",
+            authentication_classes=API_DOCS_AUTHENTICATION,
+            permission_classes=API_DOCS_PERMISSIONS,
+        ),
+        name="api-docs",
+    ),
     path("health/live", delivery_views.health_live, name="health-live"),
     path("health/ready", delivery_views.health_ready, name="health-ready"),
     # Provider callbacks: see README "Webhooks" for the URLs to give Twilio, Postmark and Meta.

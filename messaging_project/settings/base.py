@@ -5,6 +5,7 @@ https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -25,6 +26,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off: set it in the environment.")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
 
+# Old keys still accepted when checking signatures (sessions, unsubscribe links) while SECRET_KEY is rotated:
+# put the old key here, the new one in SECRET_KEY, and drop the old one once its sessions and links may go.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Public URL the outside world reaches us at: status callback and unsubscribe URLs are built from it, and
@@ -41,9 +46,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_rq",
     "anymail",
     "import_export",
+    "axes",
     "campaigns",
     "deliveries",
 ]
@@ -57,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "messaging_project.urls"
@@ -111,6 +120,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login protection (django-axes): https://django-axes.readthedocs.io/en/latest/4_configuration.html ----------
+# The admin's password login only: the API authenticates with API keys, which never reach these backends.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first, so a locked-out login is refused before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed logins lock out that username (from any address) and, apart, that address (for any
+# username), for LOGIN_LOCKOUT_MINUTES: a guesser is stopped whether it tries many passwords for one user or one
+# password for many users. A superuser unlocks earlier by deleting the attempt in the admin ("Access attempts"),
+# or `manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS` / `axes_reset`.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The address a login comes from: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the outermost one
+# put in X-Forwarded-For (a client can write anything into that header, so it is only read when told to).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "messaging_project.client_address.client_ip_address"
+AXES_ALLOWED_CORS_ORIGINS = PUBLIC_BASE_URL
+# No banner in every process's output at start-up (commands promise one readable line); lockouts still log a warning.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -248,7 +279,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Tidings <tidings@localho
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {
     "POSTMARK_SERVER_TOKEN": env("POSTMARK_SERVER_TOKEN", default=""),
-    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default=""),
+    # A list, so a new user:password can be accepted alongside the old one while the ESP is switched over.
+    "WEBHOOK_SECRET": env.list("ANYMAIL_WEBHOOK_SECRET", default=[]),
 }
 if env("POSTMARK_API_URL", default=""):
     ANYMAIL["POSTMARK_API_URL"] = env("POSTMARK_API_URL")
@@ -268,7 +300,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# /api/schema/ and /api/docs/ need an API key or a staff session unless API_DOCS_PUBLIC (messaging_project/urls.py).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 SPECTACULAR_SETTINGS = {
+    # Swagger UI from the drf-spectacular-sidecar package through our static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Tidings API",
     "DESCRIPTION": "Send and track SMS and email through Tidings.",
     "VERSION": "1.0.0",
@@ -279,11 +317,20 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# `Authorization: Bearer <HEALTH_TOKEN>` on /health/ready shows each check's details; without it (or with this
+# unset) the answer is only {"status": "ok"} or {"status": "failing"}, so nobody learns our internals from it.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Django logs the path of every 4xx/5xx ("Bad Request: /unsubscribe/<token>/"): masked like the access log.
+    "filters": {"redact_paths": {"()": "messaging_project.log_redaction.RedactPaths"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_paths"]},
+    },
 }

@@ -3,13 +3,22 @@
 https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
 if DEBUG:  # noqa: F405
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("DEBUG must be off with production settings.")
+
+# base.py falls back to the console backend, which prints every email (one-time codes included) to the log and
+# records it as sent. Production takes whatever backend it is given, console included, but never by default.
+if not env("EMAIL_BACKEND", default=""):
+    raise ImproperlyConfigured(
+        "EMAIL_BACKEND is not set: production would print every email to the log instead of sending it. "
+        "Set EMAIL_BACKEND to your ESP's anymail backend (e.g. anymail.backends.postmark.EmailBackend), "
+        "or to django.core.mail.backends.console.EmailBackend if printing is really what you want."
+    )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

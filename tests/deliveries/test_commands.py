@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from io import StringIO
@@ -12,13 +11,6 @@ from deliveries.services.api_keys import api_key_authenticate, hash_key
 from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db
-
-PRODUCTION = {
-    "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
-    "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "ALLOWED_HOSTS": "tidings.example.com",
-    "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-}
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -62,26 +54,6 @@ def test_worker_without_redis_exits_with_one_readable_line():
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Redis is unreachable at redis://127.0.0.1:1/0")
     assert "Traceback" not in result.stderr
-
-
-def test_deploy_check_is_clean_under_production_settings():
-    result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION, PUBLIC_BASE_URL="https://tidings.example.com"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "no issues" in result.stdout
-
-
-def test_deploy_check_warns_when_callbacks_cannot_reach_us_or_are_unprotected():
-    result = run_manage(
-        "check",
-        "--deploy",
-        **PRODUCTION,
-        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
-        MESSENGER_PAGE_ACCESS_TOKEN="token",
-    )
-    for check_id in ("tidings.W010", "tidings.W011", "tidings.W012"):
-        assert check_id in result.stderr
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():

@@ -7,6 +7,13 @@ pytestmark = pytest.mark.django_db
 
 DEAD_REDIS = "redis://127.0.0.1:1/0?socket_connect_timeout=1"
 DEAD_QUEUES = {name: {"URL": DEAD_REDIS, "DEFAULT_TIMEOUT": 60} for name in ("high", "default", "low")}
+HEALTH_TOKEN = "health-token-for-tests"
+WITH_TOKEN = {"HTTP_AUTHORIZATION": f"Bearer {HEALTH_TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def health_token(settings):
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
 
 
 def test_live_answers_ok(client):
@@ -15,8 +22,8 @@ def test_live_answers_ok(client):
     assert response.json() == {"status": "ok"}
 
 
-def test_ready_reports_database_redis_and_workers(client):
-    response = client.get("/health/ready")
+def test_ready_reports_database_redis_and_workers_to_the_health_token(client):
+    response = client.get("/health/ready", **WITH_TOKEN)
     assert response.status_code == 200
     body = response.json()
     assert body["checks"]["database"]["ok"] is True
@@ -28,12 +35,31 @@ def test_ready_reports_database_redis_and_workers(client):
 
 @override_settings(RQ_QUEUES=DEAD_QUEUES)
 def test_ready_is_503_when_redis_is_unreachable(client):
-    response = client.get("/health/ready")
+    response = client.get("/health/ready", **WITH_TOKEN)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["ok"] is False
     assert "Connection refused" in body["checks"]["redis"]["error"]
+
+
+def test_ready_tells_anyone_else_only_ok(client):
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer a-guess"}, {"HTTP_AUTHORIZATION": HEALTH_TOKEN}):
+        response = client.get("/health/ready", **headers)
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@override_settings(RQ_QUEUES=DEAD_QUEUES)
+def test_ready_tells_anyone_else_only_failing_without_the_error_text(client):
+    response = client.get("/health/ready")
+    assert (response.status_code, response.json()) == (503, {"status": "failing"})
+    assert b"Connection refused" not in response.content
+
+
+def test_without_a_health_token_set_nobody_gets_details(client, settings):
+    settings.HEALTH_TOKEN = ""
+    response = client.get("/health/ready", HTTP_AUTHORIZATION="Bearer ")
+    assert response.json() == {"status": "ok"}
 
 
 @override_settings(RQ_QUEUES=DEAD_QUEUES, REDIS_URL=DEAD_REDIS)
@@ -77,7 +103,7 @@ def test_system_check_refuses_idempotency_keys_that_never_replay(settings):
 
 def test_ready_shows_each_providers_circuit_breaker_and_rate(client, settings):
     settings.SMS_RATE_LIMIT = "30/second"
-    providers = client.get("/health/ready").json()["checks"]["providers"]
+    providers = client.get("/health/ready", **WITH_TOKEN).json()["checks"]["providers"]
     assert providers["ok"] is True
     assert providers["providers"]["sms"]["provider"] == "locmem"
     assert providers["providers"]["sms"]["breaker"]["state"] == "closed"

@@ -243,7 +243,8 @@ def test_messages_wait_without_spending_attempts_while_the_breaker_is_open(fake_
     assert dispatch_due_messages() == 0  # nothing released while the provider is paused
     assert fake_twilio.request_count == 2
 
-    ready = client.get("/health/ready").json()
+    settings.HEALTH_TOKEN = "health-token"
+    ready = client.get("/health/ready", HTTP_AUTHORIZATION="Bearer health-token").json()
     assert ready["checks"]["providers"]["providers"]["sms"]["breaker"]["state"] == "open"
     assert ready["checks"]["providers"]["ok"] is False
 

@@ -95,3 +95,26 @@ def test_a_token_for_another_message_cannot_be_made_by_editing_the_url():
     response = Client().post(f"/unsubscribe/{other_payload}:{signature}/", {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 400
     assert not Suppression.objects.exists()
+
+
+def test_a_link_signed_before_a_secret_key_rotation_still_unsubscribes(settings):
+    message = MessageFactory(channel="email", recipient="ada@example.com", status=Status.SENT)
+    old_key = settings.SECRET_KEY
+    path = path_of(unsubscribe_url_for(message.pk))
+
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation-0123456789-abcdefghijklmnop"
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    response = Client().post(path, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert Suppression.objects.filter(channel="email", address="ada@example.com").exists()
+    # New links are signed with the new key.
+    assert path_of(unsubscribe_url_for(message.pk)) != path
+
+
+def test_a_link_signed_with_a_key_no_longer_listed_is_refused(settings):
+    message = MessageFactory(channel="email", recipient="ada@example.com", status=Status.SENT)
+    path = path_of(unsubscribe_url_for(message.pk))
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation-0123456789-abcdefghijklmnop"
+    settings.SECRET_KEY_FALLBACKS = []
+    assert Client().post(path, {"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert not Suppression.objects.exists()

@@ -14,9 +14,9 @@ DEAD_QUEUES = {name: {"URL": DEAD_REDIS, "DEFAULT_TIMEOUT": 60} for name in ("hi
 
 
 def test_the_api_stores_messages_while_redis_is_down_and_they_go_out_once_it_is_back(api, client, fake_twilio):
-    with override_settings(RQ_QUEUES=DEAD_QUEUES, REDIS_URL=DEAD_REDIS):
+    with override_settings(RQ_QUEUES=DEAD_QUEUES, REDIS_URL=DEAD_REDIS, HEALTH_TOKEN="health-token"):
         response = api.post("/api/v1/messages/", {"channel": "sms", "to": "+14155550100", "body": "hi"}, format="json")
-        ready = client.get("/health/ready")
+        ready = client.get("/health/ready", HTTP_AUTHORIZATION="Bearer health-token")
     assert response.status_code == 201
     assert ready.status_code == 503
     assert ready.json()["checks"]["redis"]["ok"] is False

@@ -18,6 +18,7 @@ MESSAGE_ID = "883953f4-6105-42a2-a16a-77a8eac79483"
 
 @pytest.fixture(autouse=True)
 def webhook_secret(settings):
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
 
 
@@ -45,9 +46,9 @@ def event_for(message: Message, record_type: str, **extra) -> dict:
     return tracking_event(record_type, recorded, message.recipient, **extra)
 
 
-def post(client, payload: dict, auth: str | None = SECRET):
+def post(client, payload: dict, auth: str | None = SECRET, url: str = URL):
     headers = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
-    return client.post(URL, json.dumps(payload), content_type="application/json", **headers)
+    return client.post(url, json.dumps(payload), content_type="application/json", **headers)
 
 
 def test_a_delivery_moves_the_message_to_delivered(client):
@@ -173,3 +174,67 @@ def test_a_bounce_for_a_message_we_do_not_know_still_suppresses_the_address(clie
     payload = tracking_event("Bounce", {"MessageID": "other", "from": "x@example.com"}, "Stranger@Example.COM")
     assert post(client, payload).status_code == 200
     assert Suppression.objects.get().address == "stranger@example.com"
+
+
+@pytest.mark.parametrize("auth", [None, SECRET, ":"])
+def test_without_a_webhook_secret_a_forged_bounce_is_refused_and_suppresses_nobody(client, settings, auth):
+    """Attack 2 of issue 20: with ANYMAIL_WEBHOOK_SECRET empty, anymail itself would accept anything."""
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": ""}
+    message = email_message()
+    response = post(client, event_for(message, "Bounce"), auth=auth)
+    assert response.status_code == 403
+    assert Message.objects.get(pk=message.pk).status == Status.SENT
+    assert not Suppression.objects.exists()
+    assert not message.events.exists()
+
+
+def test_without_a_webhook_secret_a_forged_resubscribe_keeps_the_opt_out(client, settings):
+    message = email_message()
+    post(client, event_for(message, "SubscriptionChange"))
+    assert Suppression.objects.get().reason == "opt_out"
+
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": ""}
+    resubscribe = {**event_for(message, "SubscriptionChange"), "SuppressSending": False}
+    assert post(client, resubscribe, auth=None).status_code == 403
+    assert Suppression.objects.get().reason == "opt_out"
+
+
+def test_without_a_webhook_secret_the_inbound_route_is_refused_too(client, settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": ""}
+    response = post(client, {"From": "x@example.com"}, auth=None, url="/webhooks/anymail/postmark/inbound/")
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("esp", ["mailgun", "sendgrid", "amazon_ses", "mandrill"])
+def test_another_esps_routes_are_not_there_when_postmark_is_configured(client, esp):
+    message = email_message()
+    response = post(client, event_for(message, "Bounce"), url=f"/webhooks/anymail/{esp}/tracking/")
+    assert response.status_code == 404
+    assert not Suppression.objects.exists()
+
+
+def test_no_esp_route_answers_when_email_does_not_go_through_anymail(client, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    message = email_message()
+    assert post(client, event_for(message, "Bounce")).status_code == 404
+    assert not Suppression.objects.exists()
+
+
+def test_the_configured_esp_follows_email_backend(settings):
+    from deliveries.webhooks.anymail import configured_esp
+
+    for backend, esp in [
+        ("anymail.backends.postmark.EmailBackend", "postmark"),
+        ("anymail.backends.amazon_ses.EmailBackend", "amazon_ses"),
+        ("anymail.backends.test.EmailBackend", ""),
+        ("django.core.mail.backends.console.EmailBackend", ""),
+    ]:
+        settings.EMAIL_BACKEND = backend
+        assert configured_esp() == esp
+
+
+def test_during_a_rotation_both_webhook_secrets_are_accepted(client, settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": ["tidings:old-secret", "tidings:new-secret"]}
+    for auth in ("tidings:old-secret", "tidings:new-secret"):
+        assert post(client, event_for(email_message(), "Delivery"), auth=auth).status_code == 200
+    assert post(client, event_for(email_message(), "Delivery"), auth=SECRET).status_code == 403

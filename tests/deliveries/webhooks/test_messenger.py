@@ -92,6 +92,15 @@ def test_an_unsigned_or_forged_event_is_refused(client):
     assert Message.objects.get(pk=message.pk).status == Status.SENT
 
 
+def test_without_an_app_secret_every_event_is_refused_and_changes_nothing(client, settings):
+    settings.MESSENGER_APP_SECRET = ""
+    message = sent_messenger_message()
+    response = signed_post(client, page_event(receipt("delivery", watermark=now_ms(), mids=["m_1"])), secret="")
+    assert response.status_code == 403
+    assert Message.objects.get(pk=message.pk).status == Status.SENT
+    assert not ProviderReceipt.objects.exists()
+
+
 def test_a_replayed_delivery_changes_nothing(client):
     message = sent_messenger_message()
     payload = page_event(receipt("delivery", watermark=now_ms(), mids=["m_1"]))

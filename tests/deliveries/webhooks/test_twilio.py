@@ -115,6 +115,17 @@ def test_without_an_auth_token_every_callback_is_refused(client, settings):
         client, f"{STATUS}?message={message.pk}&attempt=1", {"MessageSid": SID, "MessageStatus": "x"}, auth_token=""
     )
     assert response.status_code == 403
+    assert Message.objects.get(pk=message.pk).status == Status.SENT
+    assert not MessageEvent.objects.exists()
+
+
+def test_without_an_auth_token_an_inbound_stop_is_refused_and_suppresses_nobody(client, settings):
+    settings.TWILIO_AUTH_TOKEN = ""
+    params = {"MessageSid": "SM1", "From": "+14155550100", "To": "+15005550006", "Body": "STOP"}
+    response = twilio_signed_post(client, INBOUND, params, auth_token="")
+    assert response.status_code == 403
+    assert not Suppression.objects.exists()
+    assert not InboundMessage.objects.exists()
 
 
 def test_get_is_not_allowed(client):

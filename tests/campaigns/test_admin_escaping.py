@@ -4,6 +4,7 @@ stored XSS: content written with an API key runs as script in a superuser's brow
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns.models import Campaign, MessageTemplate, Segment
 from tests.factories import ContactFactory, ContactListFactory, TemplateFactory
@@ -66,3 +67,12 @@ def test_a_campaigns_name_and_its_templates_name_are_shown_escaped(admin_client)
     campaign = Campaign.objects.create(name=HOSTILE, template=template, contact_list=ContactListFactory())
     assert_shown_only_escaped(admin_client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode())
     assert_shown_only_escaped(admin_client.get("/admin/campaigns/campaign/").content.decode())
+
+
+def test_the_import_dry_run_shows_a_files_hostile_rows_escaped(admin_client):
+    hostile = HOSTILE.replace('"', '""')  # a CSV field with quotes in it
+    text = f'name,phone,note\n"{hostile}",+14155550100,"{hostile}"\n"{hostile}",555,x\n'
+    csv_file = SimpleUploadedFile("contacts.csv", text.encode(), content_type="text/csv")
+    response = admin_client.post("/admin/campaigns/contact/import/", {"import_file": csv_file, "format": "0"})
+    assert response.status_code == 200
+    assert_shown_only_escaped(response.content.decode())

@@ -1,8 +1,9 @@
 """The template language of message templates: Django's, over a plain dict, without files or `{% load %}`.
 
-This module compiles template sources (cached, since a campaign renders the same source thousands of times) and
-finds the variables a source reads from its context, with the line each first appears on, so that a template
-can be refused when it uses a variable it does not declare.
+This module compiles template sources (cached, since a campaign renders the same source thousands of times),
+renders them (text as plain text, HTML escaped), and finds the variables a source reads from its context, with
+the line each first appears on, so that a template can be refused when it uses a variable it does not declare.
+The tags, filters and limits a template may use are template_sandbox's.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.template import Engine, Template, TemplateSyntaxError
+from django.template import Context, Engine, Template, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import FilterExpression, Lexer, Node, NodeList, TextNode, TokenType, Variable, VariableNode
 from django.template.defaulttags import FilterNode, ForNode, IfNode, RegroupNode, WithNode
 from django.template.smartif import TokenBase
 from django.utils.html import escape
 from django.utils.safestring import SafeString
+
+from .template_sandbox import ALLOWED_FILTERS, ALLOWED_TAGS, RenderBudget, count_rendering, sandbox_problems
 
 # Missing variables render as this marker, so a message never goes out as "Hello ,".
 MISSING_MARKER = "\x00missing:%s\x00"
@@ -32,12 +35,33 @@ CONTEXT_BUILTINS = frozenset({"True", "False", "None"})
 # `{% firstof ... as x %}`, `{% widthratio ... as x %}`, `{% regroup ... as x %}`).
 _BINDING_ATTRIBUTES = ("asvar", "variable_name", "var_name")
 
+# How Django's parser words an unknown filter or tag: a built-in one the sandbox leaves out, or a typo.
+_UNKNOWN_FILTER = re.compile(r"^Invalid filter: '(?P<name>[^']*)'")
+_UNKNOWN_TAG = re.compile(r"^Invalid block tag on line \d+: '(?P<name>[^']*)'")
+
+
+class SandboxedTemplate(Template):
+    """A compiled message template: each render has a budget (template_sandbox.RenderBudget) that every node
+    counts against, so a render that would run away stops with RenderLimitError."""
+
+    def __init__(self, template_string, origin=None, name=None, engine=None):
+        super().__init__(template_string, origin, name, engine)
+        count_rendering(self.nodelist)
+
+    def _render(self, context):
+        context.render_budget = RenderBudget()
+        return super()._render(context)
+
 
 class MessageEngine(Engine):
-    """Django's engine without the loader tags: a message template cannot `{% include %}` or `{% extends %}`
-    files, so those tags are syntax errors when the template is saved rather than failures when it is sent."""
+    """Django's engine with only template_sandbox's tags and filters: no loader tags (a message template cannot
+    `{% include %}` or `{% extends %}` files), none that can make a render run away. What is left out is a
+    syntax error when the template is saved rather than a failure when it is sent."""
 
-    default_builtins = ["django.template.defaulttags", "django.template.defaultfilters"]
+    default_builtins = ["campaigns.template_sandbox"]
+
+    def from_string(self, template_code):
+        return SandboxedTemplate(template_code, engine=self)
 
 
 # Plain text (SMS, the email's subject and text part) must not be HTML-escaped; the HTML part must be.
@@ -77,7 +101,7 @@ def render_plain(source: str, context: dict, *, html: bool = False) -> str | Non
     (plain_parts) and each name's value is a str (the engine outputs such a value as it is, HTML-escaped in
     HTML); None otherwise, for the engine to render. The engine's set-up for each render (a Context, its
     render state, a node per part) was a fifth of a fanned-out message's cost, for templates that are mostly
-    this simple."""
+    this simple. The result is typed as render() types it."""
     parts = plain_parts(source)
     if parts is None:
         return None
@@ -90,7 +114,23 @@ def render_plain(source: str, context: dict, *, html: bool = False) -> str | Non
             if html:
                 text = escape(text)
         out.append(text)
-    return SafeString("".join(out))  # as the engine returns it
+    return SafeString("".join(out)) if html else "".join(out)
+
+
+def render(source: str, context: dict, *, html: bool = False) -> str:
+    """`source` rendered with `context`: the fast path when it applies (render_plain), else the engine.
+
+    Text renders (SMS, WhatsApp, Messenger, an email's subject and text part) come back as a plain str: they
+    are not HTML, and whoever shows one in a page must escape it. Only the HTML part is SafeString, since it
+    is HTML by design (values in it are escaped as it renders). Raises TemplateSyntaxError, RenderLimitError,
+    or whatever a filter raises on a value.
+    """
+    rendered = render_plain(source, context, html=html)
+    if rendered is not None:
+        return rendered
+    rendered = compile_template(source, html=html).render(Context(context, autoescape=html))
+    # The engine marks whatever it outputs as safe HTML; text is not, so it goes back to a plain str.
+    return rendered if html else str.__str__(rendered)
 
 
 @dataclass(frozen=True)
@@ -100,16 +140,28 @@ class TemplateProblem:
 
 
 def syntax_problem(source: str) -> TemplateProblem | None:
-    """The syntax error in `source`, with its line, or None if it compiles."""
+    """The first problem with `source`, with its line: a syntax error (an unknown or disallowed tag or filter
+    counts as one), or something it asks for beyond the sandbox's limits. None if it may be saved."""
     try:
-        _checking_engine.from_string(source)
+        nodelist = _checking_engine.from_string(source).nodelist
     except TemplateSyntaxError as error:
         debug = getattr(error, "template_debug", None) or {}
         tag = (debug.get("during") or "").removeprefix("{%").strip().split(" ")[0]
-        message = str(error)
+        message = f"syntax error: {error}"
         if tag in _FILE_TAGS:
-            message = f"{{% {tag} %}} is not available in message templates: they are not files."
+            message = f"syntax error: {{% {tag} %}} is not available in message templates: they are not files."
+        elif (found := _UNKNOWN_TAG.match(str(error))) and found["name"] in defaulttags.register.tags:
+            message = (
+                f"the tag {{% {found['name']} %}} is not allowed here. Allowed: {', '.join(sorted(ALLOWED_TAGS))}."
+            )
+        elif (found := _UNKNOWN_FILTER.match(str(error))) and found["name"] in defaultfilters.register.filters:
+            message = f"the filter '{found['name']}' is not allowed here. Allowed: {', '.join(ALLOWED_FILTERS)}."
         return TemplateProblem(line=debug.get("line", 1), message=message)
+    except RecursionError:
+        return TemplateProblem(line=1, message="tags are nested too deeply.")
+    problems = sandbox_problems(nodelist)
+    if problems:
+        return TemplateProblem(line=problems[0].line, message=problems[0].message)
     return None
 
 

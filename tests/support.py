@@ -180,3 +180,15 @@ def at_once(function, times: int) -> list:
     for thread in threads:
         thread.join()
     return results
+
+
+# What an attacker stores through the API, a provider's callback or an import: markup that runs script, a break-out
+# of an HTML attribute, and template syntax (shown as text, never evaluated).
+HOSTILE = '<img src=x onerror=alert(1)>"><script>alert(2)</script>{{ name }}'
+HOSTILE_ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
+
+
+def assert_shown_only_escaped(page: str, *, times: int = 1) -> None:
+    """The hostile content is on the page (at least `times` times), and only ever escaped."""
+    assert "<img src=x" not in page and "<script>alert(2)" not in page and '"><script' not in page
+    assert page.count(HOSTILE_ESCAPED) >= times, page

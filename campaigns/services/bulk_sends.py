@@ -345,7 +345,7 @@ def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], sen
         )
     version = TemplateVersion(language="", subject=content.subject, body=content.body)
     try:
-        rendered = version_render(version=version, variables={}, context=context)
+        rendered = version_render(version=version, variables={}, context=context, channel=content.channel)
     except TemplateRenderError as error:
         raise MessageValidationError({error.field: [error.reason]}) from error
     return message_request_validate(

@@ -13,16 +13,22 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.template import Context, TemplateSyntaxError
+from django.template import TemplateSyntaxError
 
 from ..html_text import html_to_text
 from ..locales import language_candidates, normalize_language
 from ..models import Channel, Contact, MessageTemplate, MessageTemplateTranslation
 from ..selectors import contact_context
-from ..template_syntax import MISSING_RE, compile_template, render_plain, syntax_problem, variables_used
+from ..template_syntax import MISSING_RE, compile_template, render, syntax_problem, variables_used
 from .sms_segments import SmsSegments, sms_segments
 
 CONTENT_FIELDS = ("subject", "body", "html_body")
+# The most one rendered message may hold. Twilio refuses an SMS or WhatsApp body over 1,600 characters (error
+# 21617), and Messenger texts are kept to the same; an email part over 1 MB is more than any inbox shows, and a
+# subject is a column of 255 characters. A render over its limit fails, naming the limit.
+RENDERED_TEXT_LIMITS = {Channel.SMS: 1_600, Channel.WHATSAPP: 1_600, Channel.MESSENGER: 1_600}
+RENDERED_EMAIL_PART_BYTES = 1_000_000
+RENDERED_SUBJECT_LIMIT = 255
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -112,7 +118,7 @@ def template_content_validate(
             continue
         problem = syntax_problem(source)
         if problem:
-            refuse(name, f"Line {problem.line}: syntax error: {problem.message}")
+            refuse(name, f"Line {problem.line}: {problem.message}")
             continue
         for use in variables_used(source):
             if use.name not in variables:
@@ -277,13 +283,14 @@ def template_context(*, variables: dict[str, Any], context: dict[str, Any]) -> d
 
 
 def render_string(source: str, context: dict[str, Any], *, html: bool = False, field: str = "body") -> str:
-    """Render one field strictly. Raises TemplateRenderError naming the variables that have no value."""
+    """Render one field strictly. Raises TemplateRenderError naming the variables that have no value, or the
+    limit of the template sandbox that the render went over."""
     if not source:
         return ""
     try:
-        compiled = compile_template(source, html=html)
+        compile_template(source, html=html)
         missing_uses = [use for use in variables_used(source) if use.name not in context]
-    except TemplateSyntaxError as error:
+    except (TemplateSyntaxError, RecursionError) as error:
         raise TemplateRenderError(f"Template syntax error in {field}: {error}", field=field) from error
     if missing_uses:
         names = tuple(use.name for use in missing_uses)
@@ -294,9 +301,7 @@ def render_string(source: str, context: dict[str, Any], *, html: bool = False, f
             missing=names,
         )
     try:
-        rendered = render_plain(source, context, html=html)
-        if rendered is None:
-            rendered = compiled.render(Context(context, autoescape=html))
+        rendered = render(source, context, html=html)
     except Exception as error:  # a filter or tag failing on a value: fail this message, not the whole batch
         raise TemplateRenderError(f"Could not render {field}: {error}", field=field) from error
     # A dotted lookup that finds nothing (`{{ order.total }}` without `total`) renders as the marker.
@@ -314,7 +319,7 @@ def template_render(*, template: MessageTemplate, context: dict[str, Any], langu
     rendered HTML. Raises TemplateRenderError.
     """
     version = template_version(template=template, language=language)
-    return version_render(version=version, variables=template.variables, context=context)
+    return version_render(version=version, variables=template.variables, context=context, channel=template.channel)
 
 
 def template_render_for_contact(
@@ -327,18 +332,49 @@ def template_render_for_contact(
     return template_render(template=template, context=values, language=contact.language)
 
 
-def version_render(*, version: TemplateVersion, variables: dict[str, Any], context: dict[str, Any]) -> RenderedContent:
+def version_render(
+    *, version: TemplateVersion, variables: dict[str, Any], context: dict[str, Any], channel: str = ""
+) -> RenderedContent:
+    """Render one version with the declared defaults under `context`, for `channel` (its size limit applies:
+    RENDERED_TEXT_LIMITS; the email limits when no channel is given). Raises TemplateRenderError."""
     values = template_context(variables=variables, context=context)
     html_body = render_string(version.html_body, values, html=True, field="html_body")
     body = render_string(version.body, values, field="body")
     if not body.strip() and html_body:
         body = html_to_text(html_body)
-    return RenderedContent(
+    content = RenderedContent(
         subject=render_string(version.subject, values, field="subject").strip(),
         body=body,
         html_body=html_body,
         language=version.language,
     )
+    rendered_size_check(content, channel=channel)
+    return content
+
+
+def rendered_size_check(content: RenderedContent, *, channel: str) -> None:
+    """Raise TemplateRenderError when rendered content is over what its channel carries."""
+    limit = RENDERED_TEXT_LIMITS.get(channel)
+    if limit is not None and len(content.body) > limit:
+        raise TemplateRenderError(
+            f"The rendered body is {len(content.body):,} characters: {Channel(channel).label} messages carry at "
+            f"most {limit:,}.",
+            field="body",
+        )
+    if len(content.subject) > RENDERED_SUBJECT_LIMIT:
+        raise TemplateRenderError(
+            f"The rendered subject is {len(content.subject):,} characters: at most {RENDERED_SUBJECT_LIMIT}.",
+            field="subject",
+        )
+    for name in ("body", "html_body"):
+        text = getattr(content, name)
+        # A character is at most 4 bytes of UTF-8: most texts are measured without encoding them.
+        if len(text) * 4 > RENDERED_EMAIL_PART_BYTES and len(text.encode()) > RENDERED_EMAIL_PART_BYTES:
+            raise TemplateRenderError(
+                f"The rendered {name} is {len(text.encode()):,} bytes: an email part may be at most "
+                f"{RENDERED_EMAIL_PART_BYTES:,}.",
+                field=name,
+            )
 
 
 # --- Preview ------------------------------------------------------------------------------------------------
@@ -401,7 +437,9 @@ def template_preview(
         return preview
     version = TemplateVersion(language=language, subject=subject, body=body, html_body=html_body)
     try:
-        preview.content = version_render(version=version, variables=declared, context=sample_context or {})
+        preview.content = version_render(
+            version=version, variables=declared, context=sample_context or {}, channel=channel
+        )
     except TemplateRenderError as error:
         hint = " Give it a sample value (or a default) to preview the template." if error.missing else ""
         preview.errors[error.field] = [f"{error.reason}{hint}"]

@@ -266,6 +266,8 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "deliveries.api.permissions.HasKeyScope",
     ],
+    # Each key's own rate (ApiKey.rate, 429 with Retry-After); keys without one are not counted.
+    "DEFAULT_THROTTLE_CLASSES": ["deliveries.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -59,8 +59,11 @@ def api_key_create(
 
     `scopes` None gives full access (the `admin` scope), as keys had before scopes existed. `rate` is a rate
     string like "100/second" (several joined with ";"); `allowed_senders` the senders the key may set. Raises
-    ApiKeyInvalid naming the scope, rate, sender or expiry that is wrong.
+    ApiKeyInvalid naming the name, scope, rate, sender or expiry that is wrong.
     """
+    max_name = ApiKey._meta.get_field("name").max_length
+    if not name.strip() or len(name) > max_name:
+        raise ApiKeyInvalid(f"A key's name is 1 to {max_name} characters.")
     scopes = FULL_ACCESS if scopes is None else api_key_scopes_validate(scopes)
     rate = api_key_rate_validate(rate)
     senders = [api_key_sender_validate(sender) for sender in allowed_senders]

@@ -48,8 +48,8 @@ ROUTES = [
 ]
 
 
-def client_for(*scopes, name=None):
-    api_key, raw = api_key_create(name=name or "-".join(scopes) or "none", scopes=scopes)
+def client_for(*scopes, name="client"):
+    api_key, raw = api_key_create(name=name, scopes=scopes)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     client.api_key = api_key
@@ -115,7 +115,7 @@ def test_a_transactional_message_needs_the_transactional_scope_too():
     assert not Message.objects.exists()
     assert sender.post("/api/v1/messages/", sms(), format="json").status_code == 201
 
-    both = client_for(SEND, ApiScope.TRANSACTIONAL_SEND)
+    both = client_for(SEND, ApiScope.TRANSACTIONAL_SEND, name="both")
     response = both.post("/api/v1/messages/", sms(category="transactional"), format="json")
     assert response.status_code == 201
     assert response.json()["category"] == "transactional"

@@ -102,6 +102,12 @@ def test_create_api_key_refuses_bad_options_with_one_readable_line_and_stores_no
     assert not ApiKey.objects.exists()
 
 
+def test_create_api_key_refuses_a_name_too_long_to_store():
+    with pytest.raises(CommandError, match="A key's name is 1 to 100 characters."):
+        call_command("create_api_key", "x" * 101, stdout=StringIO(), stderr=StringIO())
+    assert not ApiKey.objects.exists()
+
+
 def test_create_api_key_with_a_bad_scope_exits_non_zero_naming_the_scopes():
     result = run_manage(
         "create_api_key",

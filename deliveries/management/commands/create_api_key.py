@@ -54,9 +54,12 @@ class Command(BaseCommand):
                 f"An API key named '{name}' already exists; pick another name or revoke it in the admin."
             )
         expires_at = timezone.now() + timedelta(days=expires_in) if expires_in is not None else None
-        api_key, raw_key = api_key_create(
-            name=name, scopes=scopes, expires_at=expires_at, rate=rate, allowed_senders=senders
-        )
+        try:
+            api_key, raw_key = api_key_create(
+                name=name, scopes=scopes, expires_at=expires_at, rate=rate, allowed_senders=senders
+            )
+        except ApiKeyInvalid as error:
+            raise CommandError(str(error)) from error
         if scopes is None:
             self.stderr.write(
                 f"API key '{api_key.name}' has full access (the admin scope). "

@@ -76,7 +76,9 @@ def test_an_expired_key_is_refused_even_while_the_process_remembers_it():
         assert client.get(URL).status_code == 200
         assert api_key_authenticate(raw) == api_key  # remembered (for 2 s, not the usual 5)
         frozen.tick(timedelta(seconds=2))
-        assert client.get(URL).status_code == 401
+        response = client.get(URL)
+        assert response.status_code == 401
+        assert response.json() == {"detail": "Invalid, revoked or expired API key."}
         assert api_key_authenticate(raw) is None
         api_key.refresh_from_db()
         assert not api_key.is_active

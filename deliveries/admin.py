@@ -317,9 +317,24 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "created_at", "last_used_at", "active"]
-    readonly_fields = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
-    exclude = ["key_hash"]
+    """Keys are read here and revoked here; scopes, expiry, rate and senders are set when a key is created."""
+
+    list_display = ["name", "prefix", "scope_list", "expires_at", "rate", "last_used_at", "created_at", "active"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = [
+        "name",
+        "prefix",
+        "scope_list",
+        "expires_at",
+        "rate",
+        "sender_list",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request):
@@ -328,6 +343,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def active(self, obj):
         return obj.is_active
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes) or "none"
+
+    @admin.display(description="Allowed senders")
+    def sender_list(self, obj):
+        return ", ".join(obj.allowed_senders) or "any"
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request, queryset):

@@ -51,12 +51,36 @@ class Category(models.TextChoices):
     TRANSACTIONAL = "transactional", "Transactional"
 
 
+class ApiScope(models.TextChoices):
+    """What an API key may do (deliveries.api.permissions maps each endpoint to one). `admin` is all of them, and
+    also every message and batch, not only the key's own."""
+
+    MESSAGES_SEND = "messages:send", "Send messages (POST /messages/)"
+    MESSAGES_READ = "messages:read", "Read its messages and batches"
+    MESSAGES_CANCEL = "messages:cancel", "Cancel its messages"
+    TEMPLATES_MANAGE = "templates:manage", "Read and write templates"
+    CONTACTS_MANAGE = "contacts:manage", "Read and write contacts, lists and segments"
+    CAMPAIGNS_MANAGE = "campaigns:manage", "Read, write, launch, pause and cancel campaigns"
+    TRANSACTIONAL_SEND = "transactional:send", "Send transactional messages (they reach people who opted out)"
+    BATCHES_SEND = "batches:send", "Send batches (POST /messages/batch/)"
+    ADMIN = "admin", "Everything, every key's messages included"
+
+
 class ApiKey(models.Model):
     """An API client. Only a SHA-256 of the key is stored; the key itself is shown once at creation."""
 
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=12, unique=True, help_text="Public part of the key, for lookup.")
     key_hash = models.CharField(max_length=64)
+    # A list of ApiScope values. Empty means nothing is allowed: full access is spelled ["admin"].
+    scopes = models.JSONField(default=list, blank=True, help_text="What the key may do (ApiScope values).")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    rate = models.CharField(
+        max_length=100, blank=True, help_text="Requests allowed, like 100/second or 10/second;1000/hour; empty: any."
+    )
+    allowed_senders = models.JSONField(
+        default=list, blank=True, help_text="The senders the key may set; empty: any (and the default sender always)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -70,7 +94,11 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    def has_scope(self, scope: str) -> bool:
+        scopes = self.scopes
+        return ApiScope.ADMIN in scopes or scope in scopes
 
     # DRF treats request.user as authenticated when this is true.
     is_authenticated = True

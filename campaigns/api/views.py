@@ -9,7 +9,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deliveries.api.permissions import sees_every_message
 from deliveries.api.serializers import plain_message_validate
+from deliveries.models import ApiScope
+from deliveries.services.api_keys import api_key_message_refusal
 from deliveries.services.idempotency import (
     IdempotencyKeyError,
     IdempotencyKeyInvalid,
@@ -62,6 +65,7 @@ class ProtectedDestroyMixin:
 class TemplateViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     """Message templates with declared variables; content is checked on every write."""
 
+    key_scope = ApiScope.TEMPLATES_MANAGE
     queryset = MessageTemplate.objects.prefetch_related("translations").order_by("name")
     serializer_class = TemplateSerializer
     filterset_fields = ["channel", "slug"]
@@ -81,12 +85,14 @@ class TemplateViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 
 
 class ContactViewSet(viewsets.ModelViewSet):
+    key_scope = ApiScope.CONTACTS_MANAGE
     queryset = Contact.objects.prefetch_related("lists").order_by("pk")
     serializer_class = ContactSerializer
     filterset_fields = ["phone", "email", "lists", "language", "time_zone"]
 
 
 class ContactListViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    key_scope = ApiScope.CONTACTS_MANAGE
     queryset = ContactList.objects.annotate(contact_count=Count("contacts")).order_by("name")
     serializer_class = ContactListSerializer
 
@@ -113,6 +119,7 @@ class ContactListViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 class SegmentViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     """Saved attribute filters over contacts; `contact_count` is how many they select now."""
 
+    key_scope = ApiScope.CONTACTS_MANAGE
     queryset = Segment.objects.order_by("name")
     serializer_class = SegmentSerializer
 
@@ -120,6 +127,7 @@ class SegmentViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     """Campaigns: drafts are edited freely; launch, pause, resume and cancel drive the lifecycle."""
 
+    key_scope = ApiScope.CAMPAIGNS_MANAGE
     queryset = (
         Campaign.objects.select_related("template").prefetch_related("steps__template").order_by("-created_at", "-pk")
     )
@@ -177,12 +185,21 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 class BatchViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Bulk sends (API batches and send_bulk runs) with their messages counted by status."""
 
+    key_scope = ApiScope.MESSAGES_READ
     queryset = Batch.objects.order_by("-created_at", "-pk")
     serializer_class = BatchSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if not sees_every_message(self.request.auth):
+            queryset = queryset.filter(api_key=self.request.auth)  # another key's batch is a 404
+        return queryset
 
 
 class MessageBatchView(APIView):
     """POST /api/v1/messages/batch/: up to 10,000 messages, each validated like POST /api/v1/messages/."""
+
+    key_scope = ApiScope.BATCHES_SEND
 
     @extend_schema(
         request=MessageBatchSerializer,
@@ -205,12 +222,15 @@ class MessageBatchView(APIView):
 
         def validate_item(fields):
             validated = plain_message_validate(fields)  # most items: without DRF's per-field machinery
-            if validated is not None:
-                return validated["request"], validated["content"]
-            item = BatchItemSerializer(data=fields, context=context)
-            if not item.is_valid():
-                raise ItemInvalid(item.errors)
-            return item.validated_data["request"], item.validated_data["content"]
+            if validated is None:
+                item = BatchItemSerializer(data=fields, context=context)
+                if not item.is_valid():
+                    raise ItemInvalid(item.errors)
+                validated = item.validated_data
+            refusal = api_key_message_refusal(api_key=request.auth, request=validated["request"])
+            if refusal is not None:
+                raise ItemInvalid({refusal.field: [refusal.reason]})
+            return validated["request"], validated["content"]
 
         def create(idempotency_key=None):
             outcome = batch_messages_create(

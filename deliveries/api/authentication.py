@@ -17,7 +17,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
         api_key = api_key_authenticate(raw_key.strip())
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return api_key, api_key
 
     def authenticate_header(self, request):

@@ -3,11 +3,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from ..models import Message
+from ..models import ApiScope, Message
 from ..selectors import message_outcome_summary
+from ..services.api_keys import api_key_message_refusal
 from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid, request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
+from .permissions import sees_every_message
 from .serializers import (
     MessageCreateSerializer,
     MessageDetailSerializer,
@@ -22,9 +24,13 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     queryset = Message.objects.select_related("template").all()
     filterset_class = MessageFilter
+    key_scope = ApiScope.MESSAGES_READ
+    key_scopes = {"create": ApiScope.MESSAGES_SEND, "cancel": ApiScope.MESSAGES_CANCEL}
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        if not sees_every_message(self.request.auth):
+            queryset = queryset.filter(api_key=self.request.auth)  # another key's message is a 404
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("events")
         return queryset
@@ -34,7 +40,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer, 422: None},
+        responses={201: MessageSerializer, 403: None, 422: None},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -51,6 +57,11 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             serializer = MessageCreateSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             validated = serializer.validated_data
+        refusal = api_key_message_refusal(api_key=request.auth, request=validated["request"])
+        if refusal is not None and refusal.forbidden:
+            return Response({"detail": refusal.reason}, status=status.HTTP_403_FORBIDDEN)
+        if refusal is not None:
+            return Response({refusal.field: [refusal.reason]}, status=status.HTTP_400_BAD_REQUEST)
         key = request.headers.get("Idempotency-Key")
         if key is None:
             message = message_create(**validated, api_key=request.auth)

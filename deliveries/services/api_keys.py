@@ -5,7 +5,10 @@ guess, and checking it stays fast on every API request.
 
 A key found valid is remembered in the process for API_KEY_CACHE_SECONDS, under the hash of the whole key (so
 only the exact secret hits the cache): under load that saves a SELECT per request. Revoking clears it here at
-once; another process notices within those seconds.
+once; another process notices within those seconds. An expiring key is remembered no later than its expiry.
+
+What a key may do is its scopes (ApiScope; deliveries.api.permissions maps each endpoint to one), how fast its
+rate (deliveries.api.throttling), and which senders it may set its allowed_senders.
 """
 
 from __future__ import annotations
@@ -14,31 +17,162 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterable
+from datetime import datetime
+from email.utils import parseaddr
+from typing import NamedTuple
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.utils import timezone
+from limits import parse_many
 
-from ..models import ApiKey
+from ..addresses import normalize_whatsapp
+from ..models import ApiKey, ApiScope, Category
+from .messages import ALPHANUMERIC_SENDER, MESSAGING_SERVICE_SID, MessageRequest
 
 KEY_PREFIX = "tid"
 API_KEY_CACHE_SECONDS = 5.0
+FULL_ACCESS = [ApiScope.ADMIN.value]
 # key hash -> (monotonic time the entry expires, the key)
 _recently_authenticated: dict[str, tuple[float, ApiKey]] = {}
+
+
+class ApiKeyInvalid(ValueError):
+    """A key cannot be created with these settings; the message says which one and why."""
 
 
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, created_by=None) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret; the secret is never stored and cannot be shown again."""
+def api_key_create(
+    *,
+    name: str,
+    created_by=None,
+    scopes: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+    rate: str = "",
+    allowed_senders: Iterable[str] = (),
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret; the secret is never stored and cannot be shown again.
+
+    `scopes` None gives full access (the `admin` scope), as keys had before scopes existed. `rate` is a rate
+    string like "100/second" (several joined with ";"); `allowed_senders` the senders the key may set. Raises
+    ApiKeyInvalid naming the name, scope, rate, sender or expiry that is wrong.
+    """
+    max_name = ApiKey._meta.get_field("name").max_length
+    if not name.strip() or len(name) > max_name:
+        raise ApiKeyInvalid(f"A key's name is 1 to {max_name} characters.")
+    scopes = FULL_ACCESS if scopes is None else api_key_scopes_validate(scopes)
+    rate = api_key_rate_validate(rate)
+    senders = [api_key_sender_validate(sender) for sender in allowed_senders]
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiKeyInvalid("The expiry must be in the future.")
     prefix = secrets.token_hex(4)
     raw_key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_key(raw_key), created_by=created_by)
+    api_key = ApiKey.objects.create(
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(raw_key),
+        created_by=created_by,
+        scopes=scopes,
+        expires_at=expires_at,
+        rate=rate,
+        allowed_senders=list(dict.fromkeys(senders)),
+    )
     return api_key, raw_key
 
 
+def api_key_scopes_validate(scopes: Iterable[str]) -> list[str]:
+    """The scopes, each once, in ApiScope's order; ApiKeyInvalid if one is not a scope."""
+    wanted = {scope.strip() for scope in scopes if scope.strip()}
+    unknown = sorted(wanted - set(ApiScope.values))
+    if unknown:
+        raise ApiKeyInvalid(f"Unknown scope {', '.join(unknown)}; the scopes are {', '.join(ApiScope.values)}.")
+    if not wanted:
+        raise ApiKeyInvalid(f"Give at least one scope: {', '.join(ApiScope.values)}.")
+    return [scope for scope in ApiScope.values if scope in wanted]
+
+
+def api_key_rate_validate(rate: str) -> str:
+    """The rate, stripped, if the `limits` library reads it and it allows at least one request; else ApiKeyInvalid."""
+    rate = (rate or "").strip()
+    if not rate:
+        return ""
+    try:
+        items = parse_many(rate)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ApiKeyInvalid(f"'{rate}' is not a rate; write it like 100/second, 6000/minute or 10/second;1000/hour.")
+    return rate
+
+
+def api_key_sender_validate(sender: str) -> str:
+    """A sender as allowed_senders stores it (see sender_identity); ApiKeyInvalid if it is not one."""
+    try:
+        return sender_identity(sender)
+    except ValidationError:
+        raise ApiKeyInvalid(
+            f"'{sender.strip()}' is not a sender: give a phone number (+14155550100), a Messaging Service SID "
+            "(MG…), an alphanumeric sender id or an email address."
+        ) from None
+
+
+def sender_identity(sender: str) -> str:
+    """Who a sender sends as, in one spelling: an email sender's address in lower case (without its display
+    name), a phone or WhatsApp sender in E.164 (without `whatsapp:`), a Messaging Service SID or an alphanumeric
+    id as written. Raises ValidationError when it is none of them."""
+    sender = sender.strip()
+    if "@" in sender:
+        _, address = parseaddr(sender)
+        validate_email(address)
+        return address.lower()
+    if MESSAGING_SERVICE_SID.match(sender):
+        return sender
+    if ALPHANUMERIC_SENDER.match(sender) and not sender.replace(" ", "").isdigit():
+        return sender
+    return normalize_whatsapp(sender)
+
+
+class MessageRefusal(NamedTuple):
+    """Why a key may not create a message: the field at fault and a reason. `forbidden` refusals are the key's
+    limits (403); the others read as the validation error the request would get without them (400)."""
+
+    field: str
+    reason: str
+    forbidden: bool = True
+
+
+def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> MessageRefusal | None:
+    """Why this key may not create this valid message, or None if it may.
+
+    A transactional message reaches people who opted out, so it takes the transactional:send scope; a sender
+    must be one of the key's allowed_senders when it has a list (no sender, the configured one, is always
+    allowed); and a key without `admin` may only make a message wait for one of its own (another key's message
+    is answered as one that does not exist). Costs no query.
+    """
+    if request.category == Category.TRANSACTIONAL and not api_key.has_scope(ApiScope.TRANSACTIONAL_SEND):
+        return MessageRefusal("category", f"This key lacks the scope {ApiScope.TRANSACTIONAL_SEND}.")
+    if api_key.allowed_senders and request.sender:
+        try:
+            identity = sender_identity(request.sender)
+        except ValidationError:
+            identity = None
+        if identity not in api_key.allowed_senders:
+            allowed = ", ".join(api_key.allowed_senders)
+            return MessageRefusal(
+                "sender", f"This key may not use the sender '{request.sender}'; its senders are {allowed}."
+            )
+    parent = request.dependency.get("depends_on")
+    if parent is not None and parent.api_key_id != api_key.pk and not api_key.has_scope(ApiScope.ADMIN):
+        return MessageRefusal("depends_on", f"No message with id {parent.pk}.", forbidden=False)
+    return None
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key`, or None."""
+    """The active key matching `raw_key` (not revoked, not expired), or None."""
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
@@ -47,15 +181,22 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     api_key = ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
+    now = timezone.now()
+    if (
+        api_key is None
+        or not hmac.compare_digest(api_key.key_hash, key_hash)
+        or (api_key.expires_at is not None and api_key.expires_at <= now)
+    ):
         _recently_authenticated.pop(key_hash, None)
         return None
-    now = timezone.now()
     # Touch last_used_at at most once a minute: one write per request would cost more than the request.
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
-    _recently_authenticated[key_hash] = (time.monotonic() + API_KEY_CACHE_SECONDS, api_key)
+    remember_for = API_KEY_CACHE_SECONDS
+    if api_key.expires_at is not None:
+        remember_for = min(remember_for, (api_key.expires_at - now).total_seconds())
+    _recently_authenticated[key_hash] = (time.monotonic() + remember_for, api_key)
     return api_key
 
 

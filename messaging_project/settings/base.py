@@ -312,7 +312,13 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["deliveries.api.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A valid key (401 without one), then the scope its endpoint needs (403 naming it): deliveries.api.permissions.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "deliveries.api.permissions.HasKeyScope",
+    ],
+    # Each key's own rate (ApiKey.rate, 429 with Retry-After); keys without one are not counted.
+    "DEFAULT_THROTTLE_CLASSES": ["deliveries.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -3,8 +3,10 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
+from django.utils.formats import date_format
 
-from deliveries.models import Message, Status
+from deliveries.models import ApiKey, Message, Status
+from deliveries.services.api_keys import api_key_authenticate, api_key_create
 from tests.factories import MessageFactory, TemplateFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,3 +232,25 @@ def test_compose_takes_a_too_late_cutoff(client, staff):
     message = Message.objects.get()
     assert message.expires_at is not None
     assert 590 <= (message.expires_at - message.created_at).total_seconds() <= 610
+
+
+def test_the_api_key_list_shows_scopes_expiry_rate_and_last_use_and_revokes(client):
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    expires = timezone.now() + timedelta(days=30)
+    api_key, raw = api_key_create(
+        name="shop", scopes=["messages:send", "messages:read"], expires_at=expires, rate="100/second"
+    )
+    api_key = api_key_authenticate(raw)  # sets last_used_at
+    page = client.get("/admin/deliveries/apikey/").content.decode()
+    assert "messages:send, messages:read" in page
+    assert "100/second" in page
+    row = page.split('name="_selected_action"', 1)[1].split("</tr>", 1)[0]
+    assert date_format(timezone.localtime(expires), "DATETIME_FORMAT") in row
+    assert date_format(timezone.localtime(api_key.last_used_at), "DATE_FORMAT") in row
+    detail = client.get(f"/admin/deliveries/apikey/{api_key.pk}/change/").content.decode()
+    assert "messages:send, messages:read" in detail
+    assert raw.split("_", 2)[2] not in detail and api_key.key_hash not in detail
+
+    client.post("/admin/deliveries/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.pk]})
+    assert ApiKey.objects.get(pk=api_key.pk).revoked_at is not None
+    assert api_key_authenticate(raw) is None

@@ -1,10 +1,13 @@
+import re
 import subprocess
 import sys
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from deliveries.models import ApiKey
 from deliveries.services.api_keys import api_key_authenticate, hash_key
@@ -40,6 +43,77 @@ def test_create_api_key_refuses_a_duplicate_name():
     call_command("create_api_key", "billing", stdout=StringIO(), stderr=StringIO())
     with pytest.raises(CommandError, match="already exists"):
         call_command("create_api_key", "billing", stdout=StringIO(), stderr=StringIO())
+
+
+def test_create_api_key_without_scopes_says_the_key_has_full_access():
+    err = StringIO()
+    call_command("create_api_key", "billing", stdout=StringIO(), stderr=err)
+    assert ApiKey.objects.get(name="billing").scopes == ["admin"]
+    assert "full access" in err.getvalue()
+    assert "--scopes" in err.getvalue()
+
+
+def test_create_api_key_with_scopes_expiry_rate_and_senders():
+    out, err = StringIO(), StringIO()
+    call_command(
+        "create_api_key",
+        "shop",
+        "--scopes",
+        "messages:send,messages:read",
+        "--expires-in",
+        "30",
+        "--rate",
+        "100/second",
+        "--senders",
+        "+15005550006, shop@example.com",
+        stdout=out,
+        stderr=err,
+    )
+    api_key = ApiKey.objects.get(name="shop")
+    assert api_key.scopes == ["messages:send", "messages:read"]
+    assert api_key.rate == "100/second"
+    assert api_key.allowed_senders == ["+15005550006", "shop@example.com"]
+    assert timedelta(days=29, hours=23) < api_key.expires_at - timezone.now() <= timedelta(days=30)
+    assert "may: messages:send, messages:read" in err.getvalue()
+    assert api_key_authenticate(out.getvalue().strip()) == api_key
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--scopes", "messages:write"], "Unknown scope messages:write; the scopes are messages:send, messages:read"),
+        (["--scopes", ","], "Give at least one scope"),
+        (["--rate", "lots"], "'lots' is not a rate; write it like 100/second"),
+        (["--expires-in", "0"], "--expires-in is a number of days, 1 or more."),
+        (["--senders", "+1555, shop@example.com"], "'+1555' is not a sender"),
+    ],
+)
+def test_create_api_key_refuses_bad_options_with_one_readable_line_and_stores_nothing(args, error):
+    with pytest.raises(CommandError, match=re.escape(error)):
+        call_command("create_api_key", "shop", *args, stdout=StringIO(), stderr=StringIO())
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_refuses_a_name_too_long_to_store():
+    with pytest.raises(CommandError, match="A key's name is 1 to 100 characters."):
+        call_command("create_api_key", "x" * 101, stdout=StringIO(), stderr=StringIO())
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_with_a_bad_scope_exits_non_zero_naming_the_scopes():
+    result = run_manage(
+        "create_api_key",
+        "shop",
+        "--scopes",
+        "messages:sned",
+        DJANGO_SETTINGS_MODULE="messaging_project.settings.test",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: Unknown scope messages:sned; the scopes are messages:send, messages:read, messages:cancel, "
+        "templates:manage, contacts:manage, campaigns:manage, transactional:send, batches:send, admin."
+    ]
+    assert result.stdout == ""
 
 
 def test_worker_without_redis_exits_with_one_readable_line():

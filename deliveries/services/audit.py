@@ -10,6 +10,7 @@ bounce) are not recorded here either: the suppression entry itself names its sou
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,15 @@ def request_client_address(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None
+
+
+def command_actor(name: str) -> str:
+    """How a management command appears as the actor: its name and the operating-system user who ran it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container without a passwd entry)
+        return f"manage.py {name}"
+    return f"manage.py {name} (run by {user})"
 
 
 def _actor_of(actor: Any, request: HttpRequest | None) -> Any:

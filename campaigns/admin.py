@@ -203,7 +203,7 @@ class ContactAdmin(ImportMixin, admin.ModelAdmin):
     ]
 
     def has_import_permission(self, request):
-        # django-import-export lets any staff member import unless told otherwise; an import adds and changes.
+        # IMPORT_EXPORT_IMPORT_PERMISSION_CODE asks for add only, but an import also changes existing contacts.
         return request.user.has_perms(["campaigns.add_contact", "campaigns.change_contact"])
 
     def get_import_resource_kwargs(self, request, **kwargs):

@@ -4,8 +4,9 @@ Entry points call `audit_record` once they have done something a person may late
 or page, an API view, a management command. Services stay unaware of it, because only the entry point knows the
 actor and the request. To keep the send path and the API's hot path free of extra writes, creation is recorded
 where a person or a batch does it (the compose page, an API batch, send_bulk), not once per message created with
-`POST /api/v1/messages/`; those messages carry their API key already. Provider-driven changes (a STOP reply, a
-bounce) are not recorded here either: the suppression entry itself names its source and message.
+`POST /api/v1/messages/`; those messages carry their API key already. What providers report is recorded only
+when it lifts a suppression (a START reply, a resubscribe), the direction a forged report would want; an
+opt-out or a bounce is not, since the suppression entry itself names its source and message.
 """
 
 from __future__ import annotations

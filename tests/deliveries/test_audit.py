@@ -1,7 +1,9 @@
 """The audit trail: each action through its real entry point (admin, API, command) records who, what, on which
 object and from where; the trail is read-only, for superusers, and kept AUDIT_RETENTION_DAYS."""
 
+import base64
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -14,8 +16,10 @@ from deliveries.models import ApiKey, AuditEntry, Message, Status, Suppression
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.audit import audit_entries_prune, audit_record
 from deliveries.services.suppression import suppression_add
+from fake_providers.postmark import tracking_event
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory, MessageFactory, TemplateFactory
+from tests.support import twilio_signed_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -218,6 +222,41 @@ def test_a_bulk_send_is_recorded_once_and_a_dry_run_not_at_all(tmp_path):
     assert entry.details == {"file": str(path), "accepted": 2, "rejected": 0}
     call_command("send_bulk", **options)  # the same file again: nobody sent twice, nothing new to record
     assert AuditEntry.objects.count() == 1
+
+
+# --- Providers: only a lift, the direction a forger would want ---------------------------------------------------
+
+
+def test_a_start_reply_that_lifts_an_opt_out_is_recorded_and_a_stop_is_not(client, settings):
+    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
+    params = {"AccountSid": "AC" + "0" * 32, "From": "+14155550100", "To": "+15005550006", "NumMedia": "0"}
+    for sid, body in [("SM1", "STOP"), ("SM2", "START"), ("SM3", "START")]:
+        reply = {**params, "MessageSid": sid, "Body": body}
+        response = twilio_signed_post(client, "/webhooks/twilio/inbound/", reply, auth_token="test-auth-token")
+        assert response.status_code == 200
+    entry = only_entry(Action.SUPPRESSION_LIFTED)  # the second START had nothing left to lift
+    assert entry.actor == "Twilio inbound reply"
+    assert (entry.target_type, entry.target_repr) == ("deliveries.inboundmessage", "sms from +14155550100: START")
+    assert entry.details == {"channel": "sms", "address": "+14155550100", "keyword": "start"}
+    assert AuditEntry.objects.count() == 1
+
+
+def test_a_resubscribe_event_that_lifts_an_opt_out_is_recorded(client, settings):
+    secret = "tidings:webhook-secret"
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": secret}
+    message = MessageFactory(
+        channel="email", recipient="ada@example.com", status=Status.SENT, provider="postmark", provider_message_id="m1"
+    )
+    recorded = {"MessageID": "m1", "metadata": {"tidings_message_id": str(message.pk)}, "from": "t@example.com"}
+    unsubscribed = tracking_event("SubscriptionChange", recorded, "ada@example.com")
+    auth = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(secret.encode()).decode()}
+    for payload in (unsubscribed, {**unsubscribed, "SuppressSending": False}):
+        url = "/webhooks/anymail/postmark/tracking/"
+        assert client.post(url, json.dumps(payload), content_type="application/json", **auth).status_code == 200
+    assert not Suppression.objects.exists()
+    entry = only_entry(Action.SUPPRESSION_LIFTED)
+    assert (entry.actor, entry.target_id) == ("postmark tracking event", str(message.pk))
+    assert entry.details == {"channel": "email", "address": "ada@example.com", "event_type": "subscribed"}
 
 
 # --- The trail in the admin -------------------------------------------------------------------------------------

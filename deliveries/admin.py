@@ -482,7 +482,7 @@ class AuditEntryAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     deleted only by the retention sweep (AUDIT_RETENTION_DAYS)."""
 
     list_display = ["created_at", "actor", "action", "target_link", "ip_address"]
-    list_filter = ["action", "user", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["action", "actor", ("created_at", admin.DateFieldListFilter)]  # actor: a user, a key, a command
     search_fields = ["actor", "target_repr", "=target_id", "=ip_address"]
     date_hierarchy = "created_at"
     list_select_related = ["user"]

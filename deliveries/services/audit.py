@@ -12,6 +12,7 @@ opt-out or a bounce is not, since the suppression entry itself names its source 
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,11 @@ def request_client_address(request: HttpRequest | None) -> str | None:
     front of Django replaces it with the client's (the proxy's X-Forwarded-For is not trusted here)."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    address = request.META.get("REMOTE_ADDR") or ""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:  # a server on a Unix socket may pass "" or the socket's path: not an address to store
+        return None
 
 
 def command_actor(name: str) -> str:

@@ -199,6 +199,13 @@ def test_template_writes_through_the_api_are_recorded_and_a_refused_delete_is_no
         assert_by_key(entry, api_key, template)
 
 
+def test_a_request_without_an_ip_address_is_recorded_without_one(api, api_key):
+    message = MessageFactory(status=Status.QUEUED)
+    assert api.post(f"/api/v1/messages/{message.pk}/cancel/", REMOTE_ADDR="/run/gunicorn.sock").status_code == 200
+    entry = only_entry(Action.MESSAGE_CANCELLED)
+    assert (entry.api_key_id, entry.ip_address) == (api_key.pk, None)
+
+
 # --- Commands ---------------------------------------------------------------------------------------------------
 
 

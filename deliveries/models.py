@@ -446,7 +446,7 @@ class AuditEntry(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)
     ip_address = models.GenericIPAddressField(
-        null=True, blank=True, help_text="The request's REMOTE_ADDR: behind a proxy, the proxy's unless it sets it."
+        null=True, blank=True, help_text="Where the request came from (behind proxies: see TRUSTED_PROXY_COUNT)."
     )
     details = models.JSONField(default=dict, blank=True)
 

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('target_type', models.CharField(blank=True, help_text='app_label.model of what was acted on.', max_length=100)),
                 ('target_id', models.CharField(blank=True, max_length=64)),
                 ('target_repr', models.CharField(blank=True, max_length=200)),
-                ('ip_address', models.GenericIPAddressField(blank=True, help_text="The request's REMOTE_ADDR: behind a proxy, the proxy's unless it sets it.", null=True)),
+                ('ip_address', models.GenericIPAddressField(blank=True, help_text='Where the request came from (behind proxies: see TRUSTED_PROXY_COUNT).', null=True)),
                 ('details', models.JSONField(blank=True, default=dict)),
                 ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],

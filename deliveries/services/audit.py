@@ -23,6 +23,8 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils import timezone
 
+from messaging_project.client_address import client_ip_address
+
 from ..models import ApiKey, AuditEntry
 
 Action = AuditEntry.Action
@@ -31,13 +33,12 @@ ACTOR_LENGTH = AuditEntry._meta.get_field("actor").max_length
 
 
 def request_client_address(request: HttpRequest | None) -> str | None:
-    """The address the request came from: REMOTE_ADDR, which behind a proxy is the proxy's unless the server in
-    front of Django replaces it with the client's (the proxy's X-Forwarded-For is not trusted here)."""
+    """The address the request came from, as login lockouts see it: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT
+    proxies the address the outermost one saw (messaging_project.client_address)."""
     if request is None:
         return None
-    address = request.META.get("REMOTE_ADDR") or ""
     try:
-        return str(ipaddress.ip_address(address))
+        return str(ipaddress.ip_address(client_ip_address(request)))
     except ValueError:  # a server on a Unix socket may pass "" or the socket's path: not an address to store
         return None
 

@@ -206,6 +206,14 @@ def test_a_request_without_an_ip_address_is_recorded_without_one(api, api_key):
     assert (entry.api_key_id, entry.ip_address) == (api_key.pk, None)
 
 
+def test_behind_trusted_proxies_the_address_is_the_one_the_outermost_proxy_saw(api, api_key, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    message = MessageFactory(status=Status.QUEUED)
+    forwarded = {"HTTP_X_FORWARDED_FOR": f"10.9.9.9, {ADDRESS}", "REMOTE_ADDR": "10.0.0.2"}
+    assert api.post(f"/api/v1/messages/{message.pk}/cancel/", **forwarded).status_code == 200
+    assert only_entry(Action.MESSAGE_CANCELLED).ip_address == ADDRESS  # not the proxy's, nor what the client wrote
+
+
 # --- Commands ---------------------------------------------------------------------------------------------------
 
 
@@ -250,6 +258,7 @@ def test_a_start_reply_that_lifts_an_opt_out_is_recorded_and_a_stop_is_not(clien
 
 def test_a_resubscribe_event_that_lifts_an_opt_out_is_recorded(client, settings):
     secret = "tidings:webhook-secret"
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # only the ESP mail goes through answers
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": secret}
     message = MessageFactory(
         channel="email", recipient="ada@example.com", status=Status.SENT, provider="postmark", provider_message_id="m1"

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("campaigns", "0008_campaign_steps"),
-        ("deliveries", "0011_audit_entry"),
+        ("deliveries", "0012_audit_entry"),
     ]
 
     operations = [migrations.RunPython(create_staff_roles, migrations.RunPython.noop)]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0010_idempotency_key_created_at_index'),
+        ('deliveries', '0011_api_key_scopes_expiry_rate_senders'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

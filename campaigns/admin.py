@@ -14,6 +14,9 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 
+from deliveries.models import AuditEntry
+from deliveries.services.audit import audit_record
+
 from .forms import (
     ContactConfirmImportForm,
     ContactForm,
@@ -159,6 +162,23 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         context["preview_url"] = reverse("admin:campaigns_messagetemplate_preview")
         return super().render_change_form(request, context, *args, **kwargs)
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(
+            action=Action.TEMPLATE_CHANGED,
+            target=obj,
+            request=request,
+            details={"change": "changed" if change else "created", "fields": form.changed_data},
+        )
+
+    def delete_model(self, request, obj):
+        audit_record(action=Action.TEMPLATE_CHANGED, target=obj, request=request, details={"change": "deleted"})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for template in queryset:
+            self.delete_model(request, template)
+
 
 @admin.register(Contact)
 class ContactAdmin(ImportMixin, admin.ModelAdmin):
@@ -181,6 +201,10 @@ class ContactAdmin(ImportMixin, admin.ModelAdmin):
         ("Attributes and lists", {"fields": ["attributes", "lists"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def has_import_permission(self, request):
+        # IMPORT_EXPORT_IMPORT_PERMISSION_CODE asks for add only, but an import also changes existing contacts.
+        return request.user.has_perms(["campaigns.add_contact", "campaigns.change_contact"])
 
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")
@@ -250,12 +274,13 @@ CAMPAIGN_COLOURS = {
     Campaign.Status.COMPLETED: "#198754",
     Campaign.Status.CANCELLED: "#adb5bd",
 }
-# Lifecycle actions: the service, the permission it needs, and what to say when it worked.
+Action = AuditEntry.Action
+# Lifecycle actions: the service, the permission it needs, what to say when it worked, and its audit entry.
 LIFECYCLE = {
-    "launch": (campaign_launch, "campaigns.launch_campaign", "launched"),
-    "pause": (campaign_pause, "campaigns.pause_campaign", "paused"),
-    "resume": (campaign_resume, "campaigns.pause_campaign", "resumed"),
-    "cancel": (campaign_cancel, "campaigns.cancel_campaign", "cancelled"),
+    "launch": (campaign_launch, "campaigns.launch_campaign", "launched", Action.CAMPAIGN_LAUNCHED),
+    "pause": (campaign_pause, "campaigns.pause_campaign", "paused", Action.CAMPAIGN_PAUSED),
+    "resume": (campaign_resume, "campaigns.pause_campaign", "resumed", Action.CAMPAIGN_RESUMED),
+    "cancel": (campaign_cancel, "campaigns.cancel_campaign", "cancelled", Action.CAMPAIGN_CANCELLED),
 }
 
 
@@ -421,11 +446,12 @@ class CampaignAdmin(admin.ModelAdmin):
     # --- Lifecycle: list actions and buttons on the campaign page, all through the same services ---
 
     def _run(self, request, campaigns, name: str) -> None:
-        service, _permission, verb = LIFECYCLE[name]
+        service, _permission, verb, audit_action = LIFECYCLE[name]
         done, refused = [], []
         for campaign in campaigns:
             try:
                 service(campaign=campaign, by=request.user.get_username())
+                audit_record(action=audit_action, target=campaign, request=request)
                 done.append(campaign.name)
             except (CampaignStateError, ValidationError) as error:
                 reasons = error.messages if isinstance(error, ValidationError) else [str(error)]

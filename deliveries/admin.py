@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -11,9 +11,10 @@ from campaigns.services.sms_segments import sms_segments
 
 from .forms import ComposeForm, SuppressionForm
 from .health import providers_status
-from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
+from .models import ApiKey, AuditEntry, InboundMessage, Message, MessageEvent, Status, Suppression
 from .selectors import message_outcome_summary
 from .services.api_keys import api_key_revoke
+from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
 from .services.messages import (
     MessageValidationError,
@@ -233,41 +234,69 @@ class MessageAdmin(admin.ModelAdmin):
         text = obj.subject or obj.body
         return text if len(text) <= 60 else text[:57] + "…"
 
-    def _apply_to_each(self, request, queryset, service, done_text: str, skipped_text: str) -> None:
-        """Run a per-message service on each selected message and say how many it changed and how many not."""
+    def _apply_to_each(
+        self, request, queryset, service, done_text: str, skipped_text: str, *, action: str, details=None
+    ) -> None:
+        """Run a per-message service on each selected message, record those it changed in the audit trail, and
+        say how many it changed and how many not."""
         by = request.user.get_username()
-        done = sum(service(message=m, by=by) for m in queryset)
-        skipped = queryset.count() - done
-        self.message_user(request, done_text.format(done) + (f" {skipped} {skipped_text}" if skipped else ""))
+        changed = [m for m in queryset if service(message=m, by=by)]
+        audit_record_each(action=action, targets=changed, request=request, details=details)
+        skipped = queryset.count() - len(changed)
+        self.message_user(request, done_text.format(len(changed)) + (f" {skipped} {skipped_text}" if skipped else ""))
 
     @admin.action(description="Cancel selected messages (waiting, scheduled or queued only)", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         self._apply_to_each(
-            request, queryset, message_cancel, "Cancelled {} message(s).", "had already started sending or finished."
+            request,
+            queryset,
+            message_cancel,
+            "Cancelled {} message(s).",
+            "had already started sending or finished.",
+            action=AuditEntry.Action.MESSAGE_CANCELLED,
         )
 
     @admin.action(description="Retry selected failed messages", permissions=["retry"])
     def retry_selected(self, request, queryset):
         self._apply_to_each(
-            request, queryset, message_retry, "Queued {} message(s) again.", "were not failed, so left alone."
+            request,
+            queryset,
+            message_retry,
+            "Queued {} message(s) again.",
+            "were not failed, so left alone.",
+            action=AuditEntry.Action.MESSAGE_RETRIED,
         )
 
-    def _settle_reviewed(self, request, queryset, service, done_text: str):
-        self._apply_to_each(request, queryset, service, done_text, "did not need review, so left alone.")
+    def _settle_reviewed(self, request, queryset, service, done_text: str, *, resolution: str):
+        self._apply_to_each(
+            request,
+            queryset,
+            service,
+            done_text,
+            "did not need review, so left alone.",
+            action=AuditEntry.Action.MESSAGE_REVIEWED,
+            details={"resolution": resolution},
+        )
 
     @admin.action(
         description="Needs review: send selected again (the provider does not have them)", permissions=["review"]
     )
     def resend_reviewed(self, request, queryset):
-        self._settle_reviewed(request, queryset, message_review_resend, "Queued {} message(s) again.")
+        self._settle_reviewed(
+            request, queryset, message_review_resend, "Queued {} message(s) again.", resolution="sent again"
+        )
 
     @admin.action(description="Needs review: mark selected as sent (the provider has them)", permissions=["review"])
     def mark_reviewed_sent(self, request, queryset):
-        self._settle_reviewed(request, queryset, message_review_mark_sent, "Marked {} message(s) sent.")
+        self._settle_reviewed(
+            request, queryset, message_review_mark_sent, "Marked {} message(s) sent.", resolution="marked sent"
+        )
 
     @admin.action(description="Needs review: mark selected as failed", permissions=["review"])
     def mark_reviewed_failed(self, request, queryset):
-        self._settle_reviewed(request, queryset, message_review_mark_failed, "Marked {} message(s) failed.")
+        self._settle_reviewed(
+            request, queryset, message_review_mark_failed, "Marked {} message(s) failed.", resolution="marked failed"
+        )
 
     def changelist_view(self, request, extra_context=None):
         # The providers' breakers and rates above the list: why messages are waiting, when they will go.
@@ -299,6 +328,7 @@ class MessageAdmin(admin.ModelAdmin):
                     preview = content
                 else:
                     message = message_create(request=message_request, content=content, created_by=request.user)
+                    audit_record(action=AuditEntry.Action.MESSAGE_CREATED, target=message, request=request)
                     verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
                     self.message_user(
                         request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
@@ -315,9 +345,26 @@ class MessageAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/deliveries/message/compose.html", context)
 
 
+class SuperusersOnlyMixin:
+    """Pages for superusers alone, whatever permissions a staff member was given."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are read here and revoked here; scopes, expiry, rate and senders are set when a key is created."""
+class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
+    """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here;
+    scopes, expiry, rate and senders are set when a key is created."""
 
     list_display = ["name", "prefix", "scope_list", "expires_at", "rate", "last_used_at", "created_at", "active"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
@@ -354,9 +401,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        for api_key in queryset:
+        active = [api_key for api_key in queryset if api_key.revoked_at is None]
+        for api_key in active:
             api_key_revoke(api_key=api_key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+        audit_record_each(action=AuditEntry.Action.KEY_REVOKED, targets=active, request=request)
+        self.message_user(request, f"Revoked {len(active)} key(s).")
 
 
 @admin.register(Suppression)
@@ -391,9 +440,19 @@ class SuppressionAdmin(admin.ModelAdmin):
             created_by=request.user,
         )
         obj.pk = entry.pk
+        audit_record(
+            action=AuditEntry.Action.SUPPRESSION_ADDED, target=entry, request=request, details={"reason": entry.reason}
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # Lifting a suppression sends again to someone who bounced, complained or was blocked: superusers only.
+        return request.user.is_active and request.user.is_superuser
 
     def delete_model(self, request, obj):
-        suppression_lift(channel=obj.channel, address=obj.address, reasons=None)
+        if suppression_lift(channel=obj.channel, address=obj.address, reasons=None):
+            audit_record(
+                action=AuditEntry.Action.SUPPRESSION_LIFTED, target=obj, request=request, details={"reason": obj.reason}
+            )
 
     def delete_queryset(self, request, queryset):
         for entry in queryset:
@@ -415,3 +474,51 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
+    """The audit trail, for superusers only and read-only for them too: entries are written by audit_record and
+    deleted only by the retention sweep (AUDIT_RETENTION_DAYS)."""
+
+    list_display = ["created_at", "actor", "action", "target_link", "ip_address"]
+    list_filter = ["action", "actor", ("created_at", admin.DateFieldListFilter)]  # actor: a user, a key, a command
+    search_fields = ["actor", "target_repr", "=target_id", "=ip_address"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "action",
+        "actor",
+        "user",
+        "api_key_id",
+        "target_type",
+        "target_id",
+        "target_link",
+        "ip_address",
+        "details",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Target", ordering="target_repr")
+    def target_link(self, obj):
+        if not obj.target_type or not obj.target_id:
+            return obj.target_repr or "—"
+        app_label, _, model_name = obj.target_type.partition(".")
+        try:
+            url = reverse(f"admin:{app_label}_{model_name}_change", args=[obj.target_id])
+        except NoReverseMatch:
+            return obj.target_repr
+        return format_html('<a href="{}">{}</a>', url, obj.target_repr)

@@ -2,6 +2,7 @@
 messages. Thin: each view parses input and calls one service."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Count, ProtectedError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -11,8 +12,9 @@ from rest_framework.views import APIView
 
 from deliveries.api.permissions import sees_every_message
 from deliveries.api.serializers import plain_message_validate
-from deliveries.models import ApiScope
+from deliveries.models import ApiScope, AuditEntry
 from deliveries.services.api_keys import api_key_message_refusal
+from deliveries.services.audit import audit_record
 from deliveries.services.idempotency import (
     IdempotencyKeyError,
     IdempotencyKeyInvalid,
@@ -70,6 +72,28 @@ class TemplateViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     serializer_class = TemplateSerializer
     filterset_fields = ["channel", "slug"]
 
+    # Template content reaches recipients and the admin: every change is in the audit trail.
+    def _audit(self, template, change: str, **details):
+        audit_record(
+            action=AuditEntry.Action.TEMPLATE_CHANGED,
+            target=template,
+            request=self.request,
+            details={"change": change, **details},
+        )
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._audit(serializer.instance, "created")
+
+    def perform_update(self, serializer):
+        super().perform_update(serializer)
+        self._audit(serializer.instance, "changed")
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():  # a template still in use is not deleted, and then not recorded either
+            self._audit(instance, "deleted")
+            super().perform_destroy(instance)
+
     @extend_schema(request=TranslationSerializer, responses={200: TemplateSerializer})
     @action(detail=True, methods=["post"])
     def translations(self, request, pk=None):
@@ -81,6 +105,7 @@ class TemplateViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
             template_translation_set(template=template, **data.validated_data)
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
+        self._audit(template, "translation set", language=data.validated_data.get("language"))
         return Response(TemplateSerializer(self.get_object()).data)
 
 
@@ -146,7 +171,7 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
         except CampaignStateError as error:
             return conflict(str(error))
 
-    def _act(self, request, service):
+    def _act(self, request, service, audit_action: str):
         campaign = self.get_object()
         try:
             service(campaign=campaign, by=f"API key {request.auth.name}")
@@ -154,6 +179,7 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
             raise as_drf_error(error) from error
         except CampaignStateError as error:
             return conflict(str(error))
+        audit_record(action=audit_action, target=campaign, request=request)
         campaign.refresh_from_db()
         return Response(self.get_serializer(campaign).data)
 
@@ -161,25 +187,25 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
         """Start a draft (400 with what is missing); a recurring one waits for its next occurrence."""
-        return self._act(request, campaign_launch)
+        return self._act(request, campaign_launch, AuditEntry.Action.CAMPAIGN_LAUNCHED)
 
     @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Hold every message not yet sent; nothing more goes out until resumed."""
-        return self._act(request, campaign_pause)
+        return self._act(request, campaign_pause, AuditEntry.Action.CAMPAIGN_PAUSED)
 
     @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Send what was held; nobody already sent to is sent to again."""
-        return self._act(request, campaign_resume)
+        return self._act(request, campaign_resume, AuditEntry.Action.CAMPAIGN_RESUMED)
 
     @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Stop for good: every message not yet sent is cancelled."""
-        return self._act(request, campaign_cancel)
+        return self._act(request, campaign_cancel, AuditEntry.Action.CAMPAIGN_CANCELLED)
 
 
 class BatchViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -266,6 +292,14 @@ class MessageBatchView(APIView):
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         except IdempotencyKeyError as error:
             return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if outcome.batch is not None and not replayed:
+            # One entry per batch, not per message: the batch's messages point at it.
+            audit_record(
+                action=AuditEntry.Action.BATCH_CREATED,
+                target=outcome.batch,
+                request=request,
+                details={"accepted": outcome.accepted, "rejected": outcome.rejected},
+            )
         code = status.HTTP_201_CREATED if outcome.accepted else status.HTTP_400_BAD_REQUEST
         response = Response(outcome.as_response(), status=code)
         if replayed:

@@ -3,9 +3,10 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from ..models import ApiScope, Message
+from ..models import ApiScope, AuditEntry, Message
 from ..selectors import message_outcome_summary
 from ..services.api_keys import api_key_message_refusal
+from ..services.audit import audit_record
 from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid, request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
@@ -101,5 +102,6 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "only scheduled or queued messages, or waiting ones, can be cancelled."
             )
             return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+        audit_record(action=AuditEntry.Action.MESSAGE_CANCELLED, target=message, request=request)
         message.refresh_from_db()
         return Response(message_data(message))

@@ -31,8 +31,9 @@ from django.utils.dateparse import parse_datetime
 
 from ..addresses import normalize_email
 from ..backends import twilio_errors
-from ..models import Message, MessageEvent, ProviderReceipt, Status, Suppression
+from ..models import AuditEntry, Message, MessageEvent, ProviderReceipt, Status, Suppression
 from ..state import transition
+from .audit import audit_record
 from .suppression import suppression_add, suppression_lift
 
 logger = logging.getLogger(__name__)
@@ -345,7 +346,14 @@ def _email_suppression_update(event: Any, event_type: str, provider: str, *, mes
     except ValidationError:  # the ESP sent something that is not an address: nothing to suppress
         return
     if event_type == "subscribed":
-        suppression_lift(channel="email", address=address)
+        if suppression_lift(channel="email", address=address):
+            # Sending to someone again is what a forged event would want: recorded, unlike an opt-out.
+            audit_record(
+                action=AuditEntry.Action.SUPPRESSION_LIFTED,
+                target=Message.objects.filter(pk=message_id).first() if message_id is not None else None,
+                actor=f"{provider} tracking event",
+                details={"channel": "email", "address": address, "event_type": event_type},
+            )
         return
     reason = {
         "bounced": Suppression.Reason.HARD_BOUNCE,

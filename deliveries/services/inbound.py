@@ -7,7 +7,8 @@ import dataclasses
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from ..models import InboundMessage, Suppression
+from ..models import AuditEntry, InboundMessage, Suppression
+from .audit import audit_record
 from .suppression import suppression_add, suppression_lift
 
 Keyword = InboundMessage.Keyword
@@ -97,8 +98,14 @@ def inbound_record(
                     source=f"{source}: {body.strip()[:20].upper()}",
                     detail=f"Replied {body.strip()[:40]!r} to {recipient}.",
                 )
-            elif keyword == Keyword.START:
-                suppression_lift(channel=channel, address=sender)
+            elif keyword == Keyword.START and suppression_lift(channel=channel, address=sender):
+                # Sending to someone again is what a forged reply would want: recorded, unlike an opt-out.
+                audit_record(
+                    action=AuditEntry.Action.SUPPRESSION_LIFTED,
+                    target=message,
+                    actor=source or f"{provider} inbound message",
+                    details={"channel": channel, "address": sender, "keyword": keyword},
+                )
     except IntegrityError:  # the provider retried a message we already have
         return InboundResult(message=None, keyword=keyword, reply=_reply_for(keyword))
     return InboundResult(message=message, keyword=keyword, reply=_reply_for(keyword))

@@ -288,6 +288,8 @@ DISPATCH_PUSH_LEAD = env.float("DISPATCH_PUSH_LEAD", default=0.1)
 # How long an Idempotency-Key replays its request's result. Older keys are forgotten by the reconciler (the
 # messages stay), and the same key then creates afresh, as Stripe's do after 24 hours.
 IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
+# How long the audit trail (staff, API key and command actions) is kept; the reconciler deletes older entries.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)

@@ -4,7 +4,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
+from campaigns.models import Batch
 from campaigns.services.bulk_sends import BulkSendError, bulk_send_csv
+from deliveries.models import AuditEntry
+from deliveries.services.audit import audit_record, command_actor
 
 
 class Command(BaseCommand):
@@ -64,6 +67,13 @@ class Command(BaseCommand):
             raise CommandError(f"{csv}: {error}") from error
         finally:
             bar.close()
+        if report.accepted and report.batch_id is not None:
+            audit_record(
+                action=AuditEntry.Action.BATCH_CREATED,
+                target=Batch.objects.get(pk=report.batch_id),
+                actor=command_actor("send_bulk"),
+                details={"file": csv, "accepted": report.accepted, "rejected": len(report.rejected)},
+            )
         for row in report.rejected:
             self.stdout.write(f"Line {row.line}: {row.reason}")
         prefix = "Dry run, nothing stored. " if dry_run else ""

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from deliveries.models import ApiKey, ApiScope
+from deliveries.models import ApiKey, ApiScope, AuditEntry
 from deliveries.services.api_keys import (
     ApiKeyInvalid,
     api_key_create,
@@ -11,6 +11,7 @@ from deliveries.services.api_keys import (
     api_key_scopes_validate,
     api_key_sender_validate,
 )
+from deliveries.services.audit import audit_record, command_actor
 
 SCOPES = ", ".join(ApiScope.values)
 
@@ -60,6 +61,7 @@ class Command(BaseCommand):
             )
         except ApiKeyInvalid as error:
             raise CommandError(str(error)) from error
+        audit_record(action=AuditEntry.Action.KEY_CREATED, target=api_key, actor=command_actor("create_api_key"))
         if scopes is None:
             self.stderr.write(
                 f"API key '{api_key.name}' has full access (the admin scope). "

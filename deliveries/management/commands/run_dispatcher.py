@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
 from campaigns.services.campaign_scheduler import campaigns_tick
+from deliveries.services.audit import audit_entries_prune
 from deliveries.services.dependencies import dependencies_sweep
 from deliveries.services.dispatch import (
     JOB_SPAN_SECONDS,
@@ -100,6 +101,7 @@ class Command(BaseCommand):
                         logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
                     receipts_prune()
                     idempotency_keys_prune()
+                    audit_entries_prune()
                     dependencies_sweep()
                     next_reconcile = started + reconcile_every
                 held.push_due()

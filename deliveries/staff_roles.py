@@ -1,0 +1,100 @@
+"""Staff roles: the groups a staff member is put in, and the permissions each gives.
+
+Operators run the day: compose messages, edit templates, contacts, lists, segments and campaigns, launch, pause,
+resume and cancel campaigns, cancel and retry messages, settle messages that need review, and add an address
+to the suppression list by hand. Viewers read the same pages and change nothing. What neither group gets is for
+superusers only: API keys, lifting a suppression, the audit trail, the queue monitor, deleting content.
+
+The groups are created by a data migration (deliveries' `staff_roles`) with `staff_roles_ensure`, which only ever adds
+permissions: one granted to a group by hand stays. A later change to a role needs a migration calling it again.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+
+OPERATORS = "Operators"
+VIEWERS = "Viewers"
+
+# What staff read: every model with an admin page, except the superusers' (API keys, the audit trail).
+READABLE = {
+    "deliveries": ["message", "suppression", "inboundmessage"],
+    "campaigns": [
+        "messagetemplate",
+        "messagetemplatetranslation",
+        "contact",
+        "contactlist",
+        "segment",
+        "campaign",
+        "campaignstep",
+        "batch",
+    ],
+}
+# What operators write (add and change); batches are made by the API and send_bulk, messages by compose only.
+EDITABLE = {
+    "campaigns": [
+        "messagetemplate",
+        "messagetemplatetranslation",
+        "contact",
+        "contactlist",
+        "segment",
+        "campaign",
+        "campaignstep",
+    ],
+}
+
+
+def _view(models: dict[str, list[str]]) -> list[str]:
+    return [f"{app}.view_{model}" for app, names in models.items() for model in names]
+
+
+ROLES: dict[str, list[str]] = {
+    VIEWERS: _view(READABLE),
+    OPERATORS: [
+        *_view(READABLE),
+        *(f"{app}.{verb}_{model}" for app, names in EDITABLE.items() for model in names for verb in ("add", "change")),
+        # Follow-up steps and translations are rows of the campaign and template forms: removing one is editing.
+        "campaigns.delete_campaignstep",
+        "campaigns.delete_messagetemplatetranslation",
+        "deliveries.add_message",  # the compose page
+        "deliveries.cancel_message",
+        "deliveries.retry_message",
+        "deliveries.review_message",
+        "deliveries.add_suppression",  # blocking an address is safe; lifting one is for superusers
+        "campaigns.launch_campaign",
+        "campaigns.pause_campaign",
+        "campaigns.cancel_campaign",
+    ],
+}
+
+
+def staff_roles_ensure(apps=global_apps, *, using: str = "default") -> None:
+    """Create the groups of ROLES if missing and give each its permissions. Idempotent; never removes one.
+
+    Works on a fresh database inside a migration (`apps` is then the migration's state): permissions are normally
+    created after the last migration (post_migrate), so this creates those of the apps involved first.
+    """
+    for label in {name.split(".")[0] for names in ROLES.values() for name in names}:
+        app_config = apps.get_app_config(label)
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True  # a migration's app stub has none; create_permissions asks
+        try:
+            create_permissions(app_config, verbosity=0, using=using, apps=apps)
+        finally:
+            app_config.models_module = models_module
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, permissions in ROLES.items():
+        wanted = {tuple(permission.split(".")) for permission in permissions}
+        found = {
+            (app_label, codename): pk
+            for pk, app_label, codename in Permission.objects.using(using)
+            .filter(codename__in={codename for _, codename in wanted})
+            .values_list("pk", "content_type__app_label", "codename")
+        }
+        missing = wanted - found.keys()
+        if missing:
+            raise LookupError(f"Role {name}: no such permission {', '.join(sorted('.'.join(m) for m in missing))}")
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        group.permissions.add(*(found[key] for key in wanted))

@@ -118,11 +118,16 @@ class ContactSerializer(StrictModelSerializer):
 
 
 class ContactListSerializer(StrictModelSerializer):
-    contact_count = serializers.IntegerField(read_only=True)
+    contact_count = serializers.SerializerMethodField(help_text="Contacts in the list.")
 
     class Meta:
         model = ContactList
         fields = ["id", "name", "description", "contact_count", "created_at"]
+
+    def get_contact_count(self, contact_list) -> int:
+        # Annotated by the view's queryset; a list just created has none.
+        count = getattr(contact_list, "contact_count", None)
+        return contact_list.contacts.count() if count is None else count
 
     def create(self, validated_data):
         try:
@@ -143,7 +148,7 @@ class SegmentSerializer(StrictModelSerializer):
 
     def create(self, validated_data):
         try:
-            return segment_create(**validated_data)
+            return segment_create(**{"filters": [], **validated_data})
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
 

@@ -4,7 +4,7 @@ messages. Thin: each view parses input and calls one service."""
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, ProtectedError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -187,7 +187,15 @@ class MessageBatchView(APIView):
 
     @extend_schema(
         request=MessageBatchSerializer,
-        responses={201: BatchResultSerializer, 400: BatchResultSerializer, 413: None, 422: None},
+        responses={
+            201: BatchResultSerializer,
+            400: OpenApiResponse(
+                description="A malformed batch (fields named), or an atomic batch with an invalid item (the batch "
+                "result, nothing stored)."
+            ),
+            413: OpenApiResponse(description="More than 10,000 messages, or a body over MAX_REQUEST_BYTES."),
+            422: None,
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",

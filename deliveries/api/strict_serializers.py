@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
@@ -45,6 +46,19 @@ def _unknown_errors(names: list[str]) -> dict[str, list[ErrorDetail]]:
     return {str(name): [ErrorDetail(UNKNOWN_FIELD, code="unknown")] for name in names}
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$",
+        "example": "08:00",
+        "description": "A local time of day, without a time zone.",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """A time of day in someone's local time (quiet hours, a campaign's local send time). OpenAPI's `format: time`
+    would promise an RFC 3339 time with an offset, which these never carry."""
+
+
 class StrictSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """A plain serializer that refuses unknown fields."""
 
@@ -52,6 +66,11 @@ class StrictSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 class StrictModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     """A model serializer that refuses unknown fields and bounds what models leave unbounded: text columns
     (MAX_TEXT_CHARACTERS) and JSON columns (MAX_JSON_BYTES, no NUL, NaN or surrogates)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.TimeField: LocalTimeField,
+    }
 
     def build_standard_field(self, field_name, model_field):
         field_class, field_kwargs = super().build_standard_field(field_name, model_field)

@@ -130,6 +130,7 @@ def message_request_validate(
     Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
+    template = template or None  # "" and None both mean no template
     if channel not in SUPPORTED_CHANNELS:
         raise MessageValidationError({"channel": [f"'{channel}' is not a channel Tidings sends on."]})
     try:
@@ -290,7 +291,7 @@ def _rendered_length_error(channel: str, content: RenderedContent) -> str | None
     if channel in TWILIO_CHANNELS and len(content.body) > MAX_SMS_CHARACTERS:
         segments = sms_segments(content.body).segments if channel == "sms" else None
         counted = f"{len(content.body):,} characters" + (f" ({segments} segments)" if segments else "")
-        return f"The body is {counted}; an {channel_label(channel)} takes at most {MAX_SMS_CHARACTERS:,} characters."
+        return f"The body is {counted}; {_a_message_of(channel)} takes at most {MAX_SMS_CHARACTERS:,} characters."
     for name in ("body", "html_body"):
         problem = text_problem(getattr(content, name))
         if problem:
@@ -298,8 +299,8 @@ def _rendered_length_error(channel: str, content: RenderedContent) -> str | None
     return None
 
 
-def channel_label(channel: str) -> str:
-    return {"sms": "SMS", "whatsapp": "WhatsApp message"}.get(channel, f"{channel} message")
+def _a_message_of(channel: str) -> str:
+    return {"sms": "an SMS", "whatsapp": "a WhatsApp message"}.get(channel, f"a {channel} message")
 
 
 @cache

@@ -270,14 +270,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["deliveries.api.filters.BoundedFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # DRF's parsers and error handling, with JSON answers for what Django would refuse as an HTML page.
+    "DEFAULT_PARSER_CLASSES": [
+        "deliveries.api.errors.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "deliveries.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tidings API",
     "DESCRIPTION": "Send and track SMS and email through Tidings.",
     "VERSION": "1.0.0",
+    # The enum hook is drf-spectacular's default; ours documents the errors every operation can answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deliveries.api.schema.document_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "campaigns.models.Channel",
         "StatusEnum": "deliveries.models.Status",

@@ -214,7 +214,7 @@ def message_request_validate(
         content = message_render(request)
     except TemplateRenderError as error:
         raise MessageValidationError({error.field if template is None else "template": [error.reason]}) from error
-    too_long = _rendered_length_error(channel, content)
+    too_long = _rendered_length_error(channel, content, rendered=template is not None)
     if too_long:
         raise MessageValidationError({"body" if template is None else "template": [too_long]})
     return request, content
@@ -286,12 +286,15 @@ def _send_at_errors(send_at: datetime | None) -> dict[str, list[str]]:
     return {}
 
 
-def _rendered_length_error(channel: str, content: RenderedContent) -> str | None:
-    """Twilio refuses SMS and WhatsApp bodies over 1,600 characters (error 21617): refused here, with the count."""
+def _rendered_length_error(channel: str, content: RenderedContent, *, rendered: bool) -> str | None:
+    """Twilio refuses SMS and WhatsApp bodies over 1,600 characters (error 21617): refused here, with the count.
+    A template's output is also held to the limits its input was (`rendered`); a body given as is was already."""
     if channel in TWILIO_CHANNELS and len(content.body) > MAX_SMS_CHARACTERS:
         segments = sms_segments(content.body).segments if channel == "sms" else None
         counted = f"{len(content.body):,} characters" + (f" ({segments} segments)" if segments else "")
         return f"The body is {counted}; {_a_message_of(channel)} takes at most {MAX_SMS_CHARACTERS:,} characters."
+    if not rendered:
+        return None
     for name in ("body", "html_body"):
         problem = text_problem(getattr(content, name))
         if problem:

@@ -48,3 +48,17 @@ def test_a_filter_on_an_id_past_64_bits_is_a_400_not_a_500(api, url, query):
     response = api.get(f"{url}?{query}")
     assert response.status_code == 400
     assert list(response.json()) == [query.split("=")[0]]
+
+
+@pytest.mark.parametrize(
+    ("url", "payload", "field"),
+    [
+        ("/api/v1/contacts/", {"name": "Ada", "phone": "+14155550101", "lists": [2**70]}, "lists"),
+        ("/api/v1/campaigns/", {"name": "Spring", "contact_list": 2**70}, "contact_list"),
+        ("/api/v1/campaigns/", {"name": "Spring", "segment": -(2**70)}, "segment"),
+    ],
+)
+def test_a_related_id_past_64_bits_in_a_body_is_a_400_naming_the_field(api, url, payload, field):
+    response = api.post(url, payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()

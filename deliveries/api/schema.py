@@ -36,13 +36,20 @@ ERROR_SCHEMA = {
 
 def document_error_responses(result, generator, request, public):
     """drf-spectacular post-processing hook: every operation documents the errors it can answer, with their JSON
-    body, so a client (and schemathesis' status code and schema checks) knows them all."""
-    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    body, so a client (and schemathesis' status code and schema checks) knows them all; request bodies state that
+    they take no other fields than their own."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
+            # Serializers refuse fields they do not declare (deliveries.api.strict_serializers): the schema says so.
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                name = media.get("schema", {}).get("$ref", "").rpartition("/")[2]
+                if name in components and components[name].get("type") == "object":
+                    components[name]["additionalProperties"] = False
             responses = operation.setdefault("responses", {})
             codes = {**COMMON_ERRORS, **(BODY_ERRORS if "requestBody" in operation else {})}
             for code, description in codes.items():
@@ -50,5 +57,6 @@ def document_error_responses(result, generator, request, public):
             for code, response in responses.items():
                 if code.startswith("4") and "content" not in response:
                     response["content"] = error
-                    response.setdefault("description", "")
+                    if response.get("description", "No response body") == "No response body":
+                        response["description"] = "Refused: `detail` says why."
     return result

@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from campaigns.services.sms_segments import sms_segments
+
 from .forms import ComposeForm, SuppressionForm
 from .health import providers_status
 from .models import ApiKey, InboundMessage, Message, MessageEvent, Status, Suppression
@@ -307,6 +309,8 @@ class MessageAdmin(admin.ModelAdmin):
             "title": "Compose a message",
             "form": form,
             "preview": preview,
+            # The encoding and segments of an SMS, which the live count on the page does not compute.
+            "preview_sms": sms_segments(preview.body) if preview and form.cleaned_data["channel"] == "sms" else None,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/deliveries/message/compose.html", context)

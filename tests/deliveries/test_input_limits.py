@@ -181,3 +181,14 @@ def nested(depth):
 )
 def test_json_value_problem_names_what_a_json_column_cannot_hold(value, problem):
     assert json_value_problem(value) == problem
+
+
+def test_the_compose_page_counts_characters_live_and_its_preview_gives_the_segments(admin_client):
+    page = admin_client.get("/admin/deliveries/message/compose/").content.decode()
+    assert "deliveries/compose_count.js" in page
+    response = admin_client.post(
+        "/admin/deliveries/message/compose/",
+        {"channel": "sms", "to": "+14155550100", "body": "x" * 161, "priority": "default", "_preview": "Preview"},
+    )
+    assert '<p id="preview-sms">161 characters, GSM-7, 2 segments.</p>' in response.content.decode()
+    assert not Message.objects.exists()

@@ -12,6 +12,9 @@ admin.site.site_header = "Tidings"
 admin.site.site_title = "Tidings operations"
 admin.site.index_title = "Operations console"
 
+# A URL no route matches: JSON under /api/, Django's page elsewhere.
+handler404 = "deliveries.api.not_found.not_found"
+
 superuser_required = user_passes_test(lambda user: user.is_active and user.is_superuser, login_url="admin:login")
 
 

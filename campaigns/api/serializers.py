@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from deliveries.api.serializers import MessageCreateSerializer
+from deliveries.api.strict_serializers import StrictModelSerializer, StrictSerializer
 
 from ..models import (
     Batch,
@@ -16,6 +17,7 @@ from ..models import (
     Segment,
 )
 from ..selectors import batch_status_counts, campaign_progress, segment_contacts
+from ..services.batches import MAX_BATCH
 from ..services.campaigns import EDITABLE_FIELDS, campaign_create, campaign_problems, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
@@ -31,13 +33,13 @@ def as_drf_error(error: DjangoValidationError) -> serializers.ValidationError:
 # --- Templates ----------------------------------------------------------------------------------------------
 
 
-class TranslationSerializer(serializers.ModelSerializer):
+class TranslationSerializer(StrictModelSerializer):
     class Meta:
         model = MessageTemplateTranslation
         fields = ["language", "subject", "body", "html_body"]
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(StrictModelSerializer):
     translations = TranslationSerializer(many=True, read_only=True)
 
     class Meta:
@@ -74,7 +76,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 # --- Contacts and lists -------------------------------------------------------------------------------------
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(StrictModelSerializer):
     lists = serializers.PrimaryKeyRelatedField(many=True, queryset=ContactList.objects.all(), required=False)
 
     class Meta:
@@ -115,12 +117,17 @@ class ContactSerializer(serializers.ModelSerializer):
         return contact
 
 
-class ContactListSerializer(serializers.ModelSerializer):
-    contact_count = serializers.IntegerField(read_only=True)
+class ContactListSerializer(StrictModelSerializer):
+    contact_count = serializers.SerializerMethodField(help_text="Contacts in the list.")
 
     class Meta:
         model = ContactList
         fields = ["id", "name", "description", "contact_count", "created_at"]
+
+    def get_contact_count(self, contact_list) -> int:
+        # Annotated by the view's queryset; a list just created has none.
+        count = getattr(contact_list, "contact_count", None)
+        return contact_list.contacts.count() if count is None else count
 
     def create(self, validated_data):
         try:
@@ -129,7 +136,7 @@ class ContactListSerializer(serializers.ModelSerializer):
             raise as_drf_error(error) from error
 
 
-class SegmentSerializer(serializers.ModelSerializer):
+class SegmentSerializer(StrictModelSerializer):
     contact_count = serializers.SerializerMethodField(help_text="Contacts the segment selects now.")
 
     class Meta:
@@ -141,7 +148,7 @@ class SegmentSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         try:
-            return segment_create(**validated_data)
+            return segment_create(**{"filters": [], **validated_data})
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
 
@@ -152,14 +159,14 @@ class SegmentSerializer(serializers.ModelSerializer):
             raise as_drf_error(error) from error
 
 
-class ContactIdsSerializer(serializers.Serializer):
+class ContactIdsSerializer(StrictSerializer):
     contacts = serializers.PrimaryKeyRelatedField(many=True, queryset=Contact.objects.all())
 
 
 # --- Campaigns ----------------------------------------------------------------------------------------------
 
 
-class CampaignStepSerializer(serializers.ModelSerializer):
+class CampaignStepSerializer(StrictModelSerializer):
     template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
@@ -168,7 +175,7 @@ class CampaignStepSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(StrictModelSerializer):
     template = serializers.SlugRelatedField(
         slug_field="slug", queryset=MessageTemplate.objects.all(), allow_null=True, required=False
     )
@@ -233,13 +240,17 @@ class BatchItemSerializer(MessageCreateSerializer):
         return super().validate(attrs)
 
 
-class MessageBatchSerializer(serializers.Serializer):
-    defaults = serializers.DictField(required=False, default=dict, help_text="Fields every message starts from.")
+class MessageBatchSerializer(StrictSerializer):
+    defaults = serializers.DictField(
+        required=False, default=dict, help_text="Fields every message starts from (those of a message)."
+    )
     messages = serializers.ListField(
         child=serializers.JSONField(),
         min_length=1,
-        max_length=10_000,
-        help_text="Up to 10,000 messages; each one's fields override the defaults.",
+        max_length=MAX_BATCH,
+        help_text=f"Up to {MAX_BATCH:,} messages, and a request body of at most MAX_REQUEST_BYTES (5 MB unless "
+        "configured: 10,000 messages of about 500 bytes each); each one's fields override the defaults. More "
+        "messages or bytes are refused whole with 413.",
     )
     atomic = serializers.BooleanField(required=False, default=False, help_text="Store nothing if any item is invalid.")
 
@@ -251,7 +262,7 @@ class BatchResultSerializer(serializers.Serializer):
     results = serializers.ListField(child=serializers.DictField())
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(StrictModelSerializer):
     by_status = serializers.SerializerMethodField()
 
     class Meta:

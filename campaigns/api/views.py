@@ -1,10 +1,11 @@
 """The campaigns API: templates, contacts, lists and campaigns (with their lifecycle actions), and batches of
 messages. Thin: each view parses input and calls one service."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, ProtectedError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -23,7 +24,7 @@ from deliveries.services.idempotency import (
 )
 
 from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, Segment
-from ..services.batches import ItemInvalid, batch_messages_create, batch_outcome_replay, batch_templates
+from ..services.batches import MAX_BATCH, ItemInvalid, batch_messages_create, batch_outcome_replay, batch_templates
 from ..services.campaigns import (
     CampaignStateError,
     campaign_cancel,
@@ -229,7 +230,15 @@ class MessageBatchView(APIView):
 
     @extend_schema(
         request=MessageBatchSerializer,
-        responses={201: BatchResultSerializer, 400: BatchResultSerializer, 422: None},
+        responses={
+            201: BatchResultSerializer,
+            400: OpenApiResponse(
+                description="A malformed batch (fields named), or an atomic batch with an invalid item (the batch "
+                "result, nothing stored)."
+            ),
+            413: OpenApiResponse(description="More than 10,000 messages, or a body over MAX_REQUEST_BYTES."),
+            422: None,
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -241,6 +250,9 @@ class MessageBatchView(APIView):
         ],
     )
     def post(self, request):
+        messages = request.data.get("messages") if isinstance(request.data, dict) else None
+        if isinstance(messages, list) and len(messages) > MAX_BATCH:
+            return Response(batch_too_large(len(messages)), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         envelope = MessageBatchSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
         defaults, messages = envelope.validated_data["defaults"], envelope.validated_data["messages"]
@@ -305,6 +317,17 @@ class MessageBatchView(APIView):
         if replayed:
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+def batch_too_large(count: int) -> dict:
+    """The 413 answer for a batch of more messages than one request takes: both limits, so a client can split."""
+    return {
+        "messages": [f"{count:,} messages; a batch takes at most {MAX_BATCH:,}."],
+        "detail": f"A batch takes at most {MAX_BATCH:,} messages and {settings.MAX_REQUEST_BYTES:,} bytes "
+        "(MAX_REQUEST_BYTES); send the rest in another batch.",
+        "limit_messages": MAX_BATCH,
+        "limit_bytes": settings.MAX_REQUEST_BYTES,
+    }
 
 
 class NothingStored(Exception):

@@ -8,26 +8,65 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.utils.serializer_helpers import ReturnDict
 
+from ..input_limits import (
+    MAX_ID,
+    MAX_JSON_BYTES,
+    MAX_SECONDS,
+    MAX_SMS_CHARACTERS,
+    MAX_TEXT_CHARACTERS,
+    PAST_TOLERANCE,
+    JsonWithinLimits,
+)
 from ..models import Category, DependencyCondition, Message, MessageEvent, Priority
-from ..services.messages import SUPPORTED_CHANNELS, MessageValidationError, message_request_validate
+from ..services.messages import (
+    MAX_MEDIA_URLS,
+    MAX_SUBJECT_CHARACTERS,
+    SUPPORTED_CHANNELS,
+    MessageValidationError,
+    message_request_validate,
+)
+from .strict_serializers import StrictSerializer
+
+_JSON_LIMIT = f"At most {MAX_JSON_BYTES:,} bytes as JSON; no NUL characters."
 
 
-class MessageCreateSerializer(serializers.Serializer):
-    """Input of POST /api/v1/messages/. Validates everything, including that the template renders."""
+class MessageCreateSerializer(StrictSerializer):
+    """Input of POST /api/v1/messages/. Validates everything, including that the template renders.
+
+    Fields it does not declare are refused by name (400).
+    """
 
     channel = serializers.ChoiceField(choices=SUPPORTED_CHANNELS)
     to = serializers.CharField(max_length=320)
-    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    subject = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    html_body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    template = serializers.SlugField(required=False, allow_null=True, allow_blank=True)
-    context = serializers.DictField(required=False, default=dict)
+    body = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=MAX_TEXT_CHARACTERS,
+        help_text=f"SMS and WhatsApp: at most {MAX_SMS_CHARACTERS:,} characters once rendered (Twilio's limit); "
+        f"email: at most {MAX_TEXT_CHARACTERS:,}.",
+    )
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=MAX_SUBJECT_CHARACTERS)
+    html_body = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_TEXT_CHARACTERS
+    )
+    template = serializers.SlugField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    context = serializers.DictField(
+        required=False, default=dict, validators=[JsonWithinLimits()], help_text=f"Template variables. {_JSON_LIMIT}"
+    )
     language = serializers.CharField(
         required=False, allow_blank=True, max_length=15, help_text="Picks the template's translation, like 'fr'."
     )
-    send_at = serializers.DateTimeField(required=False, allow_null=True)
+    send_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text=f"When to send, up to a year ahead; empty sends now. More than {PAST_TOLERANCE.seconds // 60} "
+        "minutes in the past is refused.",
+    )
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.DEFAULT)
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = serializers.DictField(
+        required=False, default=dict, validators=[JsonWithinLimits()], help_text=_JSON_LIMIT
+    )
     sender = serializers.CharField(
         required=False, allow_blank=True, max_length=320, help_text="Overrides the configured sender for this message."
     )
@@ -39,20 +78,41 @@ class MessageCreateSerializer(serializers.Serializer):
         "nothing reaches a hard bounce.",
     )
     media_urls = serializers.ListField(
-        child=serializers.URLField(), required=False, default=list, help_text="MMS / WhatsApp media (public URLs)."
+        child=serializers.URLField(max_length=2048),
+        required=False,
+        default=list,
+        max_length=MAX_MEDIA_URLS,
+        error_messages={"max_length": "At most {max_length} media URLs per message."},
+        help_text="MMS / WhatsApp media (public URLs).",
     )
     content_sid = serializers.CharField(
         required=False, allow_blank=True, max_length=64, help_text="Twilio Content SID (WhatsApp templates)."
     )
-    content_variables = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    content_variables = serializers.DictField(
+        child=serializers.CharField(max_length=1000),
+        required=False,
+        default=dict,
+        validators=[JsonWithinLimits()],
+        help_text=_JSON_LIMIT,
+    )
     expires_at = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="Too late after this: the message fails rather than go out."
+        required=False,
+        allow_null=True,
+        help_text="Too late after this (at most a year after the send time): the message fails rather than go out.",
     )
     valid_for = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, help_text="Seconds after the send time; sets expires_at."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_SECONDS,
+        help_text="Seconds after the send time (up to a year); sets expires_at.",
     )
     depends_on = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Id of a message this one waits for (status `waiting`)."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Id of a message this one waits for (status `waiting`).",
     )
     depends_on_condition = serializers.ChoiceField(
         choices=DependencyCondition.choices,
@@ -62,12 +122,17 @@ class MessageCreateSerializer(serializers.Serializer):
         "`not_opened` / `not_clicked` within `depends_on_window`.",
     )
     depends_on_delay = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, help_text="Seconds to wait after the condition is met."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_SECONDS,
+        help_text="Seconds to wait after the condition is met.",
     )
     depends_on_window = serializers.IntegerField(
         required=False,
         allow_null=True,
         min_value=1,
+        max_value=MAX_SECONDS,
         help_text="not_opened / not_clicked: seconds the parent has from its send (default 86400).",
     )
 

@@ -27,6 +27,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from ..input_limits import HORIZON, MAX_ID
 from ..models import DependencyCondition, Message, Status
 from ..state import among, transition
 
@@ -75,6 +76,8 @@ def dependency_validate(
             return {}, {"depends_on": ["depends_on_condition, _delay and _window need a depends_on message."]}
         return {}, {}
     errors: dict[str, list[str]] = {}
+    if not isinstance(depends_on, Message) and not (isinstance(depends_on, int) and 1 <= depends_on <= MAX_ID):
+        return {}, {"depends_on": [f"A message id is a whole number from 1 to {MAX_ID}."]}
     parent = depends_on if isinstance(depends_on, Message) else Message.objects.filter(pk=depends_on).first()
     if parent is None:
         return {}, {"depends_on": [f"No message with id {depends_on}."]}
@@ -88,10 +91,12 @@ def dependency_validate(
             f"Opens and clicks are only reported for email; message {parent.pk} is {parent.channel}."
         ]
     delay_td = _duration(delay)
-    if delay_td is not None and delay_td < timedelta(0):
-        errors["depends_on_delay"] = ["depends_on_delay is a number of seconds, 0 or more."]
+    if delay_td is not None and not timedelta(0) <= delay_td <= HORIZON:
+        errors["depends_on_delay"] = [f"depends_on_delay is a number of seconds from 0 to {_seconds(HORIZON)}."]
     window_td = _duration(window)
-    if window_td is not None and condition not in ENGAGEMENT_CONDITIONS:
+    if window_td is not None and window_td > HORIZON:
+        errors["depends_on_window"] = [f"depends_on_window is at most {_seconds(HORIZON)} seconds."]
+    elif window_td is not None and condition not in ENGAGEMENT_CONDITIONS:
         errors["depends_on_window"] = ["A window applies to the not_opened and not_clicked conditions only."]
     elif window_td is not None and window_td <= timedelta(0):
         errors["depends_on_window"] = ["depends_on_window is a number of seconds above 0."]
@@ -214,7 +219,14 @@ def _cancel(pk: int, reason: str, parent_id: int) -> str:
 def _duration(value: int | float | timedelta | None) -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
+    # Beyond what timedelta holds (or NaN): any value past the horizon is refused the same way.
+    if not -_seconds(HORIZON) * 2 <= value <= _seconds(HORIZON) * 2:
+        return HORIZON * (2 if value > 0 else -2)
     return timedelta(seconds=value)
+
+
+def _seconds(duration: timedelta) -> int:
+    return int(duration.total_seconds())
 
 
 def _human(duration: timedelta) -> str:

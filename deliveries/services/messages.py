@@ -20,8 +20,17 @@ from django.utils import timezone
 
 from campaigns.models import MessageTemplate
 from campaigns.services import RenderedContent, TemplateRenderError, template_render
+from campaigns.services.sms_segments import sms_segments
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
+from ..input_limits import (
+    HORIZON,
+    MAX_SECONDS,
+    MAX_SMS_CHARACTERS,
+    PAST_TOLERANCE,
+    json_value_problem,
+    text_problem,
+)
 from ..models import ApiKey, Category, IdempotencyKey, Message, MessageEvent, Priority, Status
 from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
@@ -34,6 +43,7 @@ SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
 # Channels sent through Twilio, where media (MMS) and Content templates apply.
 TWILIO_CHANNELS = ("sms", "whatsapp")
 MAX_MEDIA_URLS = 10  # Twilio's limit per message
+MAX_SUBJECT_CHARACTERS = 255  # Message.subject
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
@@ -120,6 +130,7 @@ def message_request_validate(
     Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
+    template = template or None  # "" and None both mean no template
     if channel not in SUPPORTED_CHANNELS:
         raise MessageValidationError({"channel": [f"'{channel}' is not a channel Tidings sends on."]})
     try:
@@ -133,6 +144,11 @@ def message_request_validate(
         errors["sender"] = list(error.messages)
     if (category or Category.MARKETING) not in CATEGORIES:
         errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
+    errors.update(_size_errors(subject=subject, body=body, html_body=html_body))
+    errors.update(
+        _json_errors(context=context or {}, metadata=metadata or {}, content_variables=content_variables or {})
+    )
+    errors.update(_send_at_errors(send_at))
     media_urls = list(media_urls or [])
     if media_urls:
         if channel not in TWILIO_CHANNELS:
@@ -198,6 +214,9 @@ def message_request_validate(
         content = message_render(request)
     except TemplateRenderError as error:
         raise MessageValidationError({error.field if template is None else "template": [error.reason]}) from error
+    too_long = _rendered_length_error(channel, content, rendered=template is not None)
+    if too_long:
+        raise MessageValidationError({"body" if template is None else "template": [too_long]})
     return request, content
 
 
@@ -232,6 +251,61 @@ def _media_url_errors(media_urls: list[str]) -> dict[str, list[str]]:
     return {}
 
 
+def _size_errors(**texts: str) -> dict[str, list[str]]:
+    errors = {}
+    for name, text in texts.items():
+        limit = MAX_SUBJECT_CHARACTERS if name == "subject" else None
+        problem = text_problem(text or "", **({"max_characters": limit} if limit else {}))
+        if problem:
+            errors[name] = [f"The {name} {problem}."]
+    return errors
+
+
+def _json_errors(**values: Any) -> dict[str, list[str]]:
+    errors = {}
+    for name, value in values.items():
+        if not value:
+            continue
+        problem = json_value_problem(value)
+        if problem:
+            errors[name] = [f"The {name} {problem}."]
+    return errors
+
+
+def _send_at_errors(send_at: datetime | None) -> dict[str, list[str]]:
+    """A send time must be from now (less PAST_TOLERANCE, for clocks and retried requests) to HORIZON ahead."""
+    if send_at is None:
+        return {}
+    now = timezone.now()
+    if send_at < now - PAST_TOLERANCE:
+        minutes = int(PAST_TOLERANCE.total_seconds() // 60)
+        when = send_at.isoformat()
+        return {"send_at": [f"{when} is more than {minutes} minutes in the past; leave send_at out to send now."]}
+    if send_at > now + HORIZON:
+        return {"send_at": [f"send_at is at most {HORIZON.days} days ahead."]}
+    return {}
+
+
+def _rendered_length_error(channel: str, content: RenderedContent, *, rendered: bool) -> str | None:
+    """Twilio refuses SMS and WhatsApp bodies over 1,600 characters (error 21617): refused here, with the count.
+    A template's output is also held to the limits its input was (`rendered`); a body given as is was already."""
+    if channel in TWILIO_CHANNELS and len(content.body) > MAX_SMS_CHARACTERS:
+        segments = sms_segments(content.body).segments if channel == "sms" else None
+        counted = f"{len(content.body):,} characters" + (f" ({segments} segments)" if segments else "")
+        return f"The body is {counted}; {_a_message_of(channel)} takes at most {MAX_SMS_CHARACTERS:,} characters."
+    if not rendered:
+        return None
+    for name in ("body", "html_body"):
+        problem = text_problem(getattr(content, name))
+        if problem:
+            return f"The rendered {name} {problem}."
+    return None
+
+
+def _a_message_of(channel: str) -> str:
+    return {"sms": "an SMS", "whatsapp": "a WhatsApp message"}.get(channel, f"a {channel} message")
+
+
 @cache
 def default_valid_for(channel: str) -> int | None:
     """SMS_VALID_FOR, EMAIL_VALID_FOR...: read once per channel (see addresses.default_region for why)."""
@@ -249,15 +323,20 @@ def _deadline(
 ) -> tuple[datetime | None, dict[str, list[str]]]:
     if expires_at is not None and valid_for is not None:
         return None, {"valid_for": ["Give expires_at or valid_for, not both."]}
+    now = timezone.now()
+    # A send time past the horizon is refused on its own (send_at); nothing is computed from it here.
+    start = min(max(send_at or now, now), now + HORIZON)
     if expires_at is None:
         valid_for = valid_for if valid_for is not None else default_valid_for(channel)
         if valid_for is None:
             return None, {}
-        if valid_for <= 0:
-            return None, {"valid_for": ["valid_for is a number of seconds above 0."]}
-        expires_at = (send_at or timezone.now()) + timedelta(seconds=valid_for)
-    if expires_at <= max(send_at or timezone.now(), timezone.now()):
+        if not 0 < valid_for <= MAX_SECONDS:
+            return None, {"valid_for": [f"valid_for is a number of seconds from 1 to {MAX_SECONDS} (a year)."]}
+        expires_at = start + timedelta(seconds=valid_for)
+    if expires_at <= start:
         return None, {"expires_at": ["The deadline must come after the send time."]}
+    if expires_at > start + HORIZON:
+        return None, {"expires_at": [f"The deadline is at most {HORIZON.days} days after the send time."]}
     return expires_at, {}
 
 

@@ -83,7 +83,6 @@ def test_an_atomic_batch_of_valid_items_is_stored_whole_and_queued(api, clean_re
     ("payload", "field"),
     [
         ({"messages": []}, "messages"),
-        ({"messages": [{}] * 10_001}, "messages"),
         ({"messages": "x"}, "messages"),
         ({"defaults": [], "messages": [{}]}, "defaults"),
     ],
@@ -92,6 +91,16 @@ def test_a_malformed_batch_is_refused_whole(api, payload, field):
     response = api.post(URL, payload, format="json")
     assert response.status_code == 400
     assert field in response.json()
+    assert not Message.objects.exists()
+
+
+def test_a_batch_of_more_than_10000_messages_is_refused_whole_with_413_naming_both_limits(api, settings):
+    response = api.post(URL, {"messages": [{}] * 10_001}, format="json")
+    assert response.status_code == 413
+    body = response.json()
+    assert body["messages"] == ["10,001 messages; a batch takes at most 10,000."]
+    assert (body["limit_messages"], body["limit_bytes"]) == (10_000, settings.MAX_REQUEST_BYTES)
+    assert "10,000 messages and 5,242,880 bytes" in body["detail"]
     assert not Message.objects.exists()
 
 

@@ -3,11 +3,12 @@
 import gc
 import io
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 
 from campaigns.models import Batch
 from campaigns.services import bulk_sends
@@ -129,13 +130,29 @@ def test_dry_run_checks_and_counts_but_stores_nothing(tmp_path):
 
 def test_at_schedules_every_row_and_email_takes_a_subject(tmp_path):
     path = write_csv(tmp_path, "to,name\nada@example.com,Ada\n")
+    at = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
     out, error = send_bulk(
-        csv=str(path), channel="email", subject="For {{ name }}", body="Hello {{ name }}", at="2030-01-01T09:00:00Z"
+        csv=str(path), channel="email", subject="For {{ name }}", body="Hello {{ name }}", at=at.isoformat()
     )
     assert error is None, out
     message = Message.objects.get()
     assert (message.status, message.subject, message.body) == (Status.SCHEDULED, "For Ada", "Hello Ada")
-    assert message.send_at == datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+    assert message.send_at == at
+
+
+def test_at_more_than_a_year_ahead_or_in_the_past_rejects_each_row_with_the_reason(tmp_path):
+    path = write_csv(tmp_path, "to,name\nada@example.com,Ada\n")
+    out, error = send_bulk(csv=str(path), channel="email", subject="Hi", body="Hi", at="2001-01-01T09:00:00Z")
+    assert "Line 2: send_at: 2001-01-01T09:00:00+00:00 is more than 5 minutes in the past" in out
+    assert error.startswith("1 row(s) rejected.")
+    assert not Message.objects.exists()
+
+
+def test_a_row_whose_sms_renders_over_1600_characters_is_rejected_with_the_count(tmp_path):
+    path = write_csv(tmp_path, f"to,text\n+14155550101,{'x' * 1700}\n+14155550102,short\n")
+    out, error = send_bulk(csv=str(path), channel="sms", body="{{ text }}")
+    assert "Line 2: body: The body is 1,700 characters (12 segments); an SMS takes at most 1,600 characters." in out
+    assert Message.objects.get().recipient == "+14155550102"
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,7 @@ PLAIN_REQUESTS = [
     {"channel": "email", "to": "ada@example.com", "subject": " Hello ", "body": "x", "category": "transactional"},
     {"channel": "sms", "to": "+14155550100", "body": "Hi", "sender": "Tidings", "language": "fr"},
     {"channel": "whatsapp", "to": "whatsapp:+14155550100", "body": "Hi", "html_body": ""},
+    {"channel": "sms", "to": "+14155550100", "body": "x" * 1600},  # the longest SMS body
 ]
 NOT_PLAIN = [
     {"channel": "sms", "to": "+14155550100"},  # no body: the service refuses it
@@ -176,6 +177,8 @@ NOT_PLAIN = [
     {"to": "+14155550100", "body": "Hi"},  # no channel
     {"channel": "sms", "to": "not a number", "body": "Hi"},
     {"channel": "sms", "to": "+14155550100", "body": "Hi", "priority": ""},
+    {"channel": "sms", "to": "+14155550100", "body": "x" * 1601},  # over Twilio's 1,600: the service refuses it
+    {"channel": "sms", "to": "+14155550100", "body": "Hi", "sendat": "2030-01-01T00:00:00Z"},  # a typo
 ]
 
 

@@ -192,3 +192,15 @@ def assert_shown_only_escaped(page: str, *, times: int = 1) -> None:
     """The hostile content is on the page (at least `times` times), and only ever escaped."""
     assert "<img src=x" not in page and "<script>alert(2)" not in page and '"><script' not in page
     assert page.count(HOSTILE_ESCAPED) >= times, page
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in a fresh process with only PATH and `env` in its environment."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -11,21 +11,9 @@ from django.utils import timezone
 
 from deliveries.models import ApiKey
 from deliveries.services.api_keys import api_key_authenticate, hash_key
-from tests.support import ROOT
+from tests.support import ROOT, run_manage
 
 pytestmark = pytest.mark.django_db
-
-
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """`manage.py ARGS` in a fresh process with only PATH and `env` in its environment."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_create_api_key_prints_a_working_key_once_and_stores_only_its_hash():

@@ -4,10 +4,8 @@ A complete production environment passes at --fail-level WARNING; each missing s
 """
 
 import os
-import subprocess
-import sys
 
-from tests.support import ROOT
+from tests.support import run_manage
 
 COMPLETE_PRODUCTION_ENVIRONMENT = {
     "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
@@ -28,18 +26,6 @@ COMPLETE_PRODUCTION_ENVIRONMENT = {
     "HEALTH_TOKEN": "health-token",
     **({"DATABASE_URL": os.environ["DATABASE_URL"]} if os.environ.get("DATABASE_URL") else {}),
 }
-
-
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """`manage.py ARGS` in a fresh process with only PATH and `env` in its environment."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def production(**changes: str | None) -> dict[str, str]:

@@ -539,7 +539,7 @@ class _ChannelSender:
         self.concurrency = max(settings.SEND_CONCURRENCY, 1)
         # Claim when at least this many call slots are free: a wave's claim is one UPDATE, whatever its size, but
         # slots left waiting for a wave send nothing. Since a slot frees only once its outcome is written, the
-        # smallest waves did best (2,800/s at 2 of 100 slots, 2,700 at 10, 2,600 at 25: performance.md, item 27).
+        # smallest waves did best (2,800/s at 2 of 100 slots, 2,700 at 10, 2,600 at 25: performance-log.md, item 27).
         self.wave_size = max(self.concurrency // 50, 1)
         self.in_flight: dict[int, tuple[Message, bool]] = {}  # by message id: a job names a message once
         # Calls the provider accepted whose outcome is not written yet: written with the next claim, in its round

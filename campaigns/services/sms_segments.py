@@ -25,6 +25,9 @@ LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}
 
 # Twilio refuses bodies longer than 1600 characters (error 21617).
 MAX_BODY_CHARACTERS = 1600
+# The longest body each text channel carries: Twilio's for SMS and WhatsApp, Meta's Send API's for Messenger.
+BODY_CHARACTER_LIMITS = {"sms": MAX_BODY_CHARACTERS, "whatsapp": MAX_BODY_CHARACTERS, "messenger": 2000}
+_A_MESSAGE_OF = {"sms": "an SMS", "whatsapp": "a WhatsApp message", "messenger": "a Messenger message"}
 
 # Look-alikes that word processors and phones type for GSM-7 characters; suggested as replacements.
 GSM7_LOOKALIKES = {
@@ -173,3 +176,15 @@ def sms_segments(text: str) -> SmsSegments:
 def sms_replace_lookalikes(text: str) -> str:
     """The text with typographic look-alikes (curly quotes, dashes, no-break spaces) replaced by GSM-7 ones."""
     return "".join(GSM7_LOOKALIKES.get(character, character) for character in text)
+
+
+def body_length_problem(*, channel: str, body: str) -> str | None:
+    """Why `body` is too long for `channel`, with its count (and an SMS's segments), or None. The one wording of
+    this limit, whether the body was given or rendered from a template, in the API, the admin or a bulk send."""
+    limit = BODY_CHARACTER_LIMITS.get(channel)
+    if limit is None or len(body) <= limit:
+        return None
+    counted = f"{len(body):,} characters"
+    if channel == "sms" and len(body) <= 100 * limit:  # segments of a runaway render say nothing more
+        counted += f" ({sms_segments(body).segments} segments)"
+    return f"The body is {counted}; {_A_MESSAGE_OF[channel]} takes at most {limit:,} characters."

@@ -20,13 +20,12 @@ from ..locales import language_candidates, normalize_language
 from ..models import Channel, Contact, MessageTemplate, MessageTemplateTranslation
 from ..selectors import contact_context
 from ..template_syntax import MISSING_RE, compile_template, render, syntax_problem, variables_used
-from .sms_segments import SmsSegments, sms_segments
+from .sms_segments import SmsSegments, body_length_problem, sms_segments
 
 CONTENT_FIELDS = ("subject", "body", "html_body")
-# The most one rendered message may hold. Twilio refuses an SMS or WhatsApp body over 1,600 characters (error
-# 21617), and Messenger texts are kept to the same; an email part over 1 MB is more than any inbox shows, and a
-# subject is a column of 255 characters. A render over its limit fails, naming the limit.
-RENDERED_TEXT_LIMITS = {Channel.SMS: 1_600, Channel.WHATSAPP: 1_600, Channel.MESSENGER: 1_600}
+# The most one rendered message may hold: a text channel's body its BODY_CHARACTER_LIMITS (sms_segments); an email
+# part over 1 MB is more than any inbox shows, and a subject is a column of 255 characters. A render over its
+# limit fails, naming the limit.
 RENDERED_EMAIL_PART_BYTES = 1_000_000
 RENDERED_SUBJECT_LIMIT = 255
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -336,7 +335,7 @@ def version_render(
     *, version: TemplateVersion, variables: dict[str, Any], context: dict[str, Any], channel: str = ""
 ) -> RenderedContent:
     """Render one version with the declared defaults under `context`, for `channel` (its size limit applies:
-    RENDERED_TEXT_LIMITS; the email limits when no channel is given). Raises TemplateRenderError."""
+    sms_segments.BODY_CHARACTER_LIMITS; the email limits when no channel is given). Raises TemplateRenderError."""
     values = template_context(variables=variables, context=context)
     html_body = render_string(version.html_body, values, html=True, field="html_body")
     body = render_string(version.body, values, field="body")
@@ -354,13 +353,9 @@ def version_render(
 
 def rendered_size_check(content: RenderedContent, *, channel: str) -> None:
     """Raise TemplateRenderError when rendered content is over what its channel carries."""
-    limit = RENDERED_TEXT_LIMITS.get(channel)
-    if limit is not None and len(content.body) > limit:
-        raise TemplateRenderError(
-            f"The rendered body is {len(content.body):,} characters: {Channel(channel).label} messages carry at "
-            f"most {limit:,}.",
-            field="body",
-        )
+    too_long = body_length_problem(channel=channel, body=content.body)
+    if too_long:
+        raise TemplateRenderError(too_long, field="body")
     if len(content.subject) > RENDERED_SUBJECT_LIMIT:
         raise TemplateRenderError(
             f"The rendered subject is {len(content.subject):,} characters: at most {RENDERED_SUBJECT_LIMIT}.",

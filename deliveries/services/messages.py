@@ -20,13 +20,12 @@ from django.utils import timezone
 
 from campaigns.models import MessageTemplate
 from campaigns.services import RenderedContent, TemplateRenderError, template_render
-from campaigns.services.sms_segments import sms_segments
+from campaigns.services.sms_segments import body_length_problem
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..input_limits import (
     HORIZON,
     MAX_SECONDS,
-    MAX_SMS_CHARACTERS,
     PAST_TOLERANCE,
     json_value_problem,
     text_problem,
@@ -289,10 +288,9 @@ def _send_at_errors(send_at: datetime | None) -> dict[str, list[str]]:
 def _rendered_length_error(channel: str, content: RenderedContent, *, rendered: bool) -> str | None:
     """Twilio refuses SMS and WhatsApp bodies over 1,600 characters (error 21617): refused here, with the count.
     A template's output is also held to the limits its input was (`rendered`); a body given as is was already."""
-    if channel in TWILIO_CHANNELS and len(content.body) > MAX_SMS_CHARACTERS:
-        segments = sms_segments(content.body).segments if channel == "sms" else None
-        counted = f"{len(content.body):,} characters" + (f" ({segments} segments)" if segments else "")
-        return f"The body is {counted}; {_a_message_of(channel)} takes at most {MAX_SMS_CHARACTERS:,} characters."
+    too_long = body_length_problem(channel=channel, body=content.body)
+    if too_long:
+        return too_long
     if not rendered:
         return None
     for name in ("body", "html_body"):
@@ -300,10 +298,6 @@ def _rendered_length_error(channel: str, content: RenderedContent, *, rendered: 
         if problem:
             return f"The rendered {name} {problem}."
     return None
-
-
-def _a_message_of(channel: str) -> str:
-    return {"sms": "an SMS", "whatsapp": "a WhatsApp message"}.get(channel, f"a {channel} message")
 
 
 @cache

@@ -1,6 +1,6 @@
 import pytest
 
-from campaigns.services.sms_segments import GSM7, UCS2, sms_replace_lookalikes, sms_segments
+from campaigns.services.sms_segments import GSM7, UCS2, body_length_problem, sms_replace_lookalikes, sms_segments
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,18 @@ def test_a_body_over_1600_characters_is_flagged():
     result = sms_segments("a" * 1601)
     assert result.segments == 11
     assert any("over 1600" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("channel", "length", "problem"),
+    [
+        ("sms", 1600, None),
+        ("sms", 1601, "The body is 1,601 characters (11 segments); an SMS takes at most 1,600 characters."),
+        ("whatsapp", 1601, "The body is 1,601 characters; a WhatsApp message takes at most 1,600 characters."),
+        ("messenger", 2000, None),
+        ("messenger", 2001, "The body is 2,001 characters; a Messenger message takes at most 2,000 characters."),
+        ("email", 100_000, None),
+    ],
+)
+def test_a_body_over_its_channels_limit_is_named_with_its_count(channel, length, problem):
+    assert body_length_problem(channel=channel, body="x" * length) == problem

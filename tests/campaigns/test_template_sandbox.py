@@ -134,7 +134,9 @@ def test_a_message_whose_render_is_over_the_sms_limit_is_refused_at_creation_wit
         format="json",
     )
     assert response.status_code == 400
-    assert response.json()["template"] == ["The rendered body is 2,006 characters: SMS messages carry at most 1,600."]
+    assert response.json()["template"] == [
+        "The body is 2,006 characters (14 segments); an SMS takes at most 1,600 characters."
+    ]
     assert not Message.objects.exists()
 
 
@@ -149,7 +151,7 @@ def test_a_campaign_message_whose_render_goes_over_fails_with_the_reason_on_its_
     run_burst_worker()
 
     failed = Message.objects.get(campaign=campaign, status=Status.FAILED)
-    assert failed.last_error_message == ("The rendered body is 5,000,008 characters: SMS messages carry at most 1,600.")
+    assert failed.last_error_message == ("The body is 5,000,008 characters; an SMS takes at most 1,600 characters.")
     assert MessageEvent.objects.get(message=failed).detail.endswith(f"Not sent: {failed.last_error_message}")
     assert [m.body for m in sms_outbox] == ["Hi Bob: fine"]
     campaign.refresh_from_db()

@@ -1,7 +1,10 @@
 """Each API endpoint needs its scope (deliveries.api.permissions); a key without `admin` sees only its own
 messages and batches."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
@@ -143,7 +146,9 @@ def two_keys():
     """Two clients with every scope but admin, each with a scheduled message and a batch of its own."""
     clients = [client_for(*[s for s in ApiScope.values if s != ApiScope.ADMIN], name=name) for name in ("a", "b")]
     for client in clients:
-        response = client.post("/api/v1/messages/", sms(send_at="2099-01-01T00:00:00Z"), format="json")
+        response = client.post(
+            "/api/v1/messages/", sms(send_at=(timezone.now() + timedelta(days=30)).isoformat()), format="json"
+        )
         client.message_id = response.json()["id"]
         response = client.post("/api/v1/messages/batch/", {"messages": [sms()]}, format="json")
         client.batch_id = response.json()["batch_id"]

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from deliveries.api.serializers import MessageCreateSerializer
-from deliveries.api.strict_serializers import StrictModelSerializer, StrictSerializer
+from deliveries.api.strict_serializers import SlugRelatedField, StrictModelSerializer, StrictSerializer
 
 from ..models import (
     Batch,
@@ -176,7 +176,7 @@ class CampaignStepSerializer(StrictModelSerializer):
 
 
 class CampaignSerializer(StrictModelSerializer):
-    template = serializers.SlugRelatedField(
+    template = SlugRelatedField(
         slug_field="slug", queryset=MessageTemplate.objects.all(), allow_null=True, required=False
     )
     progress = serializers.SerializerMethodField()

@@ -87,6 +87,7 @@ def test_a_translation_and_a_list_change_refuse_unknown_fields_too(api):
         ("templates", {**VALID["templates"], "html_body": "x" * 1_000_001}, "html_body"),
         ("lists", {"name": "N", "description": "\x00"}, "description"),
         ("segments", {"name": "S", "filters": [{"field": "\x00"}]}, "filters"),
+        ("campaigns", {"name": "C", "template": "news\x00"}, "template"),
     ],
 )
 def test_text_and_json_columns_are_bounded_and_refuse_nul(api, resource, payload, field):

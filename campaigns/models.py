@@ -187,10 +187,6 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def is_recurring(self) -> bool:
-        return bool(self.recurrence)
-
 
 def _dependency_conditions():
     # deliveries.models imports this module, so its choices are looked up when first needed, not at import.

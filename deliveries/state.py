@@ -72,8 +72,6 @@ DECIDING_STATUSES = frozenset(
 )
 # Statuses a provider's receipt may move a message out of (sending: the receipt overtook the worker's record).
 AWAITING_RECEIPT = frozenset({Status.SENDING, Status.SENT, Status.REVIEW})
-# Statuses that wait for a person.
-ATTENTION_STATUSES = frozenset({Status.REVIEW})
 
 # The timestamp column stamped when a message enters a status.
 STAMP_FIELD = {

@@ -31,7 +31,6 @@ BACKENDS = {
 }
 # The setting naming each channel's backend.
 BACKEND_SETTINGS = {"sms": "SMS_BACKEND", "whatsapp": "WHATSAPP_BACKEND", "messenger": "MESSENGER_BACKEND"}
-SMS_BACKENDS = BACKENDS["sms"]
 EMAIL_BACKEND = "deliveries.backends.email.django_mail.EmailBackend"
 
 

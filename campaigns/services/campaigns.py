@@ -33,13 +33,14 @@ from django.db.models import DateTimeField, F, Max, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from content.locales import normalize_time_zone
+from content.services.templates import TemplateRenderError
 from deliveries.models import Message, Status
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CHANNELS, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import SUPPORTED_CHANNELS, MessageRequest
 from deliveries.state import transition
 
-from ..locales import normalize_time_zone
 from ..models import Campaign
 from ..scheduling import (
     after_quiet_hours,
@@ -50,8 +51,8 @@ from ..scheduling import (
     zone_named,
 )
 from ..selectors import ADDRESS_FIELDS, campaign_audience, campaign_recipients, campaign_recipients_between
+from .contacts import template_render_for_contact
 from .forked import FORK, forking_possible, work_in_processes
-from .templates import TemplateRenderError, template_render_for_contact
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from campaigns.models import MessageTemplate
-from campaigns.services import RenderedContent, TemplateRenderError, template_render
-from campaigns.services.sms_segments import body_length_problem
+from content.models import MessageTemplate
+from content.services.sms_segments import body_length_problem
+from content.services.templates import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..input_limits import (

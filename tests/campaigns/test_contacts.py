@@ -5,7 +5,7 @@ from campaigns.models import Contact, ContactList, Segment
 from campaigns.selectors import contact_context, segment_contacts
 from campaigns.services.contacts import contact_create, contact_update
 from campaigns.services.segments import segment_create
-from campaigns.services.templates import (
+from content.services.templates import (
     TemplateRenderError,
     template_create,
     template_render_for_contact,

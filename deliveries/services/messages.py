@@ -79,7 +79,7 @@ class MessageRequest:
 def message_render(request: MessageRequest) -> RenderedContent:
     """The content the message will carry: its template rendered with its context, or the text given.
 
-    Raises campaigns.services.TemplateRenderError when the template cannot be rendered.
+    Raises content.services.templates.TemplateRenderError when the template cannot be rendered.
     """
     if request.template is not None:
         return template_render(template=request.template, context=request.context, language=request.language)

@@ -154,7 +154,7 @@ class Batch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        db_table = "campaigns_batch"  # named when batches were campaigns'; renaming would gain nothing
+        db_table = "campaigns_batch"  # the table's first name; renaming it would gain nothing
         ordering = ["-created_at"]
         verbose_name_plural = "batches"
 

@@ -14,7 +14,7 @@ class ApiRootView(APIRootView):
 router = DefaultRouter(trailing_slash=True)
 router.APIRootView = ApiRootView
 router.register("messages", MessageViewSet, basename="message")
-# The API root lists the routes of `router` alone: batches are reached from a batch's id, as messages are.
+# Batches on a router of their own: the API root, built from `router`'s routes, lists the messages endpoint only.
 batch_router = SimpleRouter(trailing_slash=True)
 batch_router.register("batches", BatchViewSet, basename="batch")
 

@@ -42,11 +42,11 @@ class CallPool:
             self.executor = ThreadPoolExecutor(max_workers=min(self.size, settings.SEND_THREADS))
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             if self.driver is not None:
                 self.driver.close()
-            else:
+            elif self.executor is not None:
                 self.executor.shutdown(wait=True)
         finally:
             self.backend.close()
@@ -59,7 +59,7 @@ class CallPool:
             for key, message in calls:
                 self.driver.start(key, self._call_async(message))
             self.driver.send()
-        else:
+        elif self.executor is not None:
             for key, message in calls:
                 self.executor.submit(self._call, key, message)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from redis.exceptions import RedisError
 
@@ -86,7 +86,8 @@ class ProviderGate:
         allowed, until, probe = self.breaker.admit()
         if not allowed:
             reason = f"{self.provider} is paused by its circuit breaker after repeated failures."
-            self.held_all = Deferral("circuit_open", reason, until, message_ids=[pk for pk, _ in wave])
+            # admit() gives the time to look again whenever it refuses.
+            self.held_all = Deferral("circuit_open", reason, cast(float, until), message_ids=[pk for pk, _ in wave])
             return Admission([], [], False)
         given_back = list(wave[1:]) if probe else []
         admitted = []

@@ -29,7 +29,7 @@ from .gate import Deferral
 
 def max_attempts_for(channel: str) -> int:
     """SMS_MAX_ATTEMPTS / EMAIL_MAX_ATTEMPTS, or SEND_MAX_ATTEMPTS for a channel without its own."""
-    return getattr(settings, f"{channel.upper()}_MAX_ATTEMPTS", None) or settings.SEND_MAX_ATTEMPTS
+    return int(getattr(settings, f"{channel.upper()}_MAX_ATTEMPTS", None) or settings.SEND_MAX_ATTEMPTS)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -135,7 +135,7 @@ def _record_accepted_transition(
         said = f"Accepted by {result.provider}" + (
             f" as {result.provider_message_id}" if result.provider_message_id else ""
         )
-        data = {"attempt": attempt, "max_attempts": max_attempts}
+        data: dict[str, Any] = {"attempt": attempt, "max_attempts": max_attempts}
         if result.provider_status:
             data["provider_status"] = result.provider_status
         events[message.pk] = (f"Attempt {attempt} of {max_attempts}: {said}.", data)

@@ -6,6 +6,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 
 # Set by SIGTERM during a job: claim nothing more, finish and record the calls in flight, return.
 _stop_requested = threading.Event()
@@ -29,7 +30,7 @@ def stop_on_sigterm() -> Iterator[None]:
         return
     previous = signal.getsignal(signal.SIGTERM)
 
-    def request_stop(signum, frame):
+    def request_stop(signum: int, frame: FrameType | None) -> None:
         _stop_requested.set()
         if callable(previous):  # in-process workers: RQ's own warm shutdown
             previous(signum, frame)

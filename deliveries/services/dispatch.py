@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -28,7 +28,7 @@ from django.db.models import Min
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
-from rq.queue import Queue
+from rq.queue import EnqueueData, Queue
 
 from ..backends import provider_for
 from ..circuit_breakers import ProviderBreaker
@@ -79,7 +79,7 @@ def batches(ids: Sequence[int], size: int | None = None) -> Iterable[list[int]]:
         yield list(ids[start : start + size])
 
 
-def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -> int:
+def enqueue_jobs(jobs: Mapping[str, Sequence[SendJob | tuple[str, list[int]]]]) -> int:
     """Push send jobs to Redis in one pipeline per queue. `jobs` maps a priority to SendJobs or (job_id, ids) pairs.
 
     Returns how many jobs were pushed. A Redis error is logged, not raised: the rows stay `queued` and the
@@ -101,7 +101,7 @@ def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -
     return pushed
 
 
-def _job_data(job: SendJob):
+def _job_data(job: SendJob) -> EnqueueData:
     # Only a job that may arrive early carries not_before, so a plain job reads `send_messages([ids])` as ever.
     kwargs = {"not_before": job.not_before} if job.not_before is not None else None
     return Queue.prepare_data(SEND_JOB, args=(job.message_ids,), kwargs=kwargs, job_id=job.job_id, result_ttl=600)
@@ -122,7 +122,7 @@ def enqueue_messages_on_commit(messages: Iterable[Message]) -> None:
     transaction.on_commit(push)
 
 
-PRIORITY_ORDER = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
+PRIORITY_ORDER: dict[str, int] = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
 
 
 class _PlannedJob(NamedTuple):
@@ -159,7 +159,7 @@ def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetim
             _, ids, first, _ = planned[index]
             same_kind = (first is None) == (at is None)
             full = len(ids) >= (size if at is None else held_size)
-            if not full and same_kind and (at is None or at - first <= JOB_SPAN_SECONDS):
+            if not full and same_kind and (at is None or (first is not None and at - first <= JOB_SPAN_SECONDS)):
                 ids.append(pk)
                 planned[index] = (priority, ids, first, at)
                 continue
@@ -197,7 +197,9 @@ def _claim_jobs(
             yield priority, SendJob(job_id, claimed, not_before)
 
 
-def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[SendJob]]:
+def _queue_rows(
+    rows: Iterable[tuple[int, str, datetime | None]], *, from_status: str, detail: str
+) -> dict[str, list[SendJob]]:
     """Claim `rows` (pk, priority, send_at) for new jobs and return the jobs to push, by priority."""
     now = timezone.now()
     jobs: dict[str, list[SendJob]] = defaultdict(list)
@@ -318,7 +320,8 @@ def dispatch_due_messages(*, limit: int = 5000, lookahead: float = 0.0, held: He
 
 def next_send_at() -> datetime | None:
     """When the earliest scheduled message is due, so the dispatcher can sleep until then (one indexed query)."""
-    return Message.objects.filter(status=Status.SCHEDULED).aggregate(at=Min("send_at"))["at"]
+    earliest: datetime | None = Message.objects.filter(status=Status.SCHEDULED).aggregate(at=Min("send_at"))["at"]
+    return earliest
 
 
 def messages_return_early(message_ids: Sequence[int]) -> int:

@@ -1,7 +1,7 @@
 """The provider backend interface, shaped like Django's email backends.
 
 A backend sends one message at a time through `send()`; the worker's call pool
-(deliveries.services.sending.CallPool) runs those calls concurrently in a thread pool, so one job can carry
+(deliveries.sending.call_pool.CallPool) runs those calls concurrently in a thread pool, so one job can carry
 hundreds of messages while each keeps its own result. A backend whose provider client can also do it without a
 thread per call sets `supports_async` and implements `send_async()`, a coroutine whose only awaits are HTTP
 requests made with `deliveries.backends.curl.http_call()`: the pool then keeps hundreds of calls in flight on

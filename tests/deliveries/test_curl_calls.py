@@ -12,7 +12,7 @@ from deliveries.backends import get_backend
 from deliveries.backends.base import OutgoingMessage
 from deliveries.backends.curl import CallDriver, HttpCallError, form_encode, form_quote, http_call
 from deliveries.exceptions import TransientDeliveryError
-from deliveries.services.sending import CallPool
+from deliveries.sending.call_pool import CallPool
 
 
 def messages_url(fake) -> str:

@@ -8,7 +8,7 @@ from deliveries.backends.base import OutgoingMessage
 from deliveries.backends.email.anymail_async import request_parts
 from deliveries.backends.email.django_mail import EmailBackend
 from deliveries.exceptions import PermanentDeliveryError, TransientDeliveryError
-from deliveries.services.sending import CallPool
+from deliveries.sending.call_pool import CallPool
 
 
 def outgoing(pk: int, to: str | None = None, **fields) -> OutgoingMessage:

@@ -1,11 +1,13 @@
-"""anymail's send, with the ESP's HTTP API called through the call driver (deliveries.backends.curl) instead of
-requests: hundreds of emails in flight from one thread, where a thread per email spent a third of each email's
-CPU in requests and urllib3 and more handing the GIL around (docs/performance.md).
+"""django-anymail 15.2 (and requests 2.34): anymail's send, with the ESP's HTTP API called through the call driver
+(deliveries.backends.curl) instead of requests: hundreds of emails in flight from one thread, where a thread per
+email spent a third of each email's CPU in requests and urllib3 and more handing the GIL around. Switch: `anymail`
+(off, EmailBackend sends through Django's `email.send()` on the call pool's threads, as anymail documents).
 
 Everything that makes the email is still anymail's: the payload its backend builds for the ESP (headers,
 metadata, tags, the ESP's JSON), its pre- and post-send signals, and its parsing of the ESP's answer, errors
 included. Only the HTTP exchange moves: requests prepares the request as its session would (the session's
-headers, auth, files), libcurl sends it, and the answer comes back to anymail as a `requests.Response`.
+headers, auth, files), libcurl sends it, and the answer comes back to anymail as a `requests.Response` whose body
+is set directly (`_content`, requests' own attribute). The copy of `AnymailBaseBackend._send` below follows 15.2's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from anymail.backends.base_requests import AnymailRequestsBackend
 from anymail.message import AnymailStatus
 from django.core.mail import EmailMessage
 
-from ..curl import http_call
+from ..backends.curl import http_call
+from . import shim_enabled, version_check
+
+version_check("anymail", "django-anymail", ">=15.2,<15.3")
+version_check("anymail", "requests", ">=2.34,<2.35")
+
+
+def sends_through_driver(email_backend: type) -> bool:
+    """Whether emails through this Django email backend are sent by `send()` below: anymail's HTTP API backends,
+    while the shim is on. SMTP, console and locmem always keep Django's own send."""
+    return shim_enabled("anymail") and issubclass(email_backend, AnymailRequestsBackend)
 
 
 async def send(connection: AnymailRequestsBackend, email: EmailMessage, prepared: dict | None = None) -> bool:

@@ -7,7 +7,7 @@ import pytest
 from deliveries.backends import backend_path_for, get_backend
 from deliveries.backends.base import OutgoingMessage
 from deliveries.backends.email.django_mail import EmailBackend
-from deliveries.backends.messenger.graph import MessengerBackend
+from deliveries.backends.messenger.graph import GraphApiRefusal, MessengerBackend
 from deliveries.backends.sms.twilio import SmsBackend
 from deliveries.backends.whatsapp.twilio import WhatsAppBackend
 from deliveries.exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
@@ -22,7 +22,7 @@ def outgoing(**fields) -> OutgoingMessage:
 
 def test_every_twilio_message_asks_for_status_callbacks_with_our_id_and_attempt(settings):
     settings.PUBLIC_BASE_URL = "https://tidings.example.com"
-    params = SmsBackend(**TWILIO, from_number="+15005550006").build_params(outgoing(attempt=3))
+    params = SmsBackend(**TWILIO, from_number="+15005550006").build_request(outgoing(attempt=3))
     assert params == {
         "to": "+14155550100",
         "body": "Hi",
@@ -33,15 +33,15 @@ def test_every_twilio_message_asks_for_status_callbacks_with_our_id_and_attempt(
 
 def test_a_messaging_service_wins_over_the_number_and_a_per_message_sender_wins_over_both():
     backend = SmsBackend(**TWILIO, from_number="+15005550006", messaging_service_sid=SERVICE)
-    assert backend.build_params(outgoing())["messaging_service_sid"] == SERVICE
-    assert backend.build_params(outgoing(sender="+15005550007"))["from_"] == "+15005550007"
+    assert backend.build_request(outgoing())["messaging_service_sid"] == SERVICE
+    assert backend.build_request(outgoing(sender="+15005550007"))["from_"] == "+15005550007"
     other_service = "MG" + "2" * 32
-    by_service = backend.build_params(outgoing(sender=other_service))
+    by_service = backend.build_request(outgoing(sender=other_service))
     assert by_service["messaging_service_sid"] == other_service and "from_" not in by_service
 
 
 def test_mms_media_urls_are_sent_as_media_url():
-    params = SmsBackend(**TWILIO, from_number="+15005550006").build_params(
+    params = SmsBackend(**TWILIO, from_number="+15005550006").build_request(
         outgoing(body="", media_urls=("https://example.com/a.png",))
     )
     assert params["media_url"] == ["https://example.com/a.png"]
@@ -50,7 +50,7 @@ def test_mms_media_urls_are_sent_as_media_url():
 
 def test_whatsapp_addresses_get_twilios_prefix_and_templates_their_content_sid():
     backend = WhatsAppBackend(**TWILIO, from_number="+14155238886")
-    params = backend.build_params(
+    params = backend.build_request(
         outgoing(channel="whatsapp", body="", content_sid="HX" + "a" * 32, content_variables={"1": "Ada"})
     )
     assert (params["to"], params["from_"]) == ("whatsapp:+14155550100", "whatsapp:+14155238886")
@@ -82,7 +82,7 @@ def test_channels_find_their_backends_by_short_name_or_dotted_path(settings):
 def test_messenger_payload_follows_metas_shape(settings):
     backend = MessengerBackend(access_token="t", messaging_type="MESSAGE_TAG", message_tag="ACCOUNT_UPDATE")
     assert backend.url == "https://graph.facebook.com/v19.0/me/messages"
-    assert backend.build_payload(outgoing(channel="messenger", recipient="123")) == {
+    assert backend.build_request(outgoing(channel="messenger", recipient="123")) == {
         "recipient": {"id": "123"},
         "messaging_type": "MESSAGE_TAG",
         "message": {"text": "Hi"},
@@ -108,7 +108,7 @@ def test_messenger_needs_a_token_and_a_tag_for_tagged_messages():
     ],
 )
 def test_graph_errors_are_sorted_into_transient_and_permanent(status, error, kind, code):
-    result = MessengerBackend(access_token="t").error_for(status, error)
+    result = MessengerBackend(access_token="t").error_for(GraphApiRefusal(status, error))
     assert isinstance(result, kind)
     assert result.code == code
 
@@ -116,10 +116,12 @@ def test_graph_errors_are_sorted_into_transient_and_permanent(status, error, kin
 def test_marketing_email_carries_one_click_unsubscribe_headers_and_transactional_does_not(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     backend = EmailBackend()
-    marketing = backend.build_email(
+    marketing = backend.build_request(
         outgoing(channel="email", recipient="a@example.com", unsubscribe_url="https://t.example/unsubscribe/x/")
     )
-    transactional = backend.build_email(outgoing(channel="email", recipient="a@example.com", category="transactional"))
+    transactional = backend.build_request(
+        outgoing(channel="email", recipient="a@example.com", category="transactional")
+    )
     assert marketing.extra_headers == {
         "List-Unsubscribe": "<https://t.example/unsubscribe/x/>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

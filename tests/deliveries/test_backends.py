@@ -3,9 +3,10 @@
 import json
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from deliveries.backends import backend_path_for, get_backend
-from deliveries.backends.base import OutgoingMessage
+from deliveries.backends.base import BaseBackend, OutgoingMessage
 from deliveries.backends.email.django_mail import EmailBackend
 from deliveries.backends.messenger.graph import GraphApiRefusal, MessengerBackend
 from deliveries.backends.sms.twilio import SmsBackend
@@ -129,3 +130,59 @@ def test_marketing_email_carries_one_click_unsubscribe_headers_and_transactional
     assert transactional.extra_headers == {}
     assert transactional.tags == ["tidings-transactional"]
     assert marketing.metadata == {"tidings_message_id": "42", "tidings_attempt": "1"}
+
+
+class EchoBackend(BaseBackend):
+    """A backend whose provider accepts anything but the recipient "refused", and answers at once."""
+
+    provider_name = "echo"
+    supports_async = True
+    call_errors = (LookupError,)
+
+    def build_request(self, message):
+        return {"to": message.recipient}
+
+    def post(self, request):
+        if request["to"] == "refused":
+            raise LookupError("no such recipient")
+        return {"id": f"echo-{request['to']}"}
+
+    async def post_async(self, request):
+        return self.post(request)
+
+    def parse_response(self, message, response):
+        return self.result(message, response["id"], provider_status="accepted")
+
+    def error_for(self, error):
+        return PermanentDeliveryError(f"Refused: {error}", code="refused", provider=self.provider_name)
+
+
+def run_coroutine(coroutine):
+    """Run a coroutine that awaits nothing (EchoBackend's) to its end."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the coroutine awaited something")
+
+
+def test_the_base_class_runs_the_same_hooks_for_send_and_send_async():
+    backend = EchoBackend()
+    assert run_coroutine(backend.send_async(outgoing())) == backend.send(outgoing())
+    assert backend.send(outgoing()).provider_message_id == "echo-+14155550100"
+    for send in (backend.send, lambda message: run_coroutine(backend.send_async(message))):
+        with pytest.raises(PermanentDeliveryError, match="Refused: no such recipient") as raised:
+            send(outgoing(recipient="refused"))
+        assert isinstance(raised.value.__cause__, LookupError)
+
+
+def test_an_error_the_backend_does_not_expect_is_not_translated():
+    backend = EchoBackend()
+    with pytest.raises(KeyError):
+        backend.parse_response(outgoing(), {})
+
+
+def test_a_misconfigured_backend_is_a_permanent_delivery_error_and_improperly_configured():
+    error = BackendConfigurationError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
+    assert isinstance(error, PermanentDeliveryError) and isinstance(error, ImproperlyConfigured)
+    assert (error.code, error.transient) == ("configuration", False)

@@ -13,6 +13,7 @@ is set directly (`_content`, requests' own attribute). The copy of `AnymailBaseB
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any, cast
 
 import requests
 from anymail.backends.base_requests import AnymailRequestsBackend
@@ -32,10 +33,11 @@ def sends_through_driver(email_backend: type) -> bool:
     return shim_enabled("anymail") and issubclass(email_backend, AnymailRequestsBackend)
 
 
-async def send(connection: AnymailRequestsBackend, email: EmailMessage, prepared: dict | None = None) -> bool:
+async def send(connection: AnymailRequestsBackend, email: Any, prepared: dict | None = None) -> bool:
     """What anymail's `AnymailBaseBackend._send` does (django-anymail 15), the ESP call awaited. The connection
     must be open (its session gives the request its headers). Raises anymail's errors as `email.send()` would.
-    `prepared` keeps requests' preparation of this connection's requests between calls (see request_parts)."""
+    `prepared` keeps requests' preparation of this connection's requests between calls (see request_parts). The
+    email is an EmailMessage on which anymail sets its own attributes (`anymail_status`), hence `Any`."""
     email.anymail_status = AnymailStatus()
     if not connection.run_pre_send(email):  # a pre_send receiver cancelled it
         return False
@@ -59,21 +61,22 @@ async def post_to_esp(
     timeout = params.pop("timeout", connection.timeout)
     session = connection.session
     request = request_parts(session, params, prepared)
+    url = str(request.url)  # always set once prepared
     call = await http_call(
-        request.method,
-        request.url,
-        body=request.body,
+        str(request.method),
+        url,
+        body=cast(bytes | None, request.body),  # request_parts leaves it bytes
         headers=dict(request.headers),
         timeout=_seconds(timeout),
         # The session's proxies and CA bundle, as requests would use them (settle_proxies read the environment's).
-        proxy=requests.utils.select_proxy(request.url, session.proxies) or "",
+        proxy=requests.utils.select_proxy(url, session.proxies) or "",
         verify=session.verify,
     )
     response = requests.Response()
     response.status_code = call.status
     response._content = call.buffer.getvalue()
     response.encoding = "utf-8"
-    response.url = request.url
+    response.url = url
     response.request = request
     response.reason = _reason(call.status)
     connection.raise_for_status(response, payload, email)

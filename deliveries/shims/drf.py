@@ -71,11 +71,12 @@ class PlainStringFields:
             field = self.plain.get(name)
             if field is None or type(value) is not str or _REFUSED_CHARACTERS.search(value):
                 return None
-            if type(field) is serializers.ChoiceField:
+            if isinstance(field, serializers.ChoiceField):
                 if value not in field.choice_strings_to_values:
                     return None
                 attrs[name] = field.choice_strings_to_values[value]
                 continue
+            assert isinstance(field, serializers.CharField)  # the only other kind kept in self.plain
             if field.trim_whitespace:
                 value = value.strip()
             if not value and not field.allow_blank:

@@ -14,6 +14,7 @@ example numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 
 import phonenumbers
@@ -64,7 +65,7 @@ def _is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
     region's whenever that region has no leading digits, so it is valid, and one check says so. Anything else
     goes to is_valid_number.
     """
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code or 0, ())
     first = regions[0] if len(regions) > 1 else None
     if first and _checked_by_type(first) and phonenumbers.is_valid_number_for_region(number, first):
         return True
@@ -82,7 +83,9 @@ def _not_recognised(raw: str) -> None:
     return None
 
 
-if shim_enabled("phonenumbers"):
-    parse_canonical_e164, is_valid_number = _parse_canonical_e164, _is_valid_number
-else:
-    parse_canonical_e164, is_valid_number = _not_recognised, phonenumbers.is_valid_number
+parse_canonical_e164: Callable[[str], phonenumbers.PhoneNumber | None] = (
+    _parse_canonical_e164 if shim_enabled("phonenumbers") else _not_recognised
+)
+is_valid_number: Callable[[phonenumbers.PhoneNumber], bool] = (
+    _is_valid_number if shim_enabled("phonenumbers") else phonenumbers.is_valid_number
+)

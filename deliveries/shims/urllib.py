@@ -8,7 +8,7 @@ message texts), all in C, and a regex callback per run of characters for other t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
@@ -62,7 +62,9 @@ def _urlencode(data: Mapping[str, Any]) -> str:
     return urlencode(data, doseq=True)
 
 
-if shim_enabled("quote_plus"):
-    form_quote, form_encode = _form_quote, _form_encode
-else:
-    form_quote, form_encode = quote_plus, _urlencode
+def _quote_plus(value: str) -> str:
+    return quote_plus(value)
+
+
+form_quote: Callable[[str], str] = _form_quote if shim_enabled("quote_plus") else _quote_plus
+form_encode: Callable[[Mapping[str, Any]], str] = _form_encode if shim_enabled("quote_plus") else _urlencode

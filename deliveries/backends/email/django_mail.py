@@ -19,14 +19,9 @@ from django.utils.module_loading import import_string
 
 from ...exceptions import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ...shims import anymail as anymail_shim
+from .. import email_provider_name
 from ..base import BaseBackend, OutgoingMessage, SendResult
 from ..curl import HttpCallError
-
-
-def provider_name_for(email_backend_path: str) -> str:
-    """`anymail.backends.postmark.EmailBackend` -> `postmark`; Django's own -> `console`, `locmem`, `smtp`."""
-    parts = email_backend_path.split(".")
-    return parts[-2] if len(parts) >= 2 else email_backend_path
 
 
 def settle_proxies(connection) -> None:
@@ -51,7 +46,7 @@ class EmailBackend(BaseBackend):
     def __init__(self, **options):
         super().__init__(**options)
         self.email_backend = options.get("email_backend", settings.EMAIL_BACKEND)
-        self.provider_name = provider_name_for(self.email_backend)
+        self.provider_name = email_provider_name(self.email_backend)
         # anymail's HTTP API backends send through the call driver (deliveries.shims.anymail); SMTP, console and
         # locmem keep Django's own send on a thread pool.
         self.supports_async = anymail_shim.sends_through_driver(import_string(self.email_backend))

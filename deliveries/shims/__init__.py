@@ -10,7 +10,6 @@ documented. `benchmarks/shims.py` measures each one's gain end to end that way (
 The index: switch, module, what it replaces, versions, equivalence test (tests/deliveries/shims/), gain end to end.
 
 - `twilio_dates` (twilio.py): twilio's `deserialize.rfc2822_datetime`, cached. twilio 9.13. test_twilio.py. GAIN
-- `twilio_headers` (twilio.py): `Client.get_headers`, built once per method. twilio 9.13. test_twilio.py. GAIN
 - `anymail` (anymail.py): `AnymailBaseBackend._send` and `post_to_esp`, the ESP call on libcurl. django-anymail 15.2,
   requests 2.34. test_anymail.py. GAIN
 - `phonenumbers` (phonenumbers.py): `parse` + `is_valid_number` for numbers written in E.164. phonenumbers 9.0.
@@ -33,7 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-SWITCHES = ("twilio_dates", "twilio_headers", "anymail", "phonenumbers", "drf", "quote_plus")
+SWITCHES = ("twilio_dates", "anymail", "phonenumbers", "drf", "quote_plus")
 
 # Read once: a shim is on or off for the life of the process (a measurement starts its processes with it set).
 _OFF = frozenset(name.strip() for name in os.environ.get("TIDINGS_SHIMS_OFF", "").split(",") if name.strip())

@@ -31,7 +31,7 @@ from twilio.rest.api.v2010.account.message import (
 )
 
 from ...exceptions import BackendConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from ...shims.twilio import TwilioClient
+from ...shims import twilio as _twilio_dates  # noqa: F401 - installs the kept date parser
 from ...shims.urllib import form_encode
 from .. import twilio_errors
 from ..base import BaseBackend, OutgoingMessage, SendResult
@@ -191,7 +191,7 @@ class SmsBackend(BaseBackend):
         client = getattr(self, "_curl_client", None)
         if client is None:
             http_client = CurlTwilioHttpClient(self.base_url, timeout=self.timeout)
-            client = self._curl_client = TwilioClient(self.account_sid, self.auth_token, http_client=http_client)
+            client = self._curl_client = Client(self.account_sid, self.auth_token, http_client=http_client)
         return client
 
     async def post_async(self, request: dict[str, Any]) -> MessageInstance:

@@ -23,7 +23,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 import certifi
-import pycurl
+import pycurl  # type: ignore[import-untyped]  # no stubs published
 
 # libcurl's own limit, past the driver's: only reached if the driver is not driving at all.
 BACKSTOP_SECONDS = 60

@@ -90,9 +90,12 @@ class EmailBackend(BaseBackend):
         if message.unsubscribe_url:
             email.extra_headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        # Anymail extras; other backends ignore them.
-        email.metadata = {"tidings_message_id": str(message.id), "tidings_attempt": str(message.attempt)}
-        email.tags = [f"tidings-{message.category}"]
+        # Anymail extras, read off any EmailMessage (hence unknown to its type); other backends ignore them.
+        email.metadata = {  # type: ignore[attr-defined]
+            "tidings_message_id": str(message.id),
+            "tidings_attempt": str(message.attempt),
+        }
+        email.tags = [f"tidings-{message.category}"]  # type: ignore[attr-defined]
         return email
 
     # What a failed hand-over to the email provider can raise, whichever way it was sent.

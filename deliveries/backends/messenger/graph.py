@@ -119,7 +119,7 @@ class MessengerBackend(BaseBackend):
             )
         status, details = error.status, error.error
         code, subcode = details.get("code"), details.get("error_subcode")
-        known = PERMANENT_CODES.get(subcode) or TRANSIENT_CODES.get(code) or PERMANENT_CODES.get(code)
+        known = PERMANENT_CODES.get(subcode or 0) or TRANSIENT_CODES.get(code or 0) or PERMANENT_CODES.get(code or 0)
         reason = known or details.get("message") or f"Meta's Send API answered HTTP {status}."
         transient = code in TRANSIENT_CODES or details.get("is_transient") is True or status == 429 or status >= 500
         error_class = TransientDeliveryError if transient and subcode not in PERMANENT_CODES else PermanentDeliveryError

@@ -12,6 +12,9 @@ from deliveries.backends.messenger.graph import GraphApiRefusal, MessengerBacken
 from deliveries.backends.sms.twilio import SmsBackend
 from deliveries.backends.whatsapp.twilio import WhatsAppBackend
 from deliveries.exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from deliveries.jobs import send_messages  # the RQ job, by its public name
+from deliveries.models import Status
+from deliveries.services.messages import message_create, message_request_validate
 
 SERVICE = "MG" + "1" * 32
 TWILIO = {"account_sid": "AC" + "0" * 32, "auth_token": "token", "base_url": "http://127.0.0.1:9"}
@@ -186,3 +189,15 @@ def test_a_misconfigured_backend_is_a_permanent_delivery_error_and_improperly_co
     error = BackendConfigurationError("SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")
     assert isinstance(error, PermanentDeliveryError) and isinstance(error, ImproperlyConfigured)
     assert (error.code, error.transient) == ("configuration", False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_misconfigured_backends_messages_fail_at_once_with_the_reason_and_are_not_sent(settings):
+    settings.SMS_BACKEND = "twilio"
+    settings.TWILIO_ACCOUNT_SID = settings.TWILIO_AUTH_TOKEN = ""
+    request, content = message_request_validate(channel="sms", to="+14155550100", body="Hi")
+    message = message_create(request=request, content=content)
+    send_messages([message.pk])
+    message.refresh_from_db()
+    assert (message.status, message.last_error_code) == (Status.FAILED, "configuration")
+    assert "needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in message.last_error_message

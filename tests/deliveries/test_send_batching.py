@@ -128,20 +128,6 @@ def test_settle_proxies_leaves_backends_without_an_http_session_alone():
     settle_proxies(Plain())  # nothing to do, and no error
 
 
-def test_twilios_answer_dates_are_parsed_as_the_client_parses_them_and_kept():
-    from twilio.base import deserialize
-
-    import deliveries.backends.sms.twilio  # noqa: F401 - installs the kept parser
-
-    parse = deserialize.rfc2822_datetime
-    original = parse.__wrapped__
-    for text in ["Thu, 03 Dec 2026 11:40:00 +0000", "Mon, 16 Aug 2010 03:45:01 +0000", "", None, "not a date"]:
-        assert parse(text) == original(text), text
-    hits = parse.cache_info().hits
-    parse("Thu, 03 Dec 2026 11:40:00 +0000")
-    assert parse.cache_info().hits == hits + 1
-
-
 def test_per_row_text_values_reach_the_rows_exactly_whatever_their_characters():
     odd = [
         "plain",

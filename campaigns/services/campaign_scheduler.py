@@ -20,7 +20,7 @@ from deliveries.state import transition
 
 from ..models import Campaign, CampaignStep
 from ..scheduling import cron_next, zone_named
-from .campaigns import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
+from .campaign_lifecycle import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
 from .completion import campaigns_complete_finished
 
 logger = logging.getLogger(__name__)

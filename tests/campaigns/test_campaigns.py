@@ -10,17 +10,16 @@ from freezegun import freeze_time
 
 from campaigns.models import Campaign, Contact
 from campaigns.selectors import campaign_progress
-from campaigns.services import campaign_scheduler
-from campaigns.services import campaigns as campaign_services
-from campaigns.services.campaign_scheduler import campaigns_fire_due_occurrences, campaigns_tick
-from campaigns.services.campaigns import (
+from campaigns.services import campaign_lifecycle, campaign_scheduler, fan_out
+from campaigns.services.campaign_lifecycle import (
     CampaignStateError,
     campaign_cancel,
-    campaign_fan_out,
     campaign_launch,
     campaign_pause,
     campaign_resume,
 )
+from campaigns.services.campaign_scheduler import campaigns_fire_due_occurrences, campaigns_tick
+from campaigns.services.fan_out import campaign_fan_out
 from deliveries.models import Message, Status
 from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.sending import send_messages
@@ -108,7 +107,7 @@ def test_a_fan_out_paused_half_way_carries_on_from_where_it_stopped_after_resume
     make_contacts(audience, 25)
     campaign = new_campaign(audience)
     campaign_launch(campaign=campaign)
-    real_create = campaign_services.messages_create_many
+    real_create = fan_out.messages_create_many
     calls = []
 
     def create_then_pause(**kwargs):
@@ -117,7 +116,7 @@ def test_a_fan_out_paused_half_way_carries_on_from_where_it_stopped_after_resume
         if len(calls) == 2:  # a person pauses while the fan-out is writing its third chunk
             Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED, paused_at=timezone.now())
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", create_then_pause)
+    monkeypatch.setattr(fan_out, "messages_create_many", create_then_pause)
     # One process: `calls` counts in this one (the processes' own pause: test_campaign_fan_out_processes.py).
     assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=1) == 20
     campaign.refresh_from_db()
@@ -136,7 +135,7 @@ def test_a_fan_out_that_crashed_mid_way_is_run_again_without_duplicates(monkeypa
     make_contacts(audience, 25)
     campaign = new_campaign(audience)
     campaign_launch(campaign=campaign)
-    real_create = campaign_services.messages_create_many
+    real_create = fan_out.messages_create_many
     calls = []
 
     def crash_on_second_chunk(**kwargs):
@@ -145,10 +144,10 @@ def test_a_fan_out_that_crashed_mid_way_is_run_again_without_duplicates(monkeypa
             raise RuntimeError("worker killed")
         return real_create(**kwargs)
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", crash_on_second_chunk)
+    monkeypatch.setattr(fan_out, "messages_create_many", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=1)  # `calls` counts in this process
-    monkeypatch.setattr(campaign_services, "messages_create_many", real_create)
+    monkeypatch.setattr(fan_out, "messages_create_many", real_create)
     campaign_fan_out(campaign_id=campaign.pk, chunk_size=10)
     campaign_fan_out(campaign_id=campaign.pk, chunk_size=10)  # a duplicate job finds nothing left
     phones = list(Message.objects.filter(campaign=campaign).values_list("recipient", flat=True))
@@ -325,7 +324,7 @@ def test_a_pause_rolled_back_by_a_deadlock_is_tried_again(monkeypatch, caplog):
     campaign = new_campaign(audience)
     campaign_launch(campaign=campaign)
     campaign_fan_out(campaign_id=campaign.pk)
-    real_hold = campaign_services._hold_messages
+    real_hold = campaign_lifecycle._hold_messages
     calls = []
 
     def deadlock_once(campaign, **kwargs):
@@ -334,7 +333,7 @@ def test_a_pause_rolled_back_by_a_deadlock_is_tried_again(monkeypatch, caplog):
             raise OperationalError("deadlock detected")
         return real_hold(campaign, **kwargs)
 
-    monkeypatch.setattr(campaign_services, "_hold_messages", deadlock_once)
+    monkeypatch.setattr(campaign_lifecycle, "_hold_messages", deadlock_once)
     assert campaign_pause(campaign=campaign) == 3
     assert campaign.status == Campaign.Status.PAUSED
     assert "campaign_pause met a concurrent update; trying again" in caplog.text

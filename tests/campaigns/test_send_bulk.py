@@ -88,17 +88,13 @@ def test_a_run_interrupted_mid_file_then_run_again_sends_each_row_exactly_once(t
     rows = "".join(f"+1415{7000000 + i},P{i}\n" for i in range(50))
     path = write_csv(tmp_path, "to,name\n" + rows)
     real = bulk_sends.messages_create_many
+    calls = []
 
-    def interrupted(**kwargs):
-        items = kwargs.pop("items")
-
-        def stop_after_25():
-            for n, item in enumerate(items):
-                if n == 25:
-                    raise KeyboardInterrupt
-                yield item
-
-        return real(items=stop_after_25(), **kwargs)
+    def interrupted(**kwargs):  # Ctrl-C while the third chunk is being stored
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(**kwargs)
 
     monkeypatch.setattr(bulk_sends, "messages_create_many", interrupted)
     with pytest.raises(KeyboardInterrupt):

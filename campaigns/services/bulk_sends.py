@@ -1,11 +1,10 @@
 """Sending one message per row of a CSV file (`manage.py send_bulk`), in bounded memory, at most once per row.
 
-The file is read row by row and stored a chunk of rows at a time on the chunk pipeline (chunk_pipeline.py: rows
-checked and rendered, then stored by deliveries.services.bulk.messages_create_many), so memory does not grow with
-the file. Each row's message carries the dedupe key `<key>:<line>`
-(unique among messages), and the run is recorded as a Batch under its key (the file's SHA-256 unless given):
-running the same file again, after an interruption or by mistake, stores only the rows the first run did not
-reach. A new key sends again on purpose.
+The file is read row by row and sent a chunk of rows at a time on the chunk pipeline (chunk_pipeline.py: rows
+checked and rendered, then stored by deliveries.services.bulk.messages_create_many), so memory does not grow
+with the file. Each row's message carries the dedupe key `<key>:<line>` (unique among messages), and the run is
+recorded as a Batch under its key (the file's SHA-256 unless given): running the same file again, after an
+interruption or by mistake, stores only the rows the first run did not reach. A new key sends again on purpose.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chunks of work done in forked processes while this one hands them out: `send_bulk` and a campaign's fan-out.
+"""Tasks done in forked processes while this one hands them out: how the chunk pipeline runs on every core.
 
 Checking, rendering and storing messages is Python, and one Python process keeps one core busy at most. The
 processes are forked, not spawned: each starts at once with Django set up and the run's data in memory. This

@@ -106,7 +106,7 @@ class ProviderBreaker:
             )
         except RedisError:
             return BreakerStatus(self.provider, "unknown", 0, None, None)
-        state_name = state.decode() if state else pybreaker.STATE_CLOSED
+        state_name = state.decode() if isinstance(state, bytes) else (state or pybreaker.STATE_CLOSED)
         opened = float(opened_at) if opened_at else None
         retry_at = opened + self.reset_timeout if opened is not None and state_name != pybreaker.STATE_CLOSED else None
         return BreakerStatus(self.provider, state_name, int(failures or 0), opened, retry_at)
@@ -117,9 +117,9 @@ class ProviderBreaker:
         Closed: yes. Open and paused: no, until the pause ends. Pause over (or half-open): yes for the one caller
         that takes the probe, which must then `call(..., probe=True)`; the others look again a moment later.
         """
-        status = self._last_status
+        status: BreakerStatus | None = self._last_status
         quiet = status is not None and status.state == pybreaker.STATE_CLOSED and status.failures == 0
-        if not quiet or time.monotonic() - self._read_at > QUIET_STATUS_MAX_AGE:
+        if status is None or not quiet or time.monotonic() - self._read_at > QUIET_STATUS_MAX_AGE:
             status = self._last_status = self.status()
             self._read_at = time.monotonic()
         if status.state in (pybreaker.STATE_CLOSED, "unknown"):

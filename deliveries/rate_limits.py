@@ -64,6 +64,7 @@ class SendRateLimiter:
         return bool(self.provider_limits or self.sender_limits)
 
     def _checks(self, sender: str) -> list[tuple[RateLimitItem, tuple[str, ...], bool]]:
+        checks: list[tuple[RateLimitItem, tuple[str, ...], bool]]
         checks = [(item, (self.provider,), False) for item in self.provider_limits]
         checks += [(item, (self.provider, "sender", sender or "default"), True) for item in self.sender_limits]
         return checks

@@ -62,7 +62,7 @@ def unsubscribe(request, token: str):
         message = unsubscribe_message_for(token)
     except InvalidUnsubscribeToken as error:
         return render(request, "deliveries/unsubscribe.html", {"error": str(error)}, status=400)
-    context = {"address": masked(message.recipient), "channel": message.get_channel_display()}
+    context: dict[str, object] = {"address": masked(message.recipient), "channel": message.get_channel_display()}
     if request.method == "POST":
         one_click = request.POST.get("List-Unsubscribe") == "One-Click"
         unsubscribe_with_token(token=token, source="one-click unsubscribe" if one_click else "unsubscribe page")

@@ -7,6 +7,8 @@ may use it. `key_scope = None` lets any valid key in (the API root, which only l
 
 from __future__ import annotations
 
+from typing import cast
+
 from rest_framework.permissions import BasePermission
 
 from ..models import ApiKey, ApiScope
@@ -21,7 +23,7 @@ def required_scope(view) -> str | None:
     if scopes and action in scopes:
         return scopes[action]
     scope = getattr(view, "key_scope", _UNDECLARED)
-    return ApiScope.ADMIN.value if scope is _UNDECLARED else scope
+    return ApiScope.ADMIN.value if scope is _UNDECLARED else cast(str | None, scope)
 
 
 class HasKeyScope(BasePermission):

@@ -61,7 +61,7 @@ def api_key_create(
     string like "100/second" (several joined with ";"); `allowed_senders` the senders the key may set. Raises
     ApiKeyInvalid naming the name, scope, rate, sender or expiry that is wrong.
     """
-    max_name = ApiKey._meta.get_field("name").max_length
+    max_name = ApiKey._meta.get_field("name").max_length or 0
     if not name.strip() or len(name) > max_name:
         raise ApiKeyInvalid(f"A key's name is 1 to {max_name} characters.")
     scopes = FULL_ACCESS if scopes is None else api_key_scopes_validate(scopes)

@@ -246,7 +246,7 @@ def _status_detail(report: ProviderReport, to_status: str) -> str:
 
 
 def _when(timestamp: str | int | float | None) -> datetime | None:
-    if timestamp in (None, ""):
+    if timestamp is None or timestamp == "":
         return None
     try:
         return datetime.fromtimestamp(float(timestamp) / 1000, tz=UTC)

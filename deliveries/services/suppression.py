@@ -21,7 +21,7 @@ from ..state import among
 Reason = Suppression.Reason
 
 # A stronger reason replaces a weaker one on an existing entry (a bounce after an opt-out), never the other way.
-REASON_STRENGTH = {Reason.OPT_OUT: 1, Reason.MANUAL: 2, Reason.COMPLAINT: 2, Reason.HARD_BOUNCE: 3}
+REASON_STRENGTH: dict[str, int] = {Reason.OPT_OUT: 1, Reason.MANUAL: 2, Reason.COMPLAINT: 2, Reason.HARD_BOUNCE: 3}
 
 UNSUBSCRIBE_SALT = "tidings.unsubscribe"
 

@@ -173,7 +173,7 @@ def bulk_send_csv(
             _check_only(_counting_suppressed(items, report, chunk_size), report, chunk_size)
             return report
         first_run = batch is None
-        if first_run:
+        if batch is None:
             batch = Batch.objects.create(
                 kind=Batch.Kind.CSV, key=key, file_name=str(path), file_hash=file_hash, created_by=created_by
             )

@@ -26,10 +26,11 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
     def problem(field: str, text: str) -> None:
         problems.setdefault(field, []).append(text)
 
-    if campaign.template_id is None:
+    template = campaign.template  # None, without a query, when none is chosen
+    if template is None:
         problem("template", "Choose the template to send.")
-    elif campaign.template.channel not in SUPPORTED_CHANNELS:
-        problem("template", f"Tidings cannot send {campaign.template.get_channel_display()} messages yet.")
+    elif template.channel not in SUPPORTED_CHANNELS:
+        problem("template", f"Tidings cannot send {template.get_channel_display()} messages yet.")
     if campaign.pk is not None:
         for text in campaign_step_problems(campaign):
             problem("steps", text)

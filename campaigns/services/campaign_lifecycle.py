@@ -78,7 +78,9 @@ def campaign_launch(*, campaign: Campaign, by: str = "") -> Campaign:
     if campaign.schedule == Campaign.Schedule.NOW:
         starts_at = now
     elif campaign.schedule == Campaign.Schedule.AT:
+        assert campaign.send_at is not None  # campaign_clean refuses it otherwise
         starts_at = max(campaign.send_at, now)
+    assert campaign.template is not None  # as above
     channel = campaign.template.channel
     audience = campaign_audience(campaign=campaign).count()
     eligible = campaign_recipients(campaign=campaign, channel=channel).count()

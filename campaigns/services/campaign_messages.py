@@ -33,6 +33,7 @@ def campaign_send_time(*, campaign: Campaign, contact_time_zone: str, now: datet
     if campaign.schedule == Campaign.Schedule.AT and campaign.send_at and campaign.send_at > now:
         send_at = campaign.send_at
     elif campaign.schedule == Campaign.Schedule.LOCAL_TIME:
+        assert campaign.local_time is not None, "campaign_problems refuses a local-time campaign without its time"
         send_at = next_local_time(at=campaign.local_time, on=campaign.local_date, zone=zone, now=now)
     if campaign.quiet_hours_start is not None and campaign.quiet_hours_end is not None:
         moved = after_quiet_hours(
@@ -47,6 +48,7 @@ def first_messages(campaign: Campaign, contacts: list[Contact], *, state: dict, 
     """The campaign's own message to each of `contacts`, in order; counts the pacing on in `state` (its slots
     taken per send time, and the shift a pause added)."""
     template = campaign.template
+    assert template is not None, "a campaign without a template is never launched"
     address_field = "email" if template.channel == "email" else "phone"
     slots = state.setdefault("slots", {})
     shift = timedelta(seconds=state.get("shift", 0))

@@ -27,7 +27,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from django.db import connection
 
-from .forked import FORK, forking_possible, work_in_processes
+from .forked import fork_context, forking_possible, work_in_processes
 
 Chunk = TypeVar("Chunk")
 Prepared = TypeVar("Prepared")
@@ -161,10 +161,11 @@ class _Turns:
     claim lost, a process failed). Only an ordered pipeline's processes wait for their turn."""
 
     def __init__(self, *, ordered: bool) -> None:
+        fork = fork_context()
         self.ordered = ordered
-        self._changed = FORK.Condition()
-        self._next = FORK.Value("q", 0, lock=False)  # the index of the chunk whose store may go next
-        self._stopped = FORK.Value("b", 0, lock=False)
+        self._changed = fork.Condition()
+        self._next = fork.Value("q", 0, lock=False)  # the index of the chunk whose store may go next
+        self._stopped = fork.Value("b", 0, lock=False)
         self._parent = os.getpid()
 
     @property

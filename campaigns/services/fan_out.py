@@ -88,6 +88,7 @@ class CampaignFanOut(ChunkPipeline[ContactChunk, PreparedChunk, int]):
         self.campaign = campaign
         self.chunk_size = chunk_size
         self.steps = list(campaign.steps.select_related("template").prefetch_related("template__translations"))
+        assert campaign.template is not None, "a campaign without a template is never launched"
         self.recipients = functools.partial(
             campaign_recipients_between, campaign=campaign, channel=campaign.template.channel
         )

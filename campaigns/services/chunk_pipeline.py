@@ -8,9 +8,11 @@ not yet moved). `pipeline_run` chooses where the work runs:
 
 - in forked processes (more than one asked, and `forking_possible()`: PostgreSQL, outside a transaction): this
   process reads the chunks and hands them out; each process prepares one, waits for its turn if the pipeline is
-  `ordered`, stores it and passes the turn on. Preparing runs on every core; stores still go one after another.
-- in this process otherwise: chunk n+1 is prepared while a writer thread with its own connection stores chunk n
-  (on PostgreSQL outside a transaction; elsewhere every write must use this connection, so it is stored here).
+  `ordered`, stores it and passes the turn on. Preparing runs on every core; ordered stores one after another.
+- in this process otherwise: chunk n+1 is prepared while writer threads with their own connections store the
+  chunks before (on PostgreSQL outside a transaction; elsewhere every write must use this connection). An ordered
+  pipeline has one writer, so each store still follows the one before; an unordered one BULK_WRITERS (2), so the
+  database's work on one chunk (COPY, indexes, commit) runs beside the next's.
 
 Either way a store that loses its claim ends the run: no chunk is handed out after it.
 """
@@ -20,12 +22,15 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
 from django.db import connection
+
+from deliveries.services.bulk import BULK_WRITERS
 
 from .forked import fork_context, forking_possible, work_in_processes
 
@@ -82,23 +87,27 @@ def pipeline_run(pipeline: ChunkPipeline, *, processes: int) -> bool:
 
 
 def _run_here(pipeline: ChunkPipeline) -> bool:
-    writer = _Writer() if connection.vendor == "postgresql" and not connection.in_atomic_block else None
-    in_flight: Future | None = None
+    # Inside a transaction, or on SQLite, every write must go through this thread's connection.
+    overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+    writers = _Writers(1 if pipeline.ordered else BULK_WRITERS) if overlap else None
+    in_flight: deque[Future] = deque()
     try:
         for chunk in pipeline.chunks(handed_out=False):
-            prepared = pipeline.prepare(chunk)  # while the writer stores the chunk before
-            if in_flight is not None and not _collected(pipeline, in_flight.result()):
-                return False
-            in_flight = None
-            if writer is None:
+            prepared = pipeline.prepare(chunk)  # while the writers store the chunks before
+            if writers is None:
                 if not _collected(pipeline, pipeline.store(prepared)):
                     return False
-            else:
-                in_flight = writer.submit(pipeline.store, prepared)
-        return in_flight is None or _collected(pipeline, in_flight.result())
+                continue
+            if len(in_flight) == writers.count and not _collected(pipeline, in_flight.popleft().result()):
+                return False
+            in_flight.append(writers.submit(pipeline.store, prepared))
+        while in_flight:
+            if not _collected(pipeline, in_flight.popleft().result()):
+                return False
+        return True
     finally:
-        if writer is not None:
-            writer.close()
+        if writers is not None:
+            writers.close()
 
 
 def _collected(pipeline: ChunkPipeline, stored: Stored) -> bool:
@@ -106,20 +115,28 @@ def _collected(pipeline: ChunkPipeline, stored: Stored) -> bool:
     return stored.claimed
 
 
-class _Writer:
-    """One thread storing chunks on its own connection, closed with it."""
+class _Writers:
+    """Threads storing chunks in turn, each on its own connection, closed with them. Answers are taken in the
+    order the chunks were handed over, whichever thread finishes first."""
 
-    def __init__(self) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-writer")
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunk-writer-{n}") for n in range(count)
+        ]
+        self._handed = 0
 
     def submit(self, store, prepared) -> Future:
-        return self._thread.submit(store, prepared)
+        thread = self._threads[self._handed % self.count]
+        self._handed += 1
+        return thread.submit(store, prepared)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            # A lambda, so that `connection` is looked up in the writer's thread: its own connection.
-            self._thread.submit(lambda: connection.close()).result()
-        self._thread.shutdown()
+        for thread in self._threads:
+            with contextlib.suppress(Exception):
+                # A lambda, so that `connection` is looked up in the writer's thread: its own connection.
+                thread.submit(lambda: connection.close()).result()
+            thread.shutdown()
 
 
 def _run_forked(pipeline: ChunkPipeline, processes: int) -> bool:

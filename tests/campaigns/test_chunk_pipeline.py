@@ -47,18 +47,25 @@ def stored(log):
     return [tuple(map(int, line.split())) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def test_in_one_process_chunks_are_stored_and_collected_in_order(tmp_path):
-    numbers = Numbers(5, tmp_path / "log")
+def test_in_one_process_an_ordered_pipeline_stores_and_collects_its_chunks_in_order(tmp_path):
+    numbers = OrderedNumbers(5, tmp_path / "log")
     assert pipeline_run(numbers, processes=1) is True
     assert stored(numbers.log) == [(n, os.getpid()) for n in range(5)]
     assert numbers.answers == [0, 10, 20, 30, 40]
 
 
-def test_in_one_process_a_lost_claim_stops_the_run_with_no_chunk_stored_after_it(tmp_path):
-    numbers = Numbers(6, tmp_path / "log", lost=2)
+def test_in_one_process_a_lost_claim_stops_an_ordered_run_with_no_chunk_stored_after_it(tmp_path):
+    numbers = OrderedNumbers(6, tmp_path / "log", lost=2)
     assert pipeline_run(numbers, processes=1) is False
     assert [chunk for chunk, _ in stored(numbers.log)] == [0, 1, 2]
     assert numbers.answers == [0, 10, 20]
+
+
+def test_in_one_process_an_unordered_pipeline_stores_every_chunk_and_collects_them_in_order(tmp_path):
+    numbers = Numbers(7, tmp_path / "log", slow_even_chunks=True)
+    assert pipeline_run(numbers, processes=1) is True
+    assert sorted(chunk for chunk, _ in stored(numbers.log)) == list(range(7))
+    assert numbers.answers == [n * 10 for n in range(7)]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="chunks go to forked processes on PostgreSQL")

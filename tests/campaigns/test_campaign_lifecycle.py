@@ -21,8 +21,8 @@ from campaigns.services.campaign_lifecycle import (
 from campaigns.services.campaign_scheduler import campaigns_fire_due_occurrences, campaigns_tick
 from campaigns.services.fan_out import campaign_fan_out
 from deliveries.models import Message, Status
+from deliveries.sending.job import send_messages
 from deliveries.services.dispatch import dispatch_due_messages
-from deliveries.services.sending import send_messages
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactFactory, ContactListFactory
 from tests.support import run_burst_worker

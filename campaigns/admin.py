@@ -31,15 +31,13 @@ from .forms import (
 from .models import Campaign, CampaignStep, Contact, ContactList, Segment
 from .resources import ContactResource
 from .selectors import campaign_progress, segment_contacts
-from .services.campaigns import (
-    EDITABLE_FIELDS,
+from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
+from .services.campaign_drafts import EDITABLE_FIELDS
+from .services.campaign_lifecycle import (
     CampaignStateError,
     campaign_cancel,
-    campaign_format_problems,
     campaign_launch,
-    campaign_normalize,
     campaign_pause,
-    campaign_problems,
     campaign_resume,
 )
 

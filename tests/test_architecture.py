@@ -33,7 +33,6 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     frozenset({"deliveries.state", "deliveries.services.dependencies"}),
 ]
 KNOWN_LONG_MODULES: set[str] = {
-    "campaigns/services/campaigns.py",
     "deliveries/state.py",
 }
 

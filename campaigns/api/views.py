@@ -15,7 +15,7 @@ from deliveries.models import ApiScope, AuditEntry
 from deliveries.services.audit import audit_record
 
 from ..models import Campaign, Contact, ContactList, Segment
-from ..services.campaigns import (
+from ..services.campaign_lifecycle import (
     CampaignStateError,
     campaign_cancel,
     campaign_launch,

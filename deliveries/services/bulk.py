@@ -149,7 +149,7 @@ def messages_create_many(
     return result
 
 
-def _existing_dedupe_keys(chunk) -> set[str]:
+def _existing_dedupe_keys(chunk) -> set[str | None]:
     keys = [request.dedupe_key for request, _ in chunk if request.dedupe_key]
     if not keys:
         return set()
@@ -224,7 +224,7 @@ def _create_chunk(
     with transaction.atomic():
         ids = rows_insert(Message, rows, now=now, ids=reserved_ids)
         # Choices members looked up once: an enum attribute costs about as much as the rest of an event's dict.
-        failed, status_kind, error_kind = Status.FAILED, MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
+        failed_status, status_kind, error_kind = Status.FAILED, MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
         rows_insert(
             MessageEvent,
             [
@@ -235,11 +235,11 @@ def _create_chunk(
                     "detail": created,
                     "created_at": now,
                 }
-                if row["status"] != failed
+                if row["status"] != failed_status
                 else {
                     "message_id": pk,
                     "kind": error_kind,
-                    "to_status": failed,
+                    "to_status": failed_status,
                     "code": row["last_error_code"],
                     "detail": f"{created} Not sent: {row['last_error_message']}",
                     "created_at": now,

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from campaigns.models import Campaign
-from campaigns.services.campaigns import campaign_launch
+from campaigns.services.campaign_lifecycle import campaign_launch
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
 from tests.support import run_burst_worker

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.utils.safestring import SafeString
 
 from campaigns.models import Campaign
-from campaigns.services.campaigns import campaign_launch
+from campaigns.services.campaign_lifecycle import campaign_launch
 from content.models import MessageTemplate
 from content.services.templates import TemplateRenderError, render_string, template_create
 from content.template_sandbox import MAX_LOOP_ITEMS

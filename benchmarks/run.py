@@ -693,7 +693,7 @@ def scenario_fanout_campaign(bench: Bench, count: int) -> dict:
     script = (
         "import django, sys, time; django.setup();"
         "from deliveries.management.commands.run_worker import preload_send_path; preload_send_path();"
-        "from campaigns.models import Campaign, ContactList, MessageTemplate;"
+        "from campaigns.models import Campaign, ContactList; from content.models import MessageTemplate;"
         "from campaigns.services.campaign_lifecycle import campaign_launch;"
         "from campaigns.services.fan_out import campaign_fan_out;"
         "template, _ = MessageTemplate.objects.get_or_create(slug='benchmark', defaults={'name': 'Benchmark',"

@@ -14,6 +14,8 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 
+from content.models import MessageTemplate, MessageTemplateTranslation
+from content.services.templates import template_preview
 from deliveries.models import AuditEntry
 from deliveries.services.audit import audit_record
 
@@ -26,18 +28,9 @@ from .forms import (
     TranslationForm,
     TranslationFormSet,
 )
-from .models import (
-    Batch,
-    Campaign,
-    CampaignStep,
-    Contact,
-    ContactList,
-    MessageTemplate,
-    MessageTemplateTranslation,
-    Segment,
-)
+from .models import Campaign, CampaignStep, Contact, ContactList, Segment
 from .resources import ContactResource
-from .selectors import batch_status_counts, campaign_progress, segment_contacts
+from .selectors import campaign_progress, segment_contacts
 from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
 from .services.campaign_drafts import EDITABLE_FIELDS
 from .services.campaign_lifecycle import (
@@ -47,7 +40,6 @@ from .services.campaign_lifecycle import (
     campaign_pause,
     campaign_resume,
 )
-from .services.templates import template_preview
 
 
 class TranslationInline(admin.StackedInline):
@@ -60,15 +52,15 @@ class TranslationInline(admin.StackedInline):
 
     # Translations are part of the template's content: whoever may edit the template may edit them.
     def has_view_permission(self, request, obj=None):
-        return request.user.has_perm("campaigns.view_messagetemplate") or self.has_change_permission(request, obj)
+        return request.user.has_perm("content.view_messagetemplate") or self.has_change_permission(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        if obj is None and request.user.has_perm("campaigns.add_messagetemplate"):
+        if obj is None and request.user.has_perm("content.add_messagetemplate"):
             return True  # the template's add page
-        return request.user.has_perm("campaigns.change_messagetemplate")
+        return request.user.has_perm("content.change_messagetemplate")
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
@@ -136,11 +128,11 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             )
             for language, subject, body, html_body in versions
         ]
-        return render_to_string("admin/campaigns/messagetemplate/saved_preview.html", {"previews": previews})
+        return render_to_string("admin/content/messagetemplate/saved_preview.html", {"previews": previews})
 
     def get_urls(self):
         preview = self.admin_site.admin_view(require_POST(self.preview_view))
-        return [path("preview/", preview, name="campaigns_messagetemplate_preview"), *super().get_urls()]
+        return [path("preview/", preview, name="content_messagetemplate_preview"), *super().get_urls()]
 
     def preview_view(self, request):
         """The live preview: renders the form's current content with its sample values, as JSON."""
@@ -157,7 +149,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         return JsonResponse(preview.as_dict())
 
     def render_change_form(self, request, context, *args, **kwargs):
-        context["preview_url"] = reverse("admin:campaigns_messagetemplate_preview")
+        context["preview_url"] = reverse("admin:content_messagetemplate_preview")
         return super().render_change_form(request, context, *args, **kwargs)
 
     def save_model(self, request, obj, form, change):
@@ -516,30 +508,3 @@ class CampaignAdmin(admin.ModelAdmin):
                 if request.user.has_perm(LIFECYCLE[name][1])
             ]
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
-
-
-@admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
-    """Bulk sends, read-only: API batches and send_bulk runs, with their messages counted by status."""
-
-    list_display = ["__str__", "kind", "accepted", "rejected", "created_at", "finished_at"]
-    list_filter = ["kind"]
-    search_fields = ["key", "file_name"]
-    readonly_fields = ["messages_by_status"]
-
-    def has_add_permission(self, request):
-        return False  # batches are made by the API and send_bulk
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Messages by status")
-    def messages_by_status(self, obj):
-        counts = batch_status_counts(batch=obj)
-        url = reverse("admin:deliveries_message_changelist")
-        return format_html(
-            '{} — <a href="{}?batch__id__exact={}">see the messages</a>',
-            ", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "none",
-            url,
-            obj.pk,
-        )

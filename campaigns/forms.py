@@ -6,10 +6,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from import_export.forms import ConfirmImportForm, ImportForm
 
-from .models import Contact, MessageTemplate, MessageTemplateTranslation, Segment
+from content.models import MessageTemplate, MessageTemplateTranslation
+from content.services.templates import template_translation_validate, template_validate
+
+from .models import Contact, Segment
 from .segment_filters import segment_filters_clean
 from .services.contacts import contact_fields_clean
-from .services.templates import template_translation_validate, template_validate
 
 _CODE = {"class": "vLargeTextField", "style": "font-family: monospace", "spellcheck": "false"}
 

@@ -3,76 +3,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 
-
-class Channel(models.TextChoices):
-    SMS = "sms", "SMS"
-    EMAIL = "email", "Email"
-    WHATSAPP = "whatsapp", "WhatsApp"
-    MESSENGER = "messenger", "Messenger"
-
-
-class MessageTemplate(models.Model):
-    """Reusable content rendered with Django's template language from a plain dict context.
-
-    Every variable the content uses must be declared in `variables` (name -> default, null for "required");
-    campaigns.services.templates validates that on save and fills defaults at render. Translations hold the
-    same content in other languages; this row is the version in `language`, used when no translation fits.
-    """
-
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=100, unique=True)
-    channel = models.CharField(max_length=20, choices=Channel.choices)
-    language = models.CharField(
-        max_length=15, default="en", help_text="Language of this version, used when no translation fits."
-    )
-    subject = models.CharField(max_length=255, blank=True, help_text="Email only.")
-    body = models.TextField(
-        blank=True,
-        help_text="SMS or WhatsApp text; for an email, the text part (derived from the HTML when left empty).",
-    )
-    html_body = models.TextField(blank=True, help_text="Email only: the HTML part.")
-    variables = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text='Variables the template may use, with their defaults: {"first_name": null, "shop": "Tidings"}. '
-        "null means required: a message missing it fails instead of being sent.",
-    )
-    sample_context = models.JSONField(
-        default=dict, blank=True, help_text='Sample values for the preview: {"first_name": "Ada"}.'
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.get_channel_display()})"
-
-
-class MessageTemplateTranslation(models.Model):
-    """The content of a template in another language; the template's channel and variables apply."""
-
-    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="translations")
-    language = models.CharField(max_length=15, help_text="Language code, like 'fr' or 'pt-br'.")
-    subject = models.CharField(max_length=255, blank=True)
-    body = models.TextField(blank=True)
-    html_body = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["language"]
-        constraints = [
-            models.UniqueConstraint(fields=["template", "language"], name="template_translation_unique_language")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.template.name} [{self.language}]"
-
-
-# The message priorities (deliveries.models.Priority), repeated here because deliveries imports this module.
-PRIORITY_CHOICES = [("high", "High"), ("default", "Default"), ("low", "Low")]
+from content.models import MessageTemplate
+from deliveries.models import DependencyCondition, Priority
 
 
 class Campaign(models.Model):
@@ -133,7 +65,7 @@ class Campaign(models.Model):
         help_text="IANA name. Used for recipients without a time zone, for quiet hours and for the recurrence; "
         "empty means the server's TIME_ZONE.",
     )
-    priority = models.CharField(max_length=10, choices=PRIORITY_CHOICES, default="default")
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.DEFAULT)
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="At most this many messages a minute for this campaign; empty: no limit."
     )
@@ -188,13 +120,6 @@ class Campaign(models.Model):
         return self.name
 
 
-def _dependency_conditions():
-    # deliveries.models imports this module, so its choices are looked up when first needed, not at import.
-    from deliveries.models import DependencyCondition
-
-    return DependencyCondition.choices
-
-
 class CampaignStep(models.Model):
     """A follow-up of a multi-step campaign (drip): sent to each contact after their previous step's message
     meets `condition`, as a message depending on that one (deliveries.services.dependencies).
@@ -207,8 +132,8 @@ class CampaignStep(models.Model):
     template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="campaign_steps")
     condition = models.CharField(
         max_length=20,
-        choices=_dependency_conditions,
-        default="delivered",
+        choices=DependencyCondition.choices,
+        default=DependencyCondition.DELIVERED,
         help_text="What the previous step's message must do first. Not opened / not clicked need an email step.",
     )
     delay = models.DurationField(
@@ -229,42 +154,6 @@ class CampaignStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} — step {self.position}"
-
-
-class Batch(models.Model):
-    """One bulk send: a `POST /api/v1/messages/batch/` request or a `send_bulk` run over a CSV file.
-
-    A `send_bulk` run is found again by its key (the file's content hash unless given), so running the same
-    file again resumes it instead of sending twice: each row's message carries the dedupe key `<key>:<line>`.
-    """
-
-    class Kind(models.TextChoices):
-        API = "api", "API batch"
-        CSV = "csv", "send_bulk (CSV)"
-
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    file_name = models.CharField(max_length=500, blank=True)
-    file_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the CSV file.")
-    accepted = models.PositiveIntegerField(default=0)
-    rejected = models.PositiveIntegerField(default=0)
-    api_key = models.ForeignKey("deliveries.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
-    # An API batch's answer as sent, so a repeat of the request (same Idempotency-Key) can get it again; kept
-    # only for requests that gave a key.
-    response = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.OneToOneField(
-        "deliveries.IdempotencyKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch"
-    )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name_plural = "batches"
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk}" + (f" ({self.key})" if self.key and self.kind == "csv" else "")
 
 
 class ContactList(models.Model):

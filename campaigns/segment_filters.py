@@ -17,6 +17,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from .models import Contact
+
 TEXT_FIELDS = ("name", "phone", "email", "language", "time_zone")
 CONSENT_FIELDS = ("sms_consent", "whatsapp_consent", "email_consent")
 TEXT_OPS = ("eq", "ne", "in", "not_in", "contains", "startswith", "set", "not_set")
@@ -93,8 +95,6 @@ def filter_q(item: dict[str, Any]) -> Q:
     if field in CONSENT_FIELDS:
         return Q(**{field: value})
     if field == "list":
-        from .models import Contact  # the through model of Contact.lists
-
         members = Contact.lists.through.objects.filter(contactlist__name__in=value).values("contact_id")
         return Q(pk__in=members) if op == "in" else ~Q(pk__in=members)
     attribute = _ATTRIBUTE.match(field)

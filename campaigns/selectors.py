@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
+
+from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
 from .segment_filters import filters_q
@@ -78,20 +80,9 @@ def _reachable_on(contacts: QuerySet[Contact], channel: str) -> QuerySet[Contact
     return contacts.filter(**{f"{channel}_consent": True}).exclude(**{ADDRESS_FIELDS[channel]: ""})
 
 
-def _status_counts(**filters) -> dict[str, int]:
-    from deliveries.models import Message  # deliveries imports this app's models
-
-    return dict(Message.objects.filter(**filters).order_by().values_list("status").annotate(count=Count("pk")))
-
-
 def campaign_status_counts(*, campaign) -> dict[str, int]:
     """How many of the campaign's messages are in each status now (one GROUP BY on an index)."""
-    return _status_counts(campaign=campaign)
-
-
-def batch_status_counts(*, batch) -> dict[str, int]:
-    """How many of a bulk send's messages are in each status now."""
-    return _status_counts(batch=batch)
+    return message_status_counts(campaign=campaign)
 
 
 def campaign_progress(*, campaign) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from campaigns.services.sms_segments import sms_segments
+from content.services.sms_segments import sms_segments
 
 from .forms import ComposeForm, SuppressionForm
 from .health import providers_status
-from .models import ApiKey, AuditEntry, InboundMessage, Message, MessageEvent, Status, Suppression
-from .selectors import message_outcome_summary
+from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, MessageEvent, Status, Suppression
+from .selectors import batch_status_counts, message_outcome_summary
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
@@ -522,3 +522,30 @@ class AuditEntryAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
         except NoReverseMatch:
             return obj.target_repr
         return format_html('<a href="{}">{}</a>', url, obj.target_repr)
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    """Bulk sends, read-only: API batches and send_bulk runs, with their messages counted by status."""
+
+    list_display = ["__str__", "kind", "accepted", "rejected", "created_at", "finished_at"]
+    list_filter = ["kind"]
+    search_fields = ["key", "file_name"]
+    readonly_fields = ["messages_by_status"]
+
+    def has_add_permission(self, request):
+        return False  # batches are made by the API and send_bulk
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Messages by status")
+    def messages_by_status(self, obj):
+        counts = batch_status_counts(batch=obj)
+        url = reverse("admin:deliveries_message_changelist")
+        return format_html(
+            '{} — <a href="{}?batch__id__exact={}">see the messages</a>',
+            ", ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "none",
+            url,
+            obj.pk,
+        )

@@ -1,7 +1,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Channel, MessageTemplate
+from content.models import Channel, MessageTemplate
 
 from .addresses import normalize_recipient
 from .models import Category, Priority, Suppression

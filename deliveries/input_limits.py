@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 
-from campaigns.services.sms_segments import MAX_BODY_CHARACTERS
+from content.services.sms_segments import MAX_BODY_CHARACTERS
 
 # A JSON object a message or a contact carries (context, metadata, attributes...), serialized as UTF-8.
 MAX_JSON_BYTES = 16 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
@@ -10,6 +11,16 @@ from django.utils import timezone
 
 from .health import workers_status
 from .models import Message, Status
+
+
+def message_status_counts(**filters: Any) -> dict[str, int]:
+    """How many of the messages `filters` select are in each status now (one GROUP BY)."""
+    return dict(Message.objects.filter(**filters).order_by().values_list("status").annotate(count=Count("pk")))
+
+
+def batch_status_counts(*, batch) -> dict[str, int]:
+    """How many of a bulk send's messages are in each status now."""
+    return message_status_counts(batch=batch)
 
 
 def delivery_overview(*, hours: int = 24) -> dict:

@@ -6,7 +6,8 @@ to the suppression list by hand. Viewers read the same pages and change nothing.
 superusers only: API keys, lifting a suppression, the audit trail, the queue monitor, deleting content.
 
 The groups are created by a data migration (deliveries' `staff_roles`) with `staff_roles_ensure`, which only ever adds
-permissions: one granted to a group by hand stays. A later change to a role needs a migration calling it again.
+permissions: one granted to a group by hand stays. A later change to a role needs a migration calling it again, with
+the roles as they are then written into the migration (a migration runs against the models of its time).
 """
 
 from __future__ import annotations
@@ -19,23 +20,14 @@ VIEWERS = "Viewers"
 
 # What staff read: every model with an admin page, except the superusers' (API keys, the audit trail).
 READABLE = {
-    "deliveries": ["message", "suppression", "inboundmessage"],
-    "campaigns": [
-        "messagetemplate",
-        "messagetemplatetranslation",
-        "contact",
-        "contactlist",
-        "segment",
-        "campaign",
-        "campaignstep",
-        "batch",
-    ],
+    "content": ["messagetemplate", "messagetemplatetranslation"],
+    "deliveries": ["message", "suppression", "inboundmessage", "batch"],
+    "campaigns": ["contact", "contactlist", "segment", "campaign", "campaignstep"],
 }
 # What operators write (add and change); batches are made by the API and send_bulk, messages by compose only.
 EDITABLE = {
+    "content": ["messagetemplate", "messagetemplatetranslation"],
     "campaigns": [
-        "messagetemplate",
-        "messagetemplatetranslation",
         "contact",
         "contactlist",
         "segment",
@@ -56,7 +48,7 @@ ROLES: dict[str, list[str]] = {
         *(f"{app}.{verb}_{model}" for app, names in EDITABLE.items() for model in names for verb in ("add", "change")),
         # Follow-up steps and translations are rows of the campaign and template forms: removing one is editing.
         "campaigns.delete_campaignstep",
-        "campaigns.delete_messagetemplatetranslation",
+        "content.delete_messagetemplatetranslation",
         "deliveries.add_message",  # the compose page
         "deliveries.cancel_message",
         "deliveries.retry_message",
@@ -69,13 +61,13 @@ ROLES: dict[str, list[str]] = {
 }
 
 
-def staff_roles_ensure(apps=global_apps, *, using: str = "default") -> None:
-    """Create the groups of ROLES if missing and give each its permissions. Idempotent; never removes one.
+def staff_roles_ensure(apps=global_apps, *, using: str = "default", roles: dict[str, list[str]] = ROLES) -> None:
+    """Create the groups of `roles` if missing and give each its permissions. Idempotent; never removes one.
 
     Works on a fresh database inside a migration (`apps` is then the migration's state): permissions are normally
     created after the last migration (post_migrate), so this creates those of the apps involved first.
     """
-    for label in {name.split(".")[0] for names in ROLES.values() for name in names}:
+    for label in {name.split(".")[0] for names in roles.values() for name in names}:
         app_config = apps.get_app_config(label)
         models_module = getattr(app_config, "models_module", None)
         app_config.models_module = models_module or True  # a migration's app stub has none; create_permissions asks
@@ -85,7 +77,7 @@ def staff_roles_ensure(apps=global_apps, *, using: str = "default") -> None:
             app_config.models_module = models_module
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for name, permissions in ROLES.items():
+    for name, permissions in roles.items():
         wanted = {tuple(permission.split(".")) for permission in permissions}
         found = {
             (app_label, codename): pk

@@ -1,6 +1,7 @@
 import factory
 
-from campaigns.models import Contact, ContactList, MessageTemplate
+from campaigns.models import Contact, ContactList
+from content.models import MessageTemplate
 from deliveries.models import Message, Status
 
 

@@ -28,7 +28,7 @@ def policy_of(response) -> dict[str, list[str]]:
         "/admin/",
         "/admin/deliveries/message/",
         "/admin/deliveries/message/compose/",
-        "/admin/campaigns/messagetemplate/add/",
+        "/admin/content/messagetemplate/add/",
     ],
 )
 def test_admin_pages_allow_scripts_from_our_own_static_files_only(admin_client, path):

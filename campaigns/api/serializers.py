@@ -3,27 +3,17 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from deliveries.api.serializers import MessageCreateSerializer
+from content.models import MessageTemplate, MessageTemplateTranslation
+from content.services.templates import template_create, template_update
 from deliveries.api.strict_serializers import SlugRelatedField, StrictModelSerializer, StrictSerializer
 
-from ..models import (
-    Batch,
-    Campaign,
-    CampaignStep,
-    Contact,
-    ContactList,
-    MessageTemplate,
-    MessageTemplateTranslation,
-    Segment,
-)
-from ..selectors import batch_status_counts, campaign_progress, segment_contacts
-from ..services.batches import MAX_BATCH
+from ..models import Campaign, CampaignStep, Contact, ContactList, Segment
+from ..selectors import campaign_progress, segment_contacts
 from ..services.campaign_checks import campaign_problems
 from ..services.campaign_drafts import EDITABLE_FIELDS, campaign_create, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
 from ..services.segments import segment_create, segment_update
-from ..services.templates import template_create, template_update
 
 
 def as_drf_error(error: DjangoValidationError) -> serializers.ValidationError:
@@ -226,49 +216,3 @@ class CampaignSerializer(StrictModelSerializer):
             return campaign_update(campaign=instance, **validated_data)
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
-
-
-# --- Batches ------------------------------------------------------------------------------------------------
-
-
-class BatchItemSerializer(MessageCreateSerializer):
-    """One item of a batch: the fields of POST /api/v1/messages/, with the batch's templates looked up once."""
-
-    def validate(self, attrs):
-        slug = attrs.get("template")
-        if slug and slug in self.context.get("templates", {}):
-            attrs["template"] = self.context["templates"][slug]
-        return super().validate(attrs)
-
-
-class MessageBatchSerializer(StrictSerializer):
-    defaults = serializers.DictField(
-        required=False, default=dict, help_text="Fields every message starts from (those of a message)."
-    )
-    messages = serializers.ListField(
-        child=serializers.JSONField(),
-        min_length=1,
-        max_length=MAX_BATCH,
-        help_text=f"Up to {MAX_BATCH:,} messages, and a request body of at most MAX_REQUEST_BYTES (5 MB unless "
-        "configured: 10,000 messages of about 500 bytes each); each one's fields override the defaults. More "
-        "messages or bytes are refused whole with 413.",
-    )
-    atomic = serializers.BooleanField(required=False, default=False, help_text="Store nothing if any item is invalid.")
-
-
-class BatchResultSerializer(serializers.Serializer):
-    batch_id = serializers.IntegerField(allow_null=True)
-    accepted = serializers.IntegerField()
-    rejected = serializers.IntegerField()
-    results = serializers.ListField(child=serializers.DictField())
-
-
-class BatchSerializer(StrictModelSerializer):
-    by_status = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Batch
-        fields = ["id", "kind", "key", "file_name", "accepted", "rejected", "created_at", "finished_at", "by_status"]
-
-    def get_by_status(self, batch) -> dict:
-        return batch_status_counts(batch=batch)

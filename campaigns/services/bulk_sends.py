@@ -20,15 +20,15 @@ from typing import Any, NamedTuple
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from deliveries.models import Message
+from content.models import MessageTemplate
+from content.services.templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
+from deliveries.models import Batch, Message
 from deliveries.services.bulk import BulkResult, chunked, messages_create_many
 from deliveries.services.messages import MessageValidationError, message_request_validate
 from deliveries.services.suppression import suppressions_blocking
 
-from ..models import Batch, MessageTemplate
 from .chunk_pipeline import ChunkPipeline, Stored, pipeline_run
 from .forked import ProcessFailed
-from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
 
 CHUNK_SIZE = 2000
 

@@ -11,10 +11,10 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 
+from content.locales import normalize_time_zone
 from deliveries.services.dependencies import ENGAGEMENT_CHANNELS, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import SUPPORTED_CHANNELS
 
-from ..locales import normalize_time_zone
 from ..models import Campaign
 from ..scheduling import cron_is_valid
 

@@ -7,14 +7,16 @@ import zoneinfo
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+from content.models import MessageTemplate
+from content.services.templates import RenderedContent, TemplateRenderError
 from deliveries.services.bulk import RenderFailure
 from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import MessageRequest
 
-from ..models import Campaign, CampaignStep, Contact, MessageTemplate
+from ..models import Campaign, CampaignStep, Contact
 from ..scheduling import after_quiet_hours, next_local_time, paced, zone_named
 from ..selectors import ADDRESS_FIELDS
-from .templates import RenderedContent, TemplateRenderError, template_render_for_contact
+from .contacts import template_render_for_contact
 
 Item = tuple[MessageRequest, RenderedContent | RenderFailure]
 

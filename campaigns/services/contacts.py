@@ -1,4 +1,5 @@
-"""Contacts: checking and normalising their fields (for the admin, imports and code alike), and writing them."""
+"""Contacts: checking and normalising their fields (for the admin, imports and code alike), writing them, and
+rendering a template for one."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from content.locales import normalize_language, normalize_time_zone
+from content.models import MessageTemplate
+from content.services.templates import RenderedContent, template_render
 from deliveries.addresses import normalize_email, normalize_phone
 
-from ..locales import normalize_language, normalize_time_zone
 from ..models import Contact, ContactList
-from ..selectors import CONTACT_VARIABLES
+from ..selectors import CONTACT_VARIABLES, contact_context
 
 CONSENT_FIELDS = ("sms_consent", "whatsapp_consent", "email_consent")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -104,3 +107,13 @@ def contact_update(*, contact: Contact, **fields: Any) -> Contact:
     contact.full_clean()
     contact.save()
     return contact
+
+
+def template_render_for_contact(
+    *, template: MessageTemplate, contact: Contact, context: dict[str, Any] | None = None
+) -> RenderedContent:
+    """Render for one contact: in the contact's language, with its fields and attributes as variables (and
+    `context` on top, for values that are not the contact's). Raises TemplateRenderError, whose reason is what
+    a message for this contact should fail with."""
+    values = {**contact_context(contact=contact), **(context or {})}
+    return template_render(template=template, context=values, language=contact.language)

@@ -1,5 +1,7 @@
-from rest_framework.routers import APIRootView, DefaultRouter
+from django.urls import path
+from rest_framework.routers import APIRootView, DefaultRouter, SimpleRouter
 
+from .batches import BatchViewSet, MessageBatchView
 from .views import MessageViewSet
 
 
@@ -12,5 +14,13 @@ class ApiRootView(APIRootView):
 router = DefaultRouter(trailing_slash=True)
 router.APIRootView = ApiRootView
 router.register("messages", MessageViewSet, basename="message")
+# Batches on a router of their own: the API root, built from `router`'s routes, lists the messages endpoint only.
+batch_router = SimpleRouter(trailing_slash=True)
+batch_router.register("batches", BatchViewSet, basename="batch")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # Before the message routes, which would read "batch" as a message id.
+    path("messages/batch/", MessageBatchView.as_view(), name="message-batch"),
+    *router.urls,
+    *batch_router.urls,
+]

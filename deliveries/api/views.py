@@ -7,9 +7,10 @@ from ..models import ApiScope, AuditEntry, Message
 from ..selectors import message_outcome_summary
 from ..services.api_keys import api_key_message_refusal
 from ..services.audit import audit_record
-from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid, request_fingerprint
+from ..services.idempotency import request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
+from .idempotency import idempotent_response
 from .permissions import sees_every_message
 from .serializers import (
     MessageCreateSerializer,
@@ -63,26 +64,20 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return Response({"detail": refusal.reason}, status=status.HTTP_403_FORBIDDEN)
         if refusal is not None:
             return Response({refusal.field: [refusal.reason]}, status=status.HTTP_400_BAD_REQUEST)
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            message = message_create(**validated, api_key=request.auth)
-            return Response(message_data(message), status=status.HTTP_201_CREATED)
-        body = request.data.dict() if hasattr(request.data, "dict") else request.data
-        try:
-            message, created = message_create_idempotent(
-                **validated,
-                api_key=request.auth,
-                idempotency_key=key,
-                fingerprint=request_fingerprint(body),
+
+        def create(key: str | None) -> tuple[Message, bool]:
+            if key is None:
+                return message_create(**validated, api_key=request.auth), True
+            body = request.data.dict() if hasattr(request.data, "dict") else request.data
+            return message_create_idempotent(
+                **validated, api_key=request.auth, idempotency_key=key, fingerprint=request_fingerprint(body)
             )
-        except IdempotencyKeyInvalid as error:
-            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        except IdempotencyKeyError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        response = Response(message_data(message), status=status.HTTP_201_CREATED)
-        if not created:
-            response["Idempotent-Replayed"] = "true"
-        return response
+
+        return idempotent_response(
+            request,
+            create=create,
+            respond=lambda message, replayed: Response(message_data(message), status=status.HTTP_201_CREATED),
+        )
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=False, methods=["get"])

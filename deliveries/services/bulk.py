@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from campaigns.services import RenderedContent
+from content.services.templates import RenderedContent
 
 from ..models import ApiKey, Message, MessageEvent, Status
 from .dispatch import enqueue_jobs, new_job_id

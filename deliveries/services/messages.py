@@ -18,9 +18,9 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from campaigns.models import MessageTemplate
-from campaigns.services import RenderedContent, TemplateRenderError, template_render
-from campaigns.services.sms_segments import body_length_problem
+from content.models import MessageTemplate
+from content.services.sms_segments import body_length_problem
+from content.services.templates import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..input_limits import (
@@ -79,7 +79,7 @@ class MessageRequest:
 def message_render(request: MessageRequest) -> RenderedContent:
     """The content the message will carry: its template rendered with its context, or the text given.
 
-    Raises campaigns.services.TemplateRenderError when the template cannot be rendered.
+    Raises content.services.templates.TemplateRenderError when the template cannot be rendered.
     """
     if request.template is not None:
         return template_render(template=request.template, context=request.context, language=request.language)

@@ -52,8 +52,10 @@ INSTALLED_APPS = [
     "import_export",
     "axes",
     "csp",
-    "campaigns",
+    # Ours, bottom to top: each imports only those above it in this list (tests/test_architecture.py).
+    "content",
     "deliveries",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -294,6 +296,13 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
+# What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
+# arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
+# RECONCILE_AFTER, and at most once a second.
+DISPATCHER_PERIODIC_TASKS = [
+    ("campaigns.services.campaign_scheduler.campaigns_tick", CAMPAIGN_TICK_INTERVAL),
+    ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
+]
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
@@ -356,7 +365,7 @@ SPECTACULAR_SETTINGS = {
         "deliveries.api.schema.document_error_responses",
     ],
     "ENUM_NAME_OVERRIDES": {
-        "ChannelEnum": "campaigns.models.Channel",
+        "ChannelEnum": "content.models.Channel",
         "StatusEnum": "deliveries.models.Status",
         "DependencyConditionEnum": "deliveries.models.DependencyCondition",
     },

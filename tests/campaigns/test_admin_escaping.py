@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from campaigns.models import Campaign, MessageTemplate, Segment
+from campaigns.models import Campaign, Segment
+from content.models import MessageTemplate
 from tests.factories import ContactFactory, ContactListFactory, TemplateFactory
 from tests.support import HOSTILE, assert_shown_only_escaped
 
@@ -31,12 +32,12 @@ def test_a_template_posted_with_an_api_key_is_shown_escaped_to_a_superuser(api, 
     assert response.status_code == 201, response.json()
     template = MessageTemplate.objects.get(slug="attack")
 
-    page = admin_client.get(f"/admin/campaigns/messagetemplate/{template.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/content/messagetemplate/{template.pk}/change/").content.decode()
     # The fields' editors, the saved preview's subject and body, and the HTML preview's frame.
     assert_shown_only_escaped(page, times=6)
     # The HTML part is shown in a frame that may run no script, its markup escaped as the attribute's value.
     assert 'sandbox="" srcdoc="&lt;p&gt;&amp;lt;img src=x' in page
-    assert_shown_only_escaped(admin_client.get("/admin/campaigns/messagetemplate/").content.decode())
+    assert_shown_only_escaped(admin_client.get("/admin/content/messagetemplate/").content.decode())
 
 
 def test_the_live_preview_writes_what_it_receives_as_text():

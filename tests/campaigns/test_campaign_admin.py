@@ -1,12 +1,9 @@
 """The campaign admin: permission-checked lifecycle actions and buttons, and the progress panel."""
 
-import io
-
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 
-from campaigns.models import Batch, Campaign
+from campaigns.models import Campaign
 from campaigns.services.campaign_lifecycle import campaign_launch
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
@@ -111,14 +108,3 @@ def test_a_draft_with_an_unusable_value_is_refused_on_save(client, staff):
     )
     assert Campaign.objects.get().time_zone == "Europe/Paris"
     assert Campaign.objects.get().created_by == staff
-
-
-def test_batches_are_listed_read_only_with_their_messages_by_status(client, staff, tmp_path):
-    grant(staff, "view_batch")
-    path = tmp_path / "people.csv"
-    path.write_text("to\n+14155550101\n")
-    call_command("send_bulk", csv=str(path), channel="sms", body="Hi", no_progress=True, stdout=io.StringIO())
-    batch = Batch.objects.get()
-    page = client.get(f"/admin/campaigns/batch/{batch.pk}/change/").content.decode()
-    assert "queued 1" in page
-    assert client.get(f"/admin/deliveries/message/?batch__id__exact={batch.pk}").status_code == 200

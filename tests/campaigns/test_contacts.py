@@ -3,14 +3,9 @@ from django.core.exceptions import ValidationError
 
 from campaigns.models import Contact, ContactList, Segment
 from campaigns.selectors import contact_context, segment_contacts
-from campaigns.services.contacts import contact_create, contact_update
+from campaigns.services.contacts import contact_create, contact_update, template_render_for_contact
 from campaigns.services.segments import segment_create
-from campaigns.services.templates import (
-    TemplateRenderError,
-    template_create,
-    template_render_for_contact,
-    template_translation_set,
-)
+from content.services.templates import TemplateRenderError, template_create, template_translation_set
 from tests.factories import ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db

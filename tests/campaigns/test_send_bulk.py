@@ -10,9 +10,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import Batch
 from campaigns.services import bulk_sends
-from deliveries.models import Message, Status
+from deliveries.models import Batch, Message, Status
 from tests.factories import MessageFactory, TemplateFactory
 from tests.support import other_connections, run_burst_worker, wait_for
 

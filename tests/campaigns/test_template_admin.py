@@ -3,13 +3,13 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from campaigns.models import MessageTemplate
-from campaigns.services.templates import template_create, template_translation_set
+from content.models import MessageTemplate
+from content.services.templates import template_create, template_translation_set
 
 pytestmark = pytest.mark.django_db
 
-ADD = "/admin/campaigns/messagetemplate/add/"
-PREVIEW = "/admin/campaigns/messagetemplate/preview/"
+ADD = "/admin/content/messagetemplate/add/"
+PREVIEW = "/admin/content/messagetemplate/preview/"
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_the_change_page_previews_every_language_with_the_sample_values(client, 
         sample_context={"name": "Ada"},
     )
     template_translation_set(template=template, language="fr", body="Bonjour {{ name }}")
-    page = client.get(f"/admin/campaigns/messagetemplate/{template.pk}/change/").content.decode()
+    page = client.get(f"/admin/content/messagetemplate/{template.pk}/change/").content.decode()
     assert "Hi Ada, it\u2019s ready" in page
     assert "Bonjour Ada" in page
     assert "UCS-2 · 18 characters" in page
@@ -147,3 +147,10 @@ def test_the_live_preview_is_for_template_editors_only(client):
     user = User.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(user)
     assert client.post(PREVIEW, {"channel": "sms", "body": "Hi"}).status_code == 403
+
+
+def test_the_former_admin_addresses_of_templates_and_batches_lead_to_their_pages(client):
+    response = client.get("/admin/campaigns/messagetemplate/7/change/?a=1")
+    assert (response.status_code, response["Location"]) == (301, "/admin/content/messagetemplate/7/change/?a=1")
+    response = client.get("/admin/campaigns/batch/")
+    assert (response.status_code, response["Location"]) == (301, "/admin/deliveries/batch/")

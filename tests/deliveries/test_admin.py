@@ -1,11 +1,13 @@
+import io
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from deliveries.models import ApiKey, Message, Status
+from deliveries.models import ApiKey, Batch, Message, Status
 from deliveries.services.api_keys import api_key_authenticate, api_key_create
 from tests.factories import MessageFactory, TemplateFactory
 
@@ -254,3 +256,14 @@ def test_the_api_key_list_shows_scopes_expiry_rate_and_last_use_and_revokes(clie
     client.post("/admin/deliveries/apikey/", {"action": "revoke_selected", "_selected_action": [api_key.pk]})
     assert ApiKey.objects.get(pk=api_key.pk).revoked_at is not None
     assert api_key_authenticate(raw) is None
+
+
+def test_batches_are_listed_read_only_with_their_messages_by_status(client, staff, tmp_path):
+    grant(staff, "view_batch")
+    path = tmp_path / "people.csv"
+    path.write_text("to\n+14155550101\n")
+    call_command("send_bulk", csv=str(path), channel="sms", body="Hi", no_progress=True, stdout=io.StringIO())
+    batch = Batch.objects.get()
+    page = client.get(f"/admin/deliveries/batch/{batch.pk}/change/").content.decode()
+    assert "queued 1" in page
+    assert client.get(f"/admin/deliveries/message/?batch__id__exact={batch.pk}").status_code == 200

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import MessageTemplate
+from content.models import MessageTemplate
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_revoke
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
-from campaigns.models import Batch, Campaign, MessageTemplate
-from deliveries.models import ApiKey, AuditEntry, Message, Status, Suppression
+from campaigns.models import Campaign
+from content.models import MessageTemplate
+from deliveries.models import ApiKey, AuditEntry, Batch, Message, Status, Suppression
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.audit import audit_entries_prune, audit_record
 from deliveries.services.suppression import suppression_add
@@ -144,7 +145,7 @@ def test_a_template_saved_in_the_admin_is_recorded_with_the_fields_changed(clien
         "translations-TOTAL_FORMS": "0",
         "translations-INITIAL_FORMS": "0",
     }
-    response = client.post(f"/admin/campaigns/messagetemplate/{template.pk}/change/", form, REMOTE_ADDR=ADDRESS)
+    response = client.post(f"/admin/content/messagetemplate/{template.pk}/change/", form, REMOTE_ADDR=ADDRESS)
     assert response.status_code == 302, response.content.decode()[:2000]
     entry = only_entry(Action.TEMPLATE_CHANGED)
     assert_by_user(entry, superuser, template)

@@ -4,8 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from campaigns.models import Batch
-from deliveries.models import Message, Status
+from deliveries.models import Batch, Message, Status
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_request_validate
 

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from deliveries.models import ApiKey
@@ -161,3 +162,50 @@ def test_development_settings_point_at_the_fake_providers_make_run_starts():
     assert graph_url == f"http://127.0.0.1:{args.messenger_port}"
     assert (page_token, secret) == (DEFAULT_ACCESS_TOKEN, DEFAULT_APP_SECRET)
     assert public == args.app_url
+
+
+PERIODIC_CALLS: list[str] = []
+
+
+def periodic_probe():
+    PERIODIC_CALLS.append("probe")
+
+
+def periodic_database_down():
+    PERIODIC_CALLS.append("down")
+    raise DatabaseError("connection refused")
+
+
+@pytest.mark.django_db(transaction=True)  # the dispatcher closes its connections
+def test_the_dispatcher_runs_the_periodic_tasks_of_its_setting_in_order_on_its_first_pass(settings):
+    settings.DISPATCHER_PERIODIC_TASKS = [
+        ("tests.deliveries.test_commands.periodic_probe", 3600),
+        ("tests.deliveries.test_commands.periodic_probe", 0.5),
+    ]
+    PERIODIC_CALLS.clear()
+    out = StringIO()
+    call_command("run_dispatcher", "--once", stdout=out)
+    assert PERIODIC_CALLS == ["probe", "probe"]
+    assert "periodic_probe every 3600s, periodic_probe every 0.5s." in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)  # the dispatcher closes its connections
+def test_a_periodic_task_that_loses_the_database_ends_the_pass_and_the_dispatcher_carries_on(settings, caplog):
+    settings.DISPATCHER_PERIODIC_TASKS = [
+        ("tests.deliveries.test_commands.periodic_database_down", 60),
+        ("tests.deliveries.test_commands.periodic_probe", 60),
+    ]
+    PERIODIC_CALLS.clear()
+    call_command("run_dispatcher", "--once", stdout=StringIO())
+    assert PERIODIC_CALLS == ["down"]
+    assert "Database unavailable, retrying in a moment: connection refused" in caplog.text
+
+
+def test_the_dispatchers_periodic_tasks_are_the_campaign_scheduler_and_the_reconciler(settings):
+    assert [path for path, _ in settings.DISPATCHER_PERIODIC_TASKS] == [
+        "campaigns.services.campaign_scheduler.campaigns_tick",
+        "deliveries.services.reconciler.reconcile",
+    ]
+    assert dict(settings.DISPATCHER_PERIODIC_TASKS)["deliveries.services.reconciler.reconcile"] == max(
+        settings.RECONCILE_AFTER / 3, 1.0
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.services.sms_segments import gsm7_septets, sms_segments
+from content.services.sms_segments import gsm7_septets, sms_segments
 
 SCRIPT = Path(__file__).parents[2] / "deliveries/static/deliveries/compose_counter.js"
 SAMPLES = ["", "Hi", "x" * 160, "x" * 161, "€" * 80, "€" * 81, "Caf\u00e9 \u2019 ok", "😀" * 35, "😀" * 36, "a" * 1601]

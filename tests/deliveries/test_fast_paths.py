@@ -12,9 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis.connection import Connection
 
-from campaigns.models import Batch
 from deliveries.api.serializers import MessageCreateSerializer, plain_message_validate
-from deliveries.models import Message, MessageEvent, Status
+from deliveries.models import Batch, Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_create, message_request_validate

@@ -7,8 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from campaigns.models import Batch
-from deliveries.models import IdempotencyKey, Message
+from deliveries.models import Batch, IdempotencyKey, Message
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.idempotency import idempotency_keys_prune, idempotent_create
 from tests.support import at_once

@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Batch
 from deliveries.input_limits import MAX_JSON_BYTES, json_value_problem
-from deliveries.models import Message, Status
+from deliveries.models import Batch, Message, Status
 from tests.factories import TemplateFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
-from campaigns.models import Campaign, Contact, ContactList, MessageTemplate, Segment
+from campaigns.models import Campaign, Contact, ContactList, Segment
+from content.models import MessageTemplate
 from deliveries.models import ApiKey, AuditEntry, InboundMessage, Message, Status, Suppression
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.audit import audit_record

@@ -3,7 +3,8 @@ model leaves unbounded (text and JSON columns) is bounded."""
 
 import pytest
 
-from campaigns.models import Campaign, Contact, ContactList, MessageTemplate, Segment
+from campaigns.models import Campaign, Contact, ContactList, Segment
+from content.models import MessageTemplate
 from tests.factories import ContactFactory, ContactListFactory, TemplateFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,9 +4,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
-from campaigns.models import Batch
 from campaigns.services.bulk_sends import BulkSendError, bulk_send_csv
-from deliveries.models import AuditEntry
+from deliveries.models import AuditEntry, Batch
 from deliveries.services.audit import audit_record, command_actor
 
 

@@ -1,24 +1,15 @@
 import logging
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
+from django.utils.module_loading import import_string
 
-from campaigns.services.campaign_scheduler import campaigns_tick
-from deliveries.services.audit import audit_entries_prune
-from deliveries.services.dependencies import dependencies_sweep
-from deliveries.services.dispatch import (
-    JOB_SPAN_SECONDS,
-    HeldJobs,
-    dispatch_due_messages,
-    next_send_at,
-    requeue_orphaned_messages,
-)
-from deliveries.services.feedback import receipts_prune
-from deliveries.services.idempotency import idempotency_keys_prune
-from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
+from deliveries.services.dispatch import JOB_SPAN_SECONDS, HeldJobs, dispatch_due_messages, next_send_at
 
 logger = logging.getLogger("deliveries.dispatcher")
 
@@ -42,10 +33,24 @@ def next_pass_after_claims(dispatched: int, *, lookahead: float, wake_at: float,
     return min(wake_at, now + JOB_SPAN_SECONDS)
 
 
+@dataclass
+class PeriodicTask:
+    """One entry of DISPATCHER_PERIODIC_TASKS: a function of no arguments, run every `every` seconds."""
+
+    name: str
+    run: Callable[[], object]
+    every: float
+    due_at: float = 0.0  # monotonic; 0 runs it on the first pass
+
+    @classmethod
+    def from_setting(cls, path: str, every: float) -> "PeriodicTask":
+        return cls(name=path.rsplit(".", 1)[-1], run=import_string(path), every=float(every))
+
+
 class Command(BaseCommand):
     help = (
-        "Hand due scheduled messages to the queues, re-queue what Redis forgot, release dependent messages. "
-        "Safe to run in several places at once."
+        "Hand due scheduled messages to the queues, and run the periodic tasks of DISPATCHER_PERIODIC_TASKS "
+        "(the reconciler, the campaign scheduler). Safe to run in several places at once."
     )
 
     def add_arguments(self, parser):
@@ -61,14 +66,12 @@ class Command(BaseCommand):
         self.stopping = False
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        reconcile_every = max(settings.RECONCILE_AFTER / 3, 1.0)
         lookahead = max(settings.DISPATCH_LOOKAHEAD, 0.0)
         held = HeldJobs(lead=settings.DISPATCH_PUSH_LEAD)
-        next_reconcile = 0.0
-        next_campaign_tick = 0.0
+        tasks = [PeriodicTask.from_setting(path, every) for path, every in settings.DISPATCHER_PERIODIC_TASKS]
+        schedule = ", ".join(f"{task.name} every {task.every:g}s" for task in tasks)
         self.stdout.write(
-            f"Dispatcher running: due messages every {interval}s (claimed up to {lookahead}s ahead), "
-            f"reconciling every {reconcile_every:.0f}s."
+            f"Dispatcher running: due messages every {interval}s (claimed up to {lookahead}s ahead); {schedule}."
         )
         while not self.stopping:
             started = time.monotonic()
@@ -84,26 +87,12 @@ class Command(BaseCommand):
                 elif lookahead < interval:
                     # Polling alone would see a message due before the next pass too late: wake for it.
                     wake_at = min(wake_at, self._claim_time_of_next_due(lookahead, fallback=wake_at))
-                if started >= next_campaign_tick:
-                    # Campaigns: fire recurring occurrences, start, complete (with the owner's summary), restart stalled
-                    # fan-outs.
-                    held.push_due()
-                    campaigns_tick()
-                    next_campaign_tick = started + settings.CAMPAIGN_TICK_INTERVAL
-                if started >= next_reconcile:
-                    held.push_due()
-                    requeue_orphaned_messages()
-                    fail_expired_messages()
-                    recovered = recover_expired_leases()
-                    if recovered["review"]:
-                        logger.warning("%s message(s) interrupted mid-call need review", recovered["review"])
-                    if recovered["resent"]:
-                        logger.warning("%s message(s) interrupted mid-call will be sent again", recovered["resent"])
-                    receipts_prune()
-                    idempotency_keys_prune()
-                    audit_entries_prune()
-                    dependencies_sweep()
-                    next_reconcile = started + reconcile_every
+                # A task that hits a DatabaseError ends the pass (below) and stays due: it runs again on the next.
+                for task in tasks:
+                    if started >= task.due_at:
+                        held.push_due()  # a task may take a while: what falls due meanwhile goes first
+                        task.run()
+                        task.due_at = started + task.every
                 held.push_due()
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)

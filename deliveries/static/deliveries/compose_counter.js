@@ -1,5 +1,5 @@
 // The compose page's live SMS count: encoding, characters and segments of the body as it is typed, by the rules of
-// campaigns/services/sms_segments.py (the alphabets below are the gsm0338 codec's; a test checks they still are).
+// content/services/sms_segments.py (the alphabets below are the gsm0338 codec's; a test checks they still are).
 (function () {
   "use strict";
   // GSM-7 characters that take one septet, and those of the extension table that take two (escape + character).

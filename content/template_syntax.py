@@ -58,7 +58,7 @@ class MessageEngine(Engine):
     `{% include %}` or `{% extends %}` files), none that can make a render run away. What is left out is a
     syntax error when the template is saved rather than a failure when it is sent."""
 
-    default_builtins = ["campaigns.template_sandbox"]
+    default_builtins = ["content.template_sandbox"]
 
     def from_string(self, template_code):
         return SandboxedTemplate(template_code, engine=self)

@@ -17,8 +17,7 @@ from django.template import TemplateSyntaxError
 
 from ..html_text import html_to_text
 from ..locales import language_candidates, normalize_language
-from ..models import Channel, Contact, MessageTemplate, MessageTemplateTranslation
-from ..selectors import contact_context
+from ..models import Channel, MessageTemplate, MessageTemplateTranslation
 from ..template_syntax import MISSING_RE, compile_template, render, syntax_problem, variables_used
 from .sms_segments import SmsSegments, body_length_problem, sms_segments
 
@@ -319,16 +318,6 @@ def template_render(*, template: MessageTemplate, context: dict[str, Any], langu
     """
     version = template_version(template=template, language=language)
     return version_render(version=version, variables=template.variables, context=context, channel=template.channel)
-
-
-def template_render_for_contact(
-    *, template: MessageTemplate, contact: Contact, context: dict[str, Any] | None = None
-) -> RenderedContent:
-    """Render for one contact: in the contact's language, with its fields and attributes as variables (and
-    `context` on top, for values that are not the contact's). Raises TemplateRenderError, whose reason is what
-    a message for this contact should fail with."""
-    values = {**contact_context(contact=contact), **(context or {})}
-    return template_render(template=template, context=values, language=contact.language)
 
 
 def version_render(

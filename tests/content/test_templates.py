@@ -1,8 +1,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from campaigns.models import MessageTemplate
-from campaigns.services.templates import (
+from content.models import MessageTemplate
+from content.services.templates import (
     TemplateRenderError,
     render_string,
     template_create,
@@ -300,7 +300,7 @@ def test_plain_templates_render_exactly_as_djangos_engine_does_whatever_the_valu
     from django.template import Context
     from django.utils.safestring import SafeString, mark_safe
 
-    from campaigns.template_syntax import compile_template, plain_parts, render_plain
+    from content.template_syntax import compile_template, plain_parts, render_plain
 
     assert all(plain_parts(source) is not None for source in PLAIN_SOURCES)
     assert all(plain_parts(source) is None for source in OTHER_SOURCES)

@@ -3,9 +3,8 @@
 import django_rq
 import pytest
 
-from campaigns.models import Batch
-from campaigns.services.batches import batch_outcome_replay
-from deliveries.models import Message, MessageEvent, Status
+from deliveries.models import Batch, Message, MessageEvent, Status
+from deliveries.services.batches import batch_outcome_replay
 from tests.deliveries.test_bulk import inserts_needed
 from tests.factories import TemplateFactory
 from tests.support import run_burst_worker

@@ -1,6 +1,6 @@
 import pytest
 
-from campaigns.services.sms_segments import GSM7, UCS2, body_length_problem, sms_replace_lookalikes, sms_segments
+from content.services.sms_segments import GSM7, UCS2, body_length_problem, sms_replace_lookalikes, sms_segments
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries.models import ApiKey
+from content.models import MessageTemplate
+from deliveries.models import ApiKey, Batch
 from deliveries.services.bulk import messages_create_many
-
-from ..models import Batch, MessageTemplate
 
 MAX_BATCH = 10_000
 CHUNK_SIZE = 2000  # messages per transaction when a batch is not atomic

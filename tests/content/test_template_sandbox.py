@@ -6,11 +6,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils.safestring import SafeString
 
-from campaigns.models import Campaign, MessageTemplate
+from campaigns.models import Campaign
 from campaigns.services.campaign_lifecycle import campaign_launch
-from campaigns.services.templates import TemplateRenderError, render_string, template_create
-from campaigns.template_sandbox import MAX_LOOP_ITEMS
-from campaigns.template_syntax import render
+from content.models import MessageTemplate
+from content.services.templates import TemplateRenderError, render_string, template_create
+from content.template_sandbox import MAX_LOOP_ITEMS
+from content.template_syntax import render
 from deliveries.models import Message, MessageEvent, Status
 from tests.campaigns.campaign_support import new_campaign
 from tests.campaigns.test_template_admin import ADD, form_data

@@ -33,6 +33,7 @@ from django.db.models import DateTimeField, F, Max, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from deliveries.db.features import parallel_writers_possible
 from deliveries.models import Message, Status
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CHANNELS, ENGAGEMENT_CONDITIONS
@@ -382,7 +383,7 @@ def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK, proce
     """
     created = 0
     processes = (settings.FAN_OUT_PROCESSES if processes is None else processes) if forking_possible() else 1
-    inline = connection.vendor != "postgresql" or connection.in_atomic_block
+    inline = not parallel_writers_possible()
     writer = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-out-writer")
     try:
         while True:

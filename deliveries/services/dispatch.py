@@ -30,8 +30,10 @@ from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 
+from ..db.lookups import pk_among
+from ..db.updates import update_returning_ids
 from ..models import Message, Priority, Status
-from ..state import pk_among, transition, update_returning_ids
+from ..state import transition
 
 logger = logging.getLogger(__name__)
 

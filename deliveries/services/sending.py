@@ -45,10 +45,11 @@ from ..backends import get_backend
 from ..backends.base import BaseBackend, OutgoingMessage, SendResult
 from ..backends.curl import CallDriver
 from ..circuit_breakers import ProviderBreaker
+from ..db.lookups import among, pk_among
 from ..exceptions import DeliveryError, TransientDeliveryError
 from ..models import Category, Message, Status, Suppression
 from ..rate_limits import SendRateLimiter, Wait
-from ..state import among, pk_among, transition, transitions_together
+from ..state import transition, transitions_together
 from .feedback import receipts_apply_pending
 from .recovery import fail_expired_messages
 from .suppression import suppression_add, suppression_explain, suppressions_blocking, unsubscribe_url_for

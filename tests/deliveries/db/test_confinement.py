@@ -1,6 +1,7 @@
 """The SQL stays in deliveries/db: no other module of the apps branches on the database or reaches into the ORM's
 internals, and the timeline is written by deliveries/db/events.py alone."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -41,3 +42,34 @@ def test_only_its_own_place_in_deliveries_db_does_it(rule):
         if pattern.search(line)
     ]
     assert not found, f"{rule} outside {allowed.relative_to(ROOT)}:\n" + "\n".join(found)
+
+
+def imported_modules(path):
+    """The modules a file imports, anywhere in it (function-level imports too), relative ones made absolute."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = f"{base}.{node.module}" if base and node.module else (node.module or base)
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+@pytest.mark.parametrize(
+    ("layer", "below"),
+    [
+        (ROOT / "deliveries" / "state.py", ("deliveries.services", "campaigns")),
+        (DB_PACKAGE, ("deliveries.state", "deliveries.services", "campaigns")),
+    ],
+)
+def test_the_state_machine_and_its_sql_import_nothing_above_them(layer, below):
+    paths = sorted(layer.rglob("*.py")) if layer.is_dir() else [layer]
+    found = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in paths
+        for module in imported_modules(path)
+        if module.startswith(below)
+    ]
+    assert not found, "\n".join(found)

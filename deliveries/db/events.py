@@ -20,7 +20,7 @@ from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..models import Message, MessageEvent, Status
-from .fields import concrete_field
+from .fields import fields_by_name
 from .row_inserts import row_with_event_insert, rows_insert
 
 EVENT_COLUMNS = ("message", "kind", "from_status", "to_status", "code", "detail", "data", "dedupe_key", "created_at")
@@ -46,7 +46,8 @@ class StatusEvents:
     def insert_from(self, moved: str, pk: str, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
         """An INSERT of the events of the rows in `moved` (a CTE with their primary key column `pk`)."""
         quote = connection.ops.quote_name
-        fields = [concrete_field(MessageEvent, name) for name in EVENT_COLUMNS]
+        by_name = fields_by_name(MessageEvent)
+        fields = [by_name[name] for name in EVENT_COLUMNS]
         columns = ", ".join(quote(field.column) for field in fields)
         stamp = fields[-1].get_db_prep_value(self.created_at, connection)
         # Rows with an event of their own come as one JSON parameter, as in events_insert.
@@ -69,7 +70,8 @@ def events_insert(rows: Sequence[EventRow], *, created_at: datetime) -> None:
     if not rows:
         return
     connection = connections[router.db_for_write(MessageEvent)]
-    fields = [concrete_field(MessageEvent, name) for name in EVENT_COLUMNS]
+    by_name = fields_by_name(MessageEvent)
+    fields = [by_name[name] for name in EVENT_COLUMNS]
     data_field = fields[6]
     stamp = fields[-1].get_db_prep_value(created_at, connection)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from django.db import connection, models
 
 from .features import row_with_event_insert_is_one_statement
-from .fields import concrete_field, pk_field
+from .fields import fields_by_name
 
 
 def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -107,7 +107,7 @@ def ids_reserve(model: type[models.Model], count: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [model._meta.db_table, pk_field(model).column, count],
+            [model._meta.db_table, model._meta.pk.column, count],
         )
         return sorted(row[0] for row in cursor.fetchall())
 
@@ -132,7 +132,7 @@ def _copy_rows(
 ) -> list[int]:
     """COPY `rows` in, with `ids` as their primary keys, or with the table's own if `ids` is None."""
     table = model._meta.db_table
-    pk_column = pk_field(model).column
+    pk_column = model._meta.pk.column
     quote = connection.ops.quote_name
     # Columns no row sets take their default in every row: converted once, repeated as they are.
     present = set(rows[0])
@@ -207,8 +207,8 @@ def row_with_event_insert(
     quote = connection.ops.quote_name
     row_columns, row_params = _insert_params(model, values, now)
     event_columns, event_params = _insert_params(event_model, event_values, now, skip=link)
-    link_column = quote(concrete_field(event_model, link).column)
-    pk_column = quote(pk_field(model).column)
+    link_column = quote(fields_by_name(event_model)[link].column)
+    pk_column = quote(model._meta.pk.column)
     # NULLs are written into the statement (psycopg would send them as the same literal): with its other
     # parameters alone the statement stays under psycopg's 50, so psycopg parses it once per process, not once
     # per message (that parse was a tenth of a POST /api/v1/messages/).

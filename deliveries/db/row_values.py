@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .fields import column_type, concrete_field, pk_field
+from .fields import column_type, fields_by_name
 from .lookups import array_param
 
 # {field name: {pk: value}}: the rows named, and each one's value for the field.
@@ -27,7 +27,8 @@ def with_row_values(
     """The UPDATE `sql` (as the ORM compiled it, with a WHERE) rewritten to take `per_row`'s values as well; only
     the rows `per_row` names are updated."""
     quote = connection.ops.quote_name
-    fields = [concrete_field(model, name) for name in per_row]
+    by_name = fields_by_name(model)
+    fields = [by_name[name] for name in per_row]
     pks = list(next(iter(per_row.values())))
     head, found, where = sql.partition(" WHERE ")
     if not found:
@@ -35,9 +36,9 @@ def with_row_values(
     set_params = list(params)[: head.count("%s")]
     where_params = list(params)[head.count("%s") :]
     assignments = ", ".join(f"{quote(field.column)} = v.column{i + 2}" for i, field in enumerate(fields))
-    pk_ref = f"{quote(model._meta.db_table)}.{quote(pk_field(model).column)}"
+    pk_ref = f"{quote(model._meta.db_table)}.{quote(model._meta.pk.column)}"
     if connection.vendor == "postgresql":
-        db_types = [column_type(field, connection) for field in [pk_field(model), *fields]]
+        db_types = [column_type(field, connection) for field in [model._meta.pk, *fields]]
         arrays = [f"%s::{db_type}[]" for db_type in db_types]
         names = ", ".join(f"column{i + 1}" for i in range(len(arrays)))
         columns = row_arrays(model, connection, per_row)
@@ -56,9 +57,10 @@ def with_row_values(
 
 def row_arrays(model: type[models.Model], connection: BaseDatabaseWrapper, per_row: PerRow) -> list[Any]:
     """PostgreSQL: the arrays `unnest` reads per-row values from: the primary keys, then one per field."""
-    fields = [concrete_field(model, name) for name in per_row]
+    by_name = fields_by_name(model)
+    fields = [by_name[name] for name in per_row]
     pks = list(next(iter(per_row.values())))
-    db_types = [column_type(field, connection) for field in [pk_field(model), *fields]]
+    db_types = [column_type(field, connection) for field in [model._meta.pk, *fields]]
     values_of = [pks]
     values_of += ([field.get_db_prep_value(per_row[field.name][pk], connection) for pk in pks] for field in fields)
     return [array_param(values, db_type) for values, db_type in zip(values_of, db_types, strict=True)]

@@ -21,7 +21,7 @@ from django.utils.datastructures import OrderedSet
 
 from ..models import Message
 from .events import StatusEvents
-from .fields import column_type, concrete_field, pk_field
+from .fields import column_type, fields_by_name
 from .lookups import array_param, pk_among
 from .row_values import PerRow, row_arrays
 from .statements import Rows, Statement
@@ -45,18 +45,19 @@ class ShapedUpdate(NamedTuple):
         per_row: PerRow,
     ) -> list[Any]:
         """The statement's parameters, in the order Django's compiler gives them."""
+        by_name = fields_by_name(Message)
         params: list[Any] = []
         for name, value in updates.items():
             if hasattr(value, "resolve_expression"):
                 params += self.expression_params[name]
             elif value is not None:  # None is written as NULL in the text
-                params.append(concrete_field(Message, name).get_db_prep_save(value, connection))
+                params.append(by_name[name].get_db_prep_save(value, connection))
         if per_row:
             params += row_arrays(Message, connection, per_row)
-        params += [array_param(list(ids), column_type(pk_field(Message), connection)), from_status]
+        params += [array_param(list(ids), column_type(Message._meta.pk, connection)), from_status]
         for lookup, value in sorted(extra_filter.items()):  # the order of Q's keyword arguments
             name, _, kind = lookup.partition("__")
-            field = concrete_field(Message, name)
+            field = by_name[name]
             if kind == "in":
                 params += [field.get_db_prep_value(item, connection) for item in OrderedSet(value)]
             elif value is not None:

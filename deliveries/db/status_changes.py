@@ -17,7 +17,6 @@ from django.db import connections, router, transaction
 
 from ..models import Message
 from .events import EventRow, StatusEvents, events_insert
-from .fields import pk_field
 from .lookups import pk_among
 from .row_values import PerRow
 from .shaped_updates import update_by_shape
@@ -53,7 +52,7 @@ class StatusChange:
         # statement, and a transition that decides nothing for dependents needs no transaction of its own: one
         # round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT).
         self.inline_events = connections[self.database].vendor == "postgresql"
-        self.result_fields = loaded_fields(Message, returning) if returning else [pk_field(Message)]
+        self.result_fields = loaded_fields(Message, returning) if returning else [Message._meta.pk]
         self.events_after: list[EventRow] = []
 
     def transaction(self, *, deciding: bool) -> AbstractContextManager[Any]:
@@ -80,11 +79,10 @@ class StatusChange:
             rows = yield from update_returning_steps(queryset, self.updates, values, self.result_fields)
         if self.returning:
             moved: list[Any] = instances_from_rows(Message, self.database, self.result_fields, rows)
-            moved_ids = [message.pk for message in moved]
         else:
-            moved = moved_ids = [row[0] for row in rows]
+            moved = [row[0] for row in rows]
         if not self.inline_events:
-            for pk in moved_ids:
+            for pk in [message.pk for message in moved] if self.returning else moved:
                 event_detail, event_data = self.events_by_id.get(pk, (self.detail, self.data))
                 self.events_after.append(
                     (pk, self.kind, from_status, self.to_status, self.code, event_detail, event_data or {})

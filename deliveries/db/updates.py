@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 
 from .events import StatusEvents
-from .fields import pk_field
 from .row_values import PerRow, with_row_values
 from .statements import Rows, Statement, run
 
@@ -35,7 +34,7 @@ def update_returning_ids(
     statement (see row_values); only rows it names are updated. With `events` (PostgreSQL), the same statement adds
     a timeline event for each row it changed.
     """
-    pk = pk_field(queryset.model)
+    pk = queryset.model._meta.pk
     steps = update_returning_steps(queryset, values, per_row, [pk], events)
     return [row[0] for row in run(steps)]
 
@@ -82,7 +81,7 @@ def update_statement(
     """The UPDATE ... RETURNING `sql` as a statement, writing `events` for the rows it moved when given."""
     if events is not None:
         # The moved rows' timeline events are written by the same statement, from what the UPDATE returned.
-        pk = connection.ops.quote_name(pk_field(model).column)
+        pk = connection.ops.quote_name(model._meta.pk.column)
         insert, insert_params = events.insert_from("moved", pk, connection)
         sql = f"WITH moved AS ({sql}), recorded AS ({insert}) SELECT * FROM moved"  # noqa: S608 - our own SQL
         params = [*params, *insert_params]

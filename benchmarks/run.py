@@ -342,7 +342,7 @@ def scenario_send(bench: Bench, channel: str, count: int) -> dict:
 def scenario_api_backlog(bench: Bench, count: int) -> dict:
     """Messages queued one job each, as `POST /api/v1/messages/` queues them (message_create, in this process
     rather than over HTTP, so only the sending is measured), then sent by 2 workers: how fast a backlog of API
-    messages drains. Each small job takes the send jobs waiting behind it over (dispatch.send_jobs_adopt)."""
+    messages drains. Each small job takes the send jobs waiting behind it over (deliveries.job_source)."""
     bench.reset()
     import django_rq
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache, lru_cache
 
 import phonenumbers
@@ -11,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.core.validators import validate_email
 from django.dispatch import receiver
-from phonenumbers import PhoneMetadata
+
+from .shims.phonenumbers import is_valid_number, parse_canonical_e164
 
 # phonenumbers looks up each metadata pattern with re.compile() on every check (about twenty per number), going
 # through re's small, shared cache each time; its own cache keeps them compiled: 13 % off validating a number.
@@ -40,8 +40,9 @@ def _forget_settings(*, setting: str, **kwargs) -> None:
 # back (the same customers, retries, campaigns), so the answers are kept. Errors are not cached, only raised.
 @lru_cache(maxsize=20_000)
 def _phone_e164(raw: str, region: str) -> str:
-    number = _parse_canonical_e164(raw)
-    if number is not None and _is_valid_number(number):
+    # Most numbers given to an API or in a bulk file are written in E.164: the shim recognises them cheaply.
+    number = parse_canonical_e164(raw)
+    if number is not None and is_valid_number(number):
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
         if e164 == raw:
             return raw
@@ -50,67 +51,9 @@ def _phone_e164(raw: str, region: str) -> str:
     except phonenumbers.NumberParseException:
         hint = "" if raw.startswith("+") else " Use E.164 format with the country code, like +14155550100."
         raise ValidationError(f"'{raw}' is not a phone number.{hint}") from None
-    if not _is_valid_number(number):
+    if not is_valid_number(number):
         raise ValidationError(f"'{raw}' is not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
-    """phonenumbers.is_valid_number, the same answer, in a third of the time for the most common numbers.
-
-    For a calling code shared by several regions (+1, +7, +44, +61...), is_valid_number first finds the region:
-    it tries the regions in order, and one without leading digits by checking the number's type against it;
-    then it checks the type again against the region found. A number valid for the first region is that
-    region's whenever that region has no leading digits, so it is valid, and one check says so: for a US number
-    5 us instead of 16. Anything else goes to is_valid_number. tests/deliveries/test_addresses.py compares both.
-    """
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
-    first = regions[0] if len(regions) > 1 else None
-    if first and _checked_by_type(first) and phonenumbers.is_valid_number_for_region(number, first):
-        return True
-    return phonenumbers.is_valid_number(number)
-
-
-@cache
-def _checked_by_type(region: str) -> bool:
-    """Whether region_code_for_number recognises the region's numbers by their type (no leading digits)."""
-    metadata = PhoneMetadata.metadata_for_region(region, None)
-    return metadata is not None and metadata.leading_digits is None
-
-
-_E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,16}")
-
-
-def _parse_canonical_e164(raw: str) -> phonenumbers.PhoneNumber | None:
-    """The number `phonenumbers.parse` gives for `raw` when `raw` is written in E.164 (`+`, then digits) and starts
-    with no national prefix that parse would strip; None otherwise (parse decides). Most numbers given to an API
-    or in a bulk file are written so, and this skips parse's general work (punctuation, letters, extensions,
-    national formats), which is half the cost of validating them. The caller still validates the number and
-    takes this answer only if it formats back to `raw` exactly (a leading zero, say, would not).
-    tests/deliveries/test_addresses.py checks it against parse for every country calling code."""
-    if not _E164_SHAPE.fullmatch(raw):
-        return None
-    digits = raw[1:]
-    for length in (1, 2, 3):  # country calling codes are prefix-free, so the first one found is the one
-        country_code = int(digits[:length])
-        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            break
-    else:
-        return None
-    national = digits[length:]
-    region = phonenumbers.region_code_for_country_code(country_code)
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None:
-        return None
-    prefix = metadata.national_prefix_for_parsing
-    if not national or (prefix and _national_prefix(prefix).match(national)):
-        return None
-    return phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-
-
-@cache
-def _national_prefix(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
 
 
 def normalize_email(value: str) -> str:

@@ -1,7 +1,13 @@
 """One error tree decides what happens after a failed send.
 
-Backends translate their provider's errors into these. The sending service only asks: transient (try again
-later) or permanent (fail now, with a reason a person can read)?
+Backends translate their provider's errors into these (`BaseBackend.error_for`). The sending service only asks:
+transient (try again later) or permanent (fail now, with a reason a person can read)? Like anymail's, the classes
+also inherit the built-in they resemble, so Django code that catches ImproperlyConfigured catches ours too.
+
+    DeliveryError
+    ├── TransientDeliveryError
+    └── PermanentDeliveryError
+        └── BackendConfigurationError (also ImproperlyConfigured)
 """
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,5 +46,10 @@ class PermanentDeliveryError(DeliveryError):
     """Will never succeed as is: invalid number or address, unsubscribed recipient, rejected content."""
 
 
-class BackendConfigurationError(ImproperlyConfigured):
-    """A provider backend is missing settings it needs (credentials, a sender)."""
+class BackendConfigurationError(PermanentDeliveryError, ImproperlyConfigured):
+    """A provider backend is missing settings it needs (credentials, a sender). Raised when the backend is made;
+    the messages it would have sent fail at once (code `configuration`): retrying cannot help until a person fixes
+    the settings, and the provider's circuit breaker does not count it (the provider did nothing wrong)."""
+
+    def __init__(self, reason: str, *, code: str | int = "configuration", provider: str = "", **fields) -> None:
+        super().__init__(reason, code=code, provider=provider, **fields)

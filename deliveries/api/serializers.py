@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import functools
-import re
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.fields import empty
 from rest_framework.utils.serializer_helpers import ReturnDict
 
 from ..input_limits import (
@@ -25,6 +22,7 @@ from ..services.messages import (
     MessageValidationError,
     message_request_validate,
 )
+from ..shims.drf import PlainStringFields, SharedRepresentation
 from .strict_serializers import StrictSerializer
 
 _JSON_LIMIT = f"At most {MAX_JSON_BYTES:,} bytes as JSON; no NUL characters."
@@ -144,20 +142,7 @@ class MessageCreateSerializer(StrictSerializer):
         return {"request": request, "content": content}
 
 
-# What DRF's CharField validators refuse: NUL characters and lone surrogates.
-_REFUSED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-
-
-def _plain_fields(serializer_class: type[serializers.Serializer]) -> dict[str, serializers.Field]:
-    """The string and choice fields of a create serializer; their rules are few enough to apply directly."""
-    fields = serializer_class().fields
-    return {
-        name: field
-        for name, field in fields.items()
-        if type(field) in (serializers.CharField, serializers.ChoiceField)
-        and not field.allow_null
-        and not getattr(field, "min_length", None)
-    }
+_PLAIN_MESSAGE_FIELDS = PlainStringFields(MessageCreateSerializer)
 
 
 def plain_message_validate(data: Any) -> dict[str, Any] | None:
@@ -166,59 +151,17 @@ def plain_message_validate(data: Any) -> dict[str, Any] | None:
 
     A plain request is a dict whose fields are all strings the serializer would accept as they are (channel, to,
     body, subject, sender...), and that message_request_validate accepts. Running DRF's field machinery costs
-    more than the rest of creating such a message, and batches are made of them. Anything else (other fields,
-    other types, any value the serializer or the service would refuse) returns None, so every error still comes
-    from the serializer, worded as it always was.
+    more than the rest of creating such a message, and batches are made of them (deliveries.shims.drf). Anything
+    else returns None, so every error still comes from the serializer, worded as it always was.
     """
-    if type(data) is not dict:
+    attrs = _PLAIN_MESSAGE_FIELDS.validated(data)
+    if attrs is None:
         return None
-    attrs: dict[str, Any] = {}
-    for name, value in data.items():
-        field = _PLAIN_FIELDS.get(name)
-        if field is None or type(value) is not str or _REFUSED_CHARACTERS.search(value):
-            return None
-        if type(field) is serializers.ChoiceField:
-            if value not in field.choice_strings_to_values:
-                return None
-            attrs[name] = field.choice_strings_to_values[value]
-            continue
-        if field.trim_whitespace:
-            value = value.strip()
-        if (not value and not field.allow_blank) or (field.max_length is not None and len(value) > field.max_length):
-            return None
-        attrs[name] = value
-    for name in _REQUIRED_FIELDS:
-        if name not in attrs:
-            return None
-    for name, default, call in _FIELD_DEFAULTS:
-        if name not in attrs:
-            attrs[name] = default() if call else default
     try:
         request, content = message_request_validate(**attrs)
     except MessageValidationError:
         return None
     return {"request": request, "content": content}
-
-
-_DECLARED_FIELDS = MessageCreateSerializer().fields
-_PLAIN_FIELDS = _plain_fields(MessageCreateSerializer)
-# Looked up for every message of a batch: plain tuples, not the serializer's BindingDict (slow to iterate).
-_REQUIRED_FIELDS = tuple(name for name, field in _DECLARED_FIELDS.items() if field.required)
-
-
-def _field_default(field: serializers.Field) -> tuple[Any, bool]:
-    """What Field.get_default gives, as (value or callable, call it?). get_default itself looks up the field's
-    root serializer on every call (to see whether it is partial, never so here): a tenth of validating an item."""
-    if hasattr(field.default, "requires_context"):
-        return field.get_default, True
-    return field.default, callable(field.default)
-
-
-_FIELD_DEFAULTS = tuple(
-    (name, *_field_default(field))
-    for name, field in _DECLARED_FIELDS.items()
-    if not field.required and field.default is not empty
-)
 
 
 class MessageEventSerializer(serializers.ModelSerializer):
@@ -288,20 +231,13 @@ class MessageSerializer(serializers.ModelSerializer):
         return int(message.depends_on_window.total_seconds()) if message.depends_on_window is not None else None
 
 
-@functools.cache
-def _shared_message_serializer() -> MessageSerializer:
-    return MessageSerializer()
+_MESSAGE_REPRESENTATION = SharedRepresentation(MessageSerializer)
 
 
 def message_data(message: Message) -> ReturnDict:
-    """MessageSerializer(message).data, from one serializer whose fields are built once per process.
-
-    DRF builds a ModelSerializer's forty fields afresh for each instance, which was a third of the CPU of a
-    POST /api/v1/messages/. A ListSerializer builds its child once and reuses it for every item; this does the
-    same for one message at a time. The fields keep no request state, so threads can share them.
-    """
-    # The ReturnDict points at a serializer of this message, as .data's does (the browsable API reads it).
-    return ReturnDict(_shared_message_serializer().to_representation(message), serializer=MessageSerializer(message))
+    """MessageSerializer(message).data, from one serializer whose fields are built once per process
+    (deliveries.shims.drf)."""
+    return _MESSAGE_REPRESENTATION.data(message)
 
 
 class MessageDetailSerializer(MessageSerializer):

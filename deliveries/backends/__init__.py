@@ -43,13 +43,17 @@ def backend_path_for(channel: str) -> str:
     return BACKENDS[channel].get(configured, configured)
 
 
+def email_provider_name(email_backend_path: str) -> str:
+    """`anymail.backends.postmark.EmailBackend` -> `postmark`; Django's own -> `console`, `locmem`, `smtp`."""
+    parts = email_backend_path.split(".")
+    return parts[-2] if len(parts) >= 2 else email_backend_path
+
+
 def provider_for(channel: str) -> str:
     """The name of the provider a channel sends through (twilio, postmark, locmem...): the key of its circuit
     breaker and rate limits."""
     if channel == "email":
-        from .email.django_mail import provider_name_for
-
-        return provider_name_for(settings.EMAIL_BACKEND)
+        return email_provider_name(settings.EMAIL_BACKEND)
     return import_string(backend_path_for(channel)).provider_name
 
 

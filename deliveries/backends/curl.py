@@ -18,61 +18,15 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import time
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Coroutine, Generator
 from typing import Any
-from urllib.parse import urlencode
 
 import certifi
-import pycurl
+import pycurl  # type: ignore[import-untyped]  # no stubs published
 
 # libcurl's own limit, past the driver's: only reached if the driver is not driving at all.
 BACKSTOP_SECONDS = 60
-
-
-# What application/x-www-form-urlencoded leaves as it is (urllib's always-safe characters), and the space.
-_FORM_UNSAFE = re.compile(r"[^A-Za-z0-9_.~ -]+")
-# The ASCII characters it escapes, each with its escape, and the space (written "+").
-_FORM_ASCII_ESCAPES = {chr(code): f"%{code:02X}" for code in range(128) if _FORM_UNSAFE.match(chr(code))}
-_FORM_ASCII_UNSAFE = frozenset([*_FORM_ASCII_ESCAPES, " "])
-
-
-def _percent_encoded(match: re.Match) -> str:
-    return "".join([f"%{byte:02X}" for byte in match.group().encode()])
-
-
-def form_quote(value: str) -> str:
-    """`urllib.parse.quote_plus(value)` without its byte-by-byte loop in Python: urllib's quoting was a tenth of the
-    CPU of a Twilio call. ASCII text (URLs, numbers, most message texts) has one str.replace per kind of character
-    to escape that it holds (a status callback URL five), all in C: a third of the cost of a regex callback per
-    run to escape, which other text still goes through."""
-    if not value.isascii():
-        return _FORM_UNSAFE.sub(_percent_encoded, value).replace(" ", "+")
-    present = _FORM_ASCII_UNSAFE.intersection(value)
-    if not present:
-        return value
-    # "%" first, so that no escape written here is escaped again; the space last, after any "+" became "%2B".
-    if "%" in present:
-        value = value.replace("%", "%25")
-    for character in present - {"%", " "}:
-        value = value.replace(character, _FORM_ASCII_ESCAPES[character])
-    return value.replace(" ", "+") if " " in present else value
-
-
-def form_encode(data: Mapping[str, Any]) -> str:
-    """`urllib.parse.urlencode(data, doseq=True)` for a form of strings and lists of strings (what the provider
-    clients send), through form_quote; anything else goes to urlencode itself."""
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, str) and isinstance(key, str):
-            parts.append(f"{form_quote(key)}={form_quote(value)}")
-        elif isinstance(value, list | tuple) and isinstance(key, str) and all(isinstance(item, str) for item in value):
-            quoted_key = form_quote(key)
-            parts.extend(f"{quoted_key}={form_quote(item)}" for item in value)
-        else:
-            return urlencode(data, doseq=True)
-    return "&".join(parts)
 
 
 class HttpCallError(Exception):

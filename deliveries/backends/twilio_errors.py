@@ -40,7 +40,7 @@ SUPPRESSING_CODES = {21610: "opt_out"}
 
 def reason_for(code: int | str | None, fallback: str = "") -> str:
     try:
-        number = int(code) if code not in (None, "") else None
+        number = int(code) if code is not None and code != "" else None
     except (TypeError, ValueError):
         number = None
     if number is None:
@@ -51,7 +51,7 @@ def reason_for(code: int | str | None, fallback: str = "") -> str:
 def is_transient(code: int | str | None, http_status: int | None) -> bool:
     """Throttling, server errors and the codes above are transient; every other 4xx is permanent."""
     try:
-        if code not in (None, "") and int(code) in TRANSIENT_CODES:
+        if code is not None and code != "" and int(code) in TRANSIENT_CODES:
             return True
     except (TypeError, ValueError):
         pass

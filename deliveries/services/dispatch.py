@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -28,11 +28,14 @@ from django.db.models import Min
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
-from rq.queue import Queue
+from rq.queue import EnqueueData, Queue
 
+from ..backends import provider_for
+from ..circuit_breakers import ProviderBreaker
 from ..db.lookups import pk_among
 from ..db.updates import update_returning_ids
 from ..models import Message, Priority, Status
+from ..rate_limits import SendRateLimiter
 from ..state import transition
 
 logger = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ def batches(ids: Sequence[int], size: int | None = None) -> Iterable[list[int]]:
         yield list(ids[start : start + size])
 
 
-def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -> int:
+def enqueue_jobs(jobs: Mapping[str, Sequence[SendJob | tuple[str, list[int]]]]) -> int:
     """Push send jobs to Redis in one pipeline per queue. `jobs` maps a priority to SendJobs or (job_id, ids) pairs.
 
     Returns how many jobs were pushed. A Redis error is logged, not raised: the rows stay `queued` and the
@@ -100,7 +103,7 @@ def enqueue_jobs(jobs: dict[str, list[SendJob] | list[tuple[str, list[int]]]]) -
     return pushed
 
 
-def _job_data(job: SendJob):
+def _job_data(job: SendJob) -> EnqueueData:
     # Only a job that may arrive early carries not_before, so a plain job reads `send_messages([ids])` as ever.
     kwargs = {"not_before": job.not_before} if job.not_before is not None else None
     return Queue.prepare_data(SEND_JOB, args=(job.message_ids,), kwargs=kwargs, job_id=job.job_id, result_ttl=600)
@@ -121,7 +124,7 @@ def enqueue_messages_on_commit(messages: Iterable[Message]) -> None:
     transaction.on_commit(push)
 
 
-PRIORITY_ORDER = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
+PRIORITY_ORDER: dict[str, int] = {Priority.HIGH: 0, Priority.DEFAULT: 1, Priority.LOW: 2}
 
 
 class _PlannedJob(NamedTuple):
@@ -143,7 +146,7 @@ def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetim
     size = settings.SEND_BATCH_SIZE
     # A job held for its time goes out with the others due then, on every worker at once: in smaller jobs, the
     # workers share a burst to its end instead of one sending the last big job alone (they take each other's
-    # jobs over without a fork: WaitingSendJobs).
+    # jobs over without a fork: deliveries.job_source).
     held_size = min(size, HELD_JOB_SLOTS * settings.SEND_CONCURRENCY)
     timed = [
         (pk, priority, send_at.timestamp() if send_at is not None and send_at > now else None)
@@ -158,7 +161,7 @@ def _plan_jobs(rows: Iterable[tuple[int, str, datetime | None]], *, now: datetim
             _, ids, first, _ = planned[index]
             same_kind = (first is None) == (at is None)
             full = len(ids) >= (size if at is None else held_size)
-            if not full and same_kind and (at is None or at - first <= JOB_SPAN_SECONDS):
+            if not full and same_kind and (at is None or (first is not None and at - first <= JOB_SPAN_SECONDS)):
                 ids.append(pk)
                 planned[index] = (priority, ids, first, at)
                 continue
@@ -196,7 +199,9 @@ def _claim_jobs(
             yield priority, SendJob(job_id, claimed, not_before)
 
 
-def _queue_rows(rows, *, from_status: str, detail: str) -> dict[str, list[SendJob]]:
+def _queue_rows(
+    rows: Iterable[tuple[int, str, datetime | None]], *, from_status: str, detail: str
+) -> dict[str, list[SendJob]]:
     """Claim `rows` (pk, priority, send_at) for new jobs and return the jobs to push, by priority."""
     now = timezone.now()
     jobs: dict[str, list[SendJob]] = defaultdict(list)
@@ -211,17 +216,26 @@ def dispatch_allowance(channel: str) -> int | None:
     With a send rate or a paused provider, releasing every due message would only have the workers defer most of
     them again; this releases what the provider can take now, less what is already queued for it.
     """
-    from ..backends import provider_for
-    from .sending import ProviderGate
-
     try:
-        capacity = ProviderGate(channel, provider_for(channel)).capacity()
+        capacity = provider_capacity(channel)
     except Exception as error:  # Redis down or a misconfigured backend: let the workers decide and say why
         logger.debug("No dispatch allowance for %s: %s", channel, error)
         return None
     if capacity is None:
         return None
     return max(capacity - Message.objects.filter(status=Status.QUEUED, channel=channel).count(), 0)
+
+
+def provider_capacity(channel: str) -> int | None:
+    """How many calls to a channel's provider may start now (None: no limit), as the workers' provider gate will
+    see it: none while its breaker pauses it, one for the breaker's probe, else what its send rate leaves."""
+    provider = provider_for(channel)
+    status = ProviderBreaker(provider).status()
+    if status.state == "open" and status.retry_at is not None and time.time() < status.retry_at:
+        return 0
+    if status.state in ("open", "half-open"):
+        return 1
+    return SendRateLimiter(channel, provider).capacity()
 
 
 class HeldJobs:
@@ -308,7 +322,8 @@ def dispatch_due_messages(*, limit: int = 5000, lookahead: float = 0.0, held: He
 
 def next_send_at() -> datetime | None:
     """When the earliest scheduled message is due, so the dispatcher can sleep until then (one indexed query)."""
-    return Message.objects.filter(status=Status.SCHEDULED).aggregate(at=Min("send_at"))["at"]
+    earliest: datetime | None = Message.objects.filter(status=Status.SCHEDULED).aggregate(at=Min("send_at"))["at"]
+    return earliest
 
 
 def messages_return_early(message_ids: Sequence[int]) -> int:
@@ -323,149 +338,6 @@ def messages_return_early(message_ids: Sequence[int]) -> int:
             detail="Reached a worker long before its time: back to scheduled until then.",
         )
     )
-
-
-# Takes each job (ARGV) out of the queue's list (KEYS[1]) and deletes its hash (KEYS[1 + i]), if it is still in the
-# list: atomically, so a job is either still waiting for any worker or gone with its messages in the taker's hands.
-# A waiting job is in no registry, only in the list (Job.delete would also look for executions and groups).
-_TAKE_JOBS = """
-local taken = {}
-for i, job_id in ipairs(ARGV) do
-    if redis.call('LREM', KEYS[1], 1, job_id) == 1 then
-        redis.call('DEL', KEYS[1 + i])
-        taken[#taken + 1] = job_id
-    end
-end
-return taken
-"""
-
-
-def send_jobs_adopt(queue: Queue, *, limit: int) -> list[int]:
-    """Take over send jobs still waiting in `queue`, up to `limit` messages in all, and return their message ids.
-
-    The API queues each message it accepts as a job of its own, and a worker forks a process per job: with one
-    message a job, two workers sent 14 messages a second, whatever the provider would take. So a job takes the
-    send jobs waiting behind it and sends their messages with its own (WaitingSendJobs says when): with no
-    backlog a message still goes at once, alone; with one, the backlog goes out in batches. A job held for a
-    later time (`not_before`) is taken only once that time has come. Taking a job removes it from the queue and
-    deletes it in one step (_TAKE_JOBS), against workers dequeuing it at the same moment: whoever takes it first
-    sends it. If this process dies before sending them, the rows are still `queued` with no job alive, and the
-    reconciler re-queues them as after any lost job.
-    """
-    return _send_jobs_take(queue, limit=limit).message_ids
-
-
-class _Taken(NamedTuple):
-    message_ids: list[int]
-    # The earliest `not_before` of the held send jobs passed over (epoch seconds), if any.
-    next_held: float | None = None
-
-
-def _send_jobs_take(queue: Queue, *, limit: int, at_least_one: bool = False) -> _Taken:
-    """As send_jobs_adopt; with `at_least_one`, the first job that can be taken is, however big."""
-    if limit <= 0:
-        return _Taken([])
-    try:
-        waiting = [job for job in Job.fetch_many(queue.get_job_ids(0, limit), queue.connection) if job is not None]
-        chosen: dict[str, tuple[Job, list[int]]] = {}
-        count = 0
-        next_held = None
-        now = time.time()
-        for job in waiting:
-            if job.func_name != SEND_JOB:
-                continue
-            not_before = job.kwargs.get("not_before")
-            if not_before is not None and not_before > now:
-                next_held = min(not_before, next_held or not_before)
-                continue
-            ids = list(job.args[0])
-            if count + len(ids) > limit and not (at_least_one and not chosen):
-                break
-            chosen[job.id] = (job, ids)
-            count += len(ids)
-        taken = jobs_take(queue, [job for job, _ in chosen.values()])
-    except RedisError as error:  # nothing was taken: the jobs wait for their workers
-        logger.warning("Could not take over waiting send jobs: %s", error)
-        return _Taken([])
-    return _Taken([pk for job_id in taken for pk in chosen[job_id][1]], next_held)
-
-
-# A running send job waits this long at most for a held job (`not_before`) in its queue to become due.
-HELD_JOB_WAIT_SECONDS = 1.0
-
-
-class WaitingSendJobs:
-    """The plain send jobs waiting in a queue, for a running send job to take over (send_jobs_adopt).
-
-    First up to what fills the job to SEND_BATCH_SIZE, then, with `more()`, one job or the jobs that fill the
-    call slots (SEND_CONCURRENCY messages) at a time, while the job's calls are still in flight, so that a
-    worker's call slots stay full from one batch to the next: without it, each job's slots drained to nothing
-    and the next job waited for a fork, its connections and its first claim (a fifth of a busy worker's time).
-    It stops taking after SEND_JOB_TAKE_OVER_SECONDS (the job must end well within RQ's job timeout), and
-    whenever a queue the worker serves first (a higher priority) has jobs waiting, so those are never kept
-    behind this queue's backlog.
-    """
-
-    # Looks at the queue when another worker got the jobs chosen first (beyond that, the waiting jobs are not
-    # ours to take: held for later, or not send jobs).
-    TRIES = 3
-
-    def __init__(self, queue: Queue):
-        self.queue = queue
-        self.until = time.monotonic() + settings.SEND_JOB_TAKE_OVER_SECONDS
-        rank = PRIORITY_ORDER.get(queue.name)
-        self.queues_first = [name for name, other in PRIORITY_ORDER.items() if rank is not None and other < rank]
-
-    def take(self, limit: int) -> list[int]:
-        return send_jobs_adopt(self.queue, limit=limit)
-
-    def more(self) -> tuple[list[int], float | None]:
-        """(message ids taken, []: none now; and then when to ask again, or None: no more to take).
-
-        A job the dispatcher pushed ahead of its time (`not_before`) is taken once due: asked for within
-        HELD_JOB_WAIT_SECONDS of that, the answer is to ask again then, so a burst due over the next second goes
-        out through the work horses already running instead of a new one per job."""
-        if time.monotonic() >= self.until or self._jobs_wait_first():
-            return [], None
-        for _ in range(self.TRIES):
-            # About what the free call slots take: a worker taking a whole backlog at once would leave the
-            # others idle while it sends it alone (at least one job, whatever its size).
-            taken, next_held = _send_jobs_take(self.queue, limit=settings.SEND_CONCURRENCY, at_least_one=True)
-            if taken:
-                return taken, None
-            if next_held is not None:
-                return [], next_held if next_held - time.time() <= HELD_JOB_WAIT_SECONDS else None
-            # Nothing taken while jobs still wait: another worker dequeued the ones we chose. Look again.
-            if not self._jobs_waiting():
-                break
-        return [], None
-
-    def _jobs_waiting(self) -> bool:
-        try:
-            return self.queue.count > 0
-        except RedisError:
-            return False
-
-    def _jobs_wait_first(self) -> bool:
-        if not self.queues_first:
-            return False
-        try:
-            with self.queue.connection.pipeline(transaction=False) as pipe:
-                for name in self.queues_first:
-                    pipe.llen(Queue(name, connection=self.queue.connection).key)
-                return any(pipe.execute())
-        except RedisError:
-            return True  # take nothing more: the job ends, and the worker dequeues in its own order
-
-
-def jobs_take(queue: Queue, jobs: Sequence[Job]) -> list[str]:
-    """Remove these jobs from the queue and delete them, each only if it is still waiting in the queue's list;
-    returns the ids of those taken (see _TAKE_JOBS)."""
-    if not jobs:
-        return []
-    take = queue.connection.register_script(_TAKE_JOBS)
-    taken = take(keys=[queue.key, *(job.key for job in jobs)], args=[job.id for job in jobs])
-    return [job_id.decode() if isinstance(job_id, bytes) else job_id for job_id in taken]
 
 
 def requeue_orphaned_messages(*, older_than: int | None = None, limit: int = 20000) -> int:

@@ -22,8 +22,8 @@ from campaigns.services.campaigns import (
     campaign_resume,
 )
 from deliveries.models import Message, Status
+from deliveries.sending.job import send_messages
 from deliveries.services.dispatch import dispatch_due_messages
-from deliveries.services.sending import send_messages
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactFactory, ContactListFactory
 from tests.support import at_once, other_connections, run_burst_worker, wait_for

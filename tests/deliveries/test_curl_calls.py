@@ -6,13 +6,13 @@ import base64
 import json
 import socket
 import time
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 from deliveries.backends import get_backend
 from deliveries.backends.base import OutgoingMessage
-from deliveries.backends.curl import CallDriver, HttpCallError, form_encode, form_quote, http_call
+from deliveries.backends.curl import CallDriver, HttpCallError, http_call
 from deliveries.exceptions import TransientDeliveryError
-from deliveries.services.sending import CallPool
+from deliveries.sending.call_pool import CallPool
 
 
 def messages_url(fake) -> str:
@@ -172,24 +172,3 @@ def test_a_twilio_call_that_times_out_is_a_transient_error_that_says_so(fake_twi
     assert key == 1
     assert isinstance(result.error, TransientDeliveryError)
     assert str(result.error) == "Could not reach Twilio: timed out"
-
-
-def test_form_encoding_is_urllibs_to_the_byte():
-    texts = [
-        "",
-        "plain",
-        "Hello, world! 100% sure? a+b=c & d/e",
-        "https://tidings.example/webhooks/twilio/status/?message=12&attempt=1",
-        "caf\u00e9 \u2014 na\u00efve \U0001f600 \u4f60\u597d",
-        "~._-*'()!$;:@,[]{}|\\^`\"<>#\n\t\r\x00 ",
-        "  two  spaces  ",
-        "".join(map(chr, range(128))),  # every ASCII character (the translate table's whole domain)
-        "".join(map(chr, range(128))) + "\u00e9",  # and the same through the path for other text
-    ]
-    for text in texts:
-        assert form_quote(text) == quote_plus(text), text
-    form = {"To": "+14155550100", "Body": texts[2], "MediaUrl": [texts[3], texts[4]], "From_": "whatsapp:+1 415"}
-    assert form_encode(form) == urlencode(form, doseq=True)
-    # Anything but strings and lists of them is urllib's own business.
-    odd = {"Attempt": 3, "Flag": True, "Raw": b"\xff x"}
-    assert form_encode(odd) == urlencode(odd, doseq=True)

@@ -14,6 +14,9 @@ from deliveries.backends.base import SendResult
 from deliveries.circuit_breakers import QUIET_STATUS_MAX_AGE, ProviderBreaker
 from deliveries.exceptions import TransientDeliveryError
 from deliveries.models import Message, Status
+from deliveries.sending.claims import claim_messages
+from deliveries.sending.job import send_messages
+from deliveries.sending.outcomes import max_attempts_for, record_accepted_and_claim, retry_delay
 from deliveries.services.bulk import messages_create_many
 from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.messages import (
@@ -24,13 +27,6 @@ from deliveries.services.messages import (
     message_review_resend,
 )
 from deliveries.services.recovery import fail_expired_messages, recover_expired_leases
-from deliveries.services.sending import (
-    claim_messages,
-    max_attempts_for,
-    record_result,
-    retry_delay,
-    send_messages,
-)
 from deliveries.state import transition
 from tests.factories import MessageFactory
 from tests.support import run_burst_worker
@@ -190,7 +186,8 @@ def test_a_slow_calls_late_answer_settles_a_message_in_review():
     expire_lease(claimed)
     recover_expired_leases()
     result = SendResult(message_id=claimed.pk, provider="twilio", provider_message_id="SM1")
-    assert record_result(claimed, result) == Status.SENT
+    assert record_accepted_and_claim([(claimed, result)], []).sent_ids == [claimed.pk]
+    assert Message.objects.get(pk=message.pk).status == Status.SENT
     assert Message.objects.get(pk=message.pk).provider_message_id == "SM1"
 
 

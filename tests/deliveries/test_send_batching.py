@@ -1,7 +1,6 @@
-"""The cheap parts of the send path: per-row values in one UPDATE, events in one INSERT, results recorded a group
-at a time, the breaker told about calls made outside it, and the async Twilio client behind the same interface."""
-
-import uuid
+"""The cheap parts of the send path: per-row values in one UPDATE, events in one INSERT, the breaker told about
+calls made outside it, and the async Twilio client behind the same interface (results recorded a group at a time:
+tests/deliveries/sending/)."""
 
 import pytest
 from django.db import connection
@@ -9,14 +8,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries.backends import get_backend
-from deliveries.backends.base import OutgoingMessage, SendResult
+from deliveries.backends.base import OutgoingMessage
 from deliveries.backends.email.django_mail import EmailBackend, settle_proxies
 from deliveries.circuit_breakers import ProviderBreaker, _redis
 from deliveries.db.events import events_insert
 from deliveries.db.updates import update_returning_ids
 from deliveries.exceptions import PermanentDeliveryError, TransientDeliveryError
 from deliveries.models import Message, MessageEvent, Status
-from deliveries.services.sending import CallPool, claim_messages, record_accepted, send_messages
+from deliveries.sending.call_pool import CallPool
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,36 +53,6 @@ def test_events_are_inserted_in_one_statement_with_their_data():
     ]
     assert {e.created_at for e in stored} == {now}
     assert {(e.from_status, e.to_status, e.dedupe_key) for e in stored} == {("queued", "sending", "")}
-
-
-def test_accepted_calls_from_several_claims_are_recorded_together_each_with_its_own_id_and_event():
-    messages = [MessageFactory(status=Status.QUEUED) for _ in range(4)]
-    claimed = claim_messages([m.pk for m in messages[:2]]) + claim_messages([m.pk for m in messages[2:]])
-    assert len({m.claim_token for m in claimed}) == 2  # two waves, two tokens
-    # Another worker took the last one over meanwhile (its token changed): that row is not ours to settle.
-    Message.objects.filter(pk=claimed[3].pk).update(claim_token=uuid.uuid4())
-    results = [(m, SendResult(message_id=m.pk, provider="twilio", provider_message_id=f"SM{m.pk}")) for m in claimed]
-
-    moved = record_accepted(results)
-
-    assert sorted(moved) == [m.pk for m in claimed[:3]]
-    for message in claimed[:3]:
-        message.refresh_from_db()
-        assert message.status == Status.SENT
-        assert message.provider_message_id == f"SM{message.pk}"
-        event = message.events.get(to_status=Status.SENT)
-        assert event.detail == f"Attempt 1 of 5: Accepted by twilio as SM{message.pk}."
-    assert Message.objects.get(pk=claimed[3].pk).status == Status.SENDING
-
-
-def test_a_job_records_its_results_in_a_few_statements_per_group_not_per_message(settings):
-    settings.SEND_CONCURRENCY = 50
-    messages = [MessageFactory(status=Status.QUEUED) for _ in range(100)]
-    with CaptureQueriesContext(connection) as queries:
-        assert send_messages([m.pk for m in messages]) == {Status.SENT: 100}
-    assert len(queries) < 60  # per message it was seven; now a claim and a record per wave, a few per job
-    assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
-    assert MessageEvent.objects.filter(to_status=Status.SENT).count() == 100
 
 
 def test_the_breaker_writes_nothing_while_all_is_well_and_opens_on_replayed_failures(settings):
@@ -158,44 +127,6 @@ def test_settle_proxies_leaves_backends_without_an_http_session_alone():
         pass
 
     settle_proxies(Plain())  # nothing to do, and no error
-
-
-def test_a_job_releases_what_waits_for_its_messages_and_asks_no_more_for_the_others(settings):
-    from deliveries.services.messages import message_create, message_request_validate
-
-    def create(**fields):
-        request, content = message_request_validate(channel="sms", to="+14155550100", body="hi", **fields)
-        return message_create(request=request, content=content)
-
-    parent, loner = create(), create()
-    child = create(depends_on=parent.pk, depends_on_condition="sent")
-    assert child.status == Status.WAITING
-    assert send_messages([parent.pk, loner.pk]) == {Status.SENT: 2}
-    child.refresh_from_db()
-    assert child.status == Status.SCHEDULED
-    assert child.events.last().detail.startswith(f"Released: message #{parent.pk}")
-
-    # A job whose messages nobody waits for looks for dependents once, up front, not after each group of sends.
-    settings.SEND_CONCURRENCY = 1  # one message per group: a lookup per group would show
-    others = [MessageFactory(status=Status.QUEUED) for _ in range(5)]
-    with CaptureQueriesContext(connection) as queries:
-        send_messages([m.pk for m in others])
-    waiting_lookups = [q["sql"] for q in queries.captured_queries if "'waiting'" in q["sql"] or '"waiting"' in q["sql"]]
-    assert len(waiting_lookups) == 1
-
-
-def test_twilios_answer_dates_are_parsed_as_the_client_parses_them_and_kept():
-    from twilio.base import deserialize
-
-    import deliveries.backends.sms.twilio  # noqa: F401 - installs the kept parser
-
-    parse = deserialize.rfc2822_datetime
-    original = parse.__wrapped__
-    for text in ["Thu, 03 Dec 2026 11:40:00 +0000", "Mon, 16 Aug 2010 03:45:01 +0000", "", None, "not a date"]:
-        assert parse(text) == original(text), text
-    hits = parse.cache_info().hits
-    parse("Thu, 03 Dec 2026 11:40:00 +0000")
-    assert parse.cache_info().hits == hits + 1
 
 
 def test_per_row_text_values_reach_the_rows_exactly_whatever_their_characters():

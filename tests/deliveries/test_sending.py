@@ -8,9 +8,9 @@ from django.core import mail
 from django.utils import timezone
 
 from deliveries.models import Message, Status
+from deliveries.sending.claims import claim_messages
 from deliveries.services.dispatch import SEND_JOB, dispatch_due_messages, requeue_orphaned_messages
 from deliveries.services.messages import message_cancel, message_create, message_request_validate
-from deliveries.services.sending import claim_messages
 from tests.factories import MessageFactory
 from tests.support import at_once, run_burst_worker
 

@@ -12,25 +12,16 @@ import smtplib
 import threading
 
 import requests
-from anymail.backends.base_requests import AnymailRequestsBackend
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.module_loading import import_string
 
 from ...exceptions import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from ...shims import anymail as anymail_shim
+from .. import email_provider_name
 from ..base import BaseBackend, OutgoingMessage, SendResult
 from ..curl import HttpCallError
-from . import anymail_async
-
-# What a failed hand-over to the email provider can raise, whichever way it was sent.
-SEND_ERRORS = (AnymailError, requests.RequestException, smtplib.SMTPException, OSError, HttpCallError)
-
-
-def provider_name_for(email_backend_path: str) -> str:
-    """`anymail.backends.postmark.EmailBackend` -> `postmark`; Django's own -> `console`, `locmem`, `smtp`."""
-    parts = email_backend_path.split(".")
-    return parts[-2] if len(parts) >= 2 else email_backend_path
 
 
 def settle_proxies(connection) -> None:
@@ -55,14 +46,14 @@ class EmailBackend(BaseBackend):
     def __init__(self, **options):
         super().__init__(**options)
         self.email_backend = options.get("email_backend", settings.EMAIL_BACKEND)
-        self.provider_name = provider_name_for(self.email_backend)
-        # anymail's HTTP API backends send through the call driver (anymail_async); SMTP, console and locmem
-        # keep Django's own send on a thread pool.
-        self.supports_async = issubclass(import_string(self.email_backend), AnymailRequestsBackend)
+        self.provider_name = email_provider_name(self.email_backend)
+        # anymail's HTTP API backends send through the call driver (deliveries.shims.anymail); SMTP, console and
+        # locmem keep Django's own send on a thread pool.
+        self.supports_async = anymail_shim.sends_through_driver(import_string(self.email_backend))
         self._local = threading.local()
         self._opened: list = []
         self._lock = threading.Lock()
-        self._prepared: dict = {}  # requests' preparation of the ESP calls, reused (anymail_async.request_parts)
+        self._prepared: dict = {}  # requests' preparation of the ESP calls, reused (anymail_shim.request_parts)
 
     def _connection(self):
         # One open connection per thread for the whole batch: an unopened one makes anymail start (and end) a
@@ -85,7 +76,8 @@ class EmailBackend(BaseBackend):
         self._local = threading.local()
         self._prepared = {}
 
-    def build_email(self, message: OutgoingMessage) -> EmailMultiAlternatives:
+    def build_request(self, message: OutgoingMessage) -> EmailMultiAlternatives:
+        """The email, on this thread's open connection, with our metadata and the unsubscribe headers."""
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body,
@@ -98,38 +90,35 @@ class EmailBackend(BaseBackend):
         if message.unsubscribe_url:
             email.extra_headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
             email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        # Anymail extras; other backends ignore them.
-        email.metadata = {"tidings_message_id": str(message.id), "tidings_attempt": str(message.attempt)}
-        email.tags = [f"tidings-{message.category}"]
+        # Anymail extras, read off any EmailMessage (hence unknown to its type); other backends ignore them.
+        email.metadata = {  # type: ignore[attr-defined]
+            "tidings_message_id": str(message.id),
+            "tidings_attempt": str(message.attempt),
+        }
+        email.tags = [f"tidings-{message.category}"]  # type: ignore[attr-defined]
         return email
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        email = self.build_email(message)
-        try:
-            email.send()
-        except SEND_ERRORS as error:
-            raise self.delivery_error(error) from error
-        return self.result(message, email)
+    # What a failed hand-over to the email provider can raise, whichever way it was sent.
+    call_errors = (AnymailError, requests.RequestException, smtplib.SMTPException, OSError, HttpCallError)
 
-    async def send_async(self, message: OutgoingMessage) -> SendResult:
-        email = self.build_email(message)
-        try:
-            await anymail_async.send(email.connection, email, self._prepared)
-        except SEND_ERRORS as error:
-            raise self.delivery_error(error) from error
-        return self.result(message, email)
+    def post(self, request: EmailMultiAlternatives) -> EmailMultiAlternatives:
+        request.send()
+        return request
 
-    def result(self, message: OutgoingMessage, email: EmailMultiAlternatives) -> SendResult:
-        status = getattr(email, "anymail_status", None)
+    async def post_async(self, request: EmailMultiAlternatives) -> EmailMultiAlternatives:
+        await anymail_shim.send(request.connection, request, self._prepared)
+        return request
+
+    def parse_response(self, message: OutgoingMessage, response: EmailMultiAlternatives) -> SendResult:
+        status = getattr(response, "anymail_status", None)
         provider_id = (status.message_id if status else None) or ""
-        return SendResult(
-            message_id=message.id,
-            provider=self.provider_name,
-            provider_message_id=str(provider_id),
+        return self.result(
+            message,
+            str(provider_id),
             provider_status=(next(iter(status.status), "") if status and status.status else "sent"),
         )
 
-    def delivery_error(self, error: Exception) -> DeliveryError:
+    def error_for(self, error: Exception) -> DeliveryError:
         """The provider's refusal as our error (permanent, or worth retrying), or a failure to reach it."""
         if isinstance(error, AnymailRecipientsRefused):
             return PermanentDeliveryError(

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from ...exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from ...exceptions import BackendConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from ..base import BaseBackend, OutgoingMessage, SendResult
 
 # Graph API error codes and subcodes worth naming. https://developers.facebook.com/docs/messenger-platform/error-codes
@@ -42,6 +42,15 @@ PERMANENT_CODES = {
 def appsecret_proof(access_token: str, app_secret: str) -> str:
     """HMAC-SHA256 of the token with the app secret, which Meta asks for when "Require App Secret" is on."""
     return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+
+class GraphApiRefusal(Exception):
+    """The Send API answered, but not with a message id: `status` is the HTTP status, `error` Meta's error object."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(f"Meta's Send API answered HTTP {status}: {error}")
+        self.status = status
+        self.error = error
 
 
 class MessengerBackend(BaseBackend):
@@ -72,7 +81,8 @@ class MessengerBackend(BaseBackend):
             session = self._local.session = requests.Session()
         return session
 
-    def build_payload(self, message: OutgoingMessage) -> dict[str, Any]:
+    def build_request(self, message: OutgoingMessage) -> dict[str, Any]:
+        """The Send API's JSON body for this message."""
         payload: dict[str, Any] = {
             "recipient": {"id": message.recipient},
             "messaging_type": self.messaging_type,
@@ -82,36 +92,35 @@ class MessengerBackend(BaseBackend):
             payload["tag"] = self.message_tag
         return payload
 
-    def send(self, message: OutgoingMessage) -> SendResult:
+    call_errors = (requests.RequestException, GraphApiRefusal)
+
+    def post(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Meta's answer to an accepted message (with its `message_id`); GraphApiRefusal for any other answer."""
         params = {"access_token": self.access_token}
         if self.app_secret:
             params["appsecret_proof"] = appsecret_proof(self.access_token, self.app_secret)
-        try:
-            response = self._session().post(
-                self.url, params=params, json=self.build_payload(message), timeout=self.timeout
-            )
-        except requests.RequestException as error:
-            raise TransientDeliveryError(
-                f"Could not reach Meta's Send API: {error.__class__.__name__}", provider=self.provider_name
-            ) from error
+        response = self._session().post(self.url, params=params, json=request, timeout=self.timeout)
         try:
             body = response.json()
         except ValueError:
             body = {}
         if response.status_code == 200 and body.get("message_id"):
-            return SendResult(
-                message_id=message.id,
-                provider=self.provider_name,
-                provider_message_id=body["message_id"],
-                provider_status="accepted",
-                response=body,
-            )
-        raise self.error_for(response.status_code, body.get("error") or {})
+            return body
+        raise GraphApiRefusal(response.status_code, body.get("error") or {})
 
-    def error_for(self, status: int, error: dict[str, Any]) -> PermanentDeliveryError | TransientDeliveryError:
-        code, subcode = error.get("code"), error.get("error_subcode")
-        known = PERMANENT_CODES.get(subcode) or TRANSIENT_CODES.get(code) or PERMANENT_CODES.get(code)
-        reason = known or error.get("message") or f"Meta's Send API answered HTTP {status}."
-        transient = code in TRANSIENT_CODES or error.get("is_transient") is True or status == 429 or status >= 500
+    def parse_response(self, message: OutgoingMessage, response: dict[str, Any]) -> SendResult:
+        return self.result(message, response["message_id"], provider_status="accepted", response=response)
+
+    def error_for(self, error: Exception) -> DeliveryError:
+        """Meta's refusal sorted by its code and subcode (permanent or worth retrying), or a failure to reach it."""
+        if not isinstance(error, GraphApiRefusal):
+            return TransientDeliveryError(
+                f"Could not reach Meta's Send API: {error.__class__.__name__}", provider=self.provider_name
+            )
+        status, details = error.status, error.error
+        code, subcode = details.get("code"), details.get("error_subcode")
+        known = PERMANENT_CODES.get(subcode or 0) or TRANSIENT_CODES.get(code or 0) or PERMANENT_CODES.get(code or 0)
+        reason = known or details.get("message") or f"Meta's Send API answered HTTP {status}."
+        transient = code in TRANSIENT_CODES or details.get("is_transient") is True or status == 429 or status >= 500
         error_class = TransientDeliveryError if transient and subcode not in PERMANENT_CODES else PermanentDeliveryError
         return error_class(reason, code=subcode or code or status, provider=self.provider_name, status_code=status)

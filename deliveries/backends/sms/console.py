@@ -12,14 +12,15 @@ _print_lock = threading.Lock()
 class SmsBackend(BaseBackend):
     provider_name = "console"
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        media = "".join(f"[media] {url}\n" for url in message.media_urls)
+    def post(self, request: OutgoingMessage) -> str:
+        media = "".join(f"[media] {url}\n" for url in request.media_urls)
         with _print_lock:
             sys.stdout.write(
-                f"--- {message.channel.upper()} #{message.id} to {message.recipient} "
-                f"from {message.sender or '(default)'} ---\n{message.body}\n{media}"
+                f"--- {request.channel.upper()} #{request.id} to {request.recipient} "
+                f"from {request.sender or '(default)'} ---\n{request.body}\n{media}"
             )
             sys.stdout.flush()
-        return SendResult(
-            message_id=message.id, provider=self.provider_name, provider_message_id=f"console-{uuid.uuid4().hex}"
-        )
+        return f"console-{uuid.uuid4().hex}"
+
+    def parse_response(self, message: OutgoingMessage, response: str) -> SendResult:
+        return self.result(message, response)

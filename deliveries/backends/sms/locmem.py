@@ -10,8 +10,9 @@ outbox: list[OutgoingMessage] = []
 class SmsBackend(BaseBackend):
     provider_name = "locmem"
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        outbox.append(message)
-        return SendResult(
-            message_id=message.id, provider=self.provider_name, provider_message_id=f"locmem-{uuid.uuid4().hex}"
-        )
+    def post(self, request: OutgoingMessage) -> str:
+        outbox.append(request)
+        return f"locmem-{uuid.uuid4().hex}"
+
+    def parse_response(self, message: OutgoingMessage, response: str) -> SendResult:
+        return self.result(message, response)

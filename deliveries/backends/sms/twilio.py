@@ -14,35 +14,34 @@ import json
 import logging
 import re
 import threading
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
 from django.urls import reverse
-from twilio.base import deserialize
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from twilio.rest.api.v2010.account.message import MessageList  # noqa: F401 - loaded lazily otherwise, per process
+from twilio.rest.api.v2010.account.message import (
+    MessageInstance,
+    MessageList,  # noqa: F401 - loaded lazily otherwise, per process
+)
 
-from ...exceptions import BackendConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from ...exceptions import BackendConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from ...shims import twilio as _twilio_dates  # noqa: F401 - installs the kept date parser
+from ...shims.urllib import form_encode
 from .. import twilio_errors
 from ..base import BaseBackend, OutgoingMessage, SendResult
-from ..curl import HttpCallError, form_encode, http_call
+from ..curl import HttpCallError, http_call
 
 TWILIO_API_HOST = "https://api.twilio.com"
 
 # The twilio client logs every request and response at INFO; that is noise at thousands a second.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
-
-
-# Each answer's MessageInstance parses its dates (RFC 2822, to the second) through email.utils: a twentieth of
-# a send's CPU. The answers of a second share them, so the parsed dates are kept (a datetime cannot change).
-if not hasattr(deserialize.rfc2822_datetime, "cache_info"):
-    deserialize.rfc2822_datetime = functools.lru_cache(maxsize=256)(deserialize.rfc2822_datetime)
 
 
 def rebase(url: str, base_url: str) -> str:
@@ -101,20 +100,6 @@ class CurlTwilioHttpClient(AsyncHttpClient):
         return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-class TwilioClient(Client):
-    """The twilio client, with its request headers built once instead of on every call (they only depend on the
-    library, the platform and the method): a twentieth of a call's CPU at thousands of calls a second."""
-
-    @functools.cache  # noqa: B019 - a handful of methods per client
-    def _static_headers(self, method: str) -> tuple[tuple[str, str], ...]:
-        return tuple(super().get_headers(method, {}).items())
-
-    def get_headers(self, method, headers):
-        if headers:
-            return super().get_headers(method, headers)
-        return dict(self._static_headers(method))
-
-
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
 
@@ -171,10 +156,13 @@ class SmsBackend(BaseBackend):
             self._local.client = client
         return client
 
-    def build_params(self, message: OutgoingMessage) -> dict:
+    def build_request(self, message: OutgoingMessage) -> dict[str, Any]:
         """The arguments of `client.messages.create()`. A per-message sender (a number or a Messaging Service
         SID) wins over the configured one; a configured Messaging Service wins over a configured number."""
-        params: dict = {"to": self.address(message.recipient), "status_callback": status_callback_url(message)}
+        params: dict[str, Any] = {
+            "to": self.address(message.recipient),
+            "status_callback": status_callback_url(message),
+        }
         if message.body:
             params["body"] = message.body
         if message.media_urls:
@@ -190,39 +178,29 @@ class SmsBackend(BaseBackend):
             params["from_"] = self.address(sender)
         return params
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        try:
-            created = self._client().messages.create(**self.build_params(message))
-        except (TwilioException, requests.RequestException) as error:
-            raise self.delivery_error(error) from error
-        return self.result(message, created)
+    # The sync client raises requests' errors when Twilio cannot be reached, the async one (on libcurl) HttpCallError.
+    call_errors = (TwilioException, requests.RequestException, HttpCallError)
 
-    # --- the async client: its calls run together on the call pool's CallDriver, hundreds in flight ------------
+    def post(self, request: dict[str, Any]) -> MessageInstance:
+        return self._client().messages.create(**request)
+
+    # The async client: its calls run together on the call pool's CallDriver, hundreds in flight.
     supports_async = True
 
     def _async_client(self) -> Client:
         client = getattr(self, "_curl_client", None)
         if client is None:
             http_client = CurlTwilioHttpClient(self.base_url, timeout=self.timeout)
-            client = self._curl_client = TwilioClient(self.account_sid, self.auth_token, http_client=http_client)
+            client = self._curl_client = Client(self.account_sid, self.auth_token, http_client=http_client)
         return client
 
-    async def send_async(self, message: OutgoingMessage) -> SendResult:
-        try:
-            created = await self._async_client().messages.create_async(**self.build_params(message))
-        except (TwilioException, HttpCallError) as error:
-            raise self.delivery_error(error) from error
-        return self.result(message, created)
+    async def post_async(self, request: dict[str, Any]) -> MessageInstance:
+        return await self._async_client().messages.create_async(**request)
 
-    def result(self, message: OutgoingMessage, created) -> SendResult:
-        return SendResult(
-            message_id=message.id,
-            provider=self.provider_name,
-            provider_message_id=created.sid,
-            provider_status=created.status or "",
-        )
+    def parse_response(self, message: OutgoingMessage, response: MessageInstance) -> SendResult:
+        return self.result(message, response.sid, provider_status=response.status or "")
 
-    def delivery_error(self, error: Exception) -> TransientDeliveryError | PermanentDeliveryError:
+    def error_for(self, error: Exception) -> DeliveryError:
         """Twilio's refusal as our error (permanent or worth retrying, with its reason), or a failure to reach it."""
         if isinstance(error, TwilioRestException):
             reason = twilio_errors.reason_for(error.code, fallback=error.msg)

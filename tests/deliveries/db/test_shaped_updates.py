@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from deliveries.backends.base import SendResult
 from deliveries.db.shaped_updates import shaped_updates_forget, shaped_updates_learnt
 from deliveries.models import Message, Status
-from deliveries.services.sending import claim_messages, record_accepted
+from deliveries.sending.claims import claim_messages
+from deliveries.sending.outcomes import record_accepted_and_claim
 from deliveries.state import transition
 from tests.factories import MessageFactory
 
@@ -30,8 +31,8 @@ def test_a_transition_of_a_shape_seen_before_reuses_its_statement_and_writes_the
         assert message.claim_token is not None and message.lease_expires_at is not None
     assert len({m.claim_token for m in claimed}) == 2  # one token a claim
     # The record (per-row provider ids, a claim token filter) the same way, twice.
-    record_accepted([(m, SendResult(m.pk, "twilio", f"SM{m.pk}")) for m in claimed[:2]])
-    record_accepted([(m, SendResult(m.pk, "twilio", f"SM{m.pk}")) for m in claimed[2:]])
+    record_accepted_and_claim([(m, SendResult(m.pk, "twilio", f"SM{m.pk}")) for m in claimed[:2]], [])
+    record_accepted_and_claim([(m, SendResult(m.pk, "twilio", f"SM{m.pk}")) for m in claimed[2:]], [])
     shapes = len([shaped for shaped in shaped_updates_learnt() if shaped is not None])
     assert shapes == 2
     for message in Message.objects.filter(pk__in=[m.pk for m in claimed]):

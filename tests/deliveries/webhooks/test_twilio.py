@@ -5,7 +5,8 @@ from twilio.request_validator import RequestValidator
 
 from deliveries.backends.base import SendResult
 from deliveries.models import InboundMessage, Message, MessageEvent, Status, Suppression
-from deliveries.services.sending import claim_messages, record_result
+from deliveries.sending.claims import claim_messages
+from deliveries.sending.outcomes import record_accepted_and_claim
 from tests.factories import MessageFactory
 from tests.support import twilio_signed_post
 
@@ -172,7 +173,8 @@ def test_delivered_arriving_before_the_worker_recorded_sent_wins_and_the_sid_is_
     assert Message.objects.get(pk=message.pk).status == Status.DELIVERED
 
     # Now the worker records what the provider answered; it must not move the message back.
-    assert record_result(message, SendResult(message_id=message.pk, provider="twilio", provider_message_id=SID)) == ""
+    accepted = SendResult(message_id=message.pk, provider="twilio", provider_message_id=SID)
+    assert record_accepted_and_claim([(message, accepted)], []).sent_ids == []
     message.refresh_from_db()
     assert message.status == Status.DELIVERED
     assert message.provider_message_id == SID

@@ -1,29 +1,43 @@
-"""anymail's send, with the ESP's HTTP API called through the call driver (deliveries.backends.curl) instead of
-requests: hundreds of emails in flight from one thread, where a thread per email spent a third of each email's
-CPU in requests and urllib3 and more handing the GIL around (docs/performance.md).
+"""django-anymail 15.2 (and requests 2.34): anymail's send, with the ESP's HTTP API called through the call driver
+(deliveries.backends.curl) instead of requests: hundreds of emails in flight from one thread, where a thread per
+email spent a third of each email's CPU in requests and urllib3 and more handing the GIL around. Switch: `anymail`
+(off, EmailBackend sends through Django's `email.send()` on the call pool's threads, as anymail documents).
 
 Everything that makes the email is still anymail's: the payload its backend builds for the ESP (headers,
 metadata, tags, the ESP's JSON), its pre- and post-send signals, and its parsing of the ESP's answer, errors
 included. Only the HTTP exchange moves: requests prepares the request as its session would (the session's
-headers, auth, files), libcurl sends it, and the answer comes back to anymail as a `requests.Response`.
+headers, auth, files), libcurl sends it, and the answer comes back to anymail as a `requests.Response` whose body
+is set directly (`_content`, requests' own attribute). The copy of `AnymailBaseBackend._send` below follows 15.2's.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any, cast
 
 import requests
 from anymail.backends.base_requests import AnymailRequestsBackend
 from anymail.message import AnymailStatus
 from django.core.mail import EmailMessage
 
-from ..curl import http_call
+from ..backends.curl import http_call
+from . import shim_enabled, version_check
+
+version_check("anymail", "django-anymail", ">=15.2,<15.3")
+version_check("anymail", "requests", ">=2.34,<2.35")
 
 
-async def send(connection: AnymailRequestsBackend, email: EmailMessage, prepared: dict | None = None) -> bool:
+def sends_through_driver(email_backend: type) -> bool:
+    """Whether emails through this Django email backend are sent by `send()` below: anymail's HTTP API backends,
+    while the shim is on. SMTP, console and locmem always keep Django's own send."""
+    return shim_enabled("anymail") and issubclass(email_backend, AnymailRequestsBackend)
+
+
+async def send(connection: AnymailRequestsBackend, email: Any, prepared: dict | None = None) -> bool:
     """What anymail's `AnymailBaseBackend._send` does (django-anymail 15), the ESP call awaited. The connection
     must be open (its session gives the request its headers). Raises anymail's errors as `email.send()` would.
-    `prepared` keeps requests' preparation of this connection's requests between calls (see request_parts)."""
+    `prepared` keeps requests' preparation of this connection's requests between calls (see request_parts). The
+    email is an EmailMessage on which anymail sets its own attributes (`anymail_status`), hence `Any`."""
     email.anymail_status = AnymailStatus()
     if not connection.run_pre_send(email):  # a pre_send receiver cancelled it
         return False
@@ -47,21 +61,22 @@ async def post_to_esp(
     timeout = params.pop("timeout", connection.timeout)
     session = connection.session
     request = request_parts(session, params, prepared)
+    url = str(request.url)  # always set once prepared
     call = await http_call(
-        request.method,
-        request.url,
-        body=request.body,
+        str(request.method),
+        url,
+        body=cast(bytes | None, request.body),  # request_parts leaves it bytes
         headers=dict(request.headers),
         timeout=_seconds(timeout),
         # The session's proxies and CA bundle, as requests would use them (settle_proxies read the environment's).
-        proxy=requests.utils.select_proxy(request.url, session.proxies) or "",
+        proxy=requests.utils.select_proxy(url, session.proxies) or "",
         verify=session.verify,
     )
     response = requests.Response()
     response.status_code = call.status
     response._content = call.buffer.getvalue()
     response.encoding = "utf-8"
-    response.url = request.url
+    response.url = url
     response.request = request
     response.reason = _reason(call.status)
     connection.raise_for_status(response, payload, email)

@@ -38,15 +38,13 @@ from .models import (
 )
 from .resources import ContactResource
 from .selectors import batch_status_counts, campaign_progress, segment_contacts
-from .services.campaigns import (
-    EDITABLE_FIELDS,
+from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
+from .services.campaign_drafts import EDITABLE_FIELDS
+from .services.campaign_lifecycle import (
     CampaignStateError,
     campaign_cancel,
-    campaign_format_problems,
     campaign_launch,
-    campaign_normalize,
     campaign_pause,
-    campaign_problems,
     campaign_resume,
 )
 from .services.templates import template_preview

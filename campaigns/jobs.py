@@ -1,7 +1,7 @@
 """RQ jobs of the campaigns app. Each takes an id and calls one service; the logic is in campaigns.services."""
 
-from .services.campaigns import campaign_fan_out as _campaign_fan_out
 from .services.completion import campaign_summary_send
+from .services.fan_out import campaign_fan_out as _campaign_fan_out
 
 
 def campaign_fan_out(campaign_id: int) -> int:

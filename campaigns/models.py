@@ -78,7 +78,7 @@ PRIORITY_CHOICES = [("high", "High"), ("default", "Default"), ("low", "Low")]
 class Campaign(models.Model):
     """A template sent to an audience on a schedule, with a lifecycle: see docs/campaigns.md.
 
-    Every status change goes through campaigns.services.campaigns (launch, pause, resume, cancel) and the
+    Every status change goes through campaigns.services.campaign_lifecycle (launch, pause, resume, cancel) and the
     scheduler tick; the admin and the API only call those. A recurring campaign (`recurrence` set) sends nothing
     itself: each occurrence of its cron schedule becomes a child campaign (`parent`, `occurrence_at`).
     """

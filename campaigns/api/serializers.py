@@ -18,7 +18,8 @@ from ..models import (
 )
 from ..selectors import batch_status_counts, campaign_progress, segment_contacts
 from ..services.batches import MAX_BATCH
-from ..services.campaigns import EDITABLE_FIELDS, campaign_create, campaign_problems, campaign_update
+from ..services.campaign_checks import campaign_problems
+from ..services.campaign_drafts import EDITABLE_FIELDS, campaign_create, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
 from ..services.segments import segment_create, segment_update

@@ -25,7 +25,7 @@ from deliveries.services.idempotency import (
 
 from ..models import Batch, Campaign, Contact, ContactList, MessageTemplate, Segment
 from ..services.batches import MAX_BATCH, ItemInvalid, batch_messages_create, batch_outcome_replay, batch_templates
-from ..services.campaigns import (
+from ..services.campaign_lifecycle import (
     CampaignStateError,
     campaign_cancel,
     campaign_launch,

@@ -1,16 +1,15 @@
 """Sending one message per row of a CSV file (`manage.py send_bulk`), in bounded memory, at most once per row.
 
-The file is read row by row and stored through deliveries.services.bulk.messages_create_many, a chunk of rows
-at a time, so memory does not grow with the file. Each row's message carries the dedupe key `<key>:<line>`
-(unique among messages), and the run is recorded as a Batch under its key (the file's SHA-256 unless given):
-running the same file again, after an interruption or by mistake, stores only the rows the first run did not
-reach. A new key sends again on purpose.
+The file is read row by row and sent a chunk of rows at a time on the chunk pipeline (chunk_pipeline.py: rows
+checked and rendered, then stored by deliveries.services.bulk.messages_create_many), so memory does not grow
+with the file. Each row's message carries the dedupe key `<key>:<line>` (unique among messages), and the run is
+recorded as a Batch under its key (the file's SHA-256 unless given): running the same file again, after an
+interruption or by mistake, stores only the rows the first run did not reach. A new key sends again on purpose.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ from deliveries.services.messages import MessageValidationError, message_request
 from deliveries.services.suppression import suppressions_blocking
 
 from ..models import Batch, MessageTemplate
-from .forked import ProcessFailed, forking_possible, work_in_processes
+from .chunk_pipeline import ChunkPipeline, Stored, pipeline_run
+from .forked import ProcessFailed
 from .templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
 
 CHUNK_SIZE = 2000
@@ -133,9 +133,10 @@ def bulk_send_csv(
 ) -> BulkSendReport:
     """Send one message per row of the CSV file at `path`; see the module docstring. Raises BulkSendError.
 
-    `on_start(expected_rows)` and `on_rows(lines_done)` drive a progress bar. With `processes` above 1 (on
-    PostgreSQL, outside a transaction), that many processes check, render and store the rows, a chunk each at
-    a time, while this one reads the file: checking and rendering are Python, and one process keeps one core.
+    `on_start(expected_rows)` and `on_rows(lines_done)` drive a progress bar (a chunk of lines at a time, a
+    line at a time in a dry run). With `processes` above 1 (on PostgreSQL, outside a transaction), that many
+    processes check, render and store the rows, a chunk each at a time, while this one reads the file:
+    checking and rendering are Python, and one process keeps one core.
     """
     path = Path(path)
     try:
@@ -172,20 +173,26 @@ def bulk_send_csv(
             _check_only(_counting_suppressed(items, report, chunk_size), report, chunk_size)
             return report
         first_run = batch is None
-        if first_run:
+        if batch is None:
             batch = Batch.objects.create(
                 kind=Batch.Kind.CSV, key=key, file_name=str(path), file_hash=file_hash, created_by=created_by
             )
         report.batch_id = batch.pk
         # The key's first run: no row can have been stored under it, so none is looked up first.
         store_options = {"batch": batch, "created_by": created_by, "new_dedupe_keys": first_run}
-        if processes > 1 and forking_possible():
-            rows = _Rows(columns, content, send_at, key, store_options)
-            result = _store_in_processes(_lines(reader), rows, report, on_rows, processes, chunk_size)
-        else:
-            items = _valid_items(_lines(reader), columns, content, send_at, key, report, on_rows)
-            items = _counting_suppressed(items, report, chunk_size)
-            result = messages_create_many(items=items, chunk_size=chunk_size, **store_options)
+        rows = CsvRowsToMessages(
+            lines=_lines(reader),
+            columns=columns,
+            content=content,
+            send_at=send_at,
+            key=key,
+            store_options=store_options,
+            chunk_size=chunk_size,
+            report=report,
+            on_rows=on_rows,
+        )
+        _run(rows, processes)
+        result = rows.result
     report.accepted, report.queued, report.scheduled = result.created, result.queued, result.scheduled
     report.already_sent = result.skipped
     Batch.objects.filter(pk=batch.pk).update(
@@ -280,41 +287,65 @@ def _valid_items(lines: Iterable[tuple[int, list[str]]], columns, content, send_
         yield request, rendered
 
 
-# --- Several processes ------------------------------------------------------------------------------------------
+# --- On the chunk pipeline ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """What a process needs to turn lines of the file into messages."""
+@dataclass
+class _CheckedRows:
+    """A chunk of lines checked and rendered: how many lines, their report (rejections, blank lines, suppressed),
+    the messages to store."""
 
-    columns: list[str]
-    content: BulkContent
-    send_at: datetime | None
-    key: str
-    store_options: dict
+    lines: int
+    report: BulkSendReport
+    items: list
 
 
-def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chunk_size: int) -> BulkResult:
-    """Hand the file's lines to `processes` forked processes, `chunk_size` at a time; each checks, renders and
-    stores its chunk in one transaction. Returns the stored chunks' results added up; `report` gets each
-    chunk's rows, blank lines and rejections. A process that fails stops the run with BulkSendError: the chunks
-    stored before are kept, and running the same command again stores the rest."""
-    result = BulkResult()
+@dataclass
+class _StoredRows:
+    lines: int
+    report: BulkSendReport
+    result: BulkResult
 
-    def add(answer) -> None:
-        lines_done, part_report, part = answer
-        report.rows += part_report.rows
-        report.blank_lines += part_report.blank_lines
-        report.suppressed += part_report.suppressed
-        report.rejected.extend(part_report.rejected)
-        result.add(part)
-        if on_rows is not None:
-            on_rows(lines_done)
 
+class CsvRowsToMessages(ChunkPipeline[list, _CheckedRows, _StoredRows]):
+    """The file's lines, `chunk_size` at a time: each chunk checked and rendered, then stored in one transaction.
+    Chunks are independent (a row's dedupe key makes it once), so they are stored in whatever order they come."""
+
+    def __init__(self, *, lines, columns, content, send_at, key, store_options, chunk_size, report, on_rows) -> None:
+        self.lines, self.columns, self.content, self.send_at = lines, columns, content, send_at
+        self.key, self.store_options, self.chunk_size = key, store_options, chunk_size
+        self.report, self.on_rows = report, on_rows  # added to here, in the calling process
+        self.result = BulkResult()
+
+    def chunks(self, *, handed_out: bool) -> Iterator[list]:
+        return chunked(self.lines, self.chunk_size)
+
+    def prepare(self, chunk: list) -> _CheckedRows:
+        report = BulkSendReport(key=self.key)
+        items = _valid_items(chunk, self.columns, self.content, self.send_at, self.key, report, None)
+        return _CheckedRows(len(chunk), report, list(_counting_suppressed(items, report, len(chunk))))
+
+    def store(self, prepared: _CheckedRows) -> Stored[_StoredRows]:
+        items = prepared.items
+        result = messages_create_many(items=items, chunk_size=max(len(items), 1), **self.store_options)
+        return Stored(_StoredRows(prepared.lines, prepared.report, result))
+
+    def collect(self, answer: _StoredRows) -> None:
+        self.report.rows += answer.report.rows
+        self.report.blank_lines += answer.report.blank_lines
+        self.report.suppressed += answer.report.suppressed
+        self.report.rejected.extend(answer.report.rejected)
+        self.result.add(answer.result)
+        if self.on_rows is not None:
+            self.on_rows(answer.lines)
+
+
+def _run(rows: CsvRowsToMessages, processes: int) -> None:
+    """Store the rows in `processes` processes where forking_possible(), else here; rejections in line order.
+    A process that fails stops the run with BulkSendError: the chunks stored before are kept, and running the
+    same command again stores the rest."""
     try:
-        work_in_processes(
-            chunked(lines, chunk_size), functools.partial(_store_chunk, rows), processes=processes, on_answer=add
-        )
+        pipeline_run(rows, processes=processes)
     except ProcessFailed as failed:
         if failed.error:
             raise BulkSendError(
@@ -325,17 +356,7 @@ def _store_in_processes(lines, rows: _Rows, report, on_rows, processes: int, chu
             f"A process storing rows stopped (exit code {failed.exit_code}). The rows it had not stored "
             "are not sent: run the same command again to send them (rows already stored are skipped)."
         ) from None
-    report.rejected.sort(key=lambda rejected: rejected.line)
-    return result
-
-
-def _store_chunk(rows: _Rows, chunk) -> tuple[int, BulkSendReport, BulkResult]:
-    """In a forked process: check, render and store one chunk of lines; (lines, their report, what was stored)."""
-    part_report = BulkSendReport(key=rows.key)
-    items = _valid_items(chunk, rows.columns, rows.content, rows.send_at, rows.key, part_report, None)
-    items = list(_counting_suppressed(items, part_report, len(chunk)))
-    part = messages_create_many(items=items, chunk_size=max(len(items), 1), **rows.store_options)
-    return len(chunk), part_report, part
+    rows.report.rejected.sort(key=lambda rejected: rejected.line)
 
 
 def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], send_at):

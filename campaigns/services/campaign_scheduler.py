@@ -8,6 +8,7 @@ campaign's occurrence is fired by whoever moves its `next_run_at` on (and a uniq
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from deliveries.state import transition
 
 from ..models import Campaign, CampaignStep
 from ..scheduling import cron_next, zone_named
-from .campaigns import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
+from .campaign_lifecycle import LIVE, CampaignStateError, campaign_enqueue_fan_out, campaign_launch
 from .completion import campaigns_complete_finished
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def campaigns_tick() -> TickReport:
     due messages whatever one campaign's trouble is.
     """
     now = timezone.now()
-    duties = {
+    duties: dict[str, Callable[[], int]] = {
         "fired": lambda: campaigns_fire_due_occurrences(now=now),
         "started": lambda: campaigns_start_due(now=now),
         "completed": campaigns_complete_finished,

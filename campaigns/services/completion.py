@@ -26,6 +26,7 @@ from rq.job import Job
 
 from deliveries.models import Category, Message, Status
 from deliveries.selectors import message_outcome_summary
+from deliveries.services.messages import message_create, message_request_validate
 from deliveries.state import FINAL_STATUSES
 
 from ..models import Campaign
@@ -86,8 +87,6 @@ def campaign_summary_send(*, campaign_id: int) -> Message | None:
         if owner is None or not owner.email:
             logger.info("Campaign %s completed; no owner email to send its summary to", campaign_id)
             return None
-        from deliveries.services.messages import message_create, message_request_validate
-
         request, content = message_request_validate(
             channel="email",
             to=owner.email,

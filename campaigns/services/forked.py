@@ -1,4 +1,4 @@
-"""Chunks of work done in forked processes while this one hands them out: `send_bulk` and a campaign's fan-out.
+"""Tasks done in forked processes while this one hands them out: how the chunk pipeline runs on every core.
 
 Checking, rendering and storing messages is Python, and one Python process keeps one core busy at most. The
 processes are forked, not spawned: each starts at once with Django set up and the run's data in memory. This
@@ -16,6 +16,7 @@ import queue
 import signal
 import time
 from collections.abc import Callable, Iterable
+from multiprocessing.context import ForkContext
 from typing import Any
 
 from django.db import connections
@@ -25,6 +26,13 @@ from deliveries.db.features import parallel_writers_possible
 FORK = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 # Chunks handed out ahead of the processes, per process: enough that none waits, few enough for memory.
 READ_AHEAD = 2
+
+
+def fork_context() -> ForkContext:
+    """The fork start method's context; only where forking_possible() said yes."""
+    if FORK is None:
+        raise RuntimeError("This platform cannot fork: check forking_possible() first.")
+    return FORK
 
 
 def forking_possible() -> bool:
@@ -55,10 +63,11 @@ def work_in_processes(
     raised or a process stopped; also stops on any exception from `tasks` or `on_answer` (and on Ctrl-C). When
     it stops early, the processes finish the tasks already handed to them and exit (`on_stop` is called first,
     to release any that wait on each other), so that none is cut in the middle of one."""
+    fork = fork_context()
     connections.close_all()
-    inbox = FORK.Queue(maxsize=processes * READ_AHEAD)
-    answers = FORK.Queue()
-    workers = [FORK.Process(target=_worker_loop, args=(inbox, answers, work), daemon=True) for _ in range(processes)]
+    inbox = fork.Queue(maxsize=processes * READ_AHEAD)
+    answers = fork.Queue()
+    workers = [fork.Process(target=_worker_loop, args=(inbox, answers, work), daemon=True) for _ in range(processes)]
     # Objects that exist now are left out of the processes' garbage collections: collecting would write to every
     # one of them (its gc header), copying this process's memory page by page into each process, and rescan
     # Django's hundreds of thousands of objects at each full collection (together a sixth of a row's cost).

@@ -151,7 +151,7 @@ def messages_create_many(
     return result
 
 
-def _existing_dedupe_keys(chunk) -> set[str]:
+def _existing_dedupe_keys(chunk) -> set[str | None]:
     keys = [request.dedupe_key for request, _ in chunk if request.dedupe_key]
     if not keys:
         return set()

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
 from campaigns.models import Batch, Campaign
-from campaigns.services.campaigns import campaign_launch
+from campaigns.services.campaign_lifecycle import campaign_launch
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
 from tests.support import run_burst_worker

@@ -6,7 +6,7 @@ import pytest
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_progress
-from campaigns.services.campaigns import campaign_launch, campaign_pause, campaign_resume
+from campaigns.services.campaign_lifecycle import campaign_launch, campaign_pause, campaign_resume
 from deliveries.models import Message, Status
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory

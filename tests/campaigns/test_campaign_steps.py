@@ -8,14 +8,9 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from campaigns.models import Campaign, CampaignStep
+from campaigns.services.campaign_lifecycle import campaign_cancel, campaign_launch, campaign_pause, campaign_resume
 from campaigns.services.campaign_scheduler import campaigns_hold_stragglers
-from campaigns.services.campaigns import (
-    campaign_cancel,
-    campaign_fan_out,
-    campaign_launch,
-    campaign_pause,
-    campaign_resume,
-)
+from campaigns.services.fan_out import campaign_fan_out
 from deliveries.models import Message, Status
 from deliveries.services.dependencies import dependencies_sweep
 from deliveries.state import transition

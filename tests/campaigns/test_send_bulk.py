@@ -87,24 +87,20 @@ def test_a_first_run_whose_dedupe_key_a_message_already_has_skips_that_row_and_s
 def test_a_run_interrupted_mid_file_then_run_again_sends_each_row_exactly_once(tmp_path, monkeypatch, sms_outbox):
     rows = "".join(f"+1415{7000000 + i},P{i}\n" for i in range(50))
     path = write_csv(tmp_path, "to,name\n" + rows)
-    real = bulk_sends.messages_create_many
+    real = bulk_sends._validate_row
+    rows_read = []
 
-    def interrupted(**kwargs):
-        items = kwargs.pop("items")
+    def interrupted(*args, **kwargs):  # Ctrl-C while the 26th row is read
+        rows_read.append(1)
+        if len(rows_read) == 26:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
 
-        def stop_after_25():
-            for n, item in enumerate(items):
-                if n == 25:
-                    raise KeyboardInterrupt
-                yield item
-
-        return real(items=stop_after_25(), **kwargs)
-
-    monkeypatch.setattr(bulk_sends, "messages_create_many", interrupted)
+    monkeypatch.setattr(bulk_sends, "_validate_row", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", chunk_size=10)
     assert Message.objects.count() == 20  # two whole chunks were stored before the interruption
-    monkeypatch.setattr(bulk_sends, "messages_create_many", real)
+    monkeypatch.setattr(bulk_sends, "_validate_row", real)
 
     report = bulk_sends.bulk_send_csv(path=path, channel="sms", body="Hi {{ name }}", chunk_size=10)
     assert (report.accepted, report.already_sent) == (30, 20)

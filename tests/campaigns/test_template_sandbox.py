@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.utils.safestring import SafeString
 
 from campaigns.models import Campaign, MessageTemplate
-from campaigns.services.campaigns import campaign_launch
+from campaigns.services.campaign_lifecycle import campaign_launch
 from campaigns.services.templates import TemplateRenderError, render_string, template_create
 from campaigns.template_sandbox import MAX_LOOP_ITEMS
 from campaigns.template_syntax import render

@@ -7,8 +7,9 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from campaigns.services import campaigns as campaign_services
-from campaigns.services.campaigns import campaign_fan_out, campaign_launch, campaign_resume
+from campaigns.services import fan_out
+from campaigns.services.campaign_lifecycle import campaign_launch, campaign_resume
+from campaigns.services.fan_out import campaign_fan_out
 from campaigns.services.forked import ProcessFailed
 from deliveries.models import Message, Status
 from deliveries.services.dispatch import dispatch_due_messages
@@ -43,14 +44,14 @@ def test_processes_write_what_one_process_writes_and_close_their_connections(tmp
     assert campaign_fan_out(campaign_id=one.pk, chunk_size=10, processes=1) == 95
     three = new_campaign(one.contact_list, template=one.template)
     campaign_launch(campaign=three)
-    real_create, writers = campaign_services.messages_create_many, tmp_path / "writers"
+    real_create, writers = fan_out.messages_create_many, tmp_path / "writers"
 
     def noting_the_writer(**kwargs):
         with writers.open("a") as file:
             file.write(f"{os.getpid()}\n")
         return real_create(**kwargs)
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", noting_the_writer)
+    monkeypatch.setattr(fan_out, "messages_create_many", noting_the_writer)
     before = other_connections()
     assert campaign_fan_out(campaign_id=three.pk, chunk_size=10, processes=3) == 95
     pids = writers.read_text().split()
@@ -66,7 +67,7 @@ def test_processes_write_what_one_process_writes_and_close_their_connections(tmp
 
 def test_a_pause_while_processes_write_stops_them_and_resume_writes_the_rest_once(sms_outbox, monkeypatch):
     campaign = launched(100)
-    real_create = campaign_services.messages_create_many
+    real_create = fan_out.messages_create_many
 
     def create_then_pause(**kwargs):  # in the processes: a person pauses once 30 messages are stored
         stored = real_create(**kwargs)
@@ -74,9 +75,9 @@ def test_a_pause_while_processes_write_stops_them_and_resume_writes_the_rest_onc
             Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED, paused_at=timezone.now())
         return stored
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", create_then_pause)
+    monkeypatch.setattr(fan_out, "messages_create_many", create_then_pause)
     created = campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=2)
-    monkeypatch.setattr(campaign_services, "messages_create_many", real_create)
+    monkeypatch.setattr(fan_out, "messages_create_many", real_create)
     campaign.refresh_from_db()
     # The pause came in the third chunk's transaction (chunks are stored one after another): none after it.
     assert created == 30
@@ -96,14 +97,14 @@ def test_a_process_failing_stops_the_fan_out_and_running_it_again_writes_each_co
     campaign = launched(100)
     contacts = sorted(campaign.contact_list.contacts.values_list("pk", flat=True))
     failing_contact = contacts[35]
-    real_create = campaign_services.messages_create_many
+    real_create = fan_out.messages_create_many
 
     def failing_on_the_fourth_chunk(**kwargs):
         if any(request.metadata["contact_id"] == failing_contact for request, _ in kwargs["items"]):
             raise RuntimeError("the database went away")
         return real_create(**kwargs)
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", failing_on_the_fourth_chunk)
+    monkeypatch.setattr(fan_out, "messages_create_many", failing_on_the_fourth_chunk)
     with pytest.raises(ProcessFailed) as raised:
         campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=2)
     assert "RuntimeError: the database went away" in str(raised.value)
@@ -112,7 +113,7 @@ def test_a_process_failing_stops_the_fan_out_and_running_it_again_writes_each_co
     assert campaign.targeted == Message.objects.filter(campaign=campaign).count() == 30
     assert campaign.fanout_cursor == contacts[29]
 
-    monkeypatch.setattr(campaign_services, "messages_create_many", real_create)
+    monkeypatch.setattr(fan_out, "messages_create_many", real_create)
     assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=2) == 70
     assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=10, processes=2) == 0  # a duplicate job
     recipients = [to for _, to, _ in written(campaign)]

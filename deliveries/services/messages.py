@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import URLValidator, validate_email
-from django.db import connection, transaction
+from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -23,6 +23,8 @@ from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
+from ..db.events import created_message_insert
+from ..db.features import row_with_event_insert_is_one_statement
 from ..input_limits import (
     HORIZON,
     MAX_SECONDS,
@@ -30,12 +32,11 @@ from ..input_limits import (
     json_value_problem,
     text_problem,
 )
-from ..models import ApiKey, Category, IdempotencyKey, Message, MessageEvent, Priority, Status
+from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Status
 from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
 from .idempotency import idempotent_create
-from .row_inserts import row_with_event_insert
 
 # Channels with a working backend (deliveries/backends/__init__.py).
 SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
@@ -395,16 +396,9 @@ def message_create(
         when = f", waiting for {dependency_describe(Message(**values))}"
     # On PostgreSQL the row and its first event are one statement, atomic on its own: no BEGIN and COMMIT
     # around it. A waiting message is settled against its parent in the same transaction as its INSERT.
-    one_statement = connection.vendor == "postgresql" and status != Status.WAITING
+    one_statement = row_with_event_insert_is_one_statement() and status != Status.WAITING
     with contextlib.nullcontext() if one_statement else transaction.atomic():
-        message = row_with_event_insert(
-            Message,
-            values,
-            event_model=MessageEvent,
-            event_values={"to_status": status, "detail": f"Created by {who}{when}.", "created_at": now},
-            link="message",
-            now=now,
-        )
+        message = created_message_insert(values, detail=f"Created by {who}{when}.", now=now)
         if status == Status.QUEUED:
             # Pushed at the end of the caller's transaction, or at once if the INSERT committed by itself.
             enqueue_messages_on_commit([message])

@@ -3,10 +3,9 @@
 and on, interleaved.
 
     BENCH_DB=tidings_bench_shims BENCH_REDIS_URL=redis://127.0.0.1:6379/13 BENCH_PORT_BASE=18400 \\
-        .venv/bin/python benchmarks/shims.py [--rounds 2] [--only send_sms,api]
+        .venv/bin/python benchmarks/shims.py [--rounds 2] [--only send_email,api]
 
-For each group of scenarios (send_sms: twilio_dates and quote_plus, one at a time, and
-send_sms_together: both at once; send_email: anymail; api and send_bulk: phonenumbers, drf) every round runs
+For each group of scenarios (send_email: anymail; api and send_bulk: phonenumbers, drf) every round runs
 each variant once: all shims on, then each of the group's shims off (TIDINGS_SHIMS_OFF in the environment of the
 processes the scenario starts), in reverse order every other round (A B C, C B A...), so that a machine whose speed
 drifts (other work on it) weighs on every variant alike. A shim's gain on a figure is the median over rounds of on
@@ -36,17 +35,6 @@ THRESHOLD = 0.03
 
 # Group: (the scenario run, shims it touches, figures as (path, True if higher is better), the judged figure).
 GROUPS = {
-    "send_sms": (
-        lambda bench, size: scenario_send(bench, "sms", size["send"]),
-        ["twilio_dates", "quote_plus"],
-        [("rate_per_s", True), ("workers_cpu_ms_per_message", False)],
-    ),
-    # Both together: each alone is a few per cent of a send's CPU, below what a loaded machine lets one see.
-    "send_sms_together": (
-        lambda bench, size: scenario_send(bench, "sms", size["send"]),
-        ["twilio_dates,quote_plus"],
-        [("rate_per_s", True), ("workers_cpu_ms_per_message", False)],
-    ),
     "send_email": (
         lambda bench, size: scenario_send(bench, "email", size["send"]),
         ["anymail"],
@@ -156,7 +144,7 @@ def report(runs: dict[str, list[dict]], args) -> None:
     }
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"{datetime.now(UTC):%Y-%m-%d}-shims.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nWritten to {out.relative_to(ROOT)}")
+    print(f"\nWritten to {out}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ from twilio.rest.api.v2010.account.message import (
 )
 
 from ...exceptions import BackendConfigurationError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from ...shims import twilio as _twilio_dates  # noqa: F401 - installs the kept date parser
-from ...shims.urllib import form_encode
 from .. import twilio_errors
 from ..base import BaseBackend, OutgoingMessage, SendResult
 from ..curl import HttpCallError, http_call
@@ -81,7 +79,7 @@ class CurlTwilioHttpClient(AsyncHttpClient):
             headers["Authorization"] = self._authorization(*auth)
         body = None
         if data:
-            body = form_encode(data).encode()
+            body = urlencode(data, doseq=True).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         url = rebase(url, self.base_url)
         if params:

@@ -96,12 +96,12 @@ def batch_messages_create(
             collect_ids=True,
         )
     ids = dict(zip((index for index, _ in valid), created.ids, strict=True))
-    results = [
+    results: list[dict[str, Any]] = [
         {"index": index, "id": ids[index]} if index in ids else {"index": index, "errors": errors[index]}
         for index in range(len(messages))
     ]
     outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
-    finished = {"finished_at": timezone.now()}
+    finished: dict[str, Any] = {"finished_at": timezone.now()}
     if idempotency_key is not None:
         # Kept for a repeat of the request only; without a key there is none to answer (and encoding a
         # 10,000-item answer twice costs more than some of the batch's inserts).

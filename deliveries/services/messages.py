@@ -165,7 +165,7 @@ def message_request_validate(
         errors["content_variables"] = ["Content variables need a content_sid to fill in."]
     elif not isinstance(content_variables, dict):
         errors["content_variables"] = ['Give the variables as an object, like {"1": "Ada"}.']
-    if isinstance(template, str) and template:
+    if isinstance(template, str):  # never "" here: that became None above
         slug = template
         template = MessageTemplate.objects.filter(slug=slug).first()
         if template is None:

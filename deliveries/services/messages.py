@@ -11,10 +11,11 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import URLValidator, validate_email
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -307,7 +308,7 @@ def default_valid_for(channel: str) -> int | None:
 
 
 @receiver(setting_changed)
-def _forget_settings(*, setting: str, **kwargs) -> None:
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
     if setting.endswith("_VALID_FOR"):
         default_valid_for.cache_clear()
 
@@ -367,9 +368,9 @@ def message_create(
     *,
     request: MessageRequest,
     content: RenderedContent | None = None,
-    created_by=None,
+    created_by: User | None = None,
     api_key: ApiKey | None = None,
-    campaign=None,
+    campaign: models.Model | None = None,  # a campaigns.Campaign (deliveries does not import campaigns)
     idempotency_key: IdempotencyKey | None = None,
 ) -> Message:
     """Store a message and, once the row is committed, queue it (or leave it to the dispatcher if scheduled).

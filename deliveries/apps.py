@@ -8,4 +8,5 @@ class DeliveriesConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the Redis system check)
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .services import dependencies  # noqa: F401  (settles dependents after every deciding transition)
         from .webhooks import anymail  # noqa: F401  (connects the email tracking receiver)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from django.db import connection
 
+from deliveries.db.features import parallel_writers_possible
 from deliveries.services.bulk import BULK_WRITERS
 
 from .forked import fork_context, forking_possible, work_in_processes
@@ -88,7 +89,7 @@ def pipeline_run(pipeline: ChunkPipeline, *, processes: int) -> bool:
 
 def _run_here(pipeline: ChunkPipeline) -> bool:
     # Inside a transaction, or on SQLite, every write must go through this thread's connection.
-    overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+    overlap = parallel_writers_possible()
     writers = _Writers(1 if pipeline.ordered else BULK_WRITERS) if overlap else None
     in_flight: deque[Future] = deque()
     try:

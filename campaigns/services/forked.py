@@ -21,7 +21,9 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as ProcessQueue
 from typing import Any
 
-from django.db import connection, connections
+from django.db import connections
+
+from deliveries.db.features import parallel_writers_possible
 
 FORK = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
 # Chunks handed out ahead of the processes, per process: enough that none waits, few enough for memory.
@@ -39,7 +41,7 @@ def forking_possible() -> bool:
     """Whether work can be spread over forked processes here: the platform forks, and each process can open its
     own connection and see what this one committed (PostgreSQL, outside a transaction: the rows of an open one
     would be invisible to them; SQLite takes one writer at a time)."""
-    return FORK is not None and connection.vendor == "postgresql" and not connection.in_atomic_block
+    return FORK is not None and parallel_writers_possible()
 
 
 class ProcessFailed(Exception):

@@ -21,12 +21,12 @@ from collections import Counter, defaultdict
 from typing import NamedTuple
 
 from ..backends import get_backend
+from ..db.lookups import among, pk_among
 from ..exceptions import DeliveryError
 from ..job_source import JobSource
 from ..models import Message, Status
 from ..services.recovery import fail_expired_messages
 from ..services.suppression import suppressions_blocking
-from ..state import among, pk_among
 from .channel_sender import ChannelSender, PendingRow
 from .claims import claim_messages
 from .outcomes import record_failure, record_suppressed

@@ -21,10 +21,12 @@ from django.utils import timezone
 
 from content.services.templates import RenderedContent
 
-from ..models import ApiKey, Batch, Message, MessageEvent, Status
+from ..db.events import created_events_insert
+from ..db.features import parallel_writers_possible
+from ..db.row_inserts import ids_reserve, rows_insert
+from ..models import ApiKey, Batch, Message, Status
 from .dispatch import enqueue_jobs, new_job_id
 from .messages import MessageRequest, message_fields
-from .row_inserts import ids_reserve, rows_insert
 
 # Threads writing chunks at once, each with its own connection, outside a transaction on PostgreSQL: the
 # database's work on one chunk (COPY, indexes, the events' foreign keys at commit) runs beside the next's.
@@ -128,7 +130,7 @@ def messages_create_many(
 
     chunks = chunked(items, chunk_size)
     first_two = list(islice(chunks, 2))
-    if connection.vendor != "postgresql" or connection.in_atomic_block or len(first_two) < 2:
+    if not parallel_writers_possible() or len(first_two) < 2:
         # In a transaction every chunk must be written on its connection; and a single chunk is not worth a
         # thread and a new connection (a connection costs PostgreSQL milliseconds to set up).
         for chunk in chain(first_two, chunks):
@@ -238,32 +240,7 @@ def _create_chunk(
     created = f"Created in bulk by {who}."
     with transaction.atomic():
         ids = rows_insert(Message, rows, now=now, ids=reserved_ids)
-        # Choices members looked up once: an enum attribute costs about as much as the rest of an event's dict.
-        failed_status, status_kind, error_kind = Status.FAILED, MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
-        rows_insert(
-            MessageEvent,
-            [
-                {
-                    "message_id": pk,
-                    "kind": status_kind,
-                    "to_status": row["status"],
-                    "detail": created,
-                    "created_at": now,
-                }
-                if row["status"] != failed_status
-                else {
-                    "message_id": pk,
-                    "kind": error_kind,
-                    "to_status": failed_status,
-                    "code": row["last_error_code"],
-                    "detail": f"{created} Not sent: {row['last_error_message']}",
-                    "created_at": now,
-                }
-                for pk, row in zip(ids, rows, strict=True)
-            ],
-            now=now,
-            return_ids=False,
-        )
+        created_events_insert(ids, rows, detail=created, now=now)
         jobs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for pk, row in zip(ids, rows, strict=True):
             if row.get("job_id"):

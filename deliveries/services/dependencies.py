@@ -12,10 +12,11 @@ Nothing of it is in Redis until it is released: the database is the truth.
 - **Not opened / not clicked**: when the parent is sent, the child's `send_at` (still `waiting`) is set to the end of
   the window, parent's `sent_at` + window; the sweep decides then.
 
-`deliveries.state.transition()` calls `dependents_settle(parent_ids=...)` whenever messages reach a deciding status
-(one indexed query, finding nothing for most messages), and the dispatcher runs `dependencies_sweep()` on its
-reconcile tick to catch what a crash between the two left behind and to decide the windows that ended. Both are
-conditional updates, safe to run in several processes at once.
+This module registers `dependents_settle(parent_ids=...)` with `deliveries.state.after_deciding_transition`, so
+every transition that moves messages into a deciding status settles their dependents in its own transaction (one
+indexed query, finding nothing for most messages); DeliveriesConfig.ready imports it, so the hook is always there.
+The dispatcher runs `dependencies_sweep()` on its reconcile tick to catch what a crash between the two left behind
+and to decide the windows that ended. Both are conditional updates, safe to run in several processes at once.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from ..db.lookups import among
 from ..input_limits import HORIZON, MAX_ID
 from ..models import DependencyCondition, Message, Status
-from ..state import among, transition
+from ..state import after_deciding_transition, transition
 
 DEFAULT_WINDOW = timedelta(hours=24)
 # A parent in one of these can no longer meet any condition: its dependents are cancelled.
@@ -59,7 +61,7 @@ _ROW_FIELDS = (
 def dependency_validate(
     *,
     channel: str,
-    depends_on: int | Message | None,
+    depends_on: int | str | Message | None,
     condition: str = "",
     delay: int | float | timedelta | None = None,
     window: int | float | timedelta | None = None,
@@ -162,6 +164,13 @@ def dependents_settle(*, parent_ids: Sequence[int] | None = None, limit: int = 5
     return counts
 
 
+@after_deciding_transition
+def _parents_decided(message_ids: list[int]) -> None:
+    """Release or cancel the messages waiting for these ones, which a transition just moved into a deciding
+    status: one indexed query, usually finding none."""
+    dependents_settle(parent_ids=message_ids)
+
+
 def dependencies_sweep(*, limit: int = 5000) -> dict[str, int]:
     """The dispatcher's pass over every waiting message: catches a release a crash missed and ends the windows."""
     return dependents_settle(parent_ids=None, limit=limit)
@@ -203,7 +212,8 @@ def _settle(row: dict[str, Any], now: datetime) -> str:
 
 
 def _cancel(pk: int, reason: str, parent_id: int) -> str:
-    # transition() settles this message's own dependents in turn: a cancelled chain is cancelled to its end.
+    # transition() settles this message's own dependents in turn (the hook above): a cancelled chain is cancelled
+    # to its end.
     moved = transition(
         [pk],
         to_status=Status.CANCELLED,

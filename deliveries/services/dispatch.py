@@ -32,9 +32,11 @@ from rq.queue import EnqueueData, Queue
 
 from ..backends import provider_for
 from ..circuit_breakers import ProviderBreaker
+from ..db.lookups import pk_among
+from ..db.updates import update_returning_ids
 from ..models import Message, Priority, Status
 from ..rate_limits import SendRateLimiter
-from ..state import pk_among, transition, update_returning_ids
+from ..state import transition
 
 logger = logging.getLogger(__name__)
 

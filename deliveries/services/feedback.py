@@ -31,6 +31,7 @@ from django.utils.dateparse import parse_datetime
 
 from ..addresses import normalize_email
 from ..backends import twilio_errors
+from ..db.events import report_event_insert
 from ..models import AuditEntry, Message, MessageEvent, ProviderReceipt, Status, Suppression
 from ..state import transition
 from .audit import audit_record
@@ -162,8 +163,8 @@ def _apply_to(message: Message, report: ProviderReport) -> Outcome:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                MessageEvent.objects.create(
-                    message=message,
+                report_event_insert(
+                    message,
                     kind=kind,
                     code=report.error_code,
                     detail=_describe(report, stale=stale),

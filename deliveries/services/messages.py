@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import URLValidator, validate_email
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -24,6 +24,8 @@ from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
+from ..db.events import created_message_insert
+from ..db.features import row_with_event_insert_is_one_statement
 from ..input_limits import (
     HORIZON,
     MAX_SECONDS,
@@ -31,12 +33,11 @@ from ..input_limits import (
     json_value_problem,
     text_problem,
 )
-from ..models import ApiKey, Category, IdempotencyKey, Message, MessageEvent, Priority, Status
+from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Status
 from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
 from .idempotency import idempotent_create
-from .row_inserts import row_with_event_insert
 
 # Channels with a working backend (deliveries/backends/__init__.py).
 SUPPORTED_CHANNELS = ("sms", "email", "whatsapp", "messenger")
@@ -396,22 +397,16 @@ def message_create(
         when = f", waiting for {dependency_describe(Message(**values))}"
     # On PostgreSQL the row and its first event are one statement, atomic on its own: no BEGIN and COMMIT
     # around it. A waiting message is settled against its parent in the same transaction as its INSERT.
-    one_statement = connection.vendor == "postgresql" and status != Status.WAITING
+    one_statement = row_with_event_insert_is_one_statement() and status != Status.WAITING
     with contextlib.nullcontext() if one_statement else transaction.atomic():
-        message = row_with_event_insert(
-            Message,
-            values,
-            event_model=MessageEvent,
-            event_values={"to_status": status, "detail": f"Created by {who}{when}.", "created_at": now},
-            link="message",
-            now=now,
-        )
+        message = created_message_insert(values, detail=f"Created by {who}{when}.", now=now)
         if status == Status.QUEUED:
             # Pushed at the end of the caller's transaction, or at once if the INSERT committed by itself.
             enqueue_messages_on_commit([message])
         elif status == Status.WAITING:
             # The parent may have decided already (sent, delivered, failed): settle this message now if so.
-            dependents_settle(parent_ids=[message.depends_on_id])
+            # A waiting message always has its parent (message_request_validate made it wait for one).
+            dependents_settle(parent_ids=[cast(int, message.depends_on_id)])
             message.refresh_from_db()
     return message
 

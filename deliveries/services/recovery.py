@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.utils import timezone
 
+from ..db.lookups import pk_among
 from ..models import Message, Status
-from ..state import pk_among, transition
+from ..state import transition
 
 EXPIRED_REASON = "Too late: its deadline passed before it could be sent, so it was not sent."
 INTERRUPTED_REASON = (

@@ -16,8 +16,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from ..db.lookups import among
 from ..models import Category, Message, Suppression
-from ..state import among
 
 Reason = Suppression.Reason
 

@@ -13,11 +13,11 @@ from django.utils import timezone
 from redis.connection import Connection
 
 from deliveries.api.serializers import MessageCreateSerializer, plain_message_validate
+from deliveries.db.row_inserts import rows_insert
 from deliveries.models import Batch, Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_create, message_request_validate
-from deliveries.services.row_inserts import rows_insert
 from tests.support import other_connections, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,10 +11,11 @@ from deliveries.backends import get_backend
 from deliveries.backends.base import OutgoingMessage
 from deliveries.backends.email.django_mail import EmailBackend, settle_proxies
 from deliveries.circuit_breakers import ProviderBreaker, _redis
+from deliveries.db.events import events_insert
+from deliveries.db.updates import update_returning_ids
 from deliveries.exceptions import PermanentDeliveryError, TransientDeliveryError
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.sending.call_pool import CallPool
-from deliveries.state import events_insert, update_returning_ids
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import islice, repeat
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from django.db import connection, models
 
+from .features import row_with_event_insert_is_one_statement
+from .fields import fields_by_name
 
-def _columns(model: type[models.Model]) -> list[models.Field]:
+
+def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return [field for field in model._meta.concrete_fields if not field.primary_key]
 
+
+Row = TypeVar("Row", bound=models.Model)
 
 _MISSING = object()
 _NOW = object()  # the default of auto_now fields: the `now` of the insert
@@ -29,7 +34,7 @@ PLAIN, RELATION, JSON, DATETIME = range(4)
 
 
 class _Column(NamedTuple):
-    field: models.Field
+    field: models.Field[Any, Any]
     name: str
     attname: str  # a row may give a value under either name
     quoted: str
@@ -88,7 +93,7 @@ def rows_insert(
         return []
     if connection.vendor != "postgresql":
         instances = [model(**values) for values in rows]
-        model.objects.bulk_create(instances, batch_size=1000)
+        model._default_manager.bulk_create(instances, batch_size=1000)
         return [instance.pk for instance in instances] if return_ids else []
     if ids is not None:
         ids = list(ids[: len(rows)])
@@ -137,7 +142,8 @@ def _copy_rows(
     # Values are gathered a column at a time, one comprehension per column. A column that is NULL in every row
     # is left out of the COPY when the table gives NULL anyway (a nullable column without a database default):
     # a new message leaves most of its timestamps and links empty, and each column is work on both sides.
-    column_names, column_values = [], []
+    column_names: list[str] = []
+    column_values: list[Iterable[Any]] = []
     for column in _column_plan(model):
         name, attname, kind, default = column.name, column.attname, column.kind, _default(column, now)
         null_by_default = column.field.null and column.field.db_default is models.NOT_PROVIDED
@@ -183,25 +189,25 @@ def _copy_rows(
 
 
 def row_with_event_insert(
-    model: type[models.Model],
+    model: type[Row],
     values: dict[str, Any],
     *,
     event_model: type[models.Model],
     event_values: dict[str, Any],
     link: str,
     now: datetime,
-) -> models.Model:
+) -> Row:
     """Insert one row and its first event, and return the row as an instance. On PostgreSQL that is a single
     statement (INSERT ... RETURNING inside a CTE feeding the event's INSERT), so it is atomic by itself; other
     databases take two INSERTs, in the caller's transaction. `link` is the event's foreign key to the row."""
-    if connection.vendor != "postgresql":
-        instance = model.objects.create(**values)
-        event_model.objects.create(**{link: instance}, **event_values)
+    if not row_with_event_insert_is_one_statement():
+        instance = model._default_manager.create(**values)
+        event_model._default_manager.create(**{link: instance}, **event_values)
         return instance
     quote = connection.ops.quote_name
     row_columns, row_params = _insert_params(model, values, now)
     event_columns, event_params = _insert_params(event_model, event_values, now, skip=link)
-    link_column = quote(event_model._meta.get_field(link).column)
+    link_column = quote(fields_by_name(event_model)[link].column)
     pk_column = quote(model._meta.pk.column)
     # NULLs are written into the statement (psycopg would send them as the same literal): with its other
     # parameters alone the statement stays under psycopg's 50, so psycopg parses it once per process, not once
@@ -243,7 +249,7 @@ def _insert_params(
         if column.kind == RELATION:
             value = value.pk if isinstance(value, models.Model) else value
         elif column.kind == JSON:
-            value = adapt_json(value, column.field.encoder)
+            value = adapt_json(value, cast("models.JSONField[Any]", column.field).encoder)
         columns.append(column.quoted)
         params.append(value)
     return columns, params

@@ -362,7 +362,7 @@ class CampaignAdmin(admin.ModelAdmin):
             "Pace",
             {"fields": ["priority", "rate_limit_per_minute", "quiet_hours_start", "quiet_hours_end"]},
         ),
-        ("History", {"fields": history_fields}),
+        ("History", {"fields": [*history_fields]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -17,7 +17,7 @@ CONTACT_VARIABLES = ("name", "first_name", "phone", "email", "language", "time_z
 
 def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
     """The contacts the segment selects now: of its list (if any) and passing its filters."""
-    contacts = segment.contact_list.contacts.all() if segment.contact_list_id else Contact.objects.all()
+    contacts = segment.contact_list.contacts.all() if segment.contact_list is not None else Contact.objects.all()
     return contacts.filter(filters_q(segment.filters, match=segment.match))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +137,8 @@ def _bounded_filter(name: str, original):
                 raise RenderLimitError(f"The filter '{name}' {error}") from None
         return original(value, *arguments, **options)
 
-    bounded.argument_check = check
+    # mypy does not model attributes set on a function; the sandbox check reads it back with getattr.
+    bounded.argument_check = check  # type: ignore[attr-defined]
     return bounded
 
 
@@ -147,7 +149,8 @@ class _BoundedSequence(FilterExpression):
     """The sequence of a {% for %}: resolved as usual, then refused when it holds too many items."""
 
     def __init__(self, expression: FilterExpression):  # a copy of the parsed expression, not a new parse
-        for name in FilterExpression.__slots__:
+        # django-stubs leave out FilterExpression's __slots__ (token, filters, var, is_var), which Django declares.
+        for name in FilterExpression.__slots__:  # type: ignore[attr-defined]
             setattr(self, name, getattr(expression, name))
 
     def resolve(self, context, ignore_failures=False):
@@ -231,7 +234,7 @@ class LoopBody(Node):
         return output
 
 
-def _nodes_in(nodelist: NodeList) -> int:
+def _nodes_in(nodelist: Iterable[Node]) -> int:
     count = 0
     for node in nodelist:
         count += 1
@@ -255,10 +258,12 @@ class _CountedValue:
 
 
 VALUE_NODES = (VariableNode, FirstOfNode, CycleNode)
-_COUNTED = {cls: type(f"Counted{cls.__name__}", (_CountedValue, cls), {}) for cls in VALUE_NODES}
+_COUNTED: dict[type[Node], type[Node]] = {
+    cls: type(f"Counted{cls.__name__}", (_CountedValue, cls), {}) for cls in VALUE_NODES
+}
 
 
-def count_rendering(nodelist: NodeList) -> None:
+def count_rendering(nodelist: Iterable[Node]) -> None:
     """Make the value nodes of a compiled template count against the render budget (once, at compile time)."""
     for node in nodelist:
         counted = _COUNTED.get(type(node))

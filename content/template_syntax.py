@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from django.template import Context, Engine, Template, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import FilterExpression, Lexer, Node, NodeList, TextNode, TokenType, Variable, VariableNode
@@ -86,8 +87,11 @@ def plain_parts(source: str) -> tuple[tuple[bool, str], ...] | None:
         if isinstance(node, TextNode):
             parts.append((False, node.s))
             continue
-        expression = getattr(node, "filter_expression", None)
-        if not isinstance(node, VariableNode) or expression.filters or not expression.is_var:
+        if not isinstance(node, VariableNode):
+            return None
+        expression = node.filter_expression
+        # django-stubs leave out FilterExpression.is_var, which Django sets in __init__.
+        if expression.filters or not expression.is_var:  # type: ignore[attr-defined]
             return None
         variable = expression.var
         if not variable.lookups or len(variable.lookups) != 1 or variable.translate or variable.message_context:
@@ -108,11 +112,10 @@ def render_plain(source: str, context: dict, *, html: bool = False) -> str | Non
     out = []
     for is_name, text in parts:
         if is_name:
-            text = context.get(text)
-            if type(text) is not str:  # noqa: E721 - a str subclass (safe text) is the engine's to render
+            value = context.get(text)
+            if type(value) is not str:  # noqa: E721 - a str subclass (safe text) is the engine's to render
                 return None
-            if html:
-                text = escape(text)
+            text = escape(value) if html else value
         out.append(text)
     return SafeString("".join(out)) if html else "".join(out)
 
@@ -184,8 +187,9 @@ def variables_used(source: str) -> tuple[VariableUse, ...]:
     for name, node_line in _free_names(nodelist, frozenset(CONTEXT_BUILTINS)):
         if name not in found:
             found[name] = node_line
+    # The Lexer numbers every token it makes (Token.lineno is None only for tokens built by hand).
     tokens = [
-        (token.lineno, _without_string_literals(token.contents))
+        (cast(int, token.lineno), _without_string_literals(token.contents))
         for token in Lexer(source).tokenize()
         if token.token_type in (TokenType.VAR, TokenType.BLOCK)
     ]
@@ -199,8 +203,9 @@ def _free_names(nodelist: NodeList, bound: frozenset[str]):
         line = getattr(getattr(node, "token", None), "lineno", None) or 1
         if isinstance(node, ForNode):
             yield from _expression_names(node.sequence, bound, line)
-            yield from _free_names(node.nodelist_loop, bound | set(node.loopvars) | {"forloop"})
-            yield from _free_names(node.nodelist_empty, bound)
+            # django-stubs type a ForNode's bodies as `list[str] | NodeList`; the parser always makes NodeLists.
+            yield from _free_names(cast(NodeList, node.nodelist_loop), bound | set(node.loopvars) | {"forloop"})
+            yield from _free_names(cast(NodeList, node.nodelist_empty), bound)
         elif isinstance(node, WithNode):
             for expression in node.extra_context.values():
                 yield from _expression_names(expression, bound, line)

@@ -28,7 +28,7 @@ from .services.messages import (
 )
 from .services.suppression import suppression_add, suppression_blocks, suppression_for, suppression_lift
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Status.SCHEDULED: "#6c757d",
     Status.QUEUED: "#0d6efd",
     Status.SENDING: "#6610f2",
@@ -369,7 +369,7 @@ class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     list_display = ["name", "prefix", "scope_list", "expires_at", "rate", "last_used_at", "created_at", "active"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
-    fields = [
+    readonly_fields = [
         "name",
         "prefix",
         "scope_list",
@@ -381,7 +381,7 @@ class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    readonly_fields = fields
+    fields = [*readonly_fields]
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request):

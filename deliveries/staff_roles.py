@@ -79,7 +79,7 @@ def staff_roles_ensure(apps=global_apps, *, using: str = "default", roles: dict[
     Permission = apps.get_model("auth", "Permission")
     for name, permissions in roles.items():
         wanted = {tuple(permission.split(".")) for permission in permissions}
-        found = {
+        found: dict[tuple[str, ...], int] = {
             (app_label, codename): pk
             for pk, app_label, codename in Permission.objects.using(using)
             .filter(codename__in={codename for _, codename in wanted})

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.contrib.admin.views.decorators import user_passes_test
+from django.contrib.auth.decorators import user_passes_test
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -89,7 +91,7 @@ class ContactSerializer(StrictModelSerializer):
         ]
         # Uniqueness is checked by the contact services on the normalised phone and email.
         validators: list = []
-        extra_kwargs = {"phone": {"validators": []}, "email": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"phone": {"validators": []}, "email": {"validators": []}}
 
     def create(self, validated_data):
         try:
@@ -158,7 +160,9 @@ class ContactIdsSerializer(StrictSerializer):
 
 
 class CampaignStepSerializer(StrictModelSerializer):
-    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    template: serializers.SlugRelatedField[MessageTemplate] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = CampaignStep

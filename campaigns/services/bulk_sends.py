@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from _csv import Reader as CsvReader  # what csv.reader() returns (the csv module does not name it)
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from content.models import MessageTemplate
-from content.services.templates import TemplateRenderError, TemplateVersion, template_content_validate, version_render
+from content.services.templates import (
+    RenderedContent,
+    TemplateRenderError,
+    TemplateVersion,
+    template_content_validate,
+    version_render,
+)
 from deliveries.models import Batch, Message
 from deliveries.services.bulk import BulkResult, chunked, messages_create_many
-from deliveries.services.messages import MessageValidationError, message_request_validate
+from deliveries.services.messages import MessageRequest, MessageValidationError, message_request_validate
 from deliveries.services.suppression import suppressions_blocking
 
 from .chunk_pipeline import ChunkPipeline, Stored, pipeline_run
@@ -124,7 +132,7 @@ def bulk_send_csv(
     send_at: datetime | None = None,
     key: str = "",
     dry_run: bool = False,
-    created_by=None,
+    created_by: User | None = None,
     on_start: Callable[[int], None] | None = None,
     on_rows: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK_SIZE,
@@ -245,7 +253,7 @@ def _check_only(items: Iterator, report: BulkSendReport, chunk_size: int) -> Non
     report.queued = report.accepted - report.scheduled
 
 
-def _lines(reader) -> Iterator[tuple[int, list[str]]]:
+def _lines(reader: CsvReader) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each record of the file after the header. Raises BulkSendError."""
     line = reader.line_num + 1
     while True:
@@ -259,7 +267,15 @@ def _lines(reader) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
-def _valid_items(lines: Iterable[tuple[int, list[str]]], columns, content, send_at, key, report, on_rows):
+def _valid_items(
+    lines: Iterable[tuple[int, list[str]]],
+    columns: list[str],
+    content: BulkContent,
+    send_at: datetime | None,
+    key: str,
+    report: BulkSendReport,
+    on_rows: Callable[[int], None] | None,
+) -> Iterator[tuple[MessageRequest, RenderedContent]]:
     """Yield (request, content) for each valid row; count and record the rest in `report`."""
     for row_line, cells in lines:
         if on_rows is not None:
@@ -311,7 +327,19 @@ class CsvRowsToMessages(ChunkPipeline[list, _CheckedRows, _StoredRows]):
     """The file's lines, `chunk_size` at a time: each chunk checked and rendered, then stored in one transaction.
     Chunks are independent (a row's dedupe key makes it once), so they are stored in whatever order they come."""
 
-    def __init__(self, *, lines, columns, content, send_at, key, store_options, chunk_size, report, on_rows) -> None:
+    def __init__(
+        self,
+        *,
+        lines: Iterator[tuple[int, list[str]]],
+        columns: list[str],
+        content: BulkContent,
+        send_at: datetime | None,
+        key: str,
+        store_options: dict[str, Any],
+        chunk_size: int,
+        report: BulkSendReport,
+        on_rows: Callable[[int], None] | None,
+    ) -> None:
         self.lines, self.columns, self.content, self.send_at = lines, columns, content, send_at
         self.key, self.store_options, self.chunk_size = key, store_options, chunk_size
         self.report, self.on_rows = report, on_rows  # added to here, in the calling process
@@ -359,7 +387,9 @@ def _run(rows: CsvRowsToMessages, processes: int) -> None:
     rows.report.rejected.sort(key=lambda rejected: rejected.line)
 
 
-def _validate_row(content: BulkContent, *, to: str, context: dict[str, Any], send_at):
+def _validate_row(
+    content: BulkContent, *, to: str, context: dict[str, Any], send_at: datetime | None
+) -> tuple[MessageRequest, RenderedContent]:
     if content.template is not None:
         return message_request_validate(
             channel=content.channel, to=to, template=content.template, context=context, send_at=send_at

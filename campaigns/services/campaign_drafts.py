@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -29,7 +32,7 @@ EDITABLE_FIELDS = (
 
 
 @transaction.atomic
-def campaign_create(*, created_by=None, **fields) -> Campaign:
+def campaign_create(*, created_by: User | None = None, **fields: Any) -> Campaign:
     """A draft campaign. It may be incomplete (campaign_launch says what is missing), but what it has must be
     usable: a known time zone, a valid cron expression... Raises ValidationError."""
     campaign = Campaign(created_by=created_by, **{name: fields[name] for name in EDITABLE_FIELDS if name in fields})
@@ -46,7 +49,7 @@ def _draft_clean(campaign: Campaign) -> None:
 
 
 @transaction.atomic
-def campaign_update(*, campaign: Campaign, **fields) -> Campaign:
+def campaign_update(*, campaign: Campaign, **fields: Any) -> Campaign:
     """Change a draft. Raises CampaignStateError once launched (it would change what was already sent)."""
     if campaign.status != Campaign.Status.DRAFT:
         raise CampaignStateError(

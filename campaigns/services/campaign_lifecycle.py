@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, cast
 
 import django_rq
 from django.db import OperationalError, transaction
@@ -43,7 +45,7 @@ class CampaignStateError(ValueError):
     """The action does not apply to the campaign in its current status; the message says why."""
 
 
-def _move(campaign: Campaign, *, from_statuses, **values) -> bool:
+def _move(campaign: Campaign, *, from_statuses: Iterable[str], **values: Any) -> bool:
     """Conditional UPDATE of the campaign row; refreshes `campaign` and says whether it moved."""
     moved = Campaign.objects.filter(pk=campaign.pk, status__in=list(from_statuses)).update(
         updated_at=timezone.now(), **values
@@ -106,20 +108,25 @@ def campaign_enqueue_fan_out(*, campaign_id: int) -> None:
     django_rq.get_queue("high").enqueue(FAN_OUT_JOB, campaign_id, job_id=f"campaign-fan-out-{campaign_id}")
 
 
-def _retrying(action):
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def _retrying(action: Callable[Params, Result]) -> Callable[Params, Result]:
     """Run a lifecycle action again if the database broke a deadlock by rolling it back: a pause can meet the
     dispatcher or a worker moving the same messages, and whichever the database picks simply tries again."""
 
     @functools.wraps(action)
-    def run(**kwargs):
+    def run(*args: Params.args, **kwargs: Params.kwargs) -> Result:  # the actions take keyword arguments only
         for attempt in range(3):
             try:
-                return action(**kwargs)
+                return action(*args, **kwargs)
             except OperationalError:
                 if attempt == 2 or transaction.get_connection().in_atomic_block:
                     raise
                 logger.warning("%s met a concurrent update; trying again", action.__name__)
-                kwargs["campaign"].refresh_from_db()
+                cast(Campaign, kwargs["campaign"]).refresh_from_db()  # every lifecycle action takes `campaign`
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     return run
 
@@ -154,7 +161,7 @@ def _hold_messages(campaign: Campaign, *, detail: str) -> int:
     return held
 
 
-def _transition_in_slices(ids: list[int], **transition_options) -> int:
+def _transition_in_slices(ids: list[int], **transition_options: Any) -> int:
     """transition() over many ids a slice at a time, so its timeline events never all sit in memory at once."""
     moved = 0
     for start in range(0, len(ids), TRANSITION_SLICE):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -63,7 +64,7 @@ def campaigns_tick() -> TickReport:
     return report
 
 
-def campaigns_fire_due_occurrences(*, now) -> int:
+def campaigns_fire_due_occurrences(*, now: datetime) -> int:
     """Launch one occurrence of each recurring campaign whose next run is due. Returns how many were fired.
 
     Occurrences missed while no dispatcher ran are not all replayed: the latest due one fires, once.
@@ -73,7 +74,7 @@ def campaigns_fire_due_occurrences(*, now) -> int:
         recurrence=""
     )
     for parent in due:
-        occurrence = parent.next_run_at
+        occurrence = cast(datetime, parent.next_run_at)  # never None: next_run_at__lte=now selected the row
         upcoming = cron_next(parent.recurrence, after=max(now, occurrence), zone=zone_named(parent.time_zone))
         try:
             with transaction.atomic():
@@ -97,7 +98,7 @@ def campaigns_fire_due_occurrences(*, now) -> int:
     return fired
 
 
-def _occurrence_of(parent: Campaign, occurrence) -> Campaign:
+def _occurrence_of(parent: Campaign, occurrence: datetime) -> Campaign:
     local = occurrence.astimezone(zone_named(parent.time_zone))
     child = Campaign.objects.create(
         name=f"{parent.name} — {local:%Y-%m-%d %H:%M}",
@@ -129,7 +130,7 @@ def _occurrence_of(parent: Campaign, occurrence) -> Campaign:
     return child
 
 
-def campaigns_start_due(*, now) -> int:
+def campaigns_start_due(*, now: datetime) -> int:
     """Scheduled campaigns whose first message is due are now running."""
     return (
         Campaign.objects.filter(status=Campaign.Status.SCHEDULED, recurrence="", starts_at__lte=now)
@@ -138,7 +139,7 @@ def campaigns_start_due(*, now) -> int:
     )
 
 
-def campaigns_restart_stalled_fan_outs(*, now) -> int:
+def campaigns_restart_stalled_fan_outs(*, now: datetime) -> int:
     stalled = (
         Campaign.objects.filter(status__in=LIVE, recurrence="", fanout_done=False)
         .exclude(launched_at=None)

@@ -23,10 +23,10 @@ import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from django.db import connection
 
@@ -127,7 +127,7 @@ class _Writers:
         ]
         self._handed = 0
 
-    def submit(self, store, prepared) -> Future:
+    def submit(self, store: Callable[[Any], Stored[Any]], prepared: Any) -> Future[Stored[Any]]:
         thread = self._threads[self._handed % self.count]
         self._handed += 1
         return thread.submit(store, prepared)

@@ -14,10 +14,11 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, F, Max, Value
+from django.db.models import DateTimeField, F, Max, QuerySet, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
@@ -121,7 +122,7 @@ class CampaignFanOut(ChunkPipeline[ContactChunk, PreparedChunk, int]):
             yield chunk
             self.cursor = chunk.end
 
-    def _contacts(self, **bounds):
+    def _contacts(self, **bounds: Any) -> QuerySet[Contact]:
         return self.recipients(**bounds).order_by("pk").defer(*UNUSED_CONTACT_FIELDS)
 
     def prepare(self, chunk: ContactChunk) -> PreparedChunk:

@@ -15,8 +15,10 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.context import ForkContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue as ProcessQueue
 from typing import Any
 
 from django.db import connections
@@ -96,7 +98,7 @@ def work_in_processes(
             answered += 1
             on_answer(answer[1])
 
-    def hand_over(task) -> None:
+    def hand_over(task: Any) -> None:
         """Put `task` in the inbox, taking answers while it is full (and noticing a process that died)."""
         while True:
             try:
@@ -123,7 +125,9 @@ def work_in_processes(
             worker.join()
 
 
-def _stop_after_their_tasks(inbox, answers, workers, *, patience: float = 60) -> None:
+def _stop_after_their_tasks(
+    inbox: ProcessQueue[Any], answers: ProcessQueue[Any], workers: Sequence[BaseProcess], *, patience: float = 60
+) -> None:
     """Stop the processes once they have done the tasks already handed to them (at most a few each), so that
     none is cut between storing a chunk and queueing its messages: killed there, its messages would wait for
     the reconciler. One still busy after `patience` seconds is killed; its open transaction is rolled back."""
@@ -139,7 +143,7 @@ def _stop_after_their_tasks(inbox, answers, workers, *, patience: float = 60) ->
             worker.terminate()
 
 
-def _worker_loop(inbox, answers, work) -> None:
+def _worker_loop(inbox: ProcessQueue[Any], answers: ProcessQueue[Any], work: Callable[[Any], Any]) -> None:
     """A forked process's loop: a task in, its answer out, until told there is no more (or this process's
     parent is gone: one killed outright leaves no process behind)."""
     # Ctrl-C reaches the whole process group: the parent stops the processes itself, without their tracebacks.

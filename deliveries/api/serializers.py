@@ -5,6 +5,8 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import ReturnDict
 
+from content.models import MessageTemplate
+
 from ..input_limits import (
     MAX_ID,
     MAX_JSON_BYTES,
@@ -49,7 +51,9 @@ class MessageCreateSerializer(StrictSerializer):
         required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_TEXT_CHARACTERS
     )
     template = serializers.SlugField(required=False, allow_null=True, allow_blank=True, max_length=100)
-    context = serializers.DictField(
+    # DRF's metaclass takes declared fields off the class, so this field does not shadow Field.context (the stubs
+    # cannot see that).
+    context = serializers.DictField(  # type: ignore[assignment]
         required=False, default=dict, validators=[JsonWithinLimits()], help_text=f"Template variables. {_JSON_LIMIT}"
     )
     language = serializers.CharField(
@@ -172,7 +176,9 @@ class MessageEventSerializer(serializers.ModelSerializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     to = serializers.CharField(source="recipient")
-    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    template: serializers.SlugRelatedField[MessageTemplate] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     depends_on_delay = serializers.SerializerMethodField()
     depends_on_window = serializers.SerializerMethodField()
 

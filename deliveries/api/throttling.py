@@ -41,7 +41,7 @@ def _rate_limits(rate: str) -> tuple[RateLimitItem, ...]:
 class ApiKeyRateThrottle(BaseThrottle):
     """Refuses a key's request beyond its rate with 429 and Retry-After (DRF adds both from `wait()`)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._wait: float | None = None
 
     def allow_request(self, request, view) -> bool:

@@ -19,7 +19,8 @@ INTEGER_TYPES = {"integer", "bigint", "smallint"}
 TEXT_TYPES = ("varchar", "text")
 
 
-class AnyOf(Lookup):
+# django-stubs make Lookup generic (its output type); Django's class takes no subscript at run time.
+class AnyOf(Lookup):  # type: ignore[type-arg]
     """`column = ANY(%s)` with the values as one array parameter on PostgreSQL, `IN (...)` elsewhere.
 
     psycopg splits and re-quotes a statement with more than 50 parameters every time it runs (it caches only
@@ -51,7 +52,8 @@ def array_param(values: list[Any], db_type: str) -> Any:
     return values
 
 
-class EqualsUnplanned(Lookup):
+# django-stubs make Lookup generic (its output type); Django's class takes no subscript at run time.
+class EqualsUnplanned(Lookup):  # type: ignore[type-arg]
     """`column = (SELECT %s)`: equality with a value the query planner does not see, so no partial index on the
     column can serve it.
 

@@ -22,6 +22,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import NamedTuple
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
@@ -49,7 +50,7 @@ def hash_key(raw_key: str) -> str:
 def api_key_create(
     *,
     name: str,
-    created_by=None,
+    created_by: User | None = None,
     scopes: Iterable[str] | None = None,
     expires_at: datetime | None = None,
     rate: str = "",

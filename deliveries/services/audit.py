@@ -109,7 +109,13 @@ def audit_record_each(
     return len(entries)
 
 
-def _entry_fields(action, target, actor, request, details) -> dict[str, Any]:
+def _entry_fields(
+    action: str,
+    target: models.Model | None,
+    actor: Any,
+    request: HttpRequest | None,
+    details: dict[str, Any] | None,
+) -> dict[str, Any]:
     return {
         "action": Action(action),
         **_actor_fields(_actor_of(actor, request)),

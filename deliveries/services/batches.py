@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from content.models import MessageTemplate
-from deliveries.models import ApiKey, Batch
+from deliveries.models import ApiKey, Batch, IdempotencyKey
 from deliveries.services.bulk import messages_create_many
 
 MAX_BATCH = 10_000
@@ -54,8 +55,8 @@ def batch_messages_create(
     atomic: bool,
     validate_item: Callable[[dict[str, Any]], tuple[Any, Any]],
     api_key: ApiKey | None = None,
-    created_by=None,
-    idempotency_key=None,
+    created_by: User | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> BatchOutcome:
     """Validate every item with `validate_item(fields) -> (MessageRequest, RenderedContent)` (which raises
     ItemInvalid with the item's errors), then store the valid ones, or none of them if `atomic` and one failed.
@@ -96,12 +97,12 @@ def batch_messages_create(
             collect_ids=True,
         )
     ids = dict(zip((index for index, _ in valid), created.ids, strict=True))
-    results = [
+    results: list[dict[str, Any]] = [
         {"index": index, "id": ids[index]} if index in ids else {"index": index, "errors": errors[index]}
         for index in range(len(messages))
     ]
     outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
-    finished = {"finished_at": timezone.now()}
+    finished: dict[str, Any] = {"finished_at": timezone.now()}
     if idempotency_key is not None:
         # Kept for a repeat of the request only; without a key there is none to answer (and encoding a
         # 10,000-item answer twice costs more than some of the batch's inserts).

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, islice
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.contrib.auth.models import User
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from content.services.templates import RenderedContent
@@ -22,7 +24,7 @@ from content.services.templates import RenderedContent
 from ..db.events import created_events_insert
 from ..db.features import parallel_writers_possible
 from ..db.row_inserts import ids_reserve, rows_insert
-from ..models import ApiKey, Message, Status
+from ..models import ApiKey, Batch, Message, Status
 from .dispatch import enqueue_jobs, new_job_id
 from .messages import MessageRequest, message_fields
 
@@ -65,6 +67,10 @@ class RenderFailure:
     code: str = "render"
 
 
+# One message to store: its validated request and its rendered content (or why it could not be rendered).
+BulkItem = tuple[MessageRequest, RenderedContent | RenderFailure]
+
+
 def chunked(items: Iterable, size: int) -> Iterator[list]:
     """`items` in lists of `size` (the last one shorter), read lazily: a generator is never held whole."""
     iterator = iter(items)
@@ -74,13 +80,13 @@ def chunked(items: Iterable, size: int) -> Iterator[list]:
 
 def messages_create_many(
     *,
-    items: Iterable[tuple[MessageRequest, RenderedContent | RenderFailure]],
-    created_by=None,
+    items: Iterable[BulkItem],
+    created_by: User | None = None,
     api_key: ApiKey | None = None,
-    campaign=None,
-    batch=None,
+    campaign: models.Model | None = None,  # a campaigns.Campaign (deliveries does not import campaigns)
+    batch: Batch | None = None,
     chunk_size: int = 2000,
-    on_chunk=None,
+    on_chunk: Callable[[int], None] | None = None,
     collect_ids: bool = False,
     new_dedupe_keys: bool = False,
 ) -> BulkResult:
@@ -100,9 +106,9 @@ def messages_create_many(
     Inside a transaction every chunk must be written on its connection, so they are written here in turn.
     """
     result = BulkResult()
-    options = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch}
+    options: dict[str, Any] = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch}
 
-    def store(chunk, reserved_ids=None) -> BulkResult:
+    def store(chunk: list[BulkItem], reserved_ids: list[int] | None = None) -> BulkResult:
         part = BulkResult()
         try:
             _create_chunk(
@@ -133,7 +139,7 @@ def messages_create_many(
     # Chunks take their ids here, in order, and their results are added in that order, whichever writer
     # finishes first: ids ascend with the items as with one writer.
     writers = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"bulk-writer-{n}") for n in range(BULK_WRITERS)]
-    pending: deque = deque()
+    pending: deque[Future[BulkResult]] = deque()
     try:
         for index, chunk in enumerate(chain(first_two, chunks)):
             if len(pending) == len(writers):
@@ -151,7 +157,7 @@ def messages_create_many(
     return result
 
 
-def _existing_dedupe_keys(chunk) -> set[str | None]:
+def _existing_dedupe_keys(chunk: list[BulkItem]) -> set[str | None]:
     keys = [request.dedupe_key for request, _ in chunk if request.dedupe_key]
     if not keys:
         return set()
@@ -159,7 +165,16 @@ def _existing_dedupe_keys(chunk) -> set[str | None]:
 
 
 def _create_chunk(
-    chunk, result: BulkResult, *, created_by, api_key, campaign, batch, collect_ids, reserved_ids=None, check=True
+    chunk: list[BulkItem],
+    result: BulkResult,
+    *,
+    created_by: User | None,
+    api_key: ApiKey | None,
+    campaign: models.Model | None,
+    batch: Batch | None,
+    collect_ids: bool,
+    reserved_ids: list[int] | None = None,
+    check: bool = True,
 ) -> None:
     now = timezone.now()
     batch_size = settings.SEND_BATCH_SIZE

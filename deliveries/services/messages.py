@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import URLValidator, validate_email
-from django.db import transaction
+from django.db import models, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -166,7 +167,7 @@ def message_request_validate(
         errors["content_variables"] = ["Content variables need a content_sid to fill in."]
     elif not isinstance(content_variables, dict):
         errors["content_variables"] = ['Give the variables as an object, like {"1": "Ada"}.']
-    if isinstance(template, str) and template:
+    if isinstance(template, str):  # never "" here: that became None above
         slug = template
         template = MessageTemplate.objects.filter(slug=slug).first()
         if template is None:
@@ -308,7 +309,7 @@ def default_valid_for(channel: str) -> int | None:
 
 
 @receiver(setting_changed)
-def _forget_settings(*, setting: str, **kwargs) -> None:
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
     if setting.endswith("_VALID_FOR"):
         default_valid_for.cache_clear()
 
@@ -368,9 +369,9 @@ def message_create(
     *,
     request: MessageRequest,
     content: RenderedContent | None = None,
-    created_by=None,
+    created_by: User | None = None,
     api_key: ApiKey | None = None,
-    campaign=None,
+    campaign: models.Model | None = None,  # a campaigns.Campaign (deliveries does not import campaigns)
     idempotency_key: IdempotencyKey | None = None,
 ) -> Message:
     """Store a message and, once the row is committed, queue it (or leave it to the dispatcher if scheduled).
@@ -404,7 +405,8 @@ def message_create(
             enqueue_messages_on_commit([message])
         elif status == Status.WAITING:
             # The parent may have decided already (sent, delivered, failed): settle this message now if so.
-            dependents_settle(parent_ids=[message.depends_on_id])
+            # A waiting message always has its parent (message_request_validate made it wait for one).
+            dependents_settle(parent_ids=[cast(int, message.depends_on_id)])
             message.refresh_from_db()
     return message
 

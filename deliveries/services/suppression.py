@@ -11,6 +11,7 @@ import functools
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -53,7 +54,7 @@ def suppression_add(
     source: str,
     detail: str = "",
     message: Message | None = None,
-    created_by=None,
+    created_by: User | None = None,
 ) -> Suppression:
     """Put an address on the channel's suppression list. Idempotent: an existing entry is kept, and only a
     stronger reason (a hard bounce after an opt-out) replaces its reason, source and detail."""

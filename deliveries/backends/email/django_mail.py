@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import smtplib
 import threading
+from typing import Any
 
 import requests
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused, AnymailRequestsAPIError
@@ -43,7 +44,7 @@ def settle_proxies(connection) -> None:
 
 
 class EmailBackend(BaseBackend):
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.email_backend = options.get("email_backend", settings.EMAIL_BACKEND)
         self.provider_name = email_provider_name(self.email_backend)

@@ -4,7 +4,7 @@ one) and `GET /api/v1/batches/` (bulk sends with their messages counted by statu
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +22,7 @@ from ..services.batches import (
     batch_templates,
 )
 from ..services.idempotency import idempotent_create, request_fingerprint
-from .idempotency import idempotent_response
+from .idempotency import idempotency_key_parameter, idempotent_response
 from .permissions import sees_every_message
 from .serializers import MessageCreateSerializer, plain_message_validate
 from .strict_serializers import StrictModelSerializer, StrictSerializer
@@ -102,11 +102,8 @@ class MessageBatchView(APIView):
             422: None,
         },
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description="Send the batch again with the same key and get the original answer (with "
+            idempotency_key_parameter(
+                "Send the batch again with the same key and get the original answer (with "
                 "`Idempotent-Replayed: true`); nothing is stored twice. The same key with another body gets 422.",
             )
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,14 @@ from rest_framework.response import Response
 from ..services.idempotency import IdempotencyKeyError, IdempotencyKeyInvalid
 
 T = TypeVar("T")
+
+
+def idempotency_key_parameter(description: str) -> OpenApiParameter:
+    """The optional `Idempotency-Key` header as the OpenAPI schema documents it; `description` says what a
+    replay of that endpoint answers."""
+    return OpenApiParameter(
+        "Idempotency-Key", location=OpenApiParameter.HEADER, required=False, description=description
+    )
 
 
 def idempotent_response(

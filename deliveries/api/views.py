@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -10,7 +10,7 @@ from ..services.audit import audit_record
 from ..services.idempotency import request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
-from .idempotency import idempotent_response
+from .idempotency import idempotency_key_parameter, idempotent_response
 from .permissions import sees_every_message
 from .serializers import (
     MessageCreateSerializer,
@@ -44,11 +44,8 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=MessageCreateSerializer,
         responses={201: MessageSerializer, 403: None, 422: None},
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description="Send a request again with the same key and get the original message back (with "
+            idempotency_key_parameter(
+                "Send a request again with the same key and get the original message back (with "
                 "`Idempotent-Replayed: true`), never a second one. The same key with another body is refused (422).",
             )
         ],

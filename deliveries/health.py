@@ -57,12 +57,14 @@ def providers_status() -> dict[str, Any]:
 
     `ok` is false while any breaker is not closed: messages for that provider wait instead of going out.
     """
+    from content.models import Channel
+
     from .backends import provider_for
     from .circuit_breakers import ProviderBreaker
     from .rate_limits import SendRateLimiter
 
     providers: dict[str, Any] = {}
-    for channel in ("sms", "email"):
+    for channel in Channel.values:
         try:
             provider = provider_for(channel)
         except Exception as error:  # a misconfigured backend shows here rather than breaking the probe
@@ -76,3 +78,25 @@ def providers_status() -> dict[str, Any]:
             entry["rate"] = {"error": str(error)}
         providers[channel] = entry
     return {"ok": all(entry["ok"] for entry in providers.values()), "providers": providers}
+
+
+def dispatcher_status(now: float | None = None) -> dict[str, Any]:
+    """The dispatchers' heartbeats: `ok` while the most recent is younger than DISPATCHER_HEARTBEAT_MAX_AGE."""
+    from django.conf import settings
+
+    from .services.heartbeat import dispatcher_beats
+
+    max_age = settings.DISPATCHER_HEARTBEAT_MAX_AGE
+    try:
+        beats = dispatcher_beats(now)
+    except (RedisError, OSError) as error:
+        return {"ok": False, "error": str(error), "max_age_seconds": max_age}
+    alive = [beat for beat in beats if beat.age(now) <= max_age]
+    latest = beats[0] if beats else None
+    return {
+        "ok": bool(alive),
+        "alive": len(alive),
+        "last_beat_age_seconds": round(latest.age(now), 1) if latest else None,
+        "max_age_seconds": max_age,
+        "dispatchers": [{"name": beat.name, "age_seconds": round(beat.age(now), 1)} for beat in beats],
+    }

@@ -303,6 +303,10 @@ DISPATCHER_PERIODIC_TASKS = [
     ("campaigns.services.campaign_scheduler.campaigns_tick", CAMPAIGN_TICK_INTERVAL),
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
 ]
+# Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
+# last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
+DISPATCHER_HEARTBEAT_EVERY = env.float("DISPATCHER_HEARTBEAT_EVERY", default=5.0)
+DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default=60.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------

@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import signal
 import time
@@ -8,8 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from deliveries.services.dispatch import JOB_SPAN_SECONDS, HeldJobs, dispatch_due_messages, next_send_at
+from deliveries.services.heartbeat import Heartbeat
 
 logger = logging.getLogger("deliveries.dispatcher")
 
@@ -70,6 +73,7 @@ class Command(BaseCommand):
         held = HeldJobs(lead=settings.DISPATCH_PUSH_LEAD)
         tasks = [PeriodicTask.from_setting(path, every) for path, every in settings.DISPATCHER_PERIODIC_TASKS]
         schedule = ", ".join(f"{task.name} every {task.every:g}s" for task in tasks)
+        self.heartbeat = Heartbeat()
         self.stdout.write(
             f"Dispatcher running: due messages every {interval}s (claimed up to {lookahead}s ahead); {schedule}."
         )
@@ -77,6 +81,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             dispatched = 0
             wake_at = time.time() + interval
+            self._beat()
             try:
                 close_old_connections()
                 held.push_due()
@@ -101,6 +106,8 @@ class Command(BaseCommand):
             self._sleep_until(wake_at, held)
         # Jobs held for their time go to Redis now rather than wait for the reconciler; each still waits for it.
         held.push_all()
+        with contextlib.suppress(RedisError, OSError):  # its beat then just ages out
+            self.heartbeat.stop()
         self.stdout.write("Dispatcher stopped.")
 
     @staticmethod
@@ -115,6 +122,7 @@ class Command(BaseCommand):
     def _sleep_until(self, wake_at: float, held: HeldJobs) -> None:
         """Sleep until the next pass, waking on time for every held job that falls due before it."""
         while not self.stopping:
+            self._beat()
             now = time.time()
             push_at = held.next_push_at()
             if push_at is not None and push_at <= now:
@@ -124,6 +132,12 @@ class Command(BaseCommand):
             if until <= now:
                 return
             time.sleep(min(until - now, STOP_CHECK_SECONDS))
+
+    def _beat(self) -> None:
+        try:
+            self.heartbeat.beat()
+        except (RedisError, OSError) as error:
+            logger.error("Could not record the dispatcher's heartbeat in Redis: %s", error)
 
     def _stop(self, signum, frame):
         self.stopping = True

@@ -6,7 +6,9 @@ functions and under `if TYPE_CHECKING:` too, relative ones resolved. The apps ar
 
     content      what a message says: channels, templates, rendering (imports neither app above)
     deliveries   messages, their state, sending, feedback (imports content)
-    campaigns    contacts, lists, segments, campaigns, bulk sends (imports both)
+    analytics    rollups of what happened to messages, and the figures read from them (imports the two below)
+    campaigns    contacts, lists, segments, campaigns, bulk sends (imports those below)
+    console      the dashboard, queue monitor, metrics and alerts (imports any app)
 
 messaging_project is two things. Its wiring (settings, urls, the API docs' authentication) sits on top and may
 import any app. Its plumbing (request limits, log redaction, the client's address) sits below every app: apps may
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["content", "deliveries", "campaigns"]  # bottom to top
+APPS = ["content", "deliveries", "analytics", "campaigns", "console"]  # bottom to top
 PACKAGES = [*APPS, "messaging_project"]
 MAX_LINES = 600
 

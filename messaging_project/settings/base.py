@@ -55,7 +55,9 @@ INSTALLED_APPS = [
     # Ours, bottom to top: each imports only those above it in this list (tests/test_architecture.py).
     "content",
     "deliveries",
+    "analytics",
     "campaigns",
+    "console",
 ]
 
 MIDDLEWARE = [

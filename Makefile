@@ -11,10 +11,11 @@ DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 install: $(VENV)/.installed
 
 # Installs the lock file: every transitive dependency pinned, each file checked against its hash.
-$(VENV)/.installed: requirements-dev.lock
+$(VENV)/.installed: requirements-dev.lock scripts/fetch_static_vendor.sh
 	@test -x $(BIN)/python || $(BOOT_PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	scripts/fetch_static_vendor.sh
 	@touch $@
 
 # After editing requirements.txt or requirements-dev.txt: compile both lock files again, with hashes.

@@ -175,6 +175,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Browser libraries fetched by `make install` (scripts/fetch_static_vendor.sh), served as static "vendor/...".
+STATICFILES_DIRS = [("vendor", BASE_DIR / "static_vendor")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

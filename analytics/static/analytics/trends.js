@@ -12,7 +12,7 @@
   function datasets(series) {
     return series.map(function (s) {
       return { label: s.label, data: s.data, borderColor: s.color, backgroundColor: s.color,
-               pointRadius: data.labels.length > 60 ? 0 : 2, borderWidth: 2, tension: 0.2, spanGaps: true };
+               pointRadius: data.labels.length > 60 ? 0 : 2, borderWidth: 2, cubicInterpolationMode: "monotone", spanGaps: true };
     });
   }
   function options(percent) {

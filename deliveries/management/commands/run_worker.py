@@ -96,8 +96,14 @@ def serve_metrics_if_asked() -> None:
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
-    start_http_server(settings.METRICS_PORT, addr=settings.METRICS_ADDR, registry=registry)
-    logger.info("Serving this host's metrics at http://%s:%s/metrics", settings.METRICS_ADDR, settings.METRICS_PORT)
+    address = f"http://{settings.METRICS_ADDR}:{settings.METRICS_PORT}/metrics"
+    try:
+        start_http_server(settings.METRICS_PORT, addr=settings.METRICS_ADDR, registry=registry)
+    except OSError as error:
+        # Another worker of this host serves them (the same files), or the port is someone else's: work on.
+        logger.warning("Not serving metrics at %s (%s); another process of this host may be.", address, error)
+        return
+    logger.info("Serving this host's metrics at %s", address)
 
 
 def preload_send_path() -> None:

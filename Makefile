@@ -43,8 +43,11 @@ superuser: migrate
 		$(BIN)/python manage.py createsuperuser --noinput --skip-checks >/dev/null 2>&1 || true
 	@echo "Admin: http://127.0.0.1:8000/admin/  (user admin, password admin)"
 
+# Every process keeps its metrics in .run/metrics (prometheus_client's multiprocess mode), emptied at each start:
+# files of processes from an earlier run would be added to this one's. See docs/metrics.md.
 run: redis superuser
-	$(DEV_ENV) $(BIN)/honcho -f Procfile.dev start
+	rm -rf .run/metrics && mkdir -p .run/metrics
+	$(DEV_ENV) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.run/metrics $(BIN)/honcho -f Procfile.dev start
 
 lint: install
 	$(BIN)/python scripts/check_lock.py

@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from console import metrics_views
 from deliveries import views as delivery_views
 from deliveries.webhooks import anymail as anymail_webhooks
 from messaging_project.api_docs import API_DOCS_AUTHENTICATION, API_DOCS_PERMISSIONS
@@ -78,6 +79,8 @@ urlpatterns = [
     ),
     path("health/live", delivery_views.health_live, name="health-live"),
     path("health/ready", delivery_views.health_ready, name="health-ready"),
+    # Prometheus (docs/metrics.md): a bearer token, METRICS_TOKEN.
+    path("metrics", metrics_views.metrics, name="metrics"),
     # Provider callbacks: see README "Webhooks" for the URLs to give Twilio, Postmark and Meta.
     path("webhooks/anymail/", include(anymail_webhooks.anymail_urls())),
     path("webhooks/", include("deliveries.webhooks.urls")),

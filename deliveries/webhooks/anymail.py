@@ -20,6 +20,7 @@ from django.dispatch import receiver
 from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern, URLResolver
 
+from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import email_tracking_record
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ ANYMAIL_BACKENDS_PREFIX = "anymail.backends."
 
 @receiver(tracking, dispatch_uid="tidings.email_tracking")
 def email_tracking_received(sender, event, esp_name, **kwargs) -> None:
-    email_tracking_record(event=event, esp_name=esp_name)
+    outcome = email_tracking_record(event=event, esp_name=esp_name)
+    webhook_events.labels(esp_name.lower(), webhook_kind(event.event_type), outcome).inc()
 
 
 def configured_esp() -> str:

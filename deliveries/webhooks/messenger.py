@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
@@ -18,6 +19,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from ..instruments import webhook_events
 from ..services.feedback import messenger_receipts_record
 from ..services.inbound import inbound_record, keyword_of
 
@@ -67,9 +69,11 @@ def record_event(event: dict) -> None:
     if "delivery" in event or "read" in event:
         kind = "delivery" if "delivery" in event else "read"
         details = event[kind] or {}
-        messenger_receipts_record(
+        outcomes = messenger_receipts_record(
             psid=psid, kind=kind, watermark=int(details.get("watermark") or 0), mids=list(details.get("mids") or [])
         )
+        for outcome, count in Counter(outcomes).items():
+            webhook_events.labels("messenger", "delivered" if kind == "delivery" else "read", outcome).inc(count)
     elif "message" in event and not (event["message"] or {}).get("is_echo"):
         message = event["message"]
         text = message.get("text", "")
@@ -87,3 +91,4 @@ def record_event(event: dict) -> None:
             data={"timestamp": event.get("timestamp")},
             source="Messenger message",
         )
+        webhook_events.labels("messenger", "inbound", "applied").inc()

@@ -391,6 +391,19 @@ SPECTACULAR_SETTINGS = {
 # unset) the answer is only {"status": "ok"} or {"status": "failing"}, so nobody learns our internals from it.
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
+# --- Metrics for Prometheus (docs/metrics.md) ------------------------------------------------------
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, /metrics answers 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The directory where every web and worker process of this host keeps its metrics (prometheus_client's multiprocess
+# mode; read from the environment by prometheus_client itself). Empty it before the processes start. Unset: each
+# process counts for itself, and /metrics shows the web process's own.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# A worker host without a web process serves its workers' metrics on this port (run_worker); unset: none.
+METRICS_PORT = env.int("METRICS_PORT", default=None)
+METRICS_ADDR = env("METRICS_ADDR", default="127.0.0.1")
+# How long /metrics keeps what it read from the database and Redis, so that many scrapes cost one read.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

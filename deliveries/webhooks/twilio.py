@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from ..services.feedback import twilio_status_record
 from ..services.inbound import twilio_inbound_record
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def twilio_webhook(view):
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not signature_valid(request):
             logger.warning("Refused a Twilio webhook with a missing or wrong signature at %s", request.path)
+            signature_failure_record()
             return HttpResponseForbidden("Invalid Twilio signature.")
         return view(request, *args, **kwargs)
 

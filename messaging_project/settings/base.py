@@ -300,12 +300,32 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
+# Alerts (console/services/alerts.py, README "Alerts"): checked every ALERT_CHECK_INTERVAL seconds by each dispatcher
+# and by `manage.py check_alerts`; each fires once when it starts and once when it clears, by email to ADMINS
+# (comma-separated addresses) and/or as Slack-compatible JSON to ALERT_WEBHOOK_URL.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_TIMEOUT = env.float("ALERT_WEBHOOK_TIMEOUT", default=5.0)
+ALERT_CHECK_INTERVAL = env.float("ALERT_CHECK_INTERVAL", default=30.0)
+# Failed and undelivered over the last 5 minutes' sends, once there were at least ALERT_FAILURE_MIN_SENDS of them.
+ALERT_FAILURE_RATE = env.float("ALERT_FAILURE_RATE", default=0.2)
+ALERT_FAILURE_MIN_SENDS = env.int("ALERT_FAILURE_MIN_SENDS", default=20)
+ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
+# Redis memory used as a share of its maxmemory (no alert while Redis has no limit).
+ALERT_REDIS_MEMORY = env.float("ALERT_REDIS_MEMORY", default=0.8)
+# Webhook requests refused for their signature in the last 5 minutes.
+ALERT_WEBHOOK_SIGNATURE_FAILURES = env.int("ALERT_WEBHOOK_SIGNATURE_FAILURES", default=20)
+# A firing alert clears only after firing this long: a figure hovering at its threshold sends one pair at most
+# this often, not one every check.
+ALERT_CLEAR_AFTER_SECONDS = env.float("ALERT_CLEAR_AFTER_SECONDS", default=120.0)
+EMAIL_SUBJECT_PREFIX = "[Tidings] "
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
 DISPATCHER_PERIODIC_TASKS = [
     ("campaigns.services.campaign_scheduler.campaigns_tick", CAMPAIGN_TICK_INTERVAL),
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
+    ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.

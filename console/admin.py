@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 
 from .models import Alert, AlertEvent
@@ -25,8 +26,24 @@ class AlertAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertEvent)
 class AlertEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "alert", "kind", "text", "emailed_at", "posted_at", "attempts", "last_error"]
+    list_display = ["at", "title", "kind", "text", "notice"]
     list_filter = ["kind", "alert__title"]
     list_select_related = ["alert"]
     date_hierarchy = "at"
     fields = ["alert", "kind", "at", "text", "emailed_at", "posted_at", "attempts", "last_error"]
+
+    @admin.display(description="alert", ordering="alert__title")
+    def title(self, event: AlertEvent) -> str:
+        return event.alert.title
+
+    @admin.display(description="notice")
+    def notice(self, event: AlertEvent) -> str:
+        """Where the notice went, and why not where it did not (tried again at the next check)."""
+        sent = [name for name, at in (("emailed", event.emailed_at), ("posted", event.posted_at)) if at]
+        if event.last_error:
+            sent.append(f"failed: {event.last_error}")
+        if sent:
+            return "; ".join(sent)
+        if settings.ADMINS or settings.ALERT_WEBHOOK_URL:
+            return "waiting for the next check"
+        return "not sent: neither ADMINS nor ALERT_WEBHOOK_URL is set"

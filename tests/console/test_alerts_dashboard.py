@@ -18,7 +18,7 @@ def test_a_firing_alert_is_a_red_banner_with_since_when_and_what_to_do(admin_cli
     page = admin_client.get("/admin/").content.decode()
     assert 'class="tidings-alert" role="alert"' in page
     assert "<strong>No live worker</strong>" in page
-    assert "no worker is alive: nothing is being sent" in page
+    assert "No worker is alive: nothing is being sent" in page
     assert "<b>What to do:</b> Start a worker (manage.py run_worker)" in page
     assert "firing since " in page
     assert "No alerts" not in page

@@ -37,10 +37,11 @@ def health_ready(request):
     the health token, every check's details, `failing` saying which check fails and how, and "degraded" (still
     200) for a provider paused by its circuit breaker: its messages are stored and wait.
     """
-    checks = readiness_checks()
+    details = health_token_given(request)
+    checks = readiness_checks(details=details)
     failing = readiness_failures(checks)
     ready = not failing
-    if not health_token_given(request):
+    if not details:
         return JsonResponse({"status": "ok" if ready else "failing"}, status=200 if ready else 503)
     checks["providers"] = providers_status() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
     overall = "unavailable" if failing else ("ok" if checks["providers"]["ok"] else "degraded")

@@ -59,3 +59,16 @@ def test_the_history_lists_fired_and_cleared_and_nobody_edits_it(admin_client, s
     assert admin_client.post(f"/admin/console/alertevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.post(f"/admin/console/alert/{event.alert_id}/change/", {"state": "clear"}).status_code == 403
     assert AlertEvent.objects.count() == 2
+
+
+def test_viewers_see_the_banner_and_the_history_and_change_nothing(client, settings):
+    from django.contrib.auth.models import Group, User
+
+    alert_apply(finding(firing=True), now=timezone.now())
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="Viewers"))  # the groups' alert permissions come from a migration
+    client.force_login(viewer)
+    assert "<strong>Test alert</strong>" in client.get("/admin/").content.decode()
+    assert client.get("/admin/console/alertevent/").status_code == 200
+    event = AlertEvent.objects.get()
+    assert client.post(f"/admin/console/alertevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -12,12 +12,26 @@ import logging
 import time
 
 import django_rq
+from django.conf import settings
+from redis import Redis
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "tidings:webhooks:signature-failures:"  # + the minute (Unix time // 60)
 KEEP_MINUTES = 15
+
+
+# One client (and its connection pool) per queue configuration: django_rq.get_connection() makes a new client,
+# and so a new connection, at each call, which a flood of forged requests would multiply.
+_clients: dict[str, Redis] = {}
+
+
+def _redis() -> Redis:
+    config = repr(settings.RQ_QUEUES["default"])
+    if config not in _clients:
+        _clients[config] = django_rq.get_connection("default")
+    return _clients[config]
 
 
 def _minute(now: float) -> int:
@@ -28,7 +42,7 @@ def signature_failure_record(*, now: float | None = None) -> None:
     """Count one refused request. Never raises: the refusal (403) matters more than the count."""
     key = f"{KEY_PREFIX}{_minute(time.time() if now is None else now)}"
     try:
-        pipeline = django_rq.get_connection("default").pipeline(transaction=False)
+        pipeline = _redis().pipeline(transaction=False)
         pipeline.incr(key)
         pipeline.expire(key, KEEP_MINUTES * 60)
         pipeline.execute()
@@ -41,4 +55,4 @@ def signature_failures_since(*, minutes: int, now: float | None = None) -> int:
     minutes = max(1, min(minutes, KEEP_MINUTES))
     current = _minute(time.time() if now is None else now)
     keys = [f"{KEY_PREFIX}{minute}" for minute in range(current - minutes + 1, current + 1)]
-    return sum(int(count) for count in django_rq.get_connection("default").mget(keys) if count is not None)
+    return sum(int(count) for count in _redis().mget(keys) if count is not None)

@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver
 
 from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import email_tracking_record
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,12 @@ def configured_esp_only(view, esp: str):
             raise Http404("No such webhook.")
         if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
             logger.warning("Refused an email webhook at %s: ANYMAIL_WEBHOOK_SECRET is not set", request.path)
+            signature_failure_record()
             return HttpResponseForbidden("Webhook authentication is not configured.")
         try:
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:
+            signature_failure_record()
             return HttpResponseForbidden("Invalid webhook credentials.")
 
     return wrapper

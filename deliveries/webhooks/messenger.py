@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods
 from ..instruments import webhook_events
 from ..services.feedback import messenger_receipts_record
 from ..services.inbound import inbound_record, keyword_of
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
         return verify_subscription(request)
     if not signature_valid(request):
         logger.warning("Refused a Messenger webhook with a missing or wrong X-Hub-Signature-256")
+        signature_failure_record()
         return HttpResponseForbidden("Invalid signature.")
     try:
         payload = json.loads(request.body)

@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import twilio_status_record
 from ..services.inbound import twilio_inbound_record
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def twilio_webhook(view):
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not signature_valid(request):
             logger.warning("Refused a Twilio webhook with a missing or wrong signature at %s", request.path)
+            signature_failure_record()
             return HttpResponseForbidden("Invalid Twilio signature.")
         return view(request, *args, **kwargs)
 

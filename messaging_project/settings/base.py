@@ -306,6 +306,25 @@ CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 ANALYTICS_ROLLUP_INTERVAL = env.float("ANALYTICS_ROLLUP_INTERVAL", default=5.0)
 ANALYTICS_GAP_MAX_AGE = env.float("ANALYTICS_GAP_MAX_AGE", default=600.0)
 ANALYTICS_MINUTE_RETENTION_HOURS = env.float("ANALYTICS_MINUTE_RETENTION_HOURS", default=48.0)
+# Alerts (console/services/alerts.py, README "Alerts"): checked every ALERT_CHECK_INTERVAL seconds by each dispatcher
+# and by `manage.py check_alerts`; each fires once when it starts and once when it clears, by email to ADMINS
+# (comma-separated addresses) and/or as Slack-compatible JSON to ALERT_WEBHOOK_URL.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_TIMEOUT = env.float("ALERT_WEBHOOK_TIMEOUT", default=5.0)
+ALERT_CHECK_INTERVAL = env.float("ALERT_CHECK_INTERVAL", default=30.0)
+# Failed and undelivered over the last 5 minutes' sends, once there were at least ALERT_FAILURE_MIN_SENDS of them.
+ALERT_FAILURE_RATE = env.float("ALERT_FAILURE_RATE", default=0.2)
+ALERT_FAILURE_MIN_SENDS = env.int("ALERT_FAILURE_MIN_SENDS", default=20)
+ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
+# Redis memory used as a share of its maxmemory (no alert while Redis has no limit).
+ALERT_REDIS_MEMORY = env.float("ALERT_REDIS_MEMORY", default=0.8)
+# Webhook requests refused for their signature in the last 5 minutes.
+ALERT_WEBHOOK_SIGNATURE_FAILURES = env.int("ALERT_WEBHOOK_SIGNATURE_FAILURES", default=20)
+# A firing alert clears only after firing this long: a figure hovering at its threshold sends one pair at most
+# this often, not one every check.
+ALERT_CLEAR_AFTER_SECONDS = env.float("ALERT_CLEAR_AFTER_SECONDS", default=120.0)
+EMAIL_SUBJECT_PREFIX = "[Tidings] "
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
@@ -314,6 +333,7 @@ DISPATCHER_PERIODIC_TASKS = [
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
     # 0 takes the rollups off the dispatchers, for `manage.py rollup_analytics --every N` run on its own.
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
+    ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.

@@ -223,7 +223,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
             remember_for = min(remember_for, int((api_key.expires_at - now).total_seconds()) + 1)
         # add, not set: an "invalidated" marker written since the row was read must win. Not remembering only
         # costs the next lookup a SELECT.
-        with contextlib.suppress(CACHE_ERRORS):
+        with contextlib.suppress(*CACHE_ERRORS):
             cache.add(_cache_key(key_hash), api_key, timeout=remember_for)
     return api_key
 

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from rq.worker import Worker
 
+from analytics import selectors as analytics
 from content.models import Channel
 from deliveries.health import dispatcher_status, providers_status
 from deliveries.models import Message, Priority, Status
@@ -158,8 +159,6 @@ def failure_share(outcomes: dict[str, int]) -> float | None:
 def throughput_now(now: datetime) -> dict[str, Any]:
     """Sends per minute over the last hour, per channel and failed, the failure rate over 5 minutes and an hour,
     and the schedule lag (send_at to the provider's answer) over the hour, all from analytics' rollups."""
-    from analytics import selectors as analytics
-
     by_channel = {channel: analytics.per_minute(60, channel=channel) for channel in Channel.values}
     series = list(by_channel.values())
     minutes = [row["minute"] for row in series[0]]

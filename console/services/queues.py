@@ -25,6 +25,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
+from analytics import selectors as analytics
 from content.models import Channel
 from deliveries.models import AuditEntry, Message, Status
 from deliveries.services.messages import message_cancel, message_retry
@@ -148,8 +149,6 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
 
 def throughput_by_channel(now: datetime) -> list[dict[str, Any]]:
     """Messages sent and failed per channel in the last 5 minutes and the last hour, from analytics' rollups."""
-    from analytics import selectors as analytics
-
     rows = []
     for channel in Channel.values:
         last_5m = analytics.outcomes_since(now - timedelta(minutes=5), channel=channel)

@@ -7,6 +7,7 @@ class QueueMonitor(models.Model):
 
     class Meta:
         managed = False
+        verbose_name = verbose_name_plural = "queue monitor"
         default_permissions = ()
         permissions = [("view_queue_monitor", "Can see the queue monitor")]
 

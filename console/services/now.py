@@ -112,7 +112,9 @@ def workers_now() -> dict[str, Any]:
         job = current[worker.name]
         if worker.name in ids_of:
             channels = Counter(channel_of.get(pk, "?") for pk in ids_of[worker.name])
-            doing = "sending " + ", ".join(f"{n} messages of {channel}" for channel, n in channels.most_common())
+            doing = "sending " + ", ".join(
+                f"{n} message{'s' if n != 1 else ''} of {channel}" for channel, n in channels.most_common()
+            )
         elif job is not None:
             doing = f"running {job.func_name}"
         else:

@@ -13,12 +13,6 @@ from django.core.cache import cache
 from django.utils import timezone
 from rq import Worker
 
-from deliveries.circuit_breakers import ProviderBreaker
-from deliveries.exceptions import TransientDeliveryError
-from deliveries.models import Message, Priority, Status
-from deliveries.services.dispatch import SEND_JOB
-from deliveries.services.heartbeat import Heartbeat
-from deliveries.staff_roles import VIEWERS, staff_roles_ensure
 from console.services.now import (
     CACHE_KEY,
     COUNT_CAP,
@@ -32,6 +26,12 @@ from console.services.now import (
     workers_now,
 )
 from console.templatetags.console_now import age, capped
+from deliveries.circuit_breakers import ProviderBreaker
+from deliveries.exceptions import TransientDeliveryError
+from deliveries.models import Message, Priority, Status
+from deliveries.services.dispatch import SEND_JOB
+from deliveries.services.heartbeat import Heartbeat
+from deliveries.staff_roles import VIEWERS, staff_roles_ensure
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_each_live_worker_says_what_it_is_sending():
     finally:
         busy.register_death()
         idle.register_death()
-    assert workers["busy-worker"]["doing"] == "sending 3 messages of sms, 1 messages of email"
+    assert workers["busy-worker"]["doing"] == "sending 3 messages of sms, 1 message of email"
     assert workers["busy-worker"]["queues"] == ["high", "default", "low"]
     assert workers["idle-worker"]["doing"] == "idle"
 

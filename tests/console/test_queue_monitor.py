@@ -169,3 +169,12 @@ def test_superusers_get_the_link_to_django_rqs_raw_dashboard(client):
     page = client.get(MONITOR).content.decode()
     assert 'href="/admin/queues/"' in page
     assert client.get("/admin/queues/").status_code == 200
+
+
+def test_the_monitor_is_in_the_admins_app_list_and_sidebar_for_those_allowed(client):
+    member(client, VIEWERS)
+    index = client.get("/admin/").content.decode()
+    assert 'href="/admin/console/queuemonitor/"' in index
+    assert client.get("/admin/console/queuemonitor/")["Location"] == MONITOR
+    client.force_login(User.objects.create_user("plain", password="pw", is_staff=True))
+    assert "/admin/console/queuemonitor/" not in client.get("/admin/").content.decode()

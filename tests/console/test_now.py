@@ -80,7 +80,7 @@ def test_a_message_scheduled_for_2030_is_scheduled_not_waiting():
     assert scheduled["overdue"] == 1
 
 
-def test_counts_stop_at_the_cap_and_say_so(monkeypatch):
+def test_counts_stop_at_the_cap_and_say_so():
     assert capped(COUNT_CAP) == "100,000+"
     assert capped(1234) == "1,234"
     assert age(42) == "42 s" and age(185) == "3 min 5 s" and age(7800) == "2 h 10 min"

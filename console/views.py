@@ -26,6 +26,7 @@ from .services.queues import (
     GroupAction,
     group_act,
     group_count,
+    monitor_forget,
     monitor_snapshot,
     window_parse,
 )
@@ -122,6 +123,7 @@ def queue_monitor_act(request: HttpRequest) -> HttpResponse:
         details={"source": "queue monitor", "channel": group.channel, "code": group.code},
     )
     done += len(changed)
+    monitor_forget()
     if tried and done < total:
         return TemplateResponse(request, "console/group_progress.html", {**context, "total": total, "done": done})
     messages.success(

@@ -31,6 +31,7 @@ from deliveries.models import AuditEntry, Message, Status
 from deliveries.services.messages import message_cancel, message_retry
 
 from .now import CACHE_ERRORS, capped_count, queues_now
+from .now import CACHE_KEY as NOW_CACHE_KEY
 
 # The windows the monitor offers, by the value its form sends.
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -127,7 +128,7 @@ def failure_groups(*, window: str, now: datetime | None = None) -> list[dict[str
 def monitor_snapshot(*, window: str) -> dict[str, Any]:
     """The monitor's page: queues with their depth, throughput per channel, and the failure groups of the
     window; kept DASHBOARD_CACHE_SECONDS in the shared cache per window."""
-    key = f"tidings:console:queues:v1:{window}"
+    key = _monitor_cache_key(window)
     try:
         cached = cache.get(key)
     except CACHE_ERRORS:
@@ -145,6 +146,16 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
     with contextlib.suppress(*CACHE_ERRORS):
         cache.set(key, snapshot, timeout=settings.DASHBOARD_CACHE_SECONDS)
     return snapshot
+
+
+def _monitor_cache_key(window: str) -> str:
+    return f"tidings:console:queues:v1:{window}"
+
+
+def monitor_forget() -> None:
+    """Drop the cached figures of the monitor and the dashboard, so whoever just acted sees the outcome."""
+    with contextlib.suppress(*CACHE_ERRORS):
+        cache.delete_many([*(_monitor_cache_key(window) for window in WINDOWS), NOW_CACHE_KEY])
 
 
 def throughput_by_channel(now: datetime) -> list[dict[str, Any]]:

@@ -117,6 +117,9 @@ def test_an_operator_retries_a_group_after_confirming_in_steps_and_each_is_audit
 
     last = client.post(ACT, group_form("retry", "failed", "21211", confirmed="yes", total="3", done="2"))
     assert last.status_code == 302 and last["Location"] == f"{MONITOR}?window=24h"
+    page = client.get(last["Location"]).content.decode()
+    assert "Retry: 3 message(s) of sms (21211) done." in page
+    assert "<code>30006</code>" in page and "<code>21211</code>" not in page  # at once, not when the cache expires
     assert {m.status for m in Message.objects.filter(pk__in=[m.pk for m in group])} == {Status.QUEUED}
     assert Message.objects.get(pk=other.pk).status == Status.FAILED
     entries = AuditEntry.objects.filter(action=AuditEntry.Action.MESSAGE_RETRIED)

@@ -16,6 +16,7 @@ from rq import Worker
 from console.services.now import (
     CACHE_KEY,
     COUNT_CAP,
+    capped_count,
     failure_share,
     in_flight_now,
     now_build,
@@ -81,6 +82,9 @@ def test_a_message_scheduled_for_2030_is_scheduled_not_waiting():
 
 
 def test_counts_stop_at_the_cap_and_say_so():
+    for _ in range(3):
+        queued(Priority.HIGH, 1)
+    assert capped_count(Message.objects.filter(status=Status.QUEUED), cap=2) == 2
     assert capped(COUNT_CAP) == "100,000+"
     assert capped(1234) == "1,234"
     assert age(42) == "42 s" and age(185) == "3 min 5 s" and age(7800) == "2 h 10 min"

@@ -181,3 +181,15 @@ def test_the_monitor_is_in_the_admins_app_list_and_sidebar_for_those_allowed(cli
     assert client.get("/admin/console/queuemonitor/")["Location"] == MONITOR
     client.force_login(User.objects.create_user("plain", password="pw", is_staff=True))
     assert "/admin/console/queuemonitor/" not in client.get("/admin/").content.decode()
+
+
+def test_a_groups_count_links_to_its_messages_in_the_message_list(client):
+    member(client, OPERATORS)
+    mine = failed("21211")
+    failed("30006")
+    page = client.get(MONITOR).content.decode()
+    link = "/admin/deliveries/message/?status__exact=failed&amp;channel__exact=sms&amp;last_error_code=21211"
+    assert link in page
+    listing = client.get(link.replace("&amp;", "&"))
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].queryset) == [mine]

@@ -66,8 +66,8 @@ def queue_monitor(request: HttpRequest) -> HttpResponse:
 
 
 def _parse_group(request: HttpRequest) -> tuple[FailureGroup, GroupAction]:
-    """The group and action a POST names; PermissionDenied when the user may not take the action, a 400-like
-    redirect back (with a message) is the caller's when the form is wrong."""
+    """The group and action a POST names. ValueError (answered 400 with its one line) when the form names no such
+    pair; PermissionDenied (403) when the user may not take the action."""
     action = ACTIONS.get(request.POST.get("action", ""))
     kind = request.POST.get("kind", "")
     channel = request.POST.get("channel", "")

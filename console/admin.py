@@ -1,7 +1,14 @@
+"""The console's admin pages: alerts and their history (read-only), and the queue monitor's entry in the app list
+and sidebar ("Operations console › Queue monitor") for staff with its permission; it has no rows and leads to the
+monitor's own page."""
+
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 
-from .models import Alert, AlertEvent
+from .models import Alert, AlertEvent, QueueMonitor
+from .views import MONITOR_PERMISSION
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,3 +54,28 @@ class AlertEventAdmin(ReadOnlyAdmin):
         if settings.ADMINS or settings.ALERT_WEBHOOK_URL:
             return "waiting for the next check"
         return "not sent: neither ADMINS nor ALERT_WEBHOOK_URL is set"
+
+
+@admin.register(QueueMonitor)
+class QueueMonitorAdmin(admin.ModelAdmin):
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(MONITOR_PERMISSION)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm(MONITOR_PERMISSION)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("console:queue-monitor"))

@@ -292,6 +292,10 @@ class Message(models.Model):
             models.Index(
                 fields=["status", "queued_at"], name="message_queued_at", condition=models.Q(status=Status.QUEUED)
             ),
+            # The console's queue monitor: failed messages of a window, grouped by channel and error.
+            models.Index(
+                fields=["status", "failed_at"], name="message_failed_at", condition=models.Q(status=Status.FAILED)
+            ),
             # Lease recovery.
             models.Index(
                 fields=["status", "lease_expires_at"],

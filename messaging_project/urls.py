@@ -46,7 +46,9 @@ def django_rq_urls():
 
 
 urlpatterns = [
+    # django-rq's raw dashboard of RQ jobs, for superusers; staff use the console's queue monitor below.
     path("admin/queues/", include(django_rq_urls())),
+    path("admin/console/", include("console.urls")),
     # Templates are content's models and batches deliveries': links to their admin pages under campaigns' label
     # (bookmarks, links in emails) lead to the same page.
     re_path(

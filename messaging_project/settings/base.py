@@ -339,6 +339,11 @@ DISPATCHER_PERIODIC_TASKS = [
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
 DISPATCHER_HEARTBEAT_EVERY = env.float("DISPATCHER_HEARTBEAT_EVERY", default=5.0)
 DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default=60.0)
+# The console: the dashboard's "Now" figures and the queue monitor's are kept in the shared cache this many seconds
+# (one build per few seconds whoever watches); the monitor's "retry these" / "cancel these" act on this many
+# messages per request, a big group in several steps with progress shown.
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=5)
+QUEUE_MONITOR_ACTION_BATCH = env.int("QUEUE_MONITOR_ACTION_BATCH", default=500)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------

@@ -91,9 +91,13 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             "Variables",
             {
                 "fields": ["variables", "sample_context"],
-                "description": "Every variable the content uses must be declared here. A contact's fields and "
-                "attributes fill the variables of the same name (name, first_name, phone, email, language, "
-                "time_zone and each custom attribute).",
+                "description": "A contact's fields fill name, first_name, phone, email, language and time_zone: "
+                "use them without declaring them (declare one only to give it a default for contacts who left it "
+                "blank). Declare here every other variable the content uses, such as a custom attribute (an "
+                'extra column of a contact import, like plan): {"plan": null} makes it required, {"plan": '
+                '"basic"} gives a default. A contact\'s custom attribute fills the variable of the same name. '
+                "Sent without a contact (the compose page, the API), the context must give each required "
+                "variable, contact fields included.",
             },
         ),
         ("Content", {"fields": ["subject", "body", "html_body"]}),

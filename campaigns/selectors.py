@@ -6,13 +6,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from content.services.templates import CONTACT_VARIABLES
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
 from .segment_filters import filters_q
-
-# Contact fields a template can read by these names; custom attributes may not reuse them.
-CONTACT_VARIABLES = ("name", "first_name", "phone", "email", "language", "time_zone")
 
 
 def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
@@ -22,7 +20,8 @@ def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
 
 
 def contact_context(*, contact: Contact) -> dict[str, Any]:
-    """The template variables the contact fills: its custom attributes and its fields by name.
+    """The template variables the contact fills: its custom attributes and its fields by name (CONTACT_VARIABLES,
+    which templates may use undeclared; custom attributes may not reuse those names).
 
     Blank fields are left out, so a template's default (or a refusal naming the variable) applies instead of
     an empty value.
@@ -36,7 +35,7 @@ def contact_context(*, contact: Contact) -> dict[str, Any]:
         "time_zone": contact.time_zone,
     }
     context = {key: value for key, value in contact.attributes.items() if value not in (None, "")}
-    context.update({key: value for key, value in fields.items() if value})
+    context.update({key: fields[key] for key in CONTACT_VARIABLES if fields[key]})
     return context
 
 

@@ -12,11 +12,11 @@ from django.db import transaction
 
 from content.locales import normalize_language, normalize_time_zone
 from content.models import MessageTemplate
-from content.services.templates import RenderedContent, template_render
+from content.services.templates import CONTACT_VARIABLES, RenderedContent, template_render
 from deliveries.addresses import normalize_email, normalize_phone
 
 from ..models import Contact, ContactList
-from ..selectors import CONTACT_VARIABLES, contact_context
+from ..selectors import contact_context
 
 CONSENT_FIELDS = ("sms_consent", "whatsapp_consent", "email_consent")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -89,6 +89,16 @@ def test_a_contacts_fields_and_attributes_are_template_variables():
     assert content.body == f"Hi Ada, your gold plan. ({contact.phone})"
 
 
+def test_a_template_using_the_contacts_fields_undeclared_renders_them_for_each_contact():
+    template = template_create(name="T", slug="t", channel="sms", body="Hi {{ name }} ({{ email }})", variables={})
+    contact = ContactFactory(name="Ada Lovelace", email="ada@example.com")
+    assert template_render_for_contact(template=template, contact=contact).body == "Hi Ada Lovelace (ada@example.com)"
+    nameless = ContactFactory(name="", email="anon@example.com")
+    with pytest.raises(TemplateRenderError) as excinfo:
+        template_render_for_contact(template=template, contact=nameless)
+    assert excinfo.value.missing == ("name",)
+
+
 def test_a_contact_without_a_name_gets_the_default_or_a_readable_failure_never_hello_comma():
     contact = ContactFactory(name="", language="fr")
     with_default = template_create(

@@ -47,10 +47,13 @@ def test_a_syntax_error_is_refused_with_its_line():
 def test_an_undeclared_variable_is_refused_with_its_line_and_name():
     with pytest.raises(ValidationError) as excinfo:
         sms_template(body="Hi {{ name }},\nyour code is {{ code }}.\nBye {{ nmae }}", variables={"name": None})
-    hint = "(name, first_name, phone, email, language, time_zone need no declaring)."
+    advice = (
+        "Declare it in the template's variables, or correct the name "
+        "(name, first_name, phone, email, language, time_zone need no declaring)."
+    )
     assert errors_of(excinfo)["body"] == [
-        f"Line 2: 'code' is not a declared variable. Declare it in the template's variables, or correct the name {hint}",
-        f"Line 3: 'nmae' is not a declared variable. Declare it in the template's variables, or correct the name {hint}",
+        f"Line 2: 'code' is not a declared variable. {advice}",
+        f"Line 3: 'nmae' is not a declared variable. {advice}",
     ]
 
 

@@ -2,7 +2,6 @@
 time read in UTC to the second, the preview's figures, and a warning (never a refusal) for a suppressed recipient."""
 
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,67 +180,3 @@ def test_the_warning_shows_the_entrys_source_escaped(client, composer):
     suppress(channel="email", address="ada@example.com", source=HOSTILE)
     page = post(client, channel="email", to="ada@example.com", subject="Hi", body="Hi", _preview="1").content.decode()
     assert_shown_only_escaped(page.split('id="suppression-warning"')[1].split("</div>")[0])
-
-
-# --- In a browser: the script shows the chosen channel's fields ----------------------------------------------
-
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser(live_server, client, composer):
-    """Headless Chromium signed in as the composer (the test client's session cookie)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    options.binary_location = BROWSER
-    driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=options)
-    try:
-        driver.get(f"{live_server.url}/admin/login/")
-        driver.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
-        driver.get(f"{live_server.url}{COMPOSE}")
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.mark.skipif(not (BROWSER and DRIVER), reason="needs Chromium and chromedriver")
-@pytest.mark.django_db(transaction=True)
-def test_in_a_browser_only_the_chosen_channels_fields_show_and_hidden_ones_are_not_sent(browser):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-
-    def shown(name):
-        return browser.find_element(By.NAME, name).is_displayed()
-
-    assert (shown("body"), shown("media_urls"), shown("subject"), shown("html_body")) == (True, True, False, False)
-    Select(browser.find_element(By.NAME, "channel")).select_by_value("email")
-    assert (shown("subject"), shown("html_body"), shown("media_urls")) == (True, True, False)
-    browser.find_element(By.NAME, "to").send_keys("ada@example.com")
-    browser.find_element(By.NAME, "subject").send_keys("Typed for the email")
-    # Back to SMS: the subject is hidden and disabled, so it is neither sent nor refused.
-    Select(browser.find_element(By.NAME, "channel")).select_by_value("sms")
-    to = browser.find_element(By.NAME, "to")
-    to.clear()
-    to.send_keys("+14155550100")
-    browser.find_element(By.NAME, "body").send_keys("Hello")
-    browser.find_element(By.NAME, "_send").click()
-    WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith("/change/"))
-    message = Message.objects.get()
-    assert (message.channel, message.subject, message.body) == ("sms", "", "Hello")
-
-
-@pytest.mark.skipif(not (BROWSER and DRIVER), reason="needs Chromium and chromedriver")
-@pytest.mark.django_db(transaction=True)
-def test_in_a_browser_the_send_time_is_echoed_in_the_browsers_zone(browser):
-    from selenium.webdriver.common.by import By
-
-    browser.execute_script(
-        "const field = document.querySelector('[name=send_at]');"
-        "field.value = '2030-01-02T03:04:05'; field.dispatchEvent(new Event('input'));"
-    )
-    echoed = browser.find_element(By.ID, "send-at-local").text
-    assert echoed.startswith("2030-01-02 03:04:05 UTC is ")
-    assert "in your time zone (" in echoed

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from content.services.templates import CONTACT_VARIABLES
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
@@ -20,8 +19,8 @@ def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
 
 
 def contact_context(*, contact: Contact) -> dict[str, Any]:
-    """The template variables the contact fills: its custom attributes and its fields by name (CONTACT_VARIABLES,
-    which templates may use undeclared; custom attributes may not reuse those names).
+    """The template variables the contact fills: its custom attributes and its fields by name (these are
+    content.services.templates.CONTACT_VARIABLES, which templates may use undeclared).
 
     Blank fields are left out, so a template's default (or a refusal naming the variable) applies instead of
     an empty value.
@@ -35,7 +34,7 @@ def contact_context(*, contact: Contact) -> dict[str, Any]:
         "time_zone": contact.time_zone,
     }
     context = {key: value for key, value in contact.attributes.items() if value not in (None, "")}
-    context.update({key: fields[key] for key in CONTACT_VARIABLES if fields[key]})
+    context.update({key: value for key, value in fields.items() if value})
     return context
 
 

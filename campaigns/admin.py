@@ -29,7 +29,7 @@ from .forms import (
     TranslationFormSet,
 )
 from .models import Campaign, CampaignStep, Contact, ContactList, Segment
-from .resources import ContactResource
+from .resources import COLUMN_ALIASES, ContactResource
 from .selectors import campaign_progress, segment_contacts
 from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
 from .services.campaign_drafts import EDITABLE_FIELDS
@@ -91,9 +91,13 @@ class MessageTemplateAdmin(admin.ModelAdmin):
             "Variables",
             {
                 "fields": ["variables", "sample_context"],
-                "description": "Every variable the content uses must be declared here. A contact's fields and "
-                "attributes fill the variables of the same name (name, first_name, phone, email, language, "
-                "time_zone and each custom attribute).",
+                "description": "A contact's fields fill name, first_name, phone, email, language and time_zone: "
+                "use them without declaring them (declare one only to give it a default for contacts who left it "
+                "blank). Declare here every other variable the content uses, such as a custom attribute (an "
+                'extra column of a contact import, like plan): {"plan": null} makes it required, {"plan": '
+                '"basic"} gives a default. A contact\'s custom attribute fills the variable of the same name. '
+                "Sent without a contact (the compose page, the API), the context must give each required "
+                "variable, contact fields included.",
             },
         ),
         ("Content", {"fields": ["subject", "body", "html_body"]}),
@@ -180,6 +184,7 @@ class ContactAdmin(ImportMixin, admin.ModelAdmin):
     import_formats = [base_formats.CSV]
     import_form_class = ContactImportForm
     confirm_form_class = ContactConfirmImportForm
+    import_template_name = "admin/campaigns/contact/import.html"
     list_display = ["__str__", "phone", "email", "language", "sms_consent", "whatsapp_consent", "email_consent"]
     list_filter = ["sms_consent", "whatsapp_consent", "email_consent", "language", "lists"]
     search_fields = ["name", "=phone", "email"]
@@ -195,6 +200,9 @@ class ContactAdmin(ImportMixin, admin.ModelAdmin):
     def has_import_permission(self, request):
         # IMPORT_EXPORT_IMPORT_PERMISSION_CODE asks for add only, but an import also changes existing contacts.
         return request.user.has_perms(["campaigns.add_contact", "campaigns.change_contact"])
+
+    def get_import_context_data(self, **kwargs):
+        return {**super().get_import_context_data(**kwargs), "column_aliases": sorted(COLUMN_ALIASES.items())}
 
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")

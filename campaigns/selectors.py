@@ -11,9 +11,6 @@ from deliveries.selectors import message_status_counts
 from .models import Contact, Segment
 from .segment_filters import filters_q
 
-# Contact fields a template can read by these names; custom attributes may not reuse them.
-CONTACT_VARIABLES = ("name", "first_name", "phone", "email", "language", "time_zone")
-
 
 def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
     """The contacts the segment selects now: of its list (if any) and passing its filters."""
@@ -22,7 +19,8 @@ def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
 
 
 def contact_context(*, contact: Contact) -> dict[str, Any]:
-    """The template variables the contact fills: its custom attributes and its fields by name.
+    """The template variables the contact fills: its custom attributes and its fields by name (these are
+    content.services.templates.CONTACT_VARIABLES, which templates may use undeclared).
 
     Blank fields are left out, so a template's default (or a refusal naming the variable) applies instead of
     an empty value.

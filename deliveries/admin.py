@@ -1,12 +1,14 @@
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from content.models import Channel
 from content.services.sms_segments import sms_segments
 
 from .forms import ComposeForm, SuppressionForm
@@ -315,15 +317,16 @@ class MessageAdmin(admin.ModelAdmin):
 
     def compose_view(self, request):
         form = ComposeForm(request.POST or None)
-        preview = None
+        message_request = preview = suppression = None
         if request.method == "POST" and form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items()}
             try:
-                message_request, content = message_request_validate(**data)
+                message_request, content = message_request_validate(**form.cleaned_data)
             except MessageValidationError as error:
                 for field, errors in error.errors.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                # A warning, not a refusal: the worker decides at send time, and the entry may be lifted by then.
+                suppression = suppression_notice(request, message_request)
                 if "_preview" in request.POST:
                     preview = content
                 else:
@@ -333,16 +336,35 @@ class MessageAdmin(admin.ModelAdmin):
                     self.message_user(
                         request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
                     )
+                    if suppression:
+                        warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)
+                        self.message_user(request, warning, messages.WARNING)
                     return redirect(reverse("admin:deliveries_message_change", args=[message.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": "Compose a message",
             "form": form,
             "preview": preview,
-            "sms": sms_segments(preview.body) if preview and form.cleaned_data.get("channel") == "sms" else None,
+            "message_request": message_request,
+            "channel_label": Channel(message_request.channel).label if message_request else "",
+            "suppression": suppression,
+            "sms": sms_segments(preview.body) if preview and message_request.channel == "sms" else None,
+            "now": timezone.now(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/deliveries/message/compose.html", context)
+
+
+def suppression_notice(request, message_request) -> dict | None:
+    """What the compose page says when the recipient is on the suppression list, or None when it is not."""
+    entry = suppression_for(channel=message_request.channel, address=message_request.recipient)
+    if entry is None:
+        return None
+    return {
+        "entry": entry,
+        "blocks": suppression_blocks(entry, category=message_request.category),
+        "link": request.user.has_perm("deliveries.view_suppression"),
+    }
 
 
 class SuperusersOnlyMixin:

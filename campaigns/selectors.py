@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from deliveries.models import Suppression
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
@@ -110,3 +111,8 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
         "cancelled": total("cancelled"),
         "by_status": counts,
     }
+
+
+def campaign_opt_outs(*, campaign_id: int) -> int:
+    """How many recipients opted out (STOP, unsubscribe link) in answer to one of the campaign's messages."""
+    return Suppression.objects.filter(reason=Suppression.Reason.OPT_OUT, message__campaign_id=campaign_id).count()

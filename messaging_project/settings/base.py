@@ -300,6 +300,9 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
+# Seconds a completed campaign's owner summary waits at most for the last delivery receipts (it goes as soon as
+# every sent message has one); the campaign page stays live until then.
+CAMPAIGN_SUMMARY_SETTLE = env.float("CAMPAIGN_SUMMARY_SETTLE", default=600.0)
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.

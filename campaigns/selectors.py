@@ -1,12 +1,19 @@
-"""Reads: the contacts of a segment, and what a contact brings to a template's context."""
+"""Reads: the contacts of a segment, what a contact brings to a template's context, and a campaign's figures.
+
+A campaign's figures must stay cheap at a million messages: counts by status come from one GROUP BY on the
+(campaign, status) index, failures from the failed rows only (top codes), segments from a bounded sample, and
+engagement and opt-outs from the analytics rollups; nothing here reads every message of a campaign.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
-from deliveries.models import Suppression
+from content.services.sms_segments import sms_segments
+from deliveries.backends.twilio_errors import reason_for
+from deliveries.models import Message, Status, Suppression
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
@@ -100,6 +107,8 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
 
     return {
         "targeted": campaign.targeted,
+        # Everyone the fan-out will create a message for (counted at launch); `targeted` grows towards it.
+        "recipients": max(campaign.fanout_state.get("recipients", 0), campaign.targeted),
         "excluded": campaign.excluded,
         "waiting": total("scheduled", "paused"),
         "queued": total("queued", "sending"),
@@ -116,3 +125,125 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
 def campaign_opt_outs(*, campaign_id: int) -> int:
     """How many recipients opted out (STOP, unsubscribe link) in answer to one of the campaign's messages."""
     return Suppression.objects.filter(reason=Suppression.Reason.OPT_OUT, message__campaign_id=campaign_id).count()
+
+
+def campaign_reach(*, campaign) -> dict[str, int]:
+    """Before launch: how many the campaign would go to now (audience members with consent and an address for
+    its channel), of how many in its audience. Two COUNTs."""
+    audience = campaign_audience(campaign=campaign).count()
+    if campaign.template_id is None:
+        return {"audience": audience, "recipients": 0, "excluded": audience}
+    recipients = campaign_recipients(campaign=campaign, channel=campaign.template.channel).count()
+    return {"audience": audience, "recipients": recipients, "excluded": audience - recipients}
+
+
+# Message statuses that count as a failure on the campaign page, each with its error code.
+FAILURE_STATUSES = (Status.FAILED, Status.UNDELIVERED)
+TWILIO_CHANNELS = ("sms", "whatsapp")
+
+
+def campaign_failures(*, campaign, limit: int = 10) -> dict[str, Any]:
+    """The campaign's failed and undelivered messages grouped by error code, the commonest `limit` codes, each with
+    a reason a person can read: Twilio's documented text for its codes, else the error a message recorded.
+    Reads the failed rows only (through the (campaign, status) index), never the rest."""
+    rows = list(
+        Message.objects.filter(campaign=campaign, status__in=FAILURE_STATUSES)
+        .order_by()
+        .values("last_error_code")
+        .annotate(count=Count("pk"), example=Max("last_error_message"), channel=Max("channel"))
+        .order_by("-count", "last_error_code")
+    )
+    codes = [
+        {
+            "code": row["last_error_code"],
+            "count": row["count"],
+            "reason": _failure_reason(row["last_error_code"], row["channel"], row["example"] or ""),
+            "docs_url": _error_docs_url(row["last_error_code"], row["channel"]),
+        }
+        for row in rows[:limit]
+    ]
+    return {
+        "codes": codes,
+        "total": sum(row["count"] for row in rows),
+        "other_codes": len(rows) - len(codes),
+        "other_count": sum(row["count"] for row in rows[limit:]),
+    }
+
+
+def _failure_reason(code: str, channel: str, example: str) -> str:
+    if code and channel in TWILIO_CHANNELS and code.isdigit():
+        return reason_for(code, fallback=example)
+    return example or "No reason recorded."
+
+
+def _error_docs_url(code: str, channel: str) -> str:
+    if code.isdigit() and channel in TWILIO_CHANNELS:
+        return f"https://www.twilio.com/docs/api/errors/{code}"
+    return ""
+
+
+SEGMENT_SAMPLE = 1000
+
+
+def campaign_segments(*, campaign, sample: int = SEGMENT_SAMPLE) -> dict[str, Any] | None:
+    """The SMS segments the campaign's sent messages used (what a provider bills): exact up to `sample` messages,
+    beyond that the sample's average times the count, marked as an estimate. None for channels not billed by the
+    segment. Price per segment: not configured yet (issue #24), so no amount is shown."""
+    if campaign.template_id is None or campaign.template.channel != "sms":
+        return None
+    sent_statuses = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+    sent = Message.objects.filter(campaign=campaign, status__in=sent_statuses)
+    bodies = list(sent.order_by().values_list("body", flat=True)[:sample])
+    counted = sum(sms_segments(body).segments for body in bodies)
+    if len(bodies) < sample:
+        return {"segments": counted, "messages": len(bodies), "estimate": False}
+    total = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
+    return {"segments": round(counted * total / len(bodies)), "messages": total, "estimate": True}
+
+
+def campaign_engagement(*, campaign_id: int) -> dict[str, int]:
+    """Messages opened, messages clicked and opt-outs that followed the campaign's messages."""
+    # Provisional until the analytics rollups land: these read the campaign's delivered rows.
+    messages = Message.objects.filter(campaign_id=campaign_id, status=Status.DELIVERED)
+    return {
+        "opened": messages.filter(opens_count__gt=0).count(),
+        "clicked": messages.filter(clicks_count__gt=0).count(),
+        "opted_out": campaign_opt_outs(campaign_id=campaign_id),
+    }
+
+
+# The funnel's steps: (key, label, the step its rate is a share of).
+FUNNEL_STEPS = [
+    ("targeted", "Targeted", None),
+    ("sent", "Sent", "targeted"),
+    ("delivered", "Delivered", "sent"),
+    ("opened", "Opened", "delivered"),
+    ("clicked", "Clicked", "delivered"),
+    ("opted_out", "Opted out", "delivered"),
+]
+
+
+def campaign_funnel(*, progress: dict[str, Any], engagement: dict[str, int]) -> list[dict[str, Any]]:
+    """Targeted → sent → delivered → opened → clicked, and opted out: each step's count, its rate (a share of the
+    step it follows, None when that is 0) and its width on the page (a share of the targeted)."""
+    counts = {
+        "targeted": max(progress["recipients"], progress["targeted"]),
+        "sent": progress["sent"],
+        "delivered": progress["delivered"],
+        **{key: engagement.get(key, 0) for key in ("opened", "clicked", "opted_out")},
+    }
+    top = max(counts["targeted"], 1)
+    steps = []
+    for key, label, of in FUNNEL_STEPS:
+        whole = counts[of] if of else 0
+        steps.append(
+            {
+                "key": key,
+                "label": label,
+                "count": counts[key],
+                "rate": round(100 * counts[key] / whole, 1) if whole else None,
+                "of": of or "",
+                "width": round(100 * counts[key] / top, 2),
+            }
+        )
+    return steps

@@ -270,7 +270,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return "—"
         return render_to_string("admin/campaigns/campaign/progress_bar.html", progress_context(obj, funnel=False))
 
-    @admin.display(description="Progress")
+    @admin.display(description="Recipients and progress")
     def progress_panel(self, obj):
         if obj is None or obj.pk is None:
             return "Save the campaign to see how many it would go to."

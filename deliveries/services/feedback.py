@@ -24,8 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -163,33 +162,36 @@ def _apply_to(message: Message, report: ProviderReport) -> Outcome:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                report_event_insert(
+                event = report_event_insert(
                     message,
                     kind=kind,
                     code=report.error_code,
                     detail=_describe(report, stale=stale),
-                    data={"provider_message_id": report.provider_message_id, **report.data},
+                    # `event` in our words, which analytics counts (bounced, opened, unsubscribed, ...).
+                    data={"provider_message_id": report.provider_message_id, **report.data, "event": report.event},
                     dedupe_key=report.dedupe_key[:200],
                 )
         except IntegrityError:
             return Outcome.DUPLICATE
         if stale:
             return Outcome.STALE
-        if report.event in ENGAGEMENT_FIELDS:
-            _count_engagement(message, report)
+        if report.event in ENGAGEMENT_FIELDS and _count_engagement(message, report):
+            # The message's first open (or click), marked so that analytics counts messages opened, not opens.
+            MessageEvent.objects.filter(pk=event.pk).update(data={**event.data, "first": True})
         _move(message, report)
     return Outcome.APPLIED
 
 
-def _count_engagement(message: Message, report: ProviderReport) -> None:
+def _count_engagement(message: Message, report: ProviderReport) -> bool:
+    """Count an open or click on the message; True when it is the message's first (the row lock decides)."""
     count_field, first_field = ENGAGEMENT_FIELDS[report.event]
     when = report.occurred_at or timezone.now()
-    Message.objects.filter(pk=message.pk).update(
-        **{
-            count_field: F(count_field) + 1,
-            first_field: Coalesce(F(first_field), Value(when, output_field=DateTimeField())),
-        }
+    first = Message.objects.filter(pk=message.pk, **{f"{first_field}__isnull": True}).update(
+        **{count_field: F(count_field) + 1, first_field: when}
     )
+    if not first:
+        Message.objects.filter(pk=message.pk).update(**{count_field: F(count_field) + 1})
+    return bool(first)
 
 
 def _move(message: Message, report: ProviderReport) -> None:

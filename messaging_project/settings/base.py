@@ -303,12 +303,19 @@ CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
 # Seconds a completed campaign's owner summary waits at most for the last delivery receipts (it goes as soon as
 # every sent message has one); the campaign page stays live until then.
 CAMPAIGN_SUMMARY_SETTLE = env.float("CAMPAIGN_SUMMARY_SETTLE", default=600.0)
+# Analytics (docs/analytics.md): how often each dispatcher counts new timeline events into the rollups (seconds);
+# how long an event id missing below the rollup's watermark is looked for before it counts as rolled back
+# (seconds); how long the per-minute rollup is kept (hours).
+ANALYTICS_ROLLUP_INTERVAL = env.float("ANALYTICS_ROLLUP_INTERVAL", default=5.0)
+ANALYTICS_GAP_MAX_AGE = env.float("ANALYTICS_GAP_MAX_AGE", default=600.0)
+ANALYTICS_MINUTE_RETENTION_HOURS = env.float("ANALYTICS_MINUTE_RETENTION_HOURS", default=48.0)
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
 DISPATCHER_PERIODIC_TASKS = [
     ("campaigns.services.campaign_scheduler.campaigns_tick", CAMPAIGN_TICK_INTERVAL),
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
+    ("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.

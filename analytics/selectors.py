@@ -231,7 +231,7 @@ def campaign_series(
         last = max(last, until.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
     first = max(min(hour for hour, _metric, _count in grouped), last - timedelta(hours=CAMPAIGN_SERIES_MAX_HOURS - 1))
     hours = int((last - first) / timedelta(hours=1)) + 1
-    points = {
+    points: dict[datetime, dict[str, Any]] = {
         at: {"hour": at, **dict.fromkeys(metrics, 0)} for at in (first + timedelta(hours=i) for i in range(hours))
     }
     for hour, metric, count in grouped:

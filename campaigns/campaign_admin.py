@@ -30,6 +30,7 @@ from .selectors import (
     campaign_failures,
     campaign_funnel,
     campaign_progress,
+    campaign_progress_series,
     campaign_reach,
     campaign_segments,
 )
@@ -287,6 +288,7 @@ class CampaignAdmin(admin.ModelAdmin):
             failures=campaign_failures(campaign=obj),
             segments=campaign_segments(campaign=obj),
             channel=obj.template.channel if obj.template_id else "",
+            series=[{**point, "hour": point["hour"].isoformat()} for point in campaign_progress_series(campaign=obj)],
         )
         return render_to_string("admin/campaigns/campaign/progress.html", context)
 
@@ -348,9 +350,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def permitted_actions(self, request: HttpRequest, campaign: Campaign) -> list[str]:
         """The lifecycle actions the campaign's status allows and the person may take."""
         return [
-            name
-            for name in ACTIONS_BY_STATUS.get(campaign.status, [])
-            if request.user.has_perm(LIFECYCLE[name][1])
+            name for name in ACTIONS_BY_STATUS.get(campaign.status, []) if request.user.has_perm(LIFECYCLE[name][1])
         ]
 
     def progress_view(self, request, object_id):

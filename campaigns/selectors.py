@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
+from analytics.selectors import campaign_funnel as analytics_campaign_funnel
+from analytics.selectors import campaign_series as analytics_campaign_series
 from content.services.sms_segments import sms_segments
 from deliveries.backends.twilio_errors import reason_for
-from deliveries.models import Message, Status, Suppression
+from deliveries.models import Message, Status
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
@@ -122,11 +125,6 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
     }
 
 
-def campaign_opt_outs(*, campaign_id: int) -> int:
-    """How many recipients opted out (STOP, unsubscribe link) in answer to one of the campaign's messages."""
-    return Suppression.objects.filter(reason=Suppression.Reason.OPT_OUT, message__campaign_id=campaign_id).count()
-
-
 def campaign_reach(*, campaign) -> dict[str, int]:
     """Before launch: how many the campaign would go to now (audience members with consent and an address for
     its channel), of how many in its audience. Two COUNTs."""
@@ -201,15 +199,36 @@ def campaign_segments(*, campaign, sample: int = SEGMENT_SAMPLE) -> dict[str, An
     return {"segments": round(counted * total / len(bodies)), "messages": total, "estimate": True}
 
 
+ENGAGEMENT_METRICS = ("opened", "clicked", "opted_out", "bounced", "complained")
+
+
 def campaign_engagement(*, campaign_id: int) -> dict[str, int]:
-    """Messages opened, messages clicked and opt-outs that followed the campaign's messages."""
-    # Provisional until the analytics rollups land: these read the campaign's delivered rows.
-    messages = Message.objects.filter(campaign_id=campaign_id, status=Status.DELIVERED)
-    return {
-        "opened": messages.filter(opens_count__gt=0).count(),
-        "clicked": messages.filter(clicks_count__gt=0).count(),
-        "opted_out": campaign_opt_outs(campaign_id=campaign_id),
-    }
+    """Messages opened, messages clicked, and the opt-outs, bounces and complaints providers reported for the
+    campaign's messages, from the analytics rollups (a few rows, however big the campaign)."""
+    figures = analytics_campaign_funnel(campaign_id)
+    return {metric: figures[metric] for metric in ENGAGEMENT_METRICS}
+
+
+# What the campaign page's chart draws, per hour.
+SERIES_METRICS = ("sent", "delivered", "undelivered", "failed", "opened", "clicked")
+
+
+def campaign_progress_series(*, campaign) -> list[dict[str, Any]]:
+    """The campaign's sent, delivered, failed (failed or undelivered), opened and clicked messages per hour, up to
+    now while it can still change."""
+    live = campaign.status in ("scheduled", "running", "paused") or campaign.summary_sent_at is None
+    series = analytics_campaign_series(campaign.pk, SERIES_METRICS, until=timezone.now() if live else None)
+    return [
+        {
+            "hour": point["hour"],
+            "sent": point["sent"],
+            "delivered": point["delivered"],
+            "failed": point["failed"] + point["undelivered"],
+            "opened": point["opened"],
+            "clicked": point["clicked"],
+        }
+        for point in series
+    ]
 
 
 # The funnel's steps: (key, label, the step its rate is a share of).

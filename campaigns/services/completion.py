@@ -37,7 +37,7 @@ from deliveries.services.messages import message_create, message_request_validat
 from deliveries.state import FINAL_STATUSES
 
 from ..models import Campaign
-from ..selectors import campaign_opt_outs
+from ..selectors import campaign_engagement
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def campaign_summary_text(campaign: Campaign) -> str:
     """The owner's summary: what was delivered, what was not and why it may not be known, and the engagement."""
     summary = message_outcome_summary(Message.objects.filter(campaign=campaign))
     by_status = summary["by_status"]
-    opted_out = campaign_opt_outs(campaign_id=campaign.pk)
+    opted_out = campaign_engagement(campaign_id=campaign.pk)["opted_out"]
     lines = [f"Campaign “{campaign.name}” is complete: every message has gone out.", ""]
     lines += [
         f"Messages: {summary['total']}",

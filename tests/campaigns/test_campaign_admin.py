@@ -3,6 +3,7 @@ launch, "Delete draft" rather than "Cancel" on a draft, nothing for a viewer) an
 follows a campaign through completion until its receipts are in."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -15,7 +16,7 @@ from deliveries.models import Message, Status
 from deliveries.state import transition
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
-from tests.support import run_burst_worker
+from tests.support import HOSTILE, assert_shown_only_escaped, run_burst_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,3 +205,29 @@ def test_a_draft_with_an_unusable_value_is_refused_on_save(client, staff):
     )
     assert Campaign.objects.get().time_zone == "Europe/Paris"
     assert Campaign.objects.get().created_by == staff
+
+
+def test_campaign_names_and_error_texts_are_shown_escaped(admin_client, draft):
+    draft.name = HOSTILE
+    draft.save()
+    page = page_of(admin_client, draft)
+    assert_shown_only_escaped(page)
+    assert_shown_only_escaped(admin_client.get(f"{CHANGELIST}{draft.pk}/launch/").content.decode(), times=2)
+    campaign_launch(campaign=draft)
+    run_burst_worker()
+    ids = list(Message.objects.filter(campaign=draft).values_list("pk", flat=True))
+    transition(
+        ids[:2],
+        to_status=Status.UNDELIVERED,
+        from_statuses=[Status.SENT],
+        fields={"last_error_code": '"><b>', "last_error_message": HOSTILE},
+    )
+    page = page_of(admin_client, draft)
+    assert_shown_only_escaped(page, times=2)  # the name and the failure's reason
+    assert "&quot;&gt;&lt;b&gt;" in page  # the code, in the link's query and its text
+    assert_shown_only_escaped(admin_client.get(f"{CHANGELIST}{draft.pk}/cancel/").content.decode(), times=2)
+    assert_shown_only_escaped(admin_client.get(CHANGELIST).content.decode())
+    # The live panel writes what it polls as text, never as markup.
+    for script in ("campaign_progress.js", "campaign_chart.js"):
+        source = (Path(__file__).parents[2] / "campaigns/static/campaigns" / script).read_text()
+        assert "innerHTML" not in source and "insertAdjacentHTML" not in source and "outerHTML" not in source

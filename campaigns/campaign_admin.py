@@ -119,6 +119,18 @@ def progress_context(campaign: Campaign, *, funnel: bool = True) -> dict[str, An
     return context
 
 
+def details_context(campaign: Campaign) -> dict[str, Any]:
+    """The page's slower-moving parts: failures by code, segments, and the hourly series for the chart."""
+    series = campaign_progress_series(campaign=campaign)
+    return {
+        "campaign": campaign,
+        "failures": campaign_failures(campaign=campaign),
+        "segments": campaign_segments(campaign=campaign),
+        "channel": campaign.template.channel if campaign.template is not None else "",
+        "series": [{**point, "hour": point["hour"].isoformat()} for point in series],
+    }
+
+
 def live_state(campaign: Campaign, actions: list[str]) -> dict[str, Any]:
     """What the live panel polls: the status, the buttons that apply, the counts, the bar and the funnel."""
     context = progress_context(campaign)
@@ -279,16 +291,13 @@ class CampaignAdmin(admin.ModelAdmin):
             return render_to_string(
                 "admin/campaigns/campaign/reach.html", {"campaign": obj, "reach": campaign_reach(campaign=obj)}
             )
-        context = progress_context(obj)
+        context = {**progress_context(obj), **details_context(obj)}
         context.update(
             url=reverse("admin:campaigns_campaign_progress", args=[obj.pk]),
+            details_url=reverse("admin:campaigns_campaign_progress_details", args=[obj.pk]),
             live=campaign_live(obj),
             settling=campaign_settling(obj),
             settle_minutes=round(summary_settle().total_seconds() / 60),
-            failures=campaign_failures(campaign=obj),
-            segments=campaign_segments(campaign=obj),
-            channel=obj.template.channel if obj.template_id else "",
-            series=[{**point, "hour": point["hour"].isoformat()} for point in campaign_progress_series(campaign=obj)],
         )
         return render_to_string("admin/campaigns/campaign/progress.html", context)
 
@@ -337,9 +346,11 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         progress = self.admin_site.admin_view(self.progress_view)
+        details = self.admin_site.admin_view(self.progress_details_view)
         lifecycle = self.admin_site.admin_view(self.lifecycle_view)
         return [
             path("<int:object_id>/progress/", progress, name="campaigns_campaign_progress"),
+            path("<int:object_id>/progress/details/", details, name="campaigns_campaign_progress_details"),
             *(
                 path(f"<int:object_id>/{name}/", lifecycle, {"action": name}, name=f"campaigns_campaign_{name}")
                 for name in LIFECYCLE
@@ -359,6 +370,13 @@ class CampaignAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request, campaign):
             raise PermissionDenied
         return JsonResponse(live_state(campaign, self.permitted_actions(request, campaign)))
+
+    def progress_details_view(self, request, object_id):
+        """The failures, cost and chart of the page, as HTML the live panel puts in place of its own."""
+        campaign = get_object_or_404(Campaign.objects.select_related("template"), pk=object_id)
+        if not self.has_view_or_change_permission(request, campaign):
+            raise PermissionDenied
+        return TemplateResponse(request, "admin/campaigns/campaign/progress_details.html", details_context(campaign))
 
     def lifecycle_view(self, request, object_id, action):
         """POST: take the action. GET: the confirmation page, saying what the action will do."""

@@ -92,11 +92,13 @@ def campaign_awaits_receipts(*, campaign_id: int) -> bool:
 
 
 def campaign_settling(campaign: Campaign, *, now: datetime | None = None) -> bool:
-    """A completed campaign whose summary has not gone yet and whose settle window is still open: its figures
-    may still change as receipts arrive, so its page keeps refreshing."""
+    """A completed campaign still waiting for receipts: its summary has not gone, its settle window is open and
+    some of its messages have none yet. Its figures may still change, so its page keeps refreshing."""
     if campaign.status != Campaign.Status.COMPLETED or campaign.summary_sent_at or campaign.completed_at is None:
         return False
-    return (now or timezone.now()) < campaign.completed_at + summary_settle()
+    if (now or timezone.now()) >= campaign.completed_at + summary_settle():
+        return False
+    return campaign_awaits_receipts(campaign_id=campaign.pk)
 
 
 def campaigns_summaries_due(*, now: datetime | None = None, limit: int = 100) -> list[int]:

@@ -94,6 +94,10 @@ def test_a_viewer_sees_no_buttons_and_cannot_act(client, draft):
     assert client.get(f"{CHANGELIST}{draft.pk}/progress/").json()["actions"] == []
     draft.refresh_from_db()
     assert draft.status == Campaign.Status.RUNNING
+    # Staff without the campaign's view permission see none of its figures.
+    client.force_login(User.objects.create_user("outsider", password="pw", is_staff=True))
+    for part in ("progress/", "progress/details/", "change/"):
+        assert client.get(f"{CHANGELIST}{draft.pk}/{part}").status_code == 403
 
 
 def test_a_draft_shows_its_recipients_and_launches_after_a_confirmation_with_the_count(client, staff, draft):
@@ -176,6 +180,10 @@ def test_the_live_panel_follows_completion_until_the_receipts_are_in(client, sta
     page = page_of(client, draft)
     assert 'data-live=""' in page
     assert "The number is a landline or cannot receive SMS." in page
+    # The part the panel refreshes now and then (and once at the end): failures, cost and chart.
+    details = client.get(f"{CHANGELIST}{draft.pk}/progress/details/").content.decode()
+    assert "The number is a landline or cannot receive SMS." in details and "SMS segment" in details
+    assert "<html" not in details
     assert 'href="https://www.twilio.com/docs/api/errors/30006"' in page
 
 

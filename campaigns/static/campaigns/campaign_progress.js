@@ -9,8 +9,10 @@
   const panel = document.getElementById("campaign-progress");
   if (!panel || !panel.dataset.live) return;
   const POLL_MS = 2000;
+  const DETAILS_EVERY = 8; // polls between two refreshes of the failures, the cost and the chart
   const SPEED_WINDOW_MS = 3 * 60 * 1000; // the speed is measured over the last three minutes of polls
   const samples = []; // [time, messages out] of each poll
+  let polls = 0;
 
   function text(selector, value) {
     document.querySelectorAll(selector).forEach((node) => {
@@ -77,6 +79,22 @@
     pace(data);
   }
 
+  // The failures, the cost and the chart: the server renders them (escaped) and this puts the new part in place of
+  // the old one, parsed as an inert document (no script in it runs); the chart then redraws from its new figures.
+  async function refreshDetails() {
+    const holder = panel.querySelector("[data-details]");
+    if (!holder) return;
+    try {
+      const response = await fetch(holder.dataset.url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      holder.replaceChildren(...Array.from(fresh.body.childNodes).map((node) => document.adoptNode(node)));
+      document.dispatchEvent(new CustomEvent("campaign:details"));
+    } catch (error) {
+      // kept as it was; the next refresh tries again
+    }
+  }
+
   async function refresh() {
     let data = null;
     try {
@@ -85,7 +103,9 @@
     } catch (error) {
       data = null; // the network hiccupped: try again at the next poll
     }
+    polls += 1;
     if (data) update(data);
+    if (data && (!data.live || polls % DETAILS_EVERY === 0)) refreshDetails();
     if (!data || data.live) setTimeout(refresh, POLL_MS);
   }
   setTimeout(refresh, POLL_MS);

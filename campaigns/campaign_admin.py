@@ -115,7 +115,8 @@ def progress_context(campaign: Campaign, *, funnel: bool = True) -> dict[str, An
     context = {"campaign": campaign, "progress": progress, "bars": bars}
     if funnel:
         engagement = campaign_engagement(campaign_id=campaign.pk)
-        context["funnel"] = campaign_funnel(progress=progress, engagement=engagement)
+        channel = campaign.template.channel if campaign.template is not None else ""
+        context["funnel"] = campaign_funnel(progress=progress, engagement=engagement, channel=channel)
     return context
 
 

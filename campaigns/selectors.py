@@ -242,9 +242,16 @@ FUNNEL_STEPS = [
 ]
 
 
-def campaign_funnel(*, progress: dict[str, Any], engagement: dict[str, int]) -> list[dict[str, Any]]:
+# Channels whose providers report opens and clicks; elsewhere those steps are "not tracked", not 0 %.
+ENGAGEMENT_CHANNELS = ("email",)
+
+
+def campaign_funnel(
+    *, progress: dict[str, Any], engagement: dict[str, int], channel: str = "email"
+) -> list[dict[str, Any]]:
     """Targeted → sent → delivered → opened → clicked, and opted out: each step's count, its rate (a share of the
-    step it follows, None when that is 0) and its width on the page (a share of the targeted)."""
+    step it follows, None when that is 0 or the channel does not report it) and its width on the page (a share
+    of the targeted)."""
     counts = {
         "targeted": max(progress["recipients"], progress["targeted"]),
         "sent": progress["sent"],
@@ -255,13 +262,15 @@ def campaign_funnel(*, progress: dict[str, Any], engagement: dict[str, int]) -> 
     steps = []
     for key, label, of in FUNNEL_STEPS:
         whole = counts[of] if of else 0
+        tracked = key not in ("opened", "clicked") or channel in ENGAGEMENT_CHANNELS
         steps.append(
             {
                 "key": key,
                 "label": label,
                 "count": counts[key],
-                "rate": round(100 * counts[key] / whole, 1) if whole else None,
+                "rate": round(100 * counts[key] / whole, 1) if whole and tracked else None,
                 "of": of or "",
+                "tracked": tracked,
                 "width": round(100 * counts[key] / top, 2),
             }
         )

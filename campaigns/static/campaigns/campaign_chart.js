@@ -22,7 +22,7 @@
     if (!canvas || !source || typeof Chart === "undefined") return;
     const series = JSON.parse(source.textContent);
     chart = new Chart(canvas, {
-      type: "line",
+      type: series.length < 3 ? "bar" : "line", // a line needs a few hours to say anything
       data: {
         labels: series.map((point) => point.hour.slice(5, 13).replace("T", " ") + ":00"),
         datasets: LINES.map(([key, label, colour, dash]) => ({

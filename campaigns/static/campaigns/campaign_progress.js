@@ -74,7 +74,7 @@
       row.querySelector("[data-funnel-count]").textContent = step.count;
       row.querySelector("[data-funnel-bar]").style.width = step.width + "%";
       const rate = row.querySelector("[data-funnel-rate]");
-      if (step.of) rate.textContent = (step.rate === null ? "—" : step.rate.toFixed(1) + " %") + " of " + step.of;
+      if (step.of && step.tracked) rate.textContent = (step.rate === null ? "—" : step.rate.toFixed(1) + " %") + " of " + step.of;
     });
     pace(data);
   }

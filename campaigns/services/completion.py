@@ -12,9 +12,9 @@ The campaign scheduler's tick (campaigns.services.campaign_scheduler, run by eve
 `campaigns_complete_finished()`: a running campaign whose fan-out is done and whose messages are all done moves to
 `completed` (with `completed_at`) in a conditional UPDATE (one dispatcher wins). The same tick queues
 `campaigns.jobs.send_campaign_summary` for each completed campaign whose summary is due and whose job Redis does
-not hold (so a job lost with Redis is queued again at the next tick). The job claims `summary_sent_at` with a
-conditional UPDATE and creates the email in that transaction, so the owner gets exactly one, even when several
-dispatchers queue it or the job runs twice.
+not hold (so a job lost with Redis is queued again at the next tick; a failed one waits in RQ's failed registry).
+The job claims `summary_sent_at` with a conditional UPDATE and creates the email in that transaction, so the owner
+gets exactly one, even when several dispatchers queue it or the job runs twice.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ logger = logging.getLogger(__name__)
 CAMPAIGN_DONE_STATUSES = frozenset({*FINAL_STATUSES, Status.SENT})
 SUMMARY_JOB = "campaigns.jobs.send_campaign_summary"
 SUMMARY_QUEUE = "default"
-# A job in one of these states will not run again: a campaign whose summary is still due is queued afresh.
-SUMMARY_JOB_OVER = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED})
+# A job in one of these states will not run again: a campaign whose summary is still due is queued afresh. A failed
+# job is not: it stays in RQ's failed registry for an operator to look at and requeue, rather than failing again
+# at every tick.
+SUMMARY_JOB_OVER = frozenset({JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED})
 
 
 def summary_job_id(campaign_id: int) -> str:
@@ -123,7 +125,7 @@ def campaigns_queue_due_summaries() -> int:
             logger.warning("Redis unavailable, campaign summaries queued at a later tick: %s", error)
             return queued
         if job is not None and job.get_status(refresh=False) not in SUMMARY_JOB_OVER:
-            continue  # queued, started or deferred: it will run
+            continue  # queued, started or deferred: it will run; failed: an operator's to requeue
         queued += _enqueue_summary(campaign_id)
     return queued
 

@@ -155,3 +155,15 @@ def test_the_summary_of_a_real_run_counts_the_receipts_the_provider_sent(owner, 
     summary = Message.objects.get(metadata__campaign_summary=campaign.pk)  # emailed through the fake Postmark
     assert summary.recipient == "owner@example.com"
     assert "Messages: 4\nDelivered: 4\n" in summary.body
+
+
+def test_a_failed_summary_job_is_left_for_an_operator_not_queued_at_every_tick(campaign, owner):
+    owner.email = "not an address"  # the summary's email is refused: the job fails
+    owner.save()
+    MessageFactory(campaign=campaign, status=Status.DELIVERED)
+    campaigns_complete_finished()
+    run_burst_worker()
+    queue = django_rq.get_queue("default")
+    assert queue.failed_job_registry.get_job_ids() == [summary_job_id(campaign.pk)]
+    campaigns_complete_finished()
+    assert summary_jobs() == []

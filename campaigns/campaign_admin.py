@@ -120,13 +120,13 @@ def progress_context(campaign: Campaign, *, funnel: bool = True) -> dict[str, An
     return context
 
 
-def details_context(campaign: Campaign) -> dict[str, Any]:
+def details_context(campaign: Campaign, *, sent: int | None = None) -> dict[str, Any]:
     """The page's slower-moving parts: failures by code, segments, and the hourly series for the chart."""
     series = campaign_progress_series(campaign=campaign)
     return {
         "campaign": campaign,
         "failures": campaign_failures(campaign=campaign),
-        "segments": campaign_segments(campaign=campaign),
+        "segments": campaign_segments(campaign=campaign, sent_count=sent),
         "channel": campaign.template.channel if campaign.template is not None else "",
         "series": [{**point, "hour": point["hour"].isoformat()} for point in series],
     }
@@ -292,7 +292,8 @@ class CampaignAdmin(admin.ModelAdmin):
             return render_to_string(
                 "admin/campaigns/campaign/reach.html", {"campaign": obj, "reach": campaign_reach(campaign=obj)}
             )
-        context = {**progress_context(obj), **details_context(obj)}
+        context = progress_context(obj)
+        context.update(details_context(obj, sent=context["progress"]["sent"]))
         context.update(
             url=reverse("admin:campaigns_campaign_progress", args=[obj.pk]),
             details_url=reverse("admin:campaigns_campaign_progress_details", args=[obj.pk]),

@@ -183,19 +183,24 @@ def _error_docs_url(code: str, channel: str) -> str:
 SEGMENT_SAMPLE = 1000
 
 
-def campaign_segments(*, campaign, sample: int = SEGMENT_SAMPLE) -> dict[str, Any] | None:
+def campaign_segments(
+    *, campaign, sent_count: int | None = None, sample: int = SEGMENT_SAMPLE
+) -> dict[str, Any] | None:
     """The SMS segments the campaign's sent messages used (what a provider bills): exact up to `sample` messages,
     beyond that the sample's average times the count, marked as an estimate. None for channels not billed by the
-    segment. Price per segment: not configured yet (issue #24), so no amount is shown."""
+    segment. `sent_count`: the campaign's sent count when the caller has it (saves counting them again). Price per
+    segment: not configured yet (issue #24), so no amount is shown."""
     if campaign.template_id is None or campaign.template.channel != "sms":
         return None
     sent_statuses = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
-    sent = Message.objects.filter(campaign=campaign, status__in=sent_statuses)
-    bodies = list(sent.order_by().values_list("body", flat=True)[:sample])
+    sent_messages = Message.objects.filter(campaign=campaign, status__in=sent_statuses)
+    bodies = list(sent_messages.order_by().values_list("body", flat=True)[:sample])
     counted = sum(sms_segments(body).segments for body in bodies)
     if len(bodies) < sample:
         return {"segments": counted, "messages": len(bodies), "estimate": False}
-    total = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
+    if sent_count is None:
+        sent_count = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
+    total = sent_count
     return {"segments": round(counted * total / len(bodies)), "messages": total, "estimate": True}
 
 

@@ -23,7 +23,7 @@ class HourlyRollup(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["campaign_id"], name="hourly_rollup_campaign", condition=models.Q(campaign_id__gt=0)),
+            models.Index(fields=["campaign_id"], name="hourly_rollup_campaign_id"),
         ]
 
     def __str__(self) -> str:

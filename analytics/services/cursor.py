@@ -21,6 +21,9 @@ from django.db.models import QuerySet
 
 from ..models import RollupCursor, RollupGap
 
+# Gap ids looked up per statement.
+GAP_CHUNK = 5000
+
 
 def cursor_locked(name: str) -> RollupCursor:
     """The cursor `name`, created at 0 the first time, locked until the end of the caller's transaction."""
@@ -35,7 +38,7 @@ def rows_not_yet_counted(
     appeared, then up to `limit` rows above its watermark, in id order. Moves the cursor past them (saved), records
     the ids it skipped as gaps and forgets the gaps found or too old. Call in a transaction holding the cursor."""
     gaps = RollupGap.objects.filter(cursor=cursor)
-    late = list(rows.filter(pk__in=gaps.values("row_id")).values_list(*fields))
+    late = _rows_in(rows, list(gaps.values_list("row_id", flat=True)), fields)
     fresh = list(rows.filter(pk__gt=cursor.watermark).order_by("pk").values_list(*fields)[:limit])
     if late:
         gaps.filter(row_id__in=[row[0] for row in late]).delete()
@@ -59,11 +62,16 @@ def rows_not_yet_counted(
 def oldest_not_yet_counted(cursor: RollupCursor, rows: QuerySet[Any], stamp: str) -> datetime | None:
     """When the oldest row the cursor has not counted yet was written (`stamp`: its time field), or None."""
     first_above = rows.filter(pk__gt=cursor.watermark).order_by("pk").values_list(stamp, flat=True).first()
-    in_gaps = (
-        rows.filter(pk__in=RollupGap.objects.filter(cursor=cursor).values("row_id"))
-        .order_by(stamp)
-        .values_list(stamp, flat=True)
-        .first()
-    )
-    found = [at for at in (first_above, in_gaps) if at is not None]
+    gap_ids = list(RollupGap.objects.filter(cursor=cursor).values_list("row_id", flat=True))
+    in_gaps = [row[1] for row in _rows_in(rows, gap_ids, ("pk", stamp))]
+    found = [at for at in (first_above, *in_gaps) if at is not None]
     return min(found) if found else None
+
+
+def _rows_in(rows: QuerySet[Any], ids: list[int], fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The `fields` of the rows with these ids, looked up by id in chunks: a subquery over the gaps instead made
+    PostgreSQL scan the whole table on every run."""
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), GAP_CHUNK):
+        found += rows.filter(pk__in=ids[start : start + GAP_CHUNK]).values_list(*fields)
+    return found

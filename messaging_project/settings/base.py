@@ -315,7 +315,8 @@ ANALYTICS_MINUTE_RETENTION_HOURS = env.float("ANALYTICS_MINUTE_RETENTION_HOURS",
 DISPATCHER_PERIODIC_TASKS = [
     ("campaigns.services.campaign_scheduler.campaigns_tick", CAMPAIGN_TICK_INTERVAL),
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
-    ("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL),
+    # 0 takes the rollups off the dispatchers, for `manage.py rollup_analytics --every N` run on its own.
+    *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.

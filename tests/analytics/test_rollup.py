@@ -7,7 +7,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ from deliveries.state import transition
 from tests.analytics.counts import expected_by_hour, hourly_totals, minute_totals, rolled_up_by_hour
 from tests.campaigns.campaign_support import new_campaign
 from tests.factories import ContactListFactory, MessageFactory
-from tests.support import at_once
+from tests.support import at_once, process_env, run_manage, start_manage, stop, wait_for
 
 
 def sent_sms(**fields) -> Message:
@@ -260,3 +260,28 @@ def test_every_dispatcher_runs_the_rollup_every_few_seconds(settings):
         settings.ANALYTICS_ROLLUP_INTERVAL,
     ) in settings.DISPATCHER_PERIODIC_TASKS
     assert settings.ANALYTICS_ROLLUP_INTERVAL == 5.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_can_run_as_its_own_process_until_stopped():
+    process = start_manage("rollup_analytics", "--every", "0.2", env=process_env())
+    try:
+        sent_sms()
+        wait_for(lambda: selectors.totals()[("sms", "sent")] == 1, timeout=20, message="the rollup process to count")
+        report(Message.objects.get(), "delivered")
+        wait_for(lambda: selectors.totals()[("sms", "delivered")] == 1, timeout=20, message="the next pass")
+    finally:
+        output = stop(process)
+    assert output.splitlines() == ["Counting into the rollups every 0.2s.", "Rollups stopped."]
+
+
+def test_a_wrong_interval_is_refused_in_one_line():
+    with pytest.raises(CommandError, match=r"^--every must be a number of seconds above 0, as --every 2\.$"):
+        call_command("rollup_analytics", "--every", "0")
+
+
+def test_an_interval_of_0_takes_the_rollups_off_the_dispatchers():
+    show = "from django.conf import settings; print([path for path, _ in settings.DISPATCHER_PERIODIC_TASKS])"
+    result = run_manage("shell", "-c", show, ANALYTICS_ROLLUP_INTERVAL="0")
+    assert result.returncode == 0, result.stderr
+    assert "rollup_tick" not in result.stdout and "reconcile" in result.stdout

@@ -219,7 +219,7 @@ def campaign_series(
 ) -> list[dict[str, Any]]:
     """One campaign's counts per hour (UTC), oldest first, from its first hour in the rollup to the hour of
     `until` (default: its last hour in the rollup), every hour present: [{"hour": datetime, <metric>: count}, ...].
-    Reads the campaign's rollup rows only (the hourly_rollup_campaign index); empty when it has none yet."""
+    Reads the campaign's rollup rows only (the hourly_rollup_campaign_id index); empty when it has none yet."""
     rows = HourlyRollup.objects.filter(campaign_id=campaign_id, metric__in=metrics)
     grouped = list(
         rows.values_list("hour", "metric").annotate(total=Sum("count")).values_list("hour", "metric", "total")

@@ -300,6 +300,9 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
+# Seconds a completed campaign's owner summary waits at most for the last delivery receipts (it goes as soon as
+# every sent message has one); the campaign page stays live until then.
+CAMPAIGN_SUMMARY_SETTLE = env.float("CAMPAIGN_SUMMARY_SETTLE", default=600.0)
 # Analytics (docs/analytics.md): how often each dispatcher counts new timeline events into the rollups (seconds);
 # how long an event id missing below the rollup's watermark is looked for before it counts as rolled back
 # (seconds); how long the per-minute rollup is kept (hours).

@@ -46,10 +46,12 @@ class EstimatedCountPaginator(Paginator):
         if exact <= self.threshold:
             self.estimated = False
             return exact
+        estimate = planner_row_estimate(self.object_list)
+        if estimate is None:  # SQLite (development): no estimate to show, and no million rows either
+            return super().count
         self.estimated = True
         # The estimate can be low for a filter the statistics misjudge; the list has at least threshold + 1.
-        estimate = planner_row_estimate(self.object_list)
-        return max(estimate or 0, exact)
+        return max(estimate, exact)
 
     @cached_property
     def num_pages(self) -> int:

@@ -44,7 +44,7 @@ CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING})
 
 @admin.register(Message)
 class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
-    list_display = ["id", "status_label", "channel", "recipient", "summary", "when", "attempts", "engagement"]
+    list_display = ["id", "status_label", "to", "summary", "when", "engagement"]
     list_filter = ["status", "channel", "category", "priority", CreatedRangeFilter]
     # Searched by get_search_results, each way exact and indexed; the field here only shows the search box.
     search_fields = ["recipient"]
@@ -62,7 +62,8 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     change_form_template = "admin/deliveries/message/change_form.html"
     actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
     fieldsets = [
-        (None, {"fields": ["status_label", "channel", "recipient", "suppression", "sender", "category", "priority"]}),
+        # The status leads the page above the timeline (it is refreshed there while the message is in flight).
+        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
         ("Scheduling", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
         (
             "Content",
@@ -148,16 +149,30 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_label(self, obj):
         badge = status_badge(obj.status, obj.get_status_display())
+        if obj.attempts > 1:
+            badge = format_html('{} <small title="attempts">×{}</small>', badge, obj.attempts)
         if obj.last_error_code and obj.status in (Status.FAILED, Status.UNDELIVERED, Status.REVIEW):
-            return format_html("{} {}", badge, error_code_link(obj.provider, obj.last_error_code))
+            code = error_code_link(obj.provider, obj.last_error_code)
+            return format_html('{}<small class="error-code">{}</small>', badge, code)
         return badge
 
     @admin.display(description="When", ordering="created_at")
     def when(self, obj):
         """The moment that matters most for the message's current status."""
         if obj.status == Status.SCHEDULED and obj.send_at:
-            return format_html("due {}", with_seconds(obj.send_at))
-        return with_seconds(obj.delivered_at or obj.sent_at or obj.failed_at or obj.cancelled_at or obj.created_at)
+            return format_html("due {}", with_seconds(obj.send_at, short=True))
+        moment = obj.delivered_at or obj.sent_at or obj.failed_at or obj.cancelled_at or obj.created_at
+        return with_seconds(moment, short=True)
+
+    @admin.display(description="To")
+    def to(self, obj):
+        # Channel and recipient in one column: the list fits 1,280 px with the sidebars open.
+        return format_html(
+            '<small class="channel">{}</small><span class="recipient" title="{}">{}</span>',
+            obj.get_channel_display(),
+            obj.recipient,
+            obj.recipient,
+        )
 
     @admin.display(description="Opens / clicks")
     def engagement(self, obj):

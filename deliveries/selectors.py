@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .addresses import normalize_email, normalize_whatsapp
 from .health import workers_status
-from .models import Message, Status
+from .models import IN_FLIGHT_STATUSES, Message, Status
 
 
 def message_status_counts(**filters: Any) -> dict[str, int]:
@@ -110,11 +110,14 @@ def message_search_condition(term: str) -> Q:
     term = term.strip()
     if not term:
         return Q()
-    condition = Q(provider_message_id=term) | Q(recipient=term)
+    recipients = sorted({term, *_recipient_forms(term)})
+    # The recipient index leaves out the in-flight statuses (Message.Meta): settled messages are found through it,
+    # in-flight ones through their status's own index, one status at a time, so that each arm of the OR has one.
+    condition = Q(provider_message_id=term) | (Q(recipient__in=recipients) & ~Q(status__in=IN_FLIGHT_STATUSES))
+    for status in IN_FLIGHT_STATUSES:
+        condition |= Q(recipient__in=recipients, status=status)
     if term.lstrip("#").isdigit() and len(term) < 19:
         condition |= Q(pk=int(term.lstrip("#")))
-    for recipient in _recipient_forms(term):
-        condition |= Q(recipient=recipient)
     campaign_term = term.removeprefix("campaign:").strip()
     campaigns = Message._meta.get_field("campaign").related_model._default_manager  # type: ignore[union-attr]
     if campaign_term.isdigit() and term.startswith("campaign:"):

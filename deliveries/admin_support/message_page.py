@@ -59,8 +59,13 @@ def error_code_link(provider: str, code: str) -> str:
     return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, code)
 
 
-def with_seconds(moment) -> str:
-    return date_format(timezone.localtime(moment), SECONDS_FORMAT) if moment else "—"
+def with_seconds(moment, *, short: bool = False) -> str:
+    """A date and time to the second; `short` leaves out this year's year (for the list's narrow column)."""
+    if not moment:
+        return "—"
+    moment = timezone.localtime(moment)
+    this_year = moment.year == timezone.localdate().year
+    return date_format(moment, "M j, H:i:s" if short and this_year else SECONDS_FORMAT)
 
 
 def seconds_display(field_name: str):

@@ -16,7 +16,10 @@
     }
     if (data) {
       timeline.innerHTML = data.html; // rendered and escaped by the server's template
-      if (status) status.textContent = data.status_label;
+      if (status) {
+        status.textContent = data.status_label;
+        status.dataset.messageStatus = data.status;
+      }
       if (data.settled) {
         // The buttons and fields may no longer fit the new status: one reload shows the page as it now is.
         if (timeline.dataset.status !== data.status) window.location.reload();

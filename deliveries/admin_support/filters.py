@@ -37,7 +37,7 @@ class CreatedRangeFilter(admin.ListFilter):
     template = "admin/deliveries/message/date_range_filter.html"
     presets = [("Today", 0), ("Past 7 days", 7), ("Past 30 days", 30)]
 
-    def __init__(self, request, params, model, model_admin):
+    def __init__(self, request, params, model, model_admin) -> None:
         super().__init__(request, params, model, model_admin)
         self.values: dict[str, str] = {}
         for name in (FROM_PARAM, TO_PARAM):

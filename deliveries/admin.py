@@ -64,7 +64,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     fieldsets = [
         # The status leads the page above the timeline (it is refreshed there while the message is in flight).
         (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
-        ("Scheduling", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
+        ("Schedule and campaign", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
         (
             "Content",
             {

@@ -107,7 +107,7 @@ def message_search_condition(term: str) -> Q:
     """Messages a person may mean by `term`, each way exact so that an index answers it: the message's id (#12
     or 12), its recipient normalised as the API stores it (an email also wholly lowercased; a number in E.164),
     the provider's message id, or a campaign's id or name (campaign:12 or its name). Matches nothing if none."""
-    term = term.strip()
+    term = term.replace("\x00", "").strip()  # PostgreSQL refuses a NUL in a string: it would be a 500
     if not term:
         return Q()
     recipients = sorted({term, *_recipient_forms(term)})

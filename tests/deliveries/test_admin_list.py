@@ -56,6 +56,15 @@ def test_search_finds_a_provider_id_a_message_id_and_a_campaign_by_name_or_id(cl
     assert listed_ids(client.get(LIST, {"q": f"campaign:{campaign.pk}"})) == {in_campaign.pk}
 
 
+def test_odd_search_terms_find_nothing_rather_than_fail(client, staff):
+    MessageFactory(recipient="+14155550100")
+    for term in ("campaign:", "#", "x" * 400, "@", "campaign:abc", "+1 (415"):
+        assert listed_ids(client.get(LIST, {"q": term})) == set(), term
+    # A NUL, which PostgreSQL refuses in a string: the admin's search form turns it away with a message.
+    response = client.get(LIST, {"q": "\x00+14155550100"})
+    assert response.status_code == 200 and "Null characters are not allowed" in response.content.decode()
+
+
 def test_search_does_not_scan_message_texts(client, staff):
     MessageFactory(body="Your parcel is on its way")
     assert listed_ids(client.get(LIST, {"q": "parcel"})) == set()

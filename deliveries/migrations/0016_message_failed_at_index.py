@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('campaigns', '0009_templates_and_batches_moved'),
         ('content', '0001_initial'),
-        ('deliveries', '0014_batch_moved_from_campaigns'),
+        ('deliveries', '0015_admin_indexes_and_export'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

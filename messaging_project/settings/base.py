@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from messaging_project import log_context as _log_context
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -383,16 +385,12 @@ SPECTACULAR_SETTINGS = {
 # unset) the answer is only {"status": "ok"} or {"status": "failing"}, so nobody learns our internals from it.
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Django logs the path of every 4xx/5xx ("Bad Request: /unsubscribe/<token>/"): masked like the access log.
-    "filters": {"redact_paths": {"()": "messaging_project.log_redaction.RedactPaths"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "django.request": {"filters": ["redact_paths"]},
-    },
-}
+# --- Logs (docs/operations.md, "Logs") ------------------------------------------------------------
+# Human-readable lines by default; LOG_FORMAT=json gives one JSON object a line for a log pipeline. Either way each
+# line carries the job, message, campaign, channel and provider it is about, and no full recipient ever.
+LOG_FORMAT = env("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in _log_context.FORMATS:
+    raise ImproperlyConfigured(
+        f"LOG_FORMAT must be one of {', '.join(_log_context.FORMATS)} (text is the default), not {LOG_FORMAT!r}."
+    )
+LOGGING = _log_context.logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))

@@ -20,6 +20,8 @@ from django.dispatch import receiver
 from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern, URLResolver
 
+from messaging_project.log_context import log_context
+
 from ..services.feedback import email_tracking_record
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,8 @@ ANYMAIL_BACKENDS_PREFIX = "anymail.backends."
 
 @receiver(tracking, dispatch_uid="tidings.email_tracking")
 def email_tracking_received(sender, event, esp_name, **kwargs) -> None:
-    email_tracking_record(event=event, esp_name=esp_name)
+    with log_context(provider=esp_name, recipient=getattr(event, "recipient", None)):
+        email_tracking_record(event=event, esp_name=esp_name)
 
 
 def configured_esp() -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
-from .log_redaction import mask_personal_data, mask_recipient
+from .log_redaction import mask_recipient, mask_sensitive
 
 # The fields, in the order the text format shows them, with the short name it shows them by.
 FIELDS = {
@@ -90,8 +90,8 @@ _KEPT_AS_IS = frozenset({"timestamp", "level", "logger", *FIELDS})
 
 class JsonFormatter(BaseJsonFormatter):
     """One JSON object a line: timestamp (UTC), level, logger, message, the context fields that are set, any
-    `extra=` of the call, and exc_info/stack_info. Every other value goes through the personal-data mask here as
-    well: a library's `extra=` (Django's request, say) is not seen by the handler's filter."""
+    `extra=` of the call, and exc_info/stack_info. Every other value goes through the mask of personal data and
+    secrets here as well: a library's `extra=` (Django's request, say) is not seen by the handler's filter."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("timestamp", True)
@@ -108,17 +108,17 @@ def _masked_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return mask_personal_data(value)
+        return mask_sensitive(value)
     if isinstance(value, Mapping):
         return {str(key): _masked_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked_value(item) for item in value]
-    return mask_personal_data(str(value))
+    return mask_sensitive(str(value))
 
 
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     """settings.LOGGING: one handler on standard error, in `log_format` (text or json), with the context and then
-    the personal-data mask on it, so every record that reaches it (any library's) goes through both."""
+    the mask of personal data and secrets on it, so every record that reaches it (any library's) goes through both."""
     if log_format not in FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(FORMATS)}, not {log_format!r}")
     return {
@@ -130,7 +130,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         },
         "filters": {
             "log_context": {"()": "messaging_project.log_context.LogContextFilter"},
-            "redact_personal_data": {"()": "messaging_project.log_redaction.RedactPersonalData"},
+            "redact_sensitive_data": {"()": "messaging_project.log_redaction.RedactSensitiveData"},
             # Django logs the path of every 4xx/5xx ("Bad Request: /unsubscribe/<token>/"): masked like the
             # access log.
             "redact_paths": {"()": "messaging_project.log_redaction.RedactPaths"},
@@ -139,7 +139,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": log_format,
-                "filters": ["log_context", "redact_personal_data"],
+                "filters": ["log_context", "redact_sensitive_data"],
             }
         },
         "root": {"handlers": ["console"], "level": level},

@@ -1,8 +1,9 @@
 """What may reach a log: no full phone number, email address, Messenger id or unsubscribe token.
 
 Recipients: `mask_recipient()` is how our own log lines show one (+1415•••0100, a•••@example.com, •••5342), and
-`RedactPersonalData`, a filter on every log handler, masks whatever still looks like one in a record's message,
-exception and stack text, so a library's line (twilio, anymail, urllib3, rq, Django's SQL log) cannot leak one.
+`RedactSensitiveData`, a filter on every log handler, masks whatever still looks like one in a record's message,
+exception and stack text, so a library's line (twilio, anymail, urllib3, rq, Django's SQL log) cannot leak one;
+it masks secrets a client puts in a URL's query (urllib3 logs Meta's `access_token=` at DEBUG) as well.
 
 Requests: a request like `GET /api/v1/contacts/?phone=%2B14155550100` or `POST /unsubscribe/<token>/` would put a phone
 number, an email address or a working unsubscribe link into every log it reaches. Query values are masked except
@@ -169,8 +170,25 @@ def mask_personal_data(text: str) -> str:
     return text
 
 
-class RedactPersonalData(logging.Filter):
-    """On every handler, last: the record's message, exception and stack text with personal data masked.
+# Secrets some clients put in a URL's query, which urllib3 logs at DEBUG (Meta's access_token and its proof).
+SECRET_PARAMETER = re.compile(
+    r"(?<![A-Za-z0-9_])((?:access_token|appsecret_proof|api_key|apikey|token|secret|password|signature)=)[^&\s\"'#]+",
+    re.IGNORECASE,
+)
+SECRET_PARAMETER_HINTS = ("token=", "TOKEN=", "proof=", "key=", "KEY=", "secret=", "password=", "signature=")
+
+
+def mask_sensitive(text: str) -> str:
+    """`text` with personal data (mask_personal_data) and secrets given as query parameters masked."""
+    text = mask_personal_data(text)
+    if any(hint in text for hint in SECRET_PARAMETER_HINTS):
+        text = SECRET_PARAMETER.sub(rf"\g<1>{MASK}", text)
+    return text
+
+
+class RedactSensitiveData(logging.Filter):
+    """On every handler, last: the record's message, exception and stack text with personal data and secret query
+    parameters masked.
 
     The message is formatted here (and its arguments dropped) only when something in it was masked. Runs once per
     log record, never per message sent by itself: the send path logs per batch, and per message only on failure.
@@ -182,13 +200,13 @@ class RedactPersonalData(logging.Filter):
         except Exception:  # arguments that do not fit the format: the handler reports it; mask what it will show
             message = str(record.msg)
             record.args = None
-        masked = mask_personal_data(message)
+        masked = mask_sensitive(message)
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_personal_data(record.exc_text)
+            record.exc_text = mask_sensitive(record.exc_text)
         if record.stack_info:
-            record.stack_info = mask_personal_data(record.stack_info)
+            record.stack_info = mask_sensitive(record.stack_info)
         return True

@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick lock audit
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ lock:
 # Known vulnerabilities in the locked dependencies (pip-audit); CI runs it after the tests.
 audit: install
 	scripts/audit_dependencies.sh
+
+# Headless Chromium and chromedriver for the browser tests (Debian packages; skipped when already there).
+browser:
+	@scripts/install_browser.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -49,10 +53,10 @@ lint: install
 	$(BIN)/mypy analytics campaigns console content deliveries messaging_project
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test-sqlite: install redis
+test-sqlite: install redis browser
 	env -u DATABASE_URL $(BIN)/pytest -q
 
-test-postgres: install redis
+test-postgres: install redis browser
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q
 
 # The whole suite on SQLite, then on PostgreSQL (required in CI, skipped with a note locally if not running).

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import cache
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
-
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 MASK = "***"
 
@@ -106,11 +105,19 @@ def mask_phone(number: str) -> str:
     12345678 -> +47123•••78) so that at least 3 digits are always hidden."""
     digits = re.sub(r"\D", "", number)
     # Country calling codes are prefix-free: the first of 1, 2 or 3 digits that is one is the one.
-    length = next((n for n in (1, 2, 3) if int(digits[:n] or 0) in COUNTRY_CODE_TO_REGION_CODE), 1)
+    length = next((n for n in (1, 2, 3) if int(digits[:n] or 0) in _country_codes()), 1)
     country, national = digits[:length], digits[length:]
     tail = 4 if len(national) >= 10 else 2 if len(national) >= 5 else 0
     head = min(3, max(len(national) - tail - 3, 0))
     return f"+{country}{national[:head]}{HIDDEN}{national[len(national) - tail :]}"
+
+
+@cache
+def _country_codes() -> frozenset[int]:
+    # Imported on first use: settings import this module, and most processes never mask a number.
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    return frozenset(COUNTRY_CODE_TO_REGION_CODE)
 
 
 def mask_email(address: str) -> str:

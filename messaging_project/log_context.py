@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -58,6 +60,27 @@ def current_log_context() -> Mapping[str, Any]:
     return _context.get()
 
 
+# A request id a proxy or a client may give (X-Request-ID), kept only in this shape: nothing that could forge a line.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,64}")
+
+
+class RequestLogContextMiddleware:
+    """Every line logged while a request is handled carries its id: the X-Request-ID it came with (from the load
+    balancer, say) when it looks like one, else a new one; the response carries it back, to quote in a report."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        given = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.request_id = request_id
+        with log_context(request_id=request_id):
+            response = self.get_response(request)
+        response.headers.setdefault("X-Request-ID", request_id)
+        return response
+
+
 class LogContextFilter(logging.Filter):
     """Copies the context onto each record; a field given to the call itself (`extra=`) wins."""
 
@@ -65,6 +88,12 @@ class LogContextFilter(logging.Filter):
         for name, value in _context.get().items():
             if name not in record.__dict__:
                 setattr(record, name, value)
+        # Django logs a 4xx/5xx after the middleware has returned, out of its context, with the request attached.
+        request = record.__dict__.get("request")
+        if request is not None and "request_id" not in record.__dict__:
+            request_id = getattr(request, "request_id", None)
+            if request_id:
+                record.request_id = request_id
         return True
 
 

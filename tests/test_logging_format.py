@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import logging.config
+import re
 import threading
 
 import pytest
@@ -174,3 +175,18 @@ def test_json_logs_from_a_command_parse_line_by_line():
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("{")]
     assert json.loads(line)["message"] == "To +1415•••0100"
+
+
+@pytest.mark.django_db
+def test_an_api_request_gets_an_id_its_log_lines_and_its_response_carry(api, log_to):
+    buffer = log_to("text")
+    response = api.get("/api/v1/messages/999999/", HTTP_X_REQUEST_ID="lb-4f9a2c71e0")
+    assert response.status_code == 404
+    assert response["X-Request-ID"] == "lb-4f9a2c71e0"
+    assert "Not Found: /api/v1/messages/999999/ [request=lb-4f9a2c71e0]" in buffer.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_request_id_that_could_forge_a_line_is_replaced(api):
+    response = api.get("/api/v1/messages/", HTTP_X_REQUEST_ID="x\n2026-12-07 INFO forged")
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])

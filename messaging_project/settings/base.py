@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: a body over MAX_REQUEST_BYTES is refused before anything reads it (DRF's parsers bypass Django's cap).
     "messaging_project.request_limits.RequestBodyLimitMiddleware",
+    # Every log line of a request carries its id (X-Request-ID, given or made), and so does the response.
+    "messaging_project.log_context.RequestLogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

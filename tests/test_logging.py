@@ -221,6 +221,9 @@ def check_json_lines(lines: list[str], worker_lines: list[str], refused: list[Me
     # What a library logs meanwhile carries the context too: the SQL of a Twilio receipt names its message.
     receipt_sql = [r for r in records if r["logger"] == "django.db.backends" and r.get("provider") == "twilio"]
     assert any(r.get("message_id") and r.get("recipient", "").startswith("+1415•••") for r in receipt_sql)
+    # An email's open or click finds its message first, then says which.
+    email_sql = [r for r in records if r["logger"] == "django.db.backends" and r.get("provider") == "postmark"]
+    assert any(r.get("message_id") and r.get("recipient") == "a•••@example.com" for r in email_sql)
 
 
 def check_text_lines(lines: list[str], worker_lines: list[str]) -> None:

@@ -31,7 +31,7 @@ ANYMAIL_BACKENDS_PREFIX = "anymail.backends."
 
 @receiver(tracking, dispatch_uid="tidings.email_tracking")
 def email_tracking_received(sender, event, esp_name, **kwargs) -> None:
-    with log_context(provider=esp_name, recipient=getattr(event, "recipient", None)):
+    with log_context(provider=esp_name.lower(), recipient=getattr(event, "recipient", None)):
         email_tracking_record(event=event, esp_name=esp_name)
 
 

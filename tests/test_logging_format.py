@@ -190,3 +190,9 @@ def test_an_api_request_gets_an_id_its_log_lines_and_its_response_carry(api, log
 def test_a_request_id_that_could_forge_a_line_is_replaced(api):
     response = api.get("/api/v1/messages/", HTTP_X_REQUEST_ID="x\n2026-12-07 INFO forged")
     assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_a_bad_log_level_stops_the_process_naming_the_setting_and_its_values():
+    result = run_manage("check", LOG_LEVEL="loud", SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'LOUD'." in result.stderr

@@ -395,4 +395,7 @@ if LOG_FORMAT not in _log_context.FORMATS:
     raise ImproperlyConfigured(
         f"LOG_FORMAT must be one of {', '.join(_log_context.FORMATS)} (text is the default), not {LOG_FORMAT!r}."
     )
-LOGGING = _log_context.logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {LOG_LEVEL!r}.")
+LOGGING = _log_context.logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

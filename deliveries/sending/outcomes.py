@@ -193,6 +193,7 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
     if error.transient and attempt < max_attempts:
         send_at = timezone.now() + retry_delay(attempt)
         if message.expires_at is None or send_at <= message.expires_at:
+            retrying = f"{failed} Retrying at {clock(send_at)}."
             moved = transition(
                 [message.pk],
                 to_status=Status.SCHEDULED,
@@ -200,11 +201,11 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
                 extra_filter=claim,
                 fields={**error_fields, "send_at": send_at},
                 code=error.code,
-                detail=f"{failed} Retrying at {clock(send_at)}.",
+                detail=retrying,
                 data={**data, "next": "retry", "retry_at": send_at.isoformat()},
             )
             if moved:
-                _log_failure(message, logging.INFO, f"{failed} Retrying at {clock(send_at)}.")
+                _log_failure(message, logging.INFO, retrying)
             return Status.SCHEDULED if moved else ""
         why = f"Too late for another try: {error.reason}"
         detail = (

@@ -44,11 +44,11 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("lo
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add these fields (those not None) to every record logged inside the block, in this thread or task."""
-    unknown = set(fields) - set(FIELDS)
+    unknown = fields.keys() - FIELDS.keys()
     if unknown:
         raise TypeError(f"Unknown log context field(s): {', '.join(sorted(unknown))}; known: {', '.join(FIELDS)}")
-    if fields.get("recipient"):
-        fields["recipient"] = mask_recipient(str(fields["recipient"]))
+    if "recipient" in fields:
+        fields["recipient"] = mask_recipient(str(fields["recipient"])) if fields["recipient"] else None
     token = _context.set({**_context.get(), **{name: value for name, value in fields.items() if value is not None}})
     try:
         yield

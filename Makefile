@@ -37,14 +37,22 @@ redis: install
 migrate: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput --skip-checks
 
-# Development superuser: admin / admin (DEBUG only; never run this against production).
+# Development superuser: admin / admin (DEBUG only; never run this against production). Its address must be one
+# the fake Postmark accepts (a domain with a dot), or the owner's campaign summary email fails; an admin made
+# before with admin@localhost gets the new address.
+DEV_ADMIN_EMAIL := admin@example.com
 superuser: migrate
-	@$(DEV_ENV) DJANGO_SUPERUSER_USERNAME=admin DJANGO_SUPERUSER_PASSWORD=admin DJANGO_SUPERUSER_EMAIL=admin@localhost \
+	@$(DEV_ENV) DJANGO_SUPERUSER_USERNAME=admin DJANGO_SUPERUSER_PASSWORD=admin DJANGO_SUPERUSER_EMAIL=$(DEV_ADMIN_EMAIL) \
 		$(BIN)/python manage.py createsuperuser --noinput --skip-checks >/dev/null 2>&1 || true
-	@echo "Admin: http://127.0.0.1:8000/admin/  (user admin, password admin)"
+	@$(DEV_ENV) $(BIN)/python manage.py shell -v 0 -c "from django.contrib.auth.models import User; \
+		User.objects.filter(username='admin', email='admin@localhost').update(email='$(DEV_ADMIN_EMAIL)')"
+	@echo "Admin: http://127.0.0.1:8000/admin/  (user admin, password admin, email $(DEV_ADMIN_EMAIL))"
 
+# Every process keeps its metrics in .run/metrics (prometheus_client's multiprocess mode), emptied at each start:
+# files of processes from an earlier run would be added to this one's. See docs/metrics.md.
 run: redis superuser
-	$(DEV_ENV) $(BIN)/honcho -f Procfile.dev start
+	rm -rf .run/metrics && mkdir -p .run/metrics
+	$(DEV_ENV) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.run/metrics $(BIN)/honcho -f Procfile.dev start
 
 lint: install
 	$(BIN)/python scripts/check_lock.py

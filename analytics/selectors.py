@@ -208,3 +208,33 @@ def rollup_lag_seconds() -> float | None:
 def rollup_ran_at() -> datetime | None:
     """When the rollup job last ran, or None if never."""
     return RollupCursor.objects.filter(name=EVENTS_CURSOR).values_list("ran_at", flat=True).first()
+
+
+# The most hours a campaign's series holds: its last two weeks (older hours are left out, not merged).
+CAMPAIGN_SERIES_MAX_HOURS = 14 * 24
+
+
+def campaign_series(
+    campaign_id: int, metrics: tuple[str, ...], *, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """One campaign's counts per hour (UTC), oldest first, from its first hour in the rollup to the hour of
+    `until` (default: its last hour in the rollup), every hour present: [{"hour": datetime, <metric>: count}, ...].
+    Reads the campaign's rollup rows only (the hourly_rollup_campaign_id index); empty when it has none yet."""
+    rows = HourlyRollup.objects.filter(campaign_id=campaign_id, metric__in=metrics)
+    grouped = list(
+        rows.values_list("hour", "metric").annotate(total=Sum("count")).values_list("hour", "metric", "total")
+    )
+    if not grouped:
+        return []
+    last = max(hour for hour, _metric, _count in grouped)
+    if until is not None:
+        last = max(last, until.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+    first = max(min(hour for hour, _metric, _count in grouped), last - timedelta(hours=CAMPAIGN_SERIES_MAX_HOURS - 1))
+    hours = int((last - first) / timedelta(hours=1)) + 1
+    points: dict[datetime, dict[str, Any]] = {
+        at: {"hour": at, **dict.fromkeys(metrics, 0)} for at in (first + timedelta(hours=i) for i in range(hours))
+    }
+    for hour, metric, count in grouped:
+        if hour in points:
+            points[hour][metric] += int(count)
+    return list(points.values())

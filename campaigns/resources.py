@@ -109,6 +109,11 @@ class ContactResource(resources.ModelResource):
             return self.line_numbers[row_number - 1]
         return row_number + 1
 
+    def get_user_visible_fields(self):
+        # The columns the import page names: custom attributes come from any other column (the page says so), and
+        # a column called "attributes" is refused.
+        return [field for field in super().get_user_visible_fields() if field.column_name != "attributes"]
+
     # --- The import workflow's hooks ---------------------------------------------------------------------------
 
     def before_import(self, dataset, **kwargs):
@@ -183,8 +188,12 @@ class ContactResource(resources.ModelResource):
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        # Report lines of the file, which is what a person fixing it looks for.
+        # Report lines of the file, which is what a person fixing it looks for, each with the cells it had: the
+        # package's own values follow the model's fields and leave out the columns that become attributes.
+        headers = list(dataset.headers or [])
         for invalid in result.invalid_rows:
+            cells = dataset[invalid.number - 1] if 0 < invalid.number <= len(dataset) else ()
+            invalid.cells = [(name, value) for name, value in zip(headers, cells, strict=False) if not _blank(value)]
             invalid.number = self.line(invalid.number)
         for error_row in result.error_rows:
             error_row.number = self.line(error_row.number)

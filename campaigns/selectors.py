@@ -1,18 +1,26 @@
-"""Reads: the contacts of a segment, and what a contact brings to a template's context."""
+"""Reads: the contacts of a segment, what a contact brings to a template's context, and a campaign's figures.
+
+A campaign's figures must stay cheap at a million messages: counts by status come from one GROUP BY on the
+(campaign, status) index, failures from the failed rows only (top codes), segments from a bounded sample, and
+engagement and opt-outs from the analytics rollups; nothing here reads every message of a campaign.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
+from analytics.selectors import campaign_funnel as analytics_campaign_funnel
+from analytics.selectors import campaign_series as analytics_campaign_series
+from content.services.sms_segments import sms_segments
+from deliveries.backends.twilio_errors import reason_for
+from deliveries.models import Message, Status
 from deliveries.selectors import message_status_counts
 
 from .models import Contact, Segment
 from .segment_filters import filters_q
-
-# Contact fields a template can read by these names; custom attributes may not reuse them.
-CONTACT_VARIABLES = ("name", "first_name", "phone", "email", "language", "time_zone")
 
 
 def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
@@ -22,7 +30,8 @@ def segment_contacts(*, segment: Segment) -> QuerySet[Contact]:
 
 
 def contact_context(*, contact: Contact) -> dict[str, Any]:
-    """The template variables the contact fills: its custom attributes and its fields by name.
+    """The template variables the contact fills: its custom attributes and its fields by name (these are
+    content.services.templates.CONTACT_VARIABLES, which templates may use undeclared).
 
     Blank fields are left out, so a template's default (or a refusal naming the variable) applies instead of
     an empty value.
@@ -99,6 +108,8 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
 
     return {
         "targeted": campaign.targeted,
+        # Everyone the fan-out will create a message for (counted at launch); `targeted` grows towards it.
+        "recipients": max(campaign.fanout_state.get("recipients", 0), campaign.targeted),
         "excluded": campaign.excluded,
         "waiting": total("scheduled", "paused"),
         "queued": total("queued", "sending"),
@@ -110,3 +121,160 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
         "cancelled": total("cancelled"),
         "by_status": counts,
     }
+
+
+def campaign_reach(*, campaign) -> dict[str, int]:
+    """Before launch: how many the campaign would go to now (audience members with consent and an address for
+    its channel), of how many in its audience. Two COUNTs."""
+    audience = campaign_audience(campaign=campaign).count()
+    if campaign.template_id is None:
+        return {"audience": audience, "recipients": 0, "excluded": audience}
+    recipients = campaign_recipients(campaign=campaign, channel=campaign.template.channel).count()
+    return {"audience": audience, "recipients": recipients, "excluded": audience - recipients}
+
+
+# Message statuses that count as a failure on the campaign page, each with its error code.
+FAILURE_STATUSES = (Status.FAILED, Status.UNDELIVERED)
+TWILIO_CHANNELS = ("sms", "whatsapp")
+
+
+def campaign_failures(*, campaign, limit: int = 10) -> dict[str, Any]:
+    """The campaign's failed and undelivered messages grouped by error code, the commonest `limit` codes, each with
+    a reason a person can read: Twilio's documented text for its codes, else the error a message recorded.
+    Reads the failed rows only (through the (campaign, status) index), never the rest."""
+    rows = list(
+        Message.objects.filter(campaign=campaign, status__in=FAILURE_STATUSES)
+        .order_by()
+        .values("last_error_code")
+        .annotate(count=Count("pk"), example=Max("last_error_message"), channel=Max("channel"))
+        .order_by("-count", "last_error_code")
+    )
+    codes = [
+        {
+            "code": row["last_error_code"],
+            "count": row["count"],
+            "reason": _failure_reason(row["last_error_code"], row["channel"], row["example"] or ""),
+            "docs_url": _error_docs_url(row["last_error_code"], row["channel"]),
+        }
+        for row in rows[:limit]
+    ]
+    return {
+        "codes": codes,
+        "total": sum(row["count"] for row in rows),
+        "other_codes": len(rows) - len(codes),
+        "other_count": sum(row["count"] for row in rows[limit:]),
+    }
+
+
+def _failure_reason(code: str, channel: str, example: str) -> str:
+    if code and channel in TWILIO_CHANNELS and code.isdigit():
+        return reason_for(code, fallback=example)
+    return example or "No reason recorded."
+
+
+def _error_docs_url(code: str, channel: str) -> str:
+    if code.isdigit() and channel in TWILIO_CHANNELS:
+        return f"https://www.twilio.com/docs/api/errors/{code}"
+    return ""
+
+
+SEGMENT_SAMPLE = 1000
+
+
+def campaign_segments(
+    *, campaign, sent_count: int | None = None, sample: int = SEGMENT_SAMPLE
+) -> dict[str, Any] | None:
+    """The SMS segments the campaign's sent messages used (what a provider bills): exact up to `sample` messages,
+    beyond that the sample's average times the count, marked as an estimate. None for channels not billed by the
+    segment. `sent_count`: the campaign's sent count when the caller has it (saves counting them again). Price per
+    segment: not configured yet (issue #24), so no amount is shown."""
+    if campaign.template_id is None or campaign.template.channel != "sms":
+        return None
+    sent_statuses = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+    sent_messages = Message.objects.filter(campaign=campaign, status__in=sent_statuses)
+    bodies = list(sent_messages.order_by().values_list("body", flat=True)[:sample])
+    counted = sum(sms_segments(body).segments for body in bodies)
+    if len(bodies) < sample:
+        return {"segments": counted, "messages": len(bodies), "estimate": False}
+    if sent_count is None:
+        sent_count = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
+    total = sent_count
+    return {"segments": round(counted * total / len(bodies)), "messages": total, "estimate": True}
+
+
+ENGAGEMENT_METRICS = ("opened", "clicked", "opted_out", "bounced", "complained")
+
+
+def campaign_engagement(*, campaign_id: int) -> dict[str, int]:
+    """Messages opened, messages clicked, and the opt-outs, bounces and complaints providers reported for the
+    campaign's messages, from the analytics rollups (a few rows, however big the campaign)."""
+    figures = analytics_campaign_funnel(campaign_id)
+    return {metric: figures[metric] for metric in ENGAGEMENT_METRICS}
+
+
+# What the campaign page's chart draws, per hour.
+SERIES_METRICS = ("sent", "delivered", "undelivered", "failed", "opened", "clicked")
+
+
+def campaign_progress_series(*, campaign) -> list[dict[str, Any]]:
+    """The campaign's sent, delivered, failed (failed or undelivered), opened and clicked messages per hour, up to
+    now while it can still change."""
+    live = campaign.status in ("scheduled", "running", "paused") or campaign.summary_sent_at is None
+    series = analytics_campaign_series(campaign.pk, SERIES_METRICS, until=timezone.now() if live else None)
+    return [
+        {
+            "hour": point["hour"],
+            "sent": point["sent"],
+            "delivered": point["delivered"],
+            "failed": point["failed"] + point["undelivered"],
+            "opened": point["opened"],
+            "clicked": point["clicked"],
+        }
+        for point in series
+    ]
+
+
+# The funnel's steps: (key, label, the step its rate is a share of).
+FUNNEL_STEPS = [
+    ("targeted", "Targeted", None),
+    ("sent", "Sent", "targeted"),
+    ("delivered", "Delivered", "sent"),
+    ("opened", "Opened", "delivered"),
+    ("clicked", "Clicked", "delivered"),
+    ("opted_out", "Opted out", "delivered"),
+]
+
+
+# Channels whose providers report opens and clicks; elsewhere those steps are "not tracked", not 0 %.
+ENGAGEMENT_CHANNELS = ("email",)
+
+
+def campaign_funnel(
+    *, progress: dict[str, Any], engagement: dict[str, int], channel: str = "email"
+) -> list[dict[str, Any]]:
+    """Targeted → sent → delivered → opened → clicked, and opted out: each step's count, its rate (a share of the
+    step it follows, None when that is 0 or the channel does not report it) and its width on the page (a share
+    of the targeted)."""
+    counts = {
+        "targeted": max(progress["recipients"], progress["targeted"]),
+        "sent": progress["sent"],
+        "delivered": progress["delivered"],
+        **{key: engagement.get(key, 0) for key in ("opened", "clicked", "opted_out")},
+    }
+    top = max(counts["targeted"], 1)
+    steps = []
+    for key, label, of in FUNNEL_STEPS:
+        whole = counts[of] if of else 0
+        tracked = key not in ("opened", "clicked") or channel in ENGAGEMENT_CHANNELS
+        steps.append(
+            {
+                "key": key,
+                "label": label,
+                "count": counts[key],
+                "rate": round(100 * counts[key] / whole, 1) if whole and tracked else None,
+                "of": of or "",
+                "tracked": tracked,
+                "width": round(100 * counts[key] / top, 2),
+            }
+        )
+    return steps

@@ -7,3 +7,6 @@ class ConsoleConfig(AppConfig):
 
     name = "console"
     verbose_name = "Operations console"
+
+    def ready(self) -> None:
+        from . import metrics_checks  # noqa: F401 - registers the checks

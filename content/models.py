@@ -17,7 +17,8 @@ class Channel(models.TextChoices):
 class MessageTemplate(models.Model):
     """Reusable content rendered with Django's template language from a plain dict context.
 
-    Every variable the content uses must be declared in `variables` (name -> default, null for "required");
+    Every variable the content uses must be declared in `variables` (name -> default, null for "required"), but
+    for the contact fields (content.services.templates.CONTACT_VARIABLES), which may be used undeclared;
     content.services.templates validates that on save and fills defaults at render. Translations hold the
     same content in other languages; this row is the version in `language`, used when no translation fits.
     """
@@ -37,11 +38,12 @@ class MessageTemplate(models.Model):
     variables = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Variables the template may use, with their defaults: {"first_name": null, "shop": "Tidings"}. '
-        "null means required: a message missing it fails instead of being sent.",
+        help_text='Variables the template may use, with their defaults: {"plan": null, "shop": "Tidings"}. '
+        "null means required: a message missing it fails instead of being sent. A contact's name, first_name, "
+        "phone, email, language and time_zone need no declaring.",
     )
     sample_context = models.JSONField(
-        default=dict, blank=True, help_text='Sample values for the preview: {"first_name": "Ada"}.'
+        default=dict, blank=True, help_text='Sample values for the preview: {"first_name": "Ada", "plan": "gold"}.'
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,18 +1,30 @@
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from content.models import Channel
 from content.services.sms_segments import sms_segments
 
+from .admin_support.filters import CreatedRangeFilter, list_scopes
+from .admin_support.message_page import (
+    STATUS_COLOURS,
+    error_code_link,
+    fieldsets_with_values,
+    seconds_display,
+    status_badge,
+    timeline_state,
+    with_seconds,
+)
+from .admin_support.paginator import EstimatedCountPaginator
+from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
 from .forms import ComposeForm, SuppressionForm
 from .health import providers_status
-from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, MessageEvent, Status, Suppression
-from .selectors import batch_status_counts, message_outcome_summary
+from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
+from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
@@ -28,75 +40,33 @@ from .services.messages import (
 )
 from .services.suppression import suppression_add, suppression_blocks, suppression_for, suppression_lift
 
-STATUS_COLOURS: dict[str, str] = {
-    Status.SCHEDULED: "#6c757d",
-    Status.QUEUED: "#0d6efd",
-    Status.SENDING: "#6610f2",
-    Status.SENT: "#198754",
-    Status.DELIVERED: "#146c43",
-    Status.UNDELIVERED: "#dc3545",
-    Status.FAILED: "#dc3545",
-    Status.CANCELLED: "#adb5bd",
-    Status.SUPPRESSED: "#fd7e14",
-    Status.REVIEW: "#d63384",
-    Status.WAITING: "#0dcaf0",
-    Status.PAUSED: "#adb5bd",
-}
-
-
-def status_badge(status: str, label: str):
-    colour = STATUS_COLOURS.get(status, "#6c757d")
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-        colour,
-        label,
-    )
+# What message_cancel accepts: a message that has not started sending.
+CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING})
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "status_label",
-        "channel",
-        "recipient",
-        "summary",
-        "when",
-        "attempts",
-        "opens_count",
-        "clicks_count",
-    ]
-    list_filter = [
-        "status",
-        "channel",
-        "category",
-        "priority",
-        ("created_at", admin.DateFieldListFilter),
-        ("send_at", admin.DateFieldListFilter),
-    ]
-    search_fields = ["recipient", "provider_message_id", "subject", "body", "=id"]
-    date_hierarchy = "created_at"
+class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
+    list_display = ["id", "status_label", "to", "summary", "when", "engagement"]
+    list_filter = ["status", "channel", "category", "priority", CreatedRangeFilter]
+    # Searched by get_search_results, each way exact and indexed; the field here only shows the search box.
+    search_fields = ["recipient"]
+    search_help_text = (
+        "Exact: a recipient (+14155550100, ada@example.com), a provider message id, a message id, "
+        "or a campaign's name or campaign:ID."
+    )
+    # At a million rows: counts estimated past a threshold (the paginator), no facet counts, no date hierarchy
+    # (it reads the distinct dates of the whole table), sorting only by the indexed columns.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    sortable_by = ["id", "when"]
     list_select_related = ["template"]
     change_form_template = "admin/deliveries/message/change_form.html"
     actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
-    show_full_result_count = False
     fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "status_label",
-                    "channel",
-                    "recipient",
-                    "suppression",
-                    "sender",
-                    "category",
-                    "priority",
-                    "send_at",
-                    "campaign",
-                ]
-            },
-        ),
+        # The status leads the page above the timeline (it is refreshed there while the message is in flight).
+        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
+        ("Schedule and campaign", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
         (
             "Content",
             {
@@ -114,39 +84,54 @@ class MessageAdmin(admin.ModelAdmin):
         ),
         # The parent's link, status, the condition, delay and window in one line; then who waits for this one.
         ("Dependency", {"fields": ["dependency", "dependents_list"]}),
-        ("Engagement", {"fields": ["opens_count", "first_opened_at", "clicks_count", "first_clicked_at", "read_at"]}),
         (
-            "Provider",
-            {
-                "fields": [
-                    "provider",
-                    "provider_message_id",
-                    "attempts",
-                    "expires_at",
-                    "last_error_code",
-                    "last_error_message",
-                ]
-            },
+            "Engagement",
+            {"fields": ["opens_count", "first_opened_at_s", "clicks_count", "first_clicked_at_s", "read_at_s"]},
         ),
+        ("Provider", {"fields": ["provider", "provider_message_id", "attempts", "error_code", "last_error_message"]}),
         (
             "When",
             {
                 "fields": [
-                    "created_at",
-                    "queued_at",
-                    "sending_at",
-                    "sent_at",
-                    "delivered_at",
-                    "failed_at",
-                    "cancelled_at",
+                    "created_at_s",
+                    "queued_at_s",
+                    "sending_at_s",
+                    "sent_at_s",
+                    "delivered_at_s",
+                    "failed_at_s",
+                    "cancelled_at_s",
                 ]
             },
         ),
         ("Origin", {"classes": ["collapse"], "fields": ["created_by", "api_key", "metadata", "job_id"]}),
     ]
+    # Date-times to the second on the page (the admin's own format drops the seconds).
+    send_at_s = seconds_display("send_at")
+    expires_at_s = seconds_display("expires_at")
+    first_opened_at_s = seconds_display("first_opened_at")
+    first_clicked_at_s = seconds_display("first_clicked_at")
+    read_at_s = seconds_display("read_at")
+    created_at_s = seconds_display("created_at")
+    queued_at_s = seconds_display("queued_at")
+    sending_at_s = seconds_display("sending_at")
+    sent_at_s = seconds_display("sent_at")
+    delivered_at_s = seconds_display("delivered_at")
+    failed_at_s = seconds_display("failed_at")
+    cancelled_at_s = seconds_display("cancelled_at")
+
+    def get_fieldsets(self, request, obj=None):
+        """Only the fields with something to say: most of a message's fields are empty for its channel."""
+        return self.fieldsets if obj is None else fieldsets_with_values(self.fieldsets, obj)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Message._meta.fields] + ["status_label", "suppression", "dependency", "dependents_list"]
+        return [f.name for f in Message._meta.fields] + [
+            "status_label",
+            "suppression",
+            "dependency",
+            "dependents_list",
+            "error_code",
+            *(name for name in dir(self) if name.endswith("_at_s")),
+        ]
 
     def has_add_permission(self, request):
         return False  # messages are written through the compose page, which validates and queues them
@@ -165,25 +150,56 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, obj):
-        return status_badge(obj.status, obj.get_status_display())
+        badge = status_badge(obj.status, obj.get_status_display())
+        if obj.attempts > 1:
+            badge = format_html('{} <small title="attempts">×{}</small>', badge, obj.attempts)
+        if obj.last_error_code and obj.status in (Status.FAILED, Status.UNDELIVERED, Status.REVIEW):
+            code = error_code_link(obj.provider, obj.last_error_code)
+            return format_html('{}<small class="error-code">{}</small>', badge, code)
+        return badge
 
     @admin.display(description="When", ordering="created_at")
     def when(self, obj):
         """The moment that matters most for the message's current status."""
         if obj.status == Status.SCHEDULED and obj.send_at:
-            return format_html("due {}", date_format(timezone.localtime(obj.send_at), "DATETIME_FORMAT"))
+            return format_html("due {}", with_seconds(obj.send_at, short=True))
         moment = obj.delivered_at or obj.sent_at or obj.failed_at or obj.cancelled_at or obj.created_at
-        return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+        return with_seconds(moment, short=True)
+
+    @admin.display(description="To")
+    def to(self, obj):
+        # Channel and recipient in one column: the list fits 1,280 px with the sidebars open.
+        return format_html(
+            '<small class="channel">{}</small><span class="recipient" title="{}">{}</span>',
+            obj.get_channel_display(),
+            obj.recipient,
+            obj.recipient,
+        )
+
+    @admin.display(description="Opens / clicks")
+    def engagement(self, obj):
+        return f"{obj.opens_count} / {obj.clicks_count}" if obj.channel == "email" else "—"
+
+    @admin.display(description="Last error code")
+    def error_code(self, obj):
+        return error_code_link(obj.provider, obj.last_error_code)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        events = MessageEvent.objects.filter(message_id=object_id).order_by("created_at", "id")
-        extra_context = {
-            **(extra_context or {}),
-            "title": f"Message #{object_id}",
-            "timeline": events,
-            "status_colours": STATUS_COLOURS,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "title": "Message"})
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Every field is read-only: no Save buttons. What a person can do is Cancel or Retry, when the status and
+        # their permissions allow it (the services decide again when they are pressed).
+        context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        if obj is not None:
+            context.update(
+                title=f"Message #{obj.pk}",
+                timeline=timeline_state(obj, STATUS_COLOURS),
+                error_code_link=error_code_link(obj.provider, obj.last_error_code) if obj.last_error_code else "",
+                can_cancel=obj.status in CANCELLABLE and self.has_cancel_permission(request),
+                can_retry=obj.status == Status.FAILED and self.has_retry_permission(request),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Suppression")
     def suppression(self, obj):
@@ -231,8 +247,9 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Message")
     def summary(self, obj):
+        # One line, cut by the column's width (the list's CSS); the whole text in the tooltip, up to a point.
         text = obj.subject or obj.body
-        return text if len(text) <= 60 else text[:57] + "…"
+        return format_html('<span class="message-summary" title="{}">{}</span>', text[:300], text[:120])
 
     def _apply_to_each(
         self, request, queryset, service, done_text: str, skipped_text: str, *, action: str, details=None
@@ -304,26 +321,41 @@ class MessageAdmin(admin.ModelAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:  # not a redirect or an action's response
-            response.context_data["summary"] = message_outcome_summary(changelist.queryset)
+            response.context_data["scopes"] = list_scopes(changelist)
+            response.context_data["can_export"] = request.user.has_perm(EXPORT_PERMISSION)
+            # The summary reads every row the list selects: only where the count was exact (a bounded list).
+            if not changelist.paginator.estimated:
+                response.context_data["summary"] = message_outcome_summary(changelist.queryset)
         return response
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact search, each way indexed (selectors.message_search_condition); no LIKE over a million rows."""
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(message_search_condition(search_term)), False
 
     def get_urls(self):
         compose = self.admin_site.admin_view(
             permission_required("deliveries.add_message", raise_exception=True)(self.compose_view)
         )
-        return [path("compose/", compose, name="deliveries_message_compose"), *super().get_urls()]
+        return [
+            path("compose/", compose, name="deliveries_message_compose"),
+            *self.message_urls(),
+            *super().get_urls(),
+        ]
 
     def compose_view(self, request):
         form = ComposeForm(request.POST or None)
-        preview = None
+        message_request = preview = suppression = None
         if request.method == "POST" and form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items()}
             try:
-                message_request, content = message_request_validate(**data)
+                message_request, content = message_request_validate(**form.cleaned_data)
             except MessageValidationError as error:
                 for field, errors in error.errors.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                # A warning, not a refusal: the worker decides at send time, and the entry may be lifted by then.
+                suppression = suppression_notice(request, message_request)
                 if "_preview" in request.POST:
                     preview = content
                 else:
@@ -333,16 +365,35 @@ class MessageAdmin(admin.ModelAdmin):
                     self.message_user(
                         request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
                     )
+                    if suppression:
+                        warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)
+                        self.message_user(request, warning, messages.WARNING)
                     return redirect(reverse("admin:deliveries_message_change", args=[message.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": "Compose a message",
             "form": form,
             "preview": preview,
-            "sms": sms_segments(preview.body) if preview and form.cleaned_data.get("channel") == "sms" else None,
+            "message_request": message_request,
+            "channel_label": Channel(message_request.channel).label if message_request else "",
+            "suppression": suppression,
+            "sms": sms_segments(preview.body) if preview and message_request.channel == "sms" else None,
+            "now": timezone.now(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/deliveries/message/compose.html", context)
+
+
+def suppression_notice(request, message_request) -> dict | None:
+    """What the compose page says when the recipient is on the suppression list, or None when it is not."""
+    entry = suppression_for(channel=message_request.channel, address=message_request.recipient)
+    if entry is None:
+        return None
+    return {
+        "entry": entry,
+        "blocks": suppression_blocks(entry, category=message_request.category),
+        "link": request.user.has_perm("deliveries.view_suppression"),
+    }
 
 
 class SuperusersOnlyMixin:
@@ -538,6 +589,9 @@ class BatchAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a batch is the record of a bulk send; its messages point to it
 
     @admin.display(description="Messages by status")
     def messages_by_status(self, obj):

@@ -8,5 +8,8 @@ class DeliveriesConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the Redis system check)
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
-        from .services import dependencies  # noqa: F401  (settles dependents after every deciding transition)
+        from .services import (
+            api_keys,  # noqa: F401  (forgets a changed or deleted key in the shared cache)
+            dependencies,  # noqa: F401  (settles dependents after every deciding transition)
+        )
         from .webhooks import anymail  # noqa: F401  (connects the email tracking receiver)

@@ -1,11 +1,47 @@
+from datetime import UTC
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from content.models import Channel, MessageTemplate
 
 from .addresses import normalize_recipient
 from .models import Category, Priority, Suppression
 from .services.messages import SUPPORTED_CHANNELS
+
+# The compose page's groups of fields: a title, the channels the group applies to (None: every channel) and its
+# fields, body first. Without JavaScript every group shows under its title; compose_fields.js shows only those of
+# the chosen channel. The server refuses a filled field of another channel either way.
+COMPOSE_GROUPS: list[tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = [
+    ("Message", None, ("channel", "to", "body")),
+    ("Email only", ("email",), ("subject", "html_body")),
+    ("SMS and WhatsApp only", ("sms", "whatsapp"), ("media_urls",)),
+    ("Or render a template instead of the body", None, ("template", "context")),
+    ("When and how", None, ("send_at", "priority", "category", "sender", "valid_for")),
+]
+# The fields of a group that applies to some channels only, by field name.
+CHANNEL_ONLY_FIELDS = {name: channels for _title, channels, names in COMPOSE_GROUPS if channels for name in names}
+CHANNEL_ONLY_NOUNS = {"subject": "subject", "html_body": "HTML part", "media_urls": "media"}
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A date and time read as UTC whatever TIME_ZONE is, so the page can say which zone it means."""
+
+    def to_python(self, value):
+        with timezone.override(UTC):
+            return super().to_python(value)
+
+
+class TemplateSelect(forms.Select):
+    """The template choice, each option marked with its template's channel for compose_fields.js to filter."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-channel"] = instance.channel
+        return option
 
 
 class ComposeForm(forms.Form):
@@ -15,6 +51,38 @@ class ComposeForm(forms.Form):
     to = forms.CharField(
         max_length=320, help_text="E.164 phone number (+14155550100), email address, or Messenger PSID."
     )
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+        help_text="The text. For an email, its plain-text part (give the HTML part below as well if you like).",
+    )
+    subject = forms.CharField(max_length=255, required=False)
+    html_body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, label="HTML body")
+    media_urls = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Media URLs",
+        help_text="One public URL per line (an image, a PDF...).",
+    )
+    template = forms.ModelChoiceField(
+        queryset=MessageTemplate.objects.all(),
+        required=False,
+        widget=TemplateSelect,
+        help_text="Renders the template's text instead of the body and subject above.",
+    )
+    context = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='The template\'s variables as JSON: {"first_name": "Ada"}. A contact\'s fields are not filled in '
+        "here: give every variable the template needs.",
+    )
+    send_at = UtcDateTimeField(
+        required=False,
+        label="Send at (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"),
+        help_text="Leave empty to send now. In UTC, to the second.",
+    )
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.DEFAULT)
     category = forms.ChoiceField(
         choices=Category.choices,
         initial=Category.MARKETING,
@@ -24,19 +92,6 @@ class ComposeForm(forms.Form):
     sender = forms.CharField(
         max_length=320, required=False, help_text="Optional: another number, Messaging Service SID or address."
     )
-    template = forms.ModelChoiceField(
-        queryset=MessageTemplate.objects.all(), required=False, help_text="Optional: render a template instead."
-    )
-    context = forms.JSONField(required=False, initial=dict, help_text='Template variables as JSON: {"name": "Ada"}')
-    subject = forms.CharField(max_length=255, required=False, help_text="Email only.")
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
-    html_body = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, label="HTML body")
-    send_at = forms.DateTimeField(
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Leave empty to send now. Times are in the server's time zone.",
-    )
-    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.DEFAULT)
     valid_for = forms.IntegerField(
         required=False,
         min_value=1,
@@ -44,12 +99,13 @@ class ComposeForm(forms.Form):
         help_text="Optional: if it cannot go out within this many seconds of its send time, it fails instead "
         "of arriving late (e.g. 600 for a one-time code).",
     )
-    media_urls = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        required=False,
-        label="Media URLs",
-        help_text="SMS (MMS) and WhatsApp: one public URL per line.",
-    )
+
+    def groups(self) -> list[dict]:
+        """The fields in COMPOSE_GROUPS' order, for the template."""
+        return [
+            {"title": title, "channels": " ".join(channels or ()), "fields": [self[name] for name in names]}
+            for title, channels, names in COMPOSE_GROUPS
+        ]
 
     def clean_category(self):
         return self.cleaned_data.get("category") or Category.MARKETING
@@ -64,6 +120,17 @@ class ComposeForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError('Give the variables as a JSON object, like {"name": "Ada"}.')
         return value
+
+    def clean(self):
+        """Refuse what the chosen channel cannot carry, rather than drop it without a word."""
+        cleaned = super().clean()
+        channel = cleaned.get("channel")
+        if channel:
+            label = Channel(channel).label
+            for name, channels in CHANNEL_ONLY_FIELDS.items():
+                if cleaned.get(name) and channel not in channels:
+                    self.add_error(name, f"{label} messages have no {CHANNEL_ONLY_NOUNS[name]}: leave it empty.")
+        return cleaned
 
 
 class SuppressionForm(forms.ModelForm):

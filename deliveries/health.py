@@ -100,3 +100,52 @@ def dispatcher_status(now: float | None = None) -> dict[str, Any]:
         "max_age_seconds": max_age,
         "dispatchers": [{"name": beat.name, "age_seconds": round(beat.age(now), 1)} for beat in beats],
     }
+
+
+def live_workers_status() -> dict[str, Any]:
+    """Only how many workers are alive (RQ's registrations that have not expired): what anonymous readiness
+    needs, without workers_status()'s queue depths and their connections."""
+    try:
+        count = len(Worker.all(connection=django_rq.get_connection("default")))
+    except (RedisError, OSError) as error:
+        return {"ok": False, "count": 0, "error": str(error)}
+    return {"ok": bool(count), "count": count}
+
+
+def readiness_checks(*, details: bool = True) -> dict[str, dict[str, Any]]:
+    """What readiness needs: the database, Redis, a dispatcher beating and a worker alive (both read from Redis);
+    with `details`, the workers' queue depths too."""
+    checks = {"database": database_status(), "redis": redis_status()}
+    if checks["redis"]["ok"]:
+        checks["dispatcher"] = dispatcher_status()
+        checks["workers"] = workers_status() if details else live_workers_status()
+    else:
+        checks["dispatcher"] = {"ok": False, "error": "Redis is down"}
+        checks["workers"] = {"ok": False, "count": 0, "error": "Redis is down"}
+    return checks
+
+
+def readiness_failures(checks: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per check that keeps us from being ready, saying which and how ("dispatcher: last beat 75 s ago",
+    "workers: none alive"); empty when ready. Redis down is said once, not again for what is read from it."""
+    failures = []
+    if not checks["database"]["ok"]:
+        failures.append(f"database: unreachable ({checks['database'].get('error', 'no answer')})")
+    if not checks["redis"]["ok"]:
+        failures.append(f"redis: unreachable ({checks['redis'].get('error', 'no answer')})")
+        return failures
+    dispatcher = checks["dispatcher"]
+    if not dispatcher["ok"]:
+        if dispatcher.get("error"):
+            failures.append(f"dispatcher: heartbeat unreadable ({dispatcher['error']})")
+        elif dispatcher.get("last_beat_age_seconds") is None:
+            failures.append("dispatcher: none has beaten (start manage.py run_dispatcher)")
+        else:
+            failures.append(
+                f"dispatcher: last beat {dispatcher['last_beat_age_seconds']:.0f} s ago "
+                f"(limit {dispatcher['max_age_seconds']:g} s)"
+            )
+    if not checks["workers"]["ok"]:
+        error = checks["workers"].get("error")
+        failures.append(f"workers: unreadable ({error})" if error else "workers: none alive")
+    return failures

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from .addresses import normalize_email, normalize_whatsapp
 from .health import workers_status
-from .models import Message, Status
+from .models import IN_FLIGHT_STATUSES, Message, Status
 
 
 def message_status_counts(**filters: Any) -> dict[str, int]:
@@ -98,3 +101,40 @@ def message_outcome_summary(messages: QuerySet[Message]) -> dict:
         "open_rate": share(counts["opened"], counts["emails_delivered"]),
         "click_rate": share(counts["clicked"], counts["emails_delivered"]),
     }
+
+
+def message_search_condition(term: str) -> Q:
+    """Messages a person may mean by `term`, each way exact so that an index answers it: the message's id (#12
+    or 12), its recipient normalised as the API stores it (an email also wholly lowercased; a number in E.164),
+    the provider's message id, or a campaign's id or name (campaign:12 or its name). Matches nothing if none."""
+    term = term.replace("\x00", "").strip()  # PostgreSQL refuses a NUL in a string: it would be a 500
+    if not term:
+        return Q()
+    recipients = sorted({term, *_recipient_forms(term)})
+    # The recipient index leaves out the in-flight statuses (Message.Meta): settled messages are found through it,
+    # in-flight ones through their status's own index, one status at a time, so that each arm of the OR has one.
+    condition = Q(provider_message_id=term) | (Q(recipient__in=recipients) & ~Q(status__in=IN_FLIGHT_STATUSES))
+    for status in IN_FLIGHT_STATUSES:
+        condition |= Q(recipient__in=recipients, status=status)
+    if term.lstrip("#").isdigit() and len(term) < 19:
+        condition |= Q(pk=int(term.lstrip("#")))
+    campaign_term = term.removeprefix("campaign:").strip()
+    campaigns = Message._meta.get_field("campaign").related_model._default_manager  # type: ignore[union-attr]
+    if campaign_term.isdigit() and term.startswith("campaign:"):
+        condition |= Q(campaign_id=int(campaign_term))
+    elif campaign_ids := list(campaigns.filter(name__iexact=campaign_term).values_list("pk", flat=True)[:20]):
+        condition |= Q(campaign_id__in=campaign_ids)
+    return condition
+
+
+def _recipient_forms(term: str) -> set[str]:
+    """The forms `term` is stored in if it is a recipient: what the API's normalisers make of it."""
+    forms: set[str] = set()
+    if "@" in term:
+        with suppress(ValidationError):
+            forms.add(normalize_email(term))
+        forms.add(term.lower())
+    elif any(ch.isdigit() for ch in term):
+        with suppress(ValidationError):
+            forms.add(normalize_whatsapp(term))  # E.164, with or without Twilio's "whatsapp:" prefix
+    return forms

@@ -1,9 +1,10 @@
 """Staff roles: the groups a staff member is put in, and the permissions each gives.
 
 Operators run the day: compose messages, edit templates, contacts, lists, segments and campaigns, launch, pause,
-resume and cancel campaigns, cancel and retry messages, settle messages that need review, and add an address
-to the suppression list by hand. Viewers read the same pages and change nothing. What neither group gets is for
-superusers only: API keys, lifting a suppression, the audit trail, the queue monitor, deleting content.
+resume and cancel campaigns, cancel and retry messages (in the console's queue monitor too), settle messages that
+need review, and add an address to the suppression list by hand. Viewers read the same pages, the queue monitor
+included, and change nothing. What neither group gets is for superusers only: API keys, lifting a suppression, the
+audit trail, django-rq's raw dashboard of RQ jobs, deleting content.
 
 The groups are created by a data migration (deliveries' `staff_roles`) with `staff_roles_ensure`, which only ever adds
 permissions: one granted to a group by hand stays. A later change to a role needs a migration calling it again, with
@@ -41,10 +42,14 @@ def _view(models: dict[str, list[str]]) -> list[str]:
     return [f"{app}.view_{model}" for app, names in models.items() for model in names]
 
 
+# The console's pages that are not a model's (console/models.py holds their permissions).
+CONSOLE_PAGES = ["console.view_queue_monitor"]
+
 ROLES: dict[str, list[str]] = {
-    VIEWERS: _view(READABLE),
+    VIEWERS: [*_view(READABLE), *CONSOLE_PAGES],
     OPERATORS: [
         *_view(READABLE),
+        *CONSOLE_PAGES,
         *(f"{app}.{verb}_{model}" for app, names in EDITABLE.items() for model in names for verb in ("add", "change")),
         # Follow-up steps and translations are rows of the campaign and template forms: removing one is editing.
         "campaigns.delete_campaignstep",

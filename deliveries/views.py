@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .health import database_status, providers_status, redis_status, workers_status
+from .health import providers_status, readiness_checks, readiness_failures
 from .services.suppression import InvalidUnsubscribeToken, unsubscribe_message_for, unsubscribe_with_token
 
 
@@ -29,21 +29,23 @@ def health_token_given(request) -> bool:
 @never_cache
 @require_GET
 def health_ready(request):
-    """Can we take and deliver messages? 503 when the database or Redis is unreachable.
+    """Can we take and deliver messages? 503 when the database or Redis is unreachable, when no dispatcher has
+    beaten within DISPATCHER_HEARTBEAT_MAX_AGE (nothing scheduled goes out, nothing lost is re-queued), or when
+    no worker is alive (nothing is sent).
 
     Anyone gets only {"status": "ok"} or {"status": "failing"}: error texts name hosts, users and versions. With
-    the health token, every check's details, and "degraded" (still 200) for no running worker or a provider
-    paused by its circuit breaker: messages are stored and wait.
+    the health token, every check's details, `failing` saying which check fails and how, and "degraded" (still
+    200) for a provider paused by its circuit breaker: its messages are stored and wait.
     """
-    checks = {"database": database_status(), "redis": redis_status()}
-    ready = checks["database"]["ok"] and checks["redis"]["ok"]
-    if not health_token_given(request):
+    details = health_token_given(request)
+    checks = readiness_checks(details=details)
+    failing = readiness_failures(checks)
+    ready = not failing
+    if not details:
         return JsonResponse({"status": "ok" if ready else "failing"}, status=200 if ready else 503)
-    checks["workers"] = workers_status() if checks["redis"]["ok"] else {"ok": False, "count": 0}
     checks["providers"] = providers_status() if checks["redis"]["ok"] else {"ok": False, "error": "Redis is down"}
-    healthy = checks["workers"]["ok"] and checks["providers"]["ok"]
-    overall = "ok" if ready and healthy else ("degraded" if ready else "unavailable")
-    return JsonResponse({"status": overall, "checks": checks}, status=200 if ready else 503)
+    overall = "unavailable" if failing else ("ok" if checks["providers"]["ok"] else "degraded")
+    return JsonResponse({"status": overall, "failing": failing, "checks": checks}, status=200 if ready else 503)
 
 
 def masked(address: str) -> str:

@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from console import metrics_views
 from deliveries import views as delivery_views
 from deliveries.webhooks import anymail as anymail_webhooks
 from messaging_project.api_docs import API_DOCS_AUTHENTICATION, API_DOCS_PERMISSIONS
@@ -45,7 +46,9 @@ def django_rq_urls():
 
 
 urlpatterns = [
+    # django-rq's raw dashboard of RQ jobs, for superusers; staff use the console's queue monitor below.
     path("admin/queues/", include(django_rq_urls())),
+    path("admin/console/", include("console.urls")),
     # Templates are content's models and batches deliveries': links to their admin pages under campaigns' label
     # (bookmarks, links in emails) lead to the same page.
     re_path(
@@ -78,6 +81,8 @@ urlpatterns = [
     ),
     path("health/live", delivery_views.health_live, name="health-live"),
     path("health/ready", delivery_views.health_ready, name="health-ready"),
+    # Prometheus (docs/metrics.md): a bearer token, METRICS_TOKEN.
+    path("metrics", metrics_views.metrics, name="metrics"),
     # Provider callbacks: see README "Webhooks" for the URLs to give Twilio, Postmark and Meta.
     path("webhooks/anymail/", include(anymail_webhooks.anymail_urls())),
     path("webhooks/", include("deliveries.webhooks.urls")),

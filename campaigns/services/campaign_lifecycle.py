@@ -95,7 +95,8 @@ def campaign_launch(*, campaign: Campaign, by: str = "") -> Campaign:
             starts_at=starts_at,
             excluded=audience - eligible,
             time_zone=campaign.time_zone,
-            fanout_state={"launched_at": now.isoformat()},
+            # `recipients`: how many the fan-out will create, so the campaign page can say how far it has got.
+            fanout_state={"launched_at": now.isoformat(), "recipients": eligible},
         ):
             raise CampaignStateError(f"Campaign '{campaign}' is {campaign.get_status_display().lower()}, not a draft.")
         transaction.on_commit(lambda: campaign_enqueue_fan_out(campaign_id=campaign.pk))

@@ -3,6 +3,7 @@ rendering a template for one."""
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import re
 from typing import Any
@@ -12,11 +13,11 @@ from django.db import transaction
 
 from content.locales import normalize_language, normalize_time_zone
 from content.models import MessageTemplate
-from content.services.templates import RenderedContent, template_render
+from content.services.templates import CONTACT_VARIABLES, RenderedContent, template_render
 from deliveries.addresses import normalize_email, normalize_phone
 
 from ..models import Contact, ContactList
-from ..selectors import CONTACT_VARIABLES, contact_context
+from ..selectors import contact_context
 
 CONSENT_FIELDS = ("sms_consent", "whatsapp_consent", "email_consent")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -33,6 +34,21 @@ def attribute_name_problem(name: str) -> str | None:
     return None
 
 
+def contact_phone_normalize(value: str) -> str:
+    """The number in E.164, as deliveries.addresses.normalize_phone gives it, also taking the international
+    prefix 00 for + (0044 20 7946 0958 -> +442079460958), as address books across Europe and much of the world
+    write it. Tried only when the number does not parse as written, so where PHONE_DEFAULT_REGION dials abroad
+    otherwise (0011 from Australia) the region's reading stands. Raises the original ValidationError."""
+    try:
+        return normalize_phone(value)
+    except ValidationError:
+        text = str(value or "").strip()
+        if text.startswith("00"):
+            with contextlib.suppress(ValidationError):
+                return normalize_phone("+" + text[2:])
+        raise
+
+
 def parse_consent(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -45,13 +61,13 @@ def parse_consent(value: Any) -> bool:
 
 
 def contact_fields_clean(data: dict[str, Any]) -> dict[str, Any]:
-    """Check and normalise the contact fields present in `data` (phone to E.164, email to lower case, language
-    code, IANA time zone, consents to booleans, attribute names). Returns the cleaned fields; raises
+    """Check and normalise the contact fields present in `data` (phone to E.164, 00 read as +, email to lower
+    case, language code, IANA time zone, consents to booleans, attribute names). Returns the cleaned fields; raises
     ValidationError({field: [...]}) listing every problem."""
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     normalizers = {
-        "phone": normalize_phone,
+        "phone": contact_phone_normalize,
         "email": lambda value: normalize_email(value).lower(),
         "language": normalize_language,
         "time_zone": normalize_time_zone,

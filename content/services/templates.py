@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,10 @@ CONTENT_FIELDS = ("subject", "body", "html_body")
 RENDERED_EMAIL_PART_BYTES = 1_000_000
 RENDERED_SUBJECT_LIMIT = 255
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The variables every contact fills by name (campaigns.selectors.contact_context): a template may use them without
+# declaring them, and declares one only to give it a default for contacts who leave that field blank. Custom
+# attributes differ from contact to contact, so those are declared like any other variable.
+CONTACT_VARIABLES = ("name", "first_name", "phone", "email", "language", "time_zone")
 
 
 class TemplateRenderError(ValueError):
@@ -83,13 +88,22 @@ def template_variables_clean(value: Any) -> dict[str, Any]:
 
 
 def template_content_validate(
-    *, channel: str, subject: str = "", body: str = "", html_body: str = "", variables: dict[str, Any]
+    *,
+    channel: str,
+    subject: str = "",
+    body: str = "",
+    html_body: str = "",
+    variables: dict[str, Any],
+    undeclared: Iterable[str] = (),
 ) -> None:
     """Refuse content a message could not be made from, per field, with the line and the name at fault.
 
     Checks what the channel needs (an SMS has a body and no subject, an email a subject and a body or HTML),
-    that each field compiles, and that it uses only declared variables. Raises ValidationError({field: [...]}).
+    that each field compiles, and that it uses only declared variables or those named in `undeclared` (a
+    message template's CONTACT_VARIABLES). Raises ValidationError({field: [...]}).
     """
+    known = {*variables, *undeclared}
+    hint = f" ({', '.join(undeclared)} need no declaring)" if undeclared else ""
     values = {"subject": subject or "", "body": body or "", "html_body": html_body or ""}
     errors: dict[str, list[str]] = {}
 
@@ -119,11 +133,11 @@ def template_content_validate(
             refuse(name, f"Line {problem.line}: {problem.message}")
             continue
         for use in variables_used(source):
-            if use.name not in variables:
+            if use.name not in known:
                 refuse(
                     name,
                     f"Line {use.line}: '{use.name}' is not a declared variable. "
-                    f"Declare it in the template's variables, or correct the name.",
+                    f"Declare it in the template's variables, or correct the name{hint}.",
                 )
     if errors:
         raise ValidationError(errors)
@@ -149,6 +163,7 @@ def template_validate(template: MessageTemplate) -> None:
                 body=template.body,
                 html_body=template.html_body,
                 variables=template.variables,
+                undeclared=CONTACT_VARIABLES,
             )
         except ValidationError as error:
             errors.update(error.message_dict)
@@ -204,6 +219,7 @@ def template_update(*, template: MessageTemplate, **fields: Any) -> MessageTempl
                 body=translation.body,
                 html_body=translation.html_body,
                 variables=template.variables,
+                undeclared=CONTACT_VARIABLES,
             )
         except ValidationError as error:
             raise ValidationError(
@@ -225,7 +241,12 @@ def template_translation_validate(
     if language == template.language:
         raise ValidationError({"language": [f"'{language}' is the template's own language: edit the template."]})
     template_content_validate(
-        channel=template.channel, subject=subject, body=body, html_body=html_body, variables=template.variables
+        channel=template.channel,
+        subject=subject,
+        body=body,
+        html_body=html_body,
+        variables=template.variables,
+        undeclared=CONTACT_VARIABLES,
     )
     return language
 
@@ -415,7 +436,14 @@ def template_preview(
         preview.errors["sample_context"] = ['Give sample values as a JSON object: {"first_name": "Ada"}.']
         return preview
     try:
-        template_content_validate(channel=channel, subject=subject, body=body, html_body=html_body, variables=declared)
+        template_content_validate(
+            channel=channel,
+            subject=subject,
+            body=body,
+            html_body=html_body,
+            variables=declared,
+            undeclared=CONTACT_VARIABLES,
+        )
     except ValidationError as error:
         preview.errors = error.message_dict
         return preview

@@ -51,6 +51,8 @@ class SendResult:
     provider_status: str = ""
     error: DeliveryError | None = None
     response: dict[str, Any] = field(default_factory=dict)
+    # How long the provider call took, in seconds (set by the call pool, for deliveries.instruments).
+    call_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -77,21 +78,26 @@ class CallPool:
         return finished
 
     def _call(self, key: Any, message: OutgoingMessage) -> None:
+        started = time.perf_counter()
         try:
             result = self.backend.send(message)
         except DeliveryError as error:
             result = SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
             result = self._unexpected(message, error)
+        result.call_seconds = time.perf_counter() - started
         self.done.put((key, result))
 
     async def _call_async(self, message: OutgoingMessage) -> SendResult:
+        started = time.perf_counter()
         try:
-            return await self.backend.send_async(message)
+            result = await self.backend.send_async(message)
         except DeliveryError as error:
-            return SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
+            result = SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
-            return self._unexpected(message, error)
+            result = self._unexpected(message, error)
+        result.call_seconds = time.perf_counter() - started
+        return result
 
     def _unexpected(self, message: OutgoingMessage, error: Exception) -> SendResult:
         logger.exception("Unexpected error sending message %s through %s", message.id, self.backend.provider_name)

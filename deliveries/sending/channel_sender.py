@@ -23,6 +23,7 @@ from typing import Protocol
 from django.conf import settings
 
 from ..backends.base import BaseBackend, SendResult
+from ..instruments import observe_deferred
 from ..models import Message, Status
 from ..services.recovery import fail_expired_messages
 from .call_pool import CallPool
@@ -116,6 +117,7 @@ class ChannelSender:
             self.outcomes.apply_early_receipts()
             for deferral in self.gate.deferrals():
                 self.counts[Status.SCHEDULED] += record_deferred(deferral)
+            observe_deferred(self.gate.provider, self.gate.deferrals())
 
     def _wait_until(self, not_before: float | None, rows: list[PendingRow]) -> None:
         """A job held for its time waits here, after reading its rows and opening its call pool, so that its first

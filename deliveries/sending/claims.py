@@ -37,6 +37,8 @@ SEND_FIELDS = (
     "claim_token",
     "expires_at",
     "campaign",
+    "created_at",  # for deliveries.instruments.observe_sent
+    "send_at",
 )
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..backends.base import SendResult
 from ..exceptions import DeliveryError
+from ..instruments import observe_many, observe_sent, provider_call_seconds
 from ..models import Message, Status, Suppression
 from ..services.feedback import receipts_apply_pending
 from ..services.suppression import suppression_add, suppression_explain
@@ -254,6 +255,9 @@ class OutcomeRecorder:
 
     def take(self, answers: list[tuple[Message, SendResult]]) -> None:
         """Take the calls that came back: failures written now, accepted ones kept for `write()`."""
+        if answers:
+            calls = provider_call_seconds.labels(answers[0][0].channel, self.provider)
+            observe_many(calls, [result.call_seconds for _, result in answers])
         self.unwritten += [(message, result) for message, result in answers if result.ok]
         for message, result in answers:
             if result.error is not None:
@@ -269,6 +273,9 @@ class OutcomeRecorder:
             accepted, claim_ids or [], provider=self.provider, waiting_parents=self.waiting_parents
         )
         self.counts[Status.SENT] += len(recorded.sent_ids)
+        if recorded.sent_ids:
+            sent_ids = set(recorded.sent_ids)
+            observe_sent([message for message, _ in accepted if message.pk in sent_ids], timezone.now())
         self.provider_ids += [result.provider_message_id for _, result in accepted if result.provider_message_id]
         return recorded.claimed
 

@@ -3,9 +3,12 @@
 A plain SHA-256 is enough here, unlike for passwords: the secret is 256 random bits, so there is nothing to
 guess, and checking it stays fast on every API request.
 
-A key found valid is remembered in the process for API_KEY_CACHE_SECONDS, under the hash of the whole key (so
-only the exact secret hits the cache): under load that saves a SELECT per request. Revoking clears it here at
-once; another process notices within those seconds. An expiring key is remembered no later than its expiry.
+A key found valid is remembered in the shared cache (django-redis) for API_KEY_CACHE_SECONDS, under the hash of
+the whole key (so only the exact secret hits it): every web process then finds it with one Redis GET instead of a
+SELECT. Revoking, or any save or delete of the row, replaces the entry with an "invalidated" marker for a few
+seconds, which every process sees at once; while it stands lookups go to the database and nothing is cached, so a
+process that read the row just before the revocation cannot put the old key back. An expiring key is checked
+against its expiry on every hit. If Redis does not answer, the database decides (slower, never wrong).
 
 What a key may do is its scopes (ApiScope; deliveries.api.permissions maps each endpoint to one), how fast its
 rate (deliveries.api.throttling), and which senders it may set its allowed_senders.
@@ -13,30 +16,44 @@ rate (deliveries.api.throttling), and which senders it may set its allowed_sende
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from email.utils import parseaddr
 from typing import NamedTuple
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
+from django_redis.exceptions import ConnectionInterrupted
 from limits import parse_many
+from redis.exceptions import RedisError
 
 from ..addresses import normalize_whatsapp
 from ..models import ApiKey, ApiScope, Category
 from .messages import ALPHANUMERIC_SENDER, MESSAGING_SERVICE_SID, MessageRequest
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "tid"
-API_KEY_CACHE_SECONDS = 5.0
+# How long a valid key is remembered in the shared cache. It also bounds how long a revocation made while Redis
+# was unreachable can go unnoticed by a process that finds the old entry once Redis answers again.
+API_KEY_CACHE_SECONDS = 30
+# How long an invalidated key is looked up in the database only: far longer than a lookup takes between reading
+# the row and caching it, so no lookup that began before the change can cache what it read.
+API_KEY_INVALIDATED_SECONDS = 10
+INVALIDATED = "invalidated"
+CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
 FULL_ACCESS = [ApiScope.ADMIN.value]
-# key hash -> (monotonic time the entry expires, the key)
-_recently_authenticated: dict[str, tuple[float, ApiKey]] = {}
 
 
 class ApiKeyInvalid(ValueError):
@@ -172,35 +189,73 @@ def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> Mess
     return None
 
 
+def _cache_key(key_hash: str) -> str:
+    return f"tidings:api-key:{key_hash}"
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key` (not revoked, not expired), or None."""
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     key_hash = hash_key(raw_key)
-    cached = _recently_authenticated.get(key_hash)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    api_key = ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
     now = timezone.now()
+    try:
+        cached = cache.get(_cache_key(key_hash))
+    except CACHE_ERRORS:  # Redis unreachable: the database answers alone
+        cached = INVALIDATED
+    if isinstance(cached, ApiKey) and (cached.expires_at is None or cached.expires_at > now):
+        return cached
+    api_key = ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
     if (
         api_key is None
         or not hmac.compare_digest(api_key.key_hash, key_hash)
         or (api_key.expires_at is not None and api_key.expires_at <= now)
     ):
-        _recently_authenticated.pop(key_hash, None)
         return None
     # Touch last_used_at at most once a minute: one write per request would cost more than the request.
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
-    remember_for = API_KEY_CACHE_SECONDS
-    if api_key.expires_at is not None:
-        remember_for = min(remember_for, (api_key.expires_at - now).total_seconds())
-    _recently_authenticated[key_hash] = (time.monotonic() + remember_for, api_key)
+    if cached is None:
+        remember_for = API_KEY_CACHE_SECONDS
+        if api_key.expires_at is not None:
+            remember_for = min(remember_for, int((api_key.expires_at - now).total_seconds()) + 1)
+        # add, not set: an "invalidated" marker written since the row was read must win. Not remembering only
+        # costs the next lookup a SELECT.
+        with contextlib.suppress(*CACHE_ERRORS):
+            cache.add(_cache_key(key_hash), api_key, timeout=remember_for)
     return api_key
 
 
+def api_key_forget(*, api_key: ApiKey) -> None:
+    """Make every process look this key up in the database again, now and once the current transaction commits
+    (until then the database still shows the row as it was)."""
+
+    def invalidate() -> None:
+        try:
+            cache.set(_cache_key(api_key.key_hash), INVALIDATED, timeout=API_KEY_INVALIDATED_SECONDS)
+        except CACHE_ERRORS:
+            logger.warning(
+                "Could not invalidate API key %s in the cache (Redis unreachable): processes may accept it for "
+                "up to %s seconds once Redis answers again.",
+                api_key.prefix,
+                API_KEY_CACHE_SECONDS,
+            )
+
+    invalidate()
+    transaction.on_commit(invalidate)
+
+
 def api_key_revoke(*, api_key: ApiKey) -> None:
-    _recently_authenticated.pop(api_key.key_hash, None)
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key_forget(api_key=api_key)
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def _forget_changed_key(*, instance: ApiKey, created: bool = False, **kwargs: object) -> None:
+    # A key changed or deleted anywhere (the admin, a shell, a migration) is looked up afresh by every process.
+    # A new one has nothing to forget.
+    if instance.key_hash and not created:
+        api_key_forget(api_key=instance)

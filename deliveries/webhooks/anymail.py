@@ -20,7 +20,9 @@ from django.dispatch import receiver
 from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern, URLResolver
 
+from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import email_tracking_record
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ ANYMAIL_BACKENDS_PREFIX = "anymail.backends."
 
 @receiver(tracking, dispatch_uid="tidings.email_tracking")
 def email_tracking_received(sender, event, esp_name, **kwargs) -> None:
-    email_tracking_record(event=event, esp_name=esp_name)
+    outcome = email_tracking_record(event=event, esp_name=esp_name)
+    webhook_events.labels(esp_name.lower(), webhook_kind(event.event_type), outcome).inc()
 
 
 def configured_esp() -> str:
@@ -60,10 +63,12 @@ def configured_esp_only(view, esp: str):
             raise Http404("No such webhook.")
         if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
             logger.warning("Refused an email webhook at %s: ANYMAIL_WEBHOOK_SECRET is not set", request.path)
+            signature_failure_record()
             return HttpResponseForbidden("Webhook authentication is not configured.")
         try:
             return view(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:
+            signature_failure_record()
             return HttpResponseForbidden("Invalid webhook credentials.")
 
     return wrapper

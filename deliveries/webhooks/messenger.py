@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
@@ -18,8 +19,10 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from ..instruments import webhook_events
 from ..services.feedback import messenger_receipts_record
 from ..services.inbound import inbound_record, keyword_of
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
         return verify_subscription(request)
     if not signature_valid(request):
         logger.warning("Refused a Messenger webhook with a missing or wrong X-Hub-Signature-256")
+        signature_failure_record()
         return HttpResponseForbidden("Invalid signature.")
     try:
         payload = json.loads(request.body)
@@ -67,9 +71,11 @@ def record_event(event: dict) -> None:
     if "delivery" in event or "read" in event:
         kind = "delivery" if "delivery" in event else "read"
         details = event[kind] or {}
-        messenger_receipts_record(
+        outcomes = messenger_receipts_record(
             psid=psid, kind=kind, watermark=int(details.get("watermark") or 0), mids=list(details.get("mids") or [])
         )
+        for outcome, count in Counter(outcomes).items():
+            webhook_events.labels("messenger", "delivered" if kind == "delivery" else "read", outcome).inc(count)
     elif "message" in event and not (event["message"] or {}).get("is_echo"):
         message = event["message"]
         text = message.get("text", "")
@@ -87,3 +93,4 @@ def record_event(event: dict) -> None:
             data={"timestamp": event.get("timestamp")},
             source="Messenger message",
         )
+        webhook_events.labels("messenger", "inbound", "applied").inc()

@@ -20,8 +20,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
+from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import twilio_status_record
 from ..services.inbound import twilio_inbound_record
+from .signature_failures import signature_failure_record
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def twilio_webhook(view):
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not signature_valid(request):
             logger.warning("Refused a Twilio webhook with a missing or wrong signature at %s", request.path)
+            signature_failure_record()
             return HttpResponseForbidden("Invalid Twilio signature.")
         return view(request, *args, **kwargs)
 
@@ -69,11 +72,13 @@ def _int_or_none(value: str | None) -> int | None:
 @twilio_webhook
 def status_callback(request: HttpRequest) -> HttpResponse:
     """Twilio's StatusCallback for a message we sent; `message` and `attempt` are in the URL we gave Twilio."""
-    twilio_status_record(
+    outcome = twilio_status_record(
         params=request.POST.dict(),
         message_id=_int_or_none(request.GET.get("message")),
         attempt=_int_or_none(request.GET.get("attempt")),
     )
+    status = request.POST.get("MessageStatus") or request.POST.get("SmsStatus") or "unknown"
+    webhook_events.labels("twilio", webhook_kind(status.lower()), outcome).inc()
     return HttpResponse(status=204)
 
 
@@ -81,5 +86,6 @@ def status_callback(request: HttpRequest) -> HttpResponse:
 def inbound(request: HttpRequest) -> HttpResponse:
     """A message to one of our numbers (the number's or Messaging Service's "A message comes in" webhook)."""
     result = twilio_inbound_record(params=request.POST.dict())
+    webhook_events.labels("twilio", "inbound", "applied").inc()
     reply = f"<Message>{escape(result.reply)}</Message>" if result.reply else ""
     return HttpResponse(f'<?xml version="1.0" encoding="UTF-8"?><Response>{reply}</Response>', content_type="text/xml")

@@ -300,12 +300,34 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # How often each dispatcher runs the campaign scheduler (recurring occurrences, starts, completions).
 CAMPAIGN_TICK_INTERVAL = env.float("CAMPAIGN_TICK_INTERVAL", default=1.0)
+# Seconds a completed campaign's owner summary waits at most for the last delivery receipts (it goes as soon as
+# every sent message has one); the campaign page stays live until then.
+CAMPAIGN_SUMMARY_SETTLE = env.float("CAMPAIGN_SUMMARY_SETTLE", default=600.0)
 # Analytics (docs/analytics.md): how often each dispatcher counts new timeline events into the rollups (seconds);
 # how long an event id missing below the rollup's watermark is looked for before it counts as rolled back
 # (seconds); how long the per-minute rollup is kept (hours).
 ANALYTICS_ROLLUP_INTERVAL = env.float("ANALYTICS_ROLLUP_INTERVAL", default=5.0)
 ANALYTICS_GAP_MAX_AGE = env.float("ANALYTICS_GAP_MAX_AGE", default=600.0)
 ANALYTICS_MINUTE_RETENTION_HOURS = env.float("ANALYTICS_MINUTE_RETENTION_HOURS", default=48.0)
+# Alerts (console/services/alerts.py, README "Alerts"): checked every ALERT_CHECK_INTERVAL seconds by each dispatcher
+# and by `manage.py check_alerts`; each fires once when it starts and once when it clears, by email to ADMINS
+# (comma-separated addresses) and/or as Slack-compatible JSON to ALERT_WEBHOOK_URL.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_TIMEOUT = env.float("ALERT_WEBHOOK_TIMEOUT", default=5.0)
+ALERT_CHECK_INTERVAL = env.float("ALERT_CHECK_INTERVAL", default=30.0)
+# Failed and undelivered over the last 5 minutes' sends, once there were at least ALERT_FAILURE_MIN_SENDS of them.
+ALERT_FAILURE_RATE = env.float("ALERT_FAILURE_RATE", default=0.2)
+ALERT_FAILURE_MIN_SENDS = env.int("ALERT_FAILURE_MIN_SENDS", default=20)
+ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
+# Redis memory used as a share of its maxmemory (no alert while Redis has no limit).
+ALERT_REDIS_MEMORY = env.float("ALERT_REDIS_MEMORY", default=0.8)
+# Webhook requests refused for their signature in the last 5 minutes.
+ALERT_WEBHOOK_SIGNATURE_FAILURES = env.int("ALERT_WEBHOOK_SIGNATURE_FAILURES", default=20)
+# A firing alert clears only after firing this long: a figure hovering at its threshold sends one pair at most
+# this often, not one every check.
+ALERT_CLEAR_AFTER_SECONDS = env.float("ALERT_CLEAR_AFTER_SECONDS", default=120.0)
+EMAIL_SUBJECT_PREFIX = "[Tidings] "
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
@@ -314,11 +336,17 @@ DISPATCHER_PERIODIC_TASKS = [
     ("deliveries.services.reconciler.reconcile", max(RECONCILE_AFTER / 3, 1.0)),
     # 0 takes the rollups off the dispatchers, for `manage.py rollup_analytics --every N` run on its own.
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
+    ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
 DISPATCHER_HEARTBEAT_EVERY = env.float("DISPATCHER_HEARTBEAT_EVERY", default=5.0)
 DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default=60.0)
+# The console: the dashboard's "Now" figures and the queue monitor's are kept in the shared cache this many seconds
+# (one build per few seconds whoever watches); the monitor's "retry these" / "cancel these" act on this many
+# messages per request, a big group in several steps with progress shown.
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=5)
+QUEUE_MONITOR_ACTION_BATCH = env.int("QUEUE_MONITOR_ACTION_BATCH", default=500)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
@@ -390,6 +418,19 @@ SPECTACULAR_SETTINGS = {
 # `Authorization: Bearer <HEALTH_TOKEN>` on /health/ready shows each check's details; without it (or with this
 # unset) the answer is only {"status": "ok"} or {"status": "failing"}, so nobody learns our internals from it.
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+
+# --- Metrics for Prometheus (docs/metrics.md) ------------------------------------------------------
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, /metrics answers 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The directory where every web and worker process of this host keeps its metrics (prometheus_client's multiprocess
+# mode; read from the environment by prometheus_client itself). Empty it before the processes start. Unset: each
+# process counts for itself, and /metrics shows the web process's own.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# A worker host without a web process serves its workers' metrics on this port (run_worker); unset: none.
+METRICS_PORT = env.int("METRICS_PORT", default=None)
+METRICS_ADDR = env("METRICS_ADDR", default="127.0.0.1")
+# How long /metrics keeps what it read from the database and Redis, so that many scrapes cost one read.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5.0)
 
 LOGGING = {
     "version": 1,

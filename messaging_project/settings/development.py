@@ -39,3 +39,5 @@ MESSENGER_GRAPH_API_URL = env("MESSENGER_GRAPH_API_URL", default=FAKE_MESSENGER_
 # Postmark (and its fake) only send from an address with a real-looking domain.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Tidings <tidings@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# curl -H "Authorization: Bearer development-metrics-token" localhost:8000/metrics
+METRICS_TOKEN = env("METRICS_TOKEN", default="development-metrics-token")

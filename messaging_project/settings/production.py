@@ -22,8 +22,9 @@ if not env("EMAIL_BACKEND", default=""):
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-# Health checks come from the platform over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# Health checks come from the platform over plain HTTP, and Prometheus scrapes from the private network likewise
+# (docs/metrics.md: its bearer token then travels in clear; scrape over https where that network is not yours).
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

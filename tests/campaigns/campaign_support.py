@@ -7,12 +7,12 @@ from tests.factories import TemplateFactory
 def make_contacts(contact_list, count, **fields):
     """Contacts in bulk (one INSERT per 1,000), all in `contact_list`."""
     start = Contact.objects.count()
+    fields = {"sms_consent": True, **fields}
     contacts = Contact.objects.bulk_create(
         [
             Contact(
                 name=f"Person {start + i}",
                 phone=f"+1415{7000000 + start + i}",
-                sms_consent=True,
                 **fields,
             )
             for i in range(count)

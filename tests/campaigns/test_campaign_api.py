@@ -12,11 +12,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_templates_are_checked_on_write_and_take_translations(api):
     bad = api.post(
         "/api/v1/templates/",
-        {"name": "Hi", "slug": "hi", "channel": "sms", "body": "Hi {{ name }}", "variables": {}},
+        {"name": "Hi", "slug": "hi", "channel": "sms", "body": "Hi {{ plan }}", "variables": {}},
         format="json",
     )
     assert bad.status_code == 400
-    assert "'name' is not a declared variable" in bad.json()["body"][0]
+    assert "'plan' is not a declared variable" in bad.json()["body"][0]
     created = api.post(
         "/api/v1/templates/",
         {"name": "Hi", "slug": "hi", "channel": "sms", "body": "Hi {{ name }}", "variables": {"name": None}},

@@ -241,3 +241,32 @@ def test_the_example_file_in_the_docs_imports_as_the_docs_say():
     assert out.splitlines()[0].startswith("Line 5: phone: '555-12' is not a phone number.")
     assert "3 contact(s) were created, 0 updated, 0 unchanged, 1 rejected." in out
     assert error == "1 row(s) rejected; fix them and run the import again."
+
+
+# --- Phone numbers written with the international prefix 00 -----------------------------------------------------
+
+
+def test_a_number_written_with_the_international_prefix_00_is_stored_as_with_plus():
+    report = contacts_import(source=read("name,phone\nAda,0044 20 7946 0958\nBob,00 1 415 555 0101\n"))
+    assert report.rejected == []
+    assert sorted(Contact.objects.values_list("phone", flat=True)) == ["+14155550101", "+442079460958"]
+
+
+def test_a_00_number_and_the_same_number_with_plus_are_one_contact():
+    contacts_import(source=read("name,phone\nAda,+44 20 7946 0958\n"))
+    report = contacts_import(source=read("name,phone,plan\nAda,0044 20 7946 0958,gold\n"))
+    assert (report.created, report.updated) == (0, 1)
+    assert Contact.objects.get().attributes == {"plan": "gold"}
+
+
+def test_a_00_number_that_is_no_number_after_the_prefix_is_rejected_with_the_numbers_own_reason():
+    report = contacts_import(source=read("name,phone\nAda,0012\n"))
+    [rejected] = report.rejected
+    assert rejected.line == 2
+    assert "'0012' is not a phone number" in rejected.reason
+
+
+def test_a_regions_own_international_prefix_keeps_its_meaning(settings):
+    settings.PHONE_DEFAULT_REGION = "AU"  # dials abroad with 0011: "0011 44..." is a UK number, not +1144...
+    contacts_import(source=read("name,phone\nAda,0011 44 20 7946 0958\n"))
+    assert Contact.objects.get().phone == "+442079460958"

@@ -5,7 +5,12 @@ from campaigns.models import Contact, ContactList, Segment
 from campaigns.selectors import contact_context, segment_contacts
 from campaigns.services.contacts import contact_create, contact_update, template_render_for_contact
 from campaigns.services.segments import segment_create
-from content.services.templates import TemplateRenderError, template_create, template_translation_set
+from content.services.templates import (
+    CONTACT_VARIABLES,
+    TemplateRenderError,
+    template_create,
+    template_translation_set,
+)
 from tests.factories import ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +92,21 @@ def test_a_contacts_fields_and_attributes_are_template_variables():
     )
     content = template_render_for_contact(template=template, contact=contact)
     assert content.body == f"Hi Ada, your gold plan. ({contact.phone})"
+
+
+def test_the_fields_a_contact_fills_are_those_templates_may_use_undeclared():
+    contact = ContactFactory(name="Ada Lovelace", email="ada@example.com", language="fr", time_zone="Europe/Paris")
+    assert set(contact_context(contact=contact)) == set(CONTACT_VARIABLES)
+
+
+def test_a_template_using_the_contacts_fields_undeclared_renders_them_for_each_contact():
+    template = template_create(name="T", slug="t", channel="sms", body="Hi {{ name }} ({{ email }})", variables={})
+    contact = ContactFactory(name="Ada Lovelace", email="ada@example.com")
+    assert template_render_for_contact(template=template, contact=contact).body == "Hi Ada Lovelace (ada@example.com)"
+    nameless = ContactFactory(name="", email="anon@example.com")
+    with pytest.raises(TemplateRenderError) as excinfo:
+        template_render_for_contact(template=template, contact=nameless)
+    assert excinfo.value.missing == ("name",)
 
 
 def test_a_contact_without_a_name_gets_the_default_or_a_readable_failure_never_hello_comma():

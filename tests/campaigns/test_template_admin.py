@@ -58,6 +58,18 @@ def test_the_admin_refuses_an_undeclared_variable_with_its_line_and_name(client,
     assert not MessageTemplate.objects.exists()
 
 
+def test_the_admin_saves_a_template_using_a_contact_field_it_did_not_declare(client, editor):
+    response = client.post(ADD, form_data(variables="{}", body="Hi {{ first_name }}"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert MessageTemplate.objects.get().variables == {}
+
+
+def test_the_template_page_says_which_variables_need_declaring(client, editor):
+    page = client.get(ADD).content.decode()
+    assert "use them without declaring them" in page
+    assert "Declare here every other variable the content uses, such as a custom attribute" in page
+
+
 def test_the_admin_refuses_a_syntax_error_with_its_line(client, editor):
     response = client.post(ADD, form_data(body="Hi\n{% if name %}{{ name }}"))
     assert response.status_code == 200

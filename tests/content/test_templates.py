@@ -47,9 +47,13 @@ def test_a_syntax_error_is_refused_with_its_line():
 def test_an_undeclared_variable_is_refused_with_its_line_and_name():
     with pytest.raises(ValidationError) as excinfo:
         sms_template(body="Hi {{ name }},\nyour code is {{ code }}.\nBye {{ nmae }}", variables={"name": None})
+    advice = (
+        "Declare it in the template's variables, or correct the name "
+        "(name, first_name, phone, email, language, time_zone need no declaring)."
+    )
     assert errors_of(excinfo)["body"] == [
-        "Line 2: 'code' is not a declared variable. Declare it in the template's variables, or correct the name.",
-        "Line 3: 'nmae' is not a declared variable. Declare it in the template's variables, or correct the name.",
+        f"Line 2: 'code' is not a declared variable. {advice}",
+        f"Line 3: 'nmae' is not a declared variable. {advice}",
     ]
 
 
@@ -64,9 +68,9 @@ def test_undeclared_variables_are_found_in_tags_filters_and_every_field():
             variables={"total": 0},
         )
     errors = errors_of(excinfo)
-    assert errors["subject"] == [
-        "Line 1: 'order' is not a declared variable. Declare it in the template's variables, or correct the name."
-    ]
+    assert errors["subject"][0].startswith(
+        "Line 1: 'order' is not a declared variable. Declare it in the template's variables, or correct the name"
+    )
     assert [m.split(" is not")[0] for m in errors["html_body"]] == ["Line 1: 'vip'", "Line 2: 'digits'"]
 
 
@@ -111,13 +115,50 @@ def test_variable_names_must_be_usable_in_a_template():
 
 
 def test_an_update_that_undeclares_a_variable_a_translation_uses_is_refused():
-    template = sms_template()
-    template_translation_set(template=template, language="fr", body="Salut {{ name }}")
+    template = sms_template(body="Your plan: {{ plan }}", variables={"plan": None})
+    template_translation_set(template=template, language="fr", body="Votre forfait : {{ plan }}")
     with pytest.raises(ValidationError) as excinfo:
         template_update(template=template, body="Hi there", variables={})
-    assert "The fr translation: Line 1: 'name' is not a declared variable" in errors_of(excinfo)["variables"][0]
+    assert "The fr translation: Line 1: 'plan' is not a declared variable" in errors_of(excinfo)["variables"][0]
     template.refresh_from_db()
-    assert template.body == "Hi {{ name }}"
+    assert template.body == "Your plan: {{ plan }}"
+
+
+def test_a_contacts_fields_can_be_used_without_declaring_them():
+    template = sms_template(
+        body="Hi {{ first_name }} ({{ name }}, {{ phone }}, {{ email }}, {{ language }}, {{ time_zone }})", variables={}
+    )
+    template_translation_set(template=template, language="fr", body="Salut {{ first_name }}")
+    assert template.variables == {}
+
+
+def test_an_undeclared_contact_field_is_required_when_rendering():
+    template = sms_template(body="Hi {{ first_name }}", variables={})
+    assert template_render(template=template, context={"first_name": "Ada"}).body == "Hi Ada"
+    with pytest.raises(TemplateRenderError) as excinfo:
+        template_render(template=template, context={})
+    assert excinfo.value.missing == ("first_name",)
+
+
+def test_declaring_a_contact_field_gives_it_a_default():
+    template = sms_template(body="Hi {{ first_name }}", variables={"first_name": "there"})
+    assert template_render(template=template, context={}).body == "Hi there"
+
+
+def test_a_custom_attribute_still_needs_declaring():
+    with pytest.raises(ValidationError) as excinfo:
+        sms_template(body="Hi {{ name }}, your plan is {{ plan }}", variables={})
+    [message] = errors_of(excinfo)["body"]
+    assert message.startswith("Line 1: 'plan' is not a declared variable.")
+
+
+def test_the_preview_accepts_contact_fields_and_asks_for_their_sample_values():
+    preview = template_preview(channel="sms", body="Hi {{ first_name }}", variables={}, sample_context={})
+    assert preview.errors["body"][0].startswith("Missing variable(s) in body: 'first_name' (line 1).")
+    preview = template_preview(
+        channel="sms", body="Hi {{ first_name }}", variables={}, sample_context={"first_name": "Ada"}
+    )
+    assert preview.content is not None and preview.content.body == "Hi Ada"
 
 
 def test_a_translation_uses_the_templates_declared_variables():

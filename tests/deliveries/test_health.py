@@ -1,7 +1,15 @@
+import time
+
+import django_rq
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
+from rq.worker import Worker
+
+from deliveries.circuit_breakers import ProviderBreaker
+from deliveries.exceptions import TransientDeliveryError
+from deliveries.services.heartbeat import Heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -16,21 +24,84 @@ def health_token(settings):
     settings.HEALTH_TOKEN = HEALTH_TOKEN
 
 
+@pytest.fixture
+def pipeline_alive():
+    """A dispatcher's beat stamped now and an RQ worker registered as alive, as the running processes do (RQ's own
+    registration; tests/deliveries/test_health_processes.py runs the real processes)."""
+    Heartbeat().beat()
+    worker = Worker(["default"], connection=django_rq.get_connection("default"))
+    worker.register_birth()
+    yield worker
+    worker.register_death()
+
+
 def test_live_answers_ok(client):
     response = client.get("/health/live")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-def test_ready_reports_database_redis_and_workers_to_the_health_token(client):
+def test_ready_reports_database_redis_dispatcher_and_workers_to_the_health_token(client, pipeline_alive):
     response = client.get("/health/ready", **WITH_TOKEN)
     assert response.status_code == 200
     body = response.json()
+    assert body["status"] == "ok" and body["failing"] == []
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["redis"]["ok"] is True
-    # No worker runs during this test: reported, but not fatal.
-    assert body["checks"]["workers"]["count"] == 0
-    assert body["status"] == "degraded"
+    assert body["checks"]["dispatcher"]["alive"] == 1
+    assert body["checks"]["workers"]["count"] == 1
+
+
+def test_ready_is_503_without_a_dispatcher_or_a_worker_and_says_which(client):
+    response = client.get("/health/ready", **WITH_TOKEN)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["failing"] == [
+        "dispatcher: none has beaten (start manage.py run_dispatcher)",
+        "workers: none alive",
+    ]
+    assert (client.get("/health/ready").status_code, client.get("/health/ready").json()) == (503, {"status": "failing"})
+
+
+def test_ready_is_503_when_the_last_dispatcher_beat_is_older_than_the_limit(client, settings, pipeline_alive):
+    settings.DISPATCHER_HEARTBEAT_MAX_AGE = 60
+    django_rq.get_connection("default").delete("tidings:dispatcher:heartbeats")
+    Heartbeat().beat(now=time.time() - 75)
+
+    response = client.get("/health/ready", **WITH_TOKEN)
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["dispatcher: last beat 75 s ago (limit 60 s)"]
+
+    Heartbeat().beat()
+    assert client.get("/health/ready", **WITH_TOKEN).status_code == 200
+
+
+def test_ready_is_503_when_no_worker_is_alive(client, pipeline_alive):
+    pipeline_alive.register_death()
+    response = client.get("/health/ready", **WITH_TOKEN)
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["workers: none alive"]
+
+
+def test_a_provider_paused_by_its_breaker_is_degraded_not_failing(client, settings, pipeline_alive):
+    settings.BREAKER_FAIL_MAX = 1
+    breaker = ProviderBreaker("locmem")
+    breaker.record([TransientDeliveryError("down", provider="locmem")])
+    try:
+        response = client.get("/health/ready", **WITH_TOKEN)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["providers"]["providers"]["sms"]["breaker"]["state"] == "open"
+        assert client.get("/health/ready").json() == {"status": "ok"}
+    finally:
+        breaker.reset()
+
+
+def test_ready_lists_the_providers_of_all_four_channels(client, pipeline_alive):
+    providers = client.get("/health/ready", **WITH_TOKEN).json()["checks"]["providers"]["providers"]
+    assert set(providers) == {"sms", "whatsapp", "messenger", "email"}
 
 
 @override_settings(RQ_QUEUES=DEAD_QUEUES)
@@ -41,9 +112,11 @@ def test_ready_is_503_when_redis_is_unreachable(client):
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["ok"] is False
     assert "Connection refused" in body["checks"]["redis"]["error"]
+    [failing] = body["failing"]  # said once, not again for the dispatcher and workers read from Redis
+    assert failing.startswith("redis: unreachable (")
 
 
-def test_ready_tells_anyone_else_only_ok(client):
+def test_ready_tells_anyone_else_only_ok(client, pipeline_alive):
     for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer a-guess"}, {"HTTP_AUTHORIZATION": HEALTH_TOKEN}):
         response = client.get("/health/ready", **headers)
         assert (response.status_code, response.json()) == (200, {"status": "ok"})
@@ -56,7 +129,7 @@ def test_ready_tells_anyone_else_only_failing_without_the_error_text(client):
     assert b"Connection refused" not in response.content
 
 
-def test_without_a_health_token_set_nobody_gets_details(client, settings):
+def test_without_a_health_token_set_nobody_gets_details(client, settings, pipeline_alive):
     settings.HEALTH_TOKEN = ""
     response = client.get("/health/ready", HTTP_AUTHORIZATION="Bearer ")
     assert response.json() == {"status": "ok"}

@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from deliveries.models import Status
@@ -28,14 +27,3 @@ def test_overview_counts_statuses_and_buckets_sends_by_hour():
     assert overview["series"][-3]["sent"] == 1
     assert overview["series"][-1]["failed"] == 1
     assert overview["series"][-1]["sent_pct"] == 100
-
-
-def test_admin_index_shows_the_overview_only_to_those_who_may_see_messages(client):
-    user = User.objects.create_user("op", password="pw", is_staff=True)
-    client.force_login(user)
-    assert "tidings-overview" not in client.get("/admin/").content.decode()
-    user.user_permissions.add(Permission.objects.get(codename="view_message"))
-    MessageFactory(status=Status.SENT, sent_at=timezone.now())
-    content = client.get("/admin/").content.decode()
-    assert "tidings-overview" in content
-    assert "Deliveries, last 24 hours" in content

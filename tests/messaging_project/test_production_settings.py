@@ -24,6 +24,7 @@ COMPLETE_PRODUCTION_ENVIRONMENT = {
     "MESSENGER_APP_SECRET": "app-secret",
     "MESSENGER_VERIFY_TOKEN": "verify-token",
     "HEALTH_TOKEN": "health-token",
+    "METRICS_TOKEN": "metrics-token",
     **({"DATABASE_URL": os.environ["DATABASE_URL"]} if os.environ.get("DATABASE_URL") else {}),
 }
 
@@ -64,3 +65,9 @@ def test_production_refuses_to_start_without_an_explicit_email_backend():
 def test_production_takes_the_console_email_backend_when_it_is_asked_for_explicitly():
     result = run_manage("check", **production(EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend"))
     assert result.returncode == 0, result.stderr
+
+
+def test_deploy_check_warns_while_metrics_are_off():
+    result = run_manage("check", "--deploy", **production(METRICS_TOKEN=None))
+    assert result.returncode == 0  # a warning: a site may do without Prometheus
+    assert "tidings.W053" in result.stderr and "METRICS_TOKEN is not set" in result.stderr

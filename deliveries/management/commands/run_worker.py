@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
 
 from deliveries.health import redact_url, redis_status
+from deliveries.instruments import share_files_across_work_horses
 
 logger = logging.getLogger("deliveries.worker")
 
@@ -37,6 +38,8 @@ class Command(BaseCommand):
                 "start Redis or set REDIS_URL, then start the worker again."
             )
             sys.exit(1)
+        share_files_across_work_horses()
+        serve_metrics_if_asked()
         preload_send_path()
         while True:
             try:
@@ -81,6 +84,26 @@ class Command(BaseCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def serve_metrics_if_asked() -> None:
+    """With METRICS_PORT, serve what this host's processes observed (PROMETHEUS_MULTIPROC_DIR) for Prometheus: for
+    a worker host without a web process, whose /metrics would show them (docs/metrics.md)."""
+    if not settings.METRICS_PORT:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    address = f"http://{settings.METRICS_ADDR}:{settings.METRICS_PORT}/metrics"
+    try:
+        start_http_server(settings.METRICS_PORT, addr=settings.METRICS_ADDR, registry=registry)
+    except OSError as error:
+        # Another worker of this host serves them (the same files), or the port is someone else's: work on.
+        logger.warning("Not serving metrics at %s (%s); another process of this host may be.", address, error)
+        return
+    logger.info("Serving this host's metrics at %s", address)
 
 
 def preload_send_path() -> None:

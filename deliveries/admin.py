@@ -1,15 +1,10 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.decorators import permission_required
-from django.shortcuts import redirect
-from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from content.models import Channel
-from content.services.sms_segments import sms_segments
-
+from .admin_support.compose import compose_view
 from .admin_support.filters import CreatedRangeFilter, list_scopes
 from .admin_support.message_page import (
     STATUS_COLOURS,
@@ -22,7 +17,7 @@ from .admin_support.message_page import (
 )
 from .admin_support.paginator import EstimatedCountPaginator
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
-from .forms import ComposeForm, SuppressionForm
+from .forms import SuppressionForm
 from .health import providers_status
 from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
 from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
@@ -30,10 +25,7 @@ from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
 from .services.messages import (
-    MessageValidationError,
     message_cancel,
-    message_create,
-    message_request_validate,
     message_retry,
     message_review_mark_failed,
     message_review_mark_sent,
@@ -346,55 +338,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
         ]
 
     def compose_view(self, request):
-        form = ComposeForm(request.POST or None)
-        message_request = preview = suppression = None
-        if request.method == "POST" and form.is_valid():
-            try:
-                message_request, content = message_request_validate(**form.cleaned_data)
-            except MessageValidationError as error:
-                for field, errors in error.errors.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                # A warning, not a refusal: the worker decides at send time, and the entry may be lifted by then.
-                suppression = suppression_notice(request, message_request)
-                if "_preview" in request.POST:
-                    preview = content
-                else:
-                    message = message_create(request=message_request, content=content, created_by=request.user)
-                    audit_record(action=AuditEntry.Action.MESSAGE_CREATED, target=message, request=request)
-                    verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
-                    self.message_user(
-                        request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
-                    )
-                    if suppression:
-                        warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)
-                        self.message_user(request, warning, messages.WARNING)
-                    return redirect(reverse("admin:deliveries_message_change", args=[message.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Compose a message",
-            "form": form,
-            "preview": preview,
-            "message_request": message_request,
-            "channel_label": Channel(message_request.channel).label if message_request else "",
-            "suppression": suppression,
-            "sms": sms_segments(preview.body) if preview and message_request.channel == "sms" else None,
-            "now": timezone.now(),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/deliveries/message/compose.html", context)
-
-
-def suppression_notice(request, message_request) -> dict | None:
-    """What the compose page says when the recipient is on the suppression list, or None when it is not."""
-    entry = suppression_for(channel=message_request.channel, address=message_request.recipient)
-    if entry is None:
-        return None
-    return {
-        "entry": entry,
-        "blocks": suppression_blocks(entry, category=message_request.category),
-        "link": request.user.has_perm("deliveries.view_suppression"),
-    }
+        return compose_view(self, request)
 
 
 class SuperusersOnlyMixin:

@@ -11,8 +11,6 @@ observe() costs a lock and, in multiprocess mode, two writes to its file.
 
 from __future__ import annotations
 
-import bisect
-import importlib.metadata
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -98,30 +96,15 @@ def webhook_kind(kind: str) -> str:
     return kind if kind in WEBHOOK_KINDS else "other"
 
 
-# observe_many adds a group's bucket counts and sum directly: one write per bucket touched instead of two per value.
-# It reads Histogram's private _upper_bounds, _buckets and _sum, as prometheus_client 0.26 has them; under any other
-# version it falls back to observe() per value, which is always right.
-_BATCHED_FOR = "0.26."
-_batched = importlib.metadata.version("prometheus-client").startswith(_BATCHED_FOR)
-
-
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
-    """Observe every amount in one labelled histogram, as that many observe() calls would."""
-    if not amounts:
-        return
-    if not _batched:
-        for amount in amounts:
-            histogram.observe(amount)
-        return
-    bounds = histogram._upper_bounds
-    counts = [0] * len(bounds)
+    """Observe every amount in one labelled histogram.
+
+    One observe() per value, as documented. Writing a group's bucket counts directly through Histogram's private
+    fields saved about 3 µs a message (about 1 % of a send), under the 3 % a library's internals must gain to be
+    worth adapting here (docs/architecture.md, "Shims").
+    """
     for amount in amounts:
-        # The first bound at or above the amount, as observe() does (the last bound is +Inf).
-        counts[bisect.bisect_left(bounds, amount)] += 1
-    histogram._sum.inc(sum(amounts))
-    for index, count in enumerate(counts):
-        if count:
-            histogram._buckets[index].inc(count)
+        histogram.observe(amount)
 
 
 class _Sent(Protocol):

@@ -4,6 +4,9 @@ import time
 
 from django.conf import settings
 from rq import get_current_job
+from rq.job import Job
+
+from messaging_project.log_context import log_context
 
 from .job_source import JobSource
 from .sending.job import send_messages as send_job_messages
@@ -20,10 +23,15 @@ def send_messages(message_ids: list[int], not_before: float | None = None) -> di
     `not_before` (epoch seconds) comes with messages claimed ahead of their `send_at`: nothing is sent before it.
     They stay `queued`, so cancellable, while the job waits (in the send path, once ready to send).
     """
+    job = get_current_job()
+    with log_context(job_id=job.id if job is not None else None):
+        return _send_messages(message_ids, job, not_before)
+
+
+def _send_messages(message_ids: list[int], job: Job | None, not_before: float | None) -> dict[str, int]:
     if not_before is not None and not_before - time.time() > settings.DISPATCH_LOOKAHEAD + EARLY_WAIT_MARGIN_SECONDS:
         messages_return_early(message_ids)
         return send_job_messages(message_ids)  # those still queued: none, unless another job re-queued them
-    job = get_current_job()
     if job is None:
         return send_job_messages(message_ids, not_before=not_before)
     # The send jobs waiting behind this one are taken over: first to fill this one up to SEND_BATCH_SIZE (the

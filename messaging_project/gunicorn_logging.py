@@ -1,14 +1,18 @@
-"""gunicorn's access log without personal data or secrets in it: `logger_class` in gunicorn.conf.py.
+"""gunicorn's access and error logs without personal data or secrets in them: `logger_class` in gunicorn.conf.py.
 
 Request lines, paths, query strings and the Referer go through messaging_project/log_redaction.py; credential
-headers never appear, even if a log format asks for them.
+headers never appear, even if a log format asks for them. gunicorn's own handlers get the same last filter as the
+application's (RedactSensitiveData) and, with LOG_FORMAT=json, the same JSON lines.
 """
 
 from __future__ import annotations
 
+import os
+
 from gunicorn.glogging import Logger
 
-from .log_redaction import MASK, loggable_path, loggable_query, loggable_url
+from .log_context import JsonFormatter
+from .log_redaction import MASK, RedactSensitiveData, loggable_path, loggable_query, loggable_url
 
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-twilio-signature", "x-hub-signature-256"}
@@ -22,6 +26,16 @@ def _header_name(atom: str) -> str:
 
 
 class RedactingLogger(Logger):
+    def setup(self, cfg):
+        super().setup(cfg)
+        # Read from the environment as the settings read it: gunicorn sets up its logs before Django's settings.
+        as_json = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.addFilter(RedactSensitiveData())
+                if as_json:
+                    handler.setFormatter(JsonFormatter())
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         target = loggable_url(environ.get("RAW_URI") or "")

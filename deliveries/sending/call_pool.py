@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import queue
 import time
@@ -10,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+
+from messaging_project.log_context import log_context
 
 from ..backends.base import BaseBackend, OutgoingMessage, SendResult
 from ..backends.curl import CallDriver
@@ -62,7 +65,8 @@ class CallPool:
             self.driver.send()
         elif self.executor is not None:
             for key, message in calls:
-                self.executor.submit(self._call, key, message)
+                # In a copy of this thread's log context (job, channel, provider), for what the call logs.
+                self.executor.submit(contextvars.copy_context().run, self._call, key, message)
 
     def results(self, timeout: float | None = None) -> list[tuple[Any, SendResult]]:
         """Wait for a call to finish, then take every result that has come back (never waiting for more)."""
@@ -80,7 +84,8 @@ class CallPool:
     def _call(self, key: Any, message: OutgoingMessage) -> None:
         started = time.perf_counter()
         try:
-            result = self.backend.send(message)
+            with log_context(message_id=message.id, attempt=message.attempt):
+                result = self.backend.send(message)
         except DeliveryError as error:
             result = SendResult(message_id=message.id, provider=self.backend.provider_name, error=error)
         except Exception as error:  # a bug or an unforeseen library error: keep the batch going, retry later
@@ -100,6 +105,7 @@ class CallPool:
         return result
 
     def _unexpected(self, message: OutgoingMessage, error: Exception) -> SendResult:
-        logger.exception("Unexpected error sending message %s through %s", message.id, self.backend.provider_name)
+        with log_context(message_id=message.id, attempt=message.attempt, recipient=message.recipient):
+            logger.exception("Unexpected error sending message %s through %s", message.id, self.backend.provider_name)
         wrapped = TransientDeliveryError(f"Unexpected error: {error!r}", provider=self.backend.provider_name)
         return SendResult(message_id=message.id, provider=self.backend.provider_name, error=wrapped)

@@ -20,6 +20,8 @@ import time
 from collections import Counter, defaultdict
 from typing import NamedTuple
 
+from messaging_project.log_context import log_context
+
 from ..backends import get_backend
 from ..db.lookups import among, pk_among
 from ..exceptions import DeliveryError
@@ -62,10 +64,18 @@ def send_messages(
             sender = ChannelSender(
                 channel, backend, counts=job.counts, waiting_parents=job.waiting_parents, feed=job.feed_for(channel)
             )
-            sender.run(rows, not_before=not_before)
+            before = job.counts.copy()
+            with log_context(channel=channel, provider=backend.provider_name):
+                sender.run(rows, not_before=not_before)
+                logger.info("Sent through %s: %s", backend.provider_name, outcome_summary(job.counts - before))
             not_before = None  # the first channel waited
     job.counts.pop("", None)
     return {status: count for status, count in job.counts.items() if count}
+
+
+def outcome_summary(counts: Counter[str]) -> str:
+    """'3 sent, 1 failed': what became of a channel's messages, for its log line."""
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()) if status and count) or "none"
 
 
 class QueuedRow(NamedTuple):

@@ -9,6 +9,7 @@ any claim. Accepted calls are written a group at a time, with the next wave's cl
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
 from django.utils import timezone
+
+from messaging_project.log_context import log_context
 
 from ..backends.base import SendResult
 from ..exceptions import DeliveryError
@@ -26,6 +29,8 @@ from ..services.suppression import suppression_add, suppression_explain
 from ..state import transition, transitions_together
 from .claims import claim_transition, claimed_in_order
 from .gate import Deferral
+
+logger = logging.getLogger(__name__)
 
 
 def max_attempts_for(channel: str) -> int:
@@ -189,6 +194,7 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
     if error.transient and attempt < max_attempts:
         send_at = timezone.now() + retry_delay(attempt)
         if message.expires_at is None or send_at <= message.expires_at:
+            retrying = f"{failed} Retrying at {clock(send_at)}."
             moved = transition(
                 [message.pk],
                 to_status=Status.SCHEDULED,
@@ -196,9 +202,11 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
                 extra_filter=claim,
                 fields={**error_fields, "send_at": send_at},
                 code=error.code,
-                detail=f"{failed} Retrying at {clock(send_at)}.",
+                detail=retrying,
                 data={**data, "next": "retry", "retry_at": send_at.isoformat()},
             )
+            if moved:
+                _log_failure(message, logging.INFO, retrying)
             return Status.SCHEDULED if moved else ""
         why = f"Too late for another try: {error.reason}"
         detail = (
@@ -224,6 +232,8 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
         detail=detail,
         data={**data, "next": next_step},
     )
+    if moved:
+        _log_failure(message, logging.WARNING, detail)
     if moved and error.suppress:
         # The provider knows the recipient opted out (e.g. a STOP we never saw): remember it on our side too.
         suppression_add(
@@ -235,6 +245,13 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
             message=message,
         )
     return Status.FAILED if moved else ""
+
+
+def _log_failure(message: Message, level: int, detail: str) -> None:
+    """One line per failed call (never per accepted one), about its message; the recipient masked."""
+    fields = {"message_id": message.pk, "attempt": message.attempts, "campaign_id": message.campaign_id}
+    with log_context(**fields, recipient=message.recipient):
+        logger.log(level, "Message %s: %s", message.pk, detail)
 
 
 class OutcomeRecorder:

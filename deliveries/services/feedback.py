@@ -28,6 +28,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from messaging_project.log_context import log_context
+
 from ..addresses import normalize_email
 from ..backends import twilio_errors
 from ..db.events import report_event_insert
@@ -112,7 +114,8 @@ def report_apply(report: ProviderReport, *, keep_if_unknown: bool = True) -> Out
         if message is None:
             return Outcome.PENDING
         receipt.delete()
-    return _apply_to(message, report)
+    with log_context(message_id=message.pk, campaign_id=message.campaign_id):  # what is logged meanwhile is about it
+        return _apply_to(message, report)
 
 
 def receipts_apply_pending(*, provider: str, provider_message_ids: Iterable[str]) -> int:

@@ -20,6 +20,8 @@ from django.dispatch import receiver
 from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern, URLResolver
 
+from messaging_project.log_context import log_context
+
 from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import email_tracking_record
 from .signature_failures import signature_failure_record
@@ -31,7 +33,8 @@ ANYMAIL_BACKENDS_PREFIX = "anymail.backends."
 
 @receiver(tracking, dispatch_uid="tidings.email_tracking")
 def email_tracking_received(sender, event, esp_name, **kwargs) -> None:
-    outcome = email_tracking_record(event=event, esp_name=esp_name)
+    with log_context(provider=esp_name.lower(), recipient=getattr(event, "recipient", None)):
+        outcome = email_tracking_record(event=event, esp_name=esp_name)
     webhook_events.labels(esp_name.lower(), webhook_kind(event.event_type), outcome).inc()
 
 

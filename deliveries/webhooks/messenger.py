@@ -19,6 +19,8 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from messaging_project.log_context import log_context
+
 from ..instruments import webhook_events
 from ..services.feedback import messenger_receipts_record
 from ..services.inbound import inbound_record, keyword_of
@@ -41,6 +43,11 @@ def signature_valid(request: HttpRequest) -> bool:
 def messenger_webhook(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return verify_subscription(request)
+    with log_context(provider="messenger"):
+        return receive_events(request)
+
+
+def receive_events(request: HttpRequest) -> HttpResponse:
     if not signature_valid(request):
         logger.warning("Refused a Messenger webhook with a missing or wrong X-Hub-Signature-256")
         signature_failure_record()
@@ -52,7 +59,8 @@ def messenger_webhook(request: HttpRequest) -> HttpResponse:
     entries = payload.get("entry") if isinstance(payload, dict) else None
     for entry in entries or []:
         for event in entry.get("messaging") or []:
-            record_event(event)
+            with log_context(recipient=str((event.get("sender") or {}).get("id") or "")):
+                record_event(event)
     return HttpResponse("EVENT_RECEIVED")
 
 

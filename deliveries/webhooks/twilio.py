@@ -20,6 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
+from messaging_project.log_context import log_context
+
 from ..instruments import webhook_events, webhook_kind
 from ..services.feedback import twilio_status_record
 from ..services.inbound import twilio_inbound_record
@@ -53,11 +55,12 @@ def twilio_webhook(view):
     @require_POST
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not signature_valid(request):
-            logger.warning("Refused a Twilio webhook with a missing or wrong signature at %s", request.path)
-            signature_failure_record()
-            return HttpResponseForbidden("Invalid Twilio signature.")
-        return view(request, *args, **kwargs)
+        with log_context(provider="twilio"):
+            if not signature_valid(request):
+                logger.warning("Refused a Twilio webhook with a missing or wrong signature at %s", request.path)
+                signature_failure_record()
+                return HttpResponseForbidden("Invalid Twilio signature.")
+            return view(request, *args, **kwargs)
 
     return wrapper
 
@@ -72,11 +75,9 @@ def _int_or_none(value: str | None) -> int | None:
 @twilio_webhook
 def status_callback(request: HttpRequest) -> HttpResponse:
     """Twilio's StatusCallback for a message we sent; `message` and `attempt` are in the URL we gave Twilio."""
-    outcome = twilio_status_record(
-        params=request.POST.dict(),
-        message_id=_int_or_none(request.GET.get("message")),
-        attempt=_int_or_none(request.GET.get("attempt")),
-    )
+    message_id, attempt = _int_or_none(request.GET.get("message")), _int_or_none(request.GET.get("attempt"))
+    with log_context(message_id=message_id, attempt=attempt, recipient=request.POST.get("To")):
+        outcome = twilio_status_record(params=request.POST.dict(), message_id=message_id, attempt=attempt)
     status = request.POST.get("MessageStatus") or request.POST.get("SmsStatus") or "unknown"
     webhook_events.labels("twilio", webhook_kind(status.lower()), outcome).inc()
     return HttpResponse(status=204)

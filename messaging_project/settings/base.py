@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from messaging_project import log_context as _log_context
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -63,6 +65,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: a body over MAX_REQUEST_BYTES is refused before anything reads it (DRF's parsers bypass Django's cap).
     "messaging_project.request_limits.RequestBodyLimitMiddleware",
+    # Every log line of a request carries its id (X-Request-ID, given or made), and so does the response.
+    "messaging_project.log_context.RequestLogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -432,16 +436,15 @@ METRICS_ADDR = env("METRICS_ADDR", default="127.0.0.1")
 # How long /metrics keeps what it read from the database and Redis, so that many scrapes cost one read.
 METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5.0)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Django logs the path of every 4xx/5xx ("Bad Request: /unsubscribe/<token>/"): masked like the access log.
-    "filters": {"redact_paths": {"()": "messaging_project.log_redaction.RedactPaths"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "django.request": {"filters": ["redact_paths"]},
-    },
-}
+# --- Logs (docs/operations.md, "Logs") ------------------------------------------------------------
+# Human-readable lines by default; LOG_FORMAT=json gives one JSON object a line for a log pipeline. Either way each
+# line carries the job, message, campaign, channel and provider it is about, and no full recipient ever.
+LOG_FORMAT = env("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in _log_context.FORMATS:
+    raise ImproperlyConfigured(
+        f"LOG_FORMAT must be one of {', '.join(_log_context.FORMATS)} (text is the default), not {LOG_FORMAT!r}."
+    )
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {LOG_LEVEL!r}.")
+LOGGING = _log_context.logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

@@ -123,3 +123,63 @@ def test_a_viewer_reads_a_message_but_is_offered_no_action_and_cannot_post_one(b
     wait_for(lambda: browser.driver.execute_script("return document.readyState") == "complete", timeout=10)
     message.refresh_from_db()
     assert message.status == Status.SCHEDULED
+
+
+def funnel_counts(browser) -> dict[str, int]:
+    rows = browser.driver.find_elements(By.CSS_SELECTOR, "[data-funnel]")
+    return {
+        row.get_attribute("data-funnel"): int(row.find_element(By.CSS_SELECTOR, "[data-funnel-count]").text)
+        for row in rows
+    }
+
+
+def test_an_operator_launches_a_campaign_and_watches_its_funnel_fill_without_reloading(
+    browser, live_callbacks, fake_twilio
+):
+    from tests.campaigns.campaign_support import make_contacts, new_campaign
+    from tests.factories import ContactListFactory
+
+    fake_twilio.configure(callback_delay=1.0)
+    env = process_env(**provider_env(fake_twilio), PUBLIC_BASE_URL=live_callbacks.url, ANALYTICS_ROLLUP_INTERVAL="0.5")
+    operator = staff_user("otto", OPERATORS)
+    audience = ContactListFactory()
+    make_contacts(audience, 6)
+    campaign = new_campaign(audience, created_by=operator)
+    processes = [
+        start_manage("run_worker", env=env),
+        start_manage("run_dispatcher", "--interval", "0.2", env=env),
+    ]
+    try:
+        browser.log_in("otto", PASSWORD)
+        browser.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+        assert "6" in browser.driver.find_element(By.CSS_SELECTOR, "[data-count=recipients]").text
+        browser.driver.find_element(By.CSS_SELECTOR, "a[data-lifecycle=launch]").click()
+        confirm = browser.driver.find_element(By.CSS_SELECTOR, ".campaign-confirm input[type=submit]")
+        assert "6 recipients" in confirm.get_attribute("value")
+        browser.screenshot("launch-confirmation")
+        browser.submit(confirm)
+        browser.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")  # the page, once, then only its own polling
+        seen = [funnel_counts(browser)]
+
+        def funnel_filled() -> bool:
+            counts = funnel_counts(browser)
+            if counts != seen[-1]:
+                seen.append(counts)
+            return counts["delivered"] == 6
+
+        wait_for(funnel_filled, timeout=60, interval=0.3, message="the funnel to show six delivered")
+        browser.screenshot("funnel-filled")
+        wait_for(
+            lambda: browser.driver.find_element(By.CSS_SELECTOR, "[data-campaign-status]").text.startswith("Completed"),
+            timeout=30,
+            message="the badge to say completed",
+        )
+        browser.screenshot("completed")
+        assert not browser.driver.find_element(By.CSS_SELECTOR, "[data-lifecycle=pause]").is_displayed()
+    finally:
+        outputs = [stop(process) for process in processes]
+    assert seen[0]["delivered"] == 0  # it filled while watched, not on a reload
+    assert seen[-1]["targeted"] == 6 and seen[-1]["sent"] == 6 and seen[-1]["delivered"] == 6
+    assert len(seen) >= 2
+    assert Message.objects.filter(campaign=campaign, status=Status.DELIVERED).count() == 6
+    assert "Traceback" not in "".join(outputs), outputs

@@ -9,10 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from deliveries import instruments
 from tests.support import ROOT
 
 TOKEN = "metrics-test-token-0123456789"
@@ -89,27 +87,3 @@ def test_an_rq_workers_work_horses_share_one_set_of_files_and_add_up(client, mul
     assert histogram_file.startswith("histogram_horse-of-")
     assert scraped(client, "tidings_message_end_to_end_seconds_count", channel="sms") == 6
     assert scraped(client, "tidings_message_end_to_end_seconds_sum", channel="sms") == pytest.approx(6.0)
-
-
-@pytest.mark.parametrize(
-    "amounts", [[0.01, 0.0100001, 0.5, 0.5, 99.0, 1e9], [0.0], [-1.0, 0.025], [3.0] * 100, [30.0, 30.0000001]]
-)
-def test_observe_many_counts_as_observe_does(amounts):
-    registry = CollectorRegistry()
-    one_by_one = Histogram("one_by_one_seconds", "", buckets=instruments.CALL_BUCKETS, registry=registry)
-    grouped = Histogram("grouped_seconds", "", buckets=instruments.CALL_BUCKETS, registry=registry)
-
-    for amount in amounts:
-        one_by_one.observe(amount)
-    instruments.observe_many(grouped, amounts)
-
-    def samples(name: str) -> dict[tuple[str, str], float]:
-        [metric] = [m for m in registry.collect() if m.name == name]
-        return {
-            (s.name.removeprefix(name), s.labels.get("le", "")): s.value
-            for s in metric.samples
-            if not s.name.endswith("_created")
-        }
-
-    assert samples("grouped_seconds") == pytest.approx(samples("one_by_one_seconds"))
-    assert instruments._batched  # the grouped path, not the fallback, was the one tested

@@ -108,3 +108,23 @@ def test_gunicorn_started_as_the_procfile_does_logs_requests_without_personal_da
     assert "GET /health/live?phone=***&email=*** HTTP/1.1" in output
     assert "GET /unsubscribe/***/ HTTP/1.1" in output
     assert TOKEN not in output and EMAIL not in output and "4155550100" not in output
+
+
+def test_with_log_format_json_the_access_line_is_a_json_object_and_the_error_log_masks_numbers(tmp_path, monkeypatch):
+    import json
+    import logging
+
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    line = logged_line(tmp_path, raw_uri="/api/v1/contacts/?phone=%2B14155550100&page=2")
+    record = json.loads(line)
+    assert record["logger"] == "gunicorn.access"
+    assert '"GET /api/v1/contacts/?phone=***&page=2 HTTP/1.1" 200' in record["message"]
+
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    logger = RedactingLogger(cfg)
+    logger.error_log.log(logging.ERROR, "Worker failed sending to %s", PHONE)
+    for handler in logger.error_log.handlers:
+        handler.flush()
+    error = json.loads((tmp_path / "error.log").read_text())
+    assert error["message"] == "Worker failed sending to +1415•••0100"

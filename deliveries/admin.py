@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import permission_required
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from .admin_support.compose import compose_view

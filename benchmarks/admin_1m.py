@@ -266,23 +266,7 @@ def scenario_admin_1m(bench, messages: int, web_port: int) -> dict:
     subprocess.run(migrate, cwd=ROOT, env=env, check=True)
     subprocess.run([sys.executable, "benchmarks/admin_1m.py", "prepare", str(messages)], cwd=ROOT, env=env, check=True)
     prepared_s = round(time.monotonic() - started, 1)
-    web = bench.spawn(
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "messaging_project.wsgi",
-        "--bind",
-        f"127.0.0.1:{web_port}",
-        "--workers",
-        "2",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--log-level",
-        "warning",
-        env=env,
-    )
+    web = bench.spawn_web(web_port, env=env)
     base = f"http://127.0.0.1:{web_port}"
     try:
         bench.wait_http(f"{base}/health/live")

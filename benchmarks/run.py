@@ -81,6 +81,27 @@ class Bench:
         self.processes.append(process)
         return process
 
+    def spawn_web(self, port: int, env: dict | None = None) -> subprocess.Popen:
+        """gunicorn serving the project on 127.0.0.1:`port`, as the Procfile runs it (threads keep the load
+        generator's connections alive and overlap I/O waits)."""
+        return self.spawn(
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "messaging_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+            env=env,
+        )
+
     def manage(self, *args: str, env: dict | None = None) -> subprocess.Popen:
         return self.spawn(sys.executable, "manage.py", *args, env=env)
 
@@ -773,23 +794,7 @@ def scenario_api(bench: Bench, seconds: float) -> dict:
         # Otherwise the load would go to whatever answers there, and gunicorn would fail to bind unnoticed.
         if probe.connect_ex(("127.0.0.1", WEB_PORT)) == 0:
             raise RuntimeError(f"Something already listens on 127.0.0.1:{WEB_PORT}; BENCH_PORT_BASE moves the ports.")
-    web = bench.spawn(
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "messaging_project.wsgi",
-        "--bind",
-        f"127.0.0.1:{WEB_PORT}",
-        "--workers",
-        "2",
-        # As the Procfile: threads keep the load generator's connections alive and overlap I/O waits.
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--log-level",
-        "warning",
-    )
+    web = bench.spawn_web(WEB_PORT)
     base = f"http://127.0.0.1:{WEB_PORT}"
     bench.wait_http(f"{base}/health/live")
 

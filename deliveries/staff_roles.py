@@ -42,8 +42,8 @@ def _view(models: dict[str, list[str]]) -> list[str]:
     return [f"{app}.view_{model}" for app, names in models.items() for model in names]
 
 
-# The console's pages that are not a model's (console/models.py holds their permissions).
-CONSOLE_PAGES = ["console.view_queue_monitor"]
+# The console's pages: the queue monitor (a permission of its own, console/models.py) and the alerts' history.
+CONSOLE_PAGES = ["console.view_queue_monitor", "console.view_alert", "console.view_alertevent"]
 
 ROLES: dict[str, list[str]] = {
     VIEWERS: [*_view(READABLE), *CONSOLE_PAGES],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import QuerySet
+
+from ..db.estimates import planner_row_estimate
 
 # Up to this many rows a list is counted exactly (a bounded count: it stops reading at threshold + 1 rows);
 # past it the planner's estimate is shown as "about N", as COUNT(*) over a million rows takes most of a second.
@@ -15,14 +15,6 @@ EXACT_COUNT_THRESHOLD = 10_000
 # Deep pages cost an OFFSET scan of every row before them; past this page the list asks for a filter instead
 # (100 a page: the 20,000 newest rows of any list, enough to browse; older ones are a date range away).
 MAX_PAGES = 200
-
-
-def planner_row_estimate(queryset: QuerySet) -> int | None:
-    """PostgreSQL's estimate of how many rows the query returns (EXPLAIN, no execution), or None elsewhere."""
-    if connections[queryset.db].vendor != "postgresql":
-        return None
-    plan = json.loads(queryset.order_by().explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def bounded_count(queryset: QuerySet, limit: int) -> int:

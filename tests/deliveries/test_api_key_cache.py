@@ -1,5 +1,5 @@
-"""API keys remembered in the shared cache (django-redis): found by every process, forgotten by every process the
-moment a key is revoked, changed or deleted."""
+"""API keys remembered in the shared cache (django-redis), found by every process, and for a second in the process
+itself; forgotten by the process that revokes, changes or deletes a key at once, by every other within that second."""
 
 import socket
 import urllib.error
@@ -15,8 +15,10 @@ from freezegun import freeze_time
 
 from deliveries.models import ApiKey
 from deliveries.services.api_keys import (
+    API_KEY_LOCAL_SECONDS,
     INVALIDATED,
     _cache_key,
+    _local_keys,
     api_key_authenticate,
     api_key_create,
     api_key_revoke,
@@ -33,10 +35,25 @@ def test_a_valid_key_is_found_in_the_shared_cache_without_a_query():
     api_key, raw = api_key_create(name="cached", scopes=["messages:read"])
     assert api_key_authenticate(raw).pk == api_key.pk
     assert isinstance(_entry(api_key), ApiKey)
+    _local_keys.clear()  # as another process, which has not seen the key yet
     with CaptureQueriesContext(connection) as queries:
         found = api_key_authenticate(raw)
     assert found.pk == api_key.pk and found.scopes == ["messages:read"]
     assert len(queries) == 0
+
+
+@pytest.mark.django_db
+def test_a_process_trusts_a_key_it_found_for_a_second_without_asking_redis():
+    api_key, raw = api_key_create(name="local", scopes=["messages:read"])
+    assert api_key_authenticate(raw).pk == api_key.pk
+    cache.delete(_cache_key(api_key.key_hash))
+    with CaptureQueriesContext(connection) as queries:
+        assert api_key_authenticate(raw).pk == api_key.pk
+    assert len(queries) == 0
+    assert _entry(api_key) is None  # answered from the process: Redis was not asked, so nothing was put back
+    with freeze_time(timezone.now() + timedelta(seconds=API_KEY_LOCAL_SECONDS + 1)):
+        assert api_key_authenticate(raw).pk == api_key.pk  # the second is up: Redis, then the database
+    assert isinstance(_entry(api_key), ApiKey)
 
 
 @pytest.mark.django_db
@@ -114,7 +131,7 @@ def _get(url: str, raw_key: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_web_process_that_served_a_key_refuses_it_the_moment_another_process_revokes_it():
+def test_a_web_process_that_served_a_key_refuses_it_once_another_process_revokes_it():
     api_key, raw = api_key_create(name="two-processes", scopes=["messages:read"])
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api/v1/messages/"
@@ -124,6 +141,8 @@ def test_a_web_process_that_served_a_key_refuses_it_the_moment_another_process_r
         assert _get(url, raw) == 200
         assert isinstance(_entry(api_key), ApiKey)  # the web process cached it where this process sees it
         api_key_revoke(api_key=api_key)  # in this process, as the admin would
+        # The web process trusts what it found for API_KEY_LOCAL_SECONDS, then sees the invalidation.
+        wait_for(lambda: _get(url, raw) == 401, timeout=10, message="the web process to refuse the revoked key")
         assert _get(url, raw) == 401
     finally:
         output = stop(web)

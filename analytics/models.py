@@ -31,21 +31,24 @@ class HourlyRollup(models.Model):
 
 
 class MinuteRollup(models.Model):
-    """How many times `metric` happened in one minute on one channel, kept ANALYTICS_MINUTE_RETENTION_HOURS: the
-    "now" figures. Besides the metrics, the schedule lag's histogram buckets (analytics.metrics.LAG_BUCKET_METRICS)."""
+    """How many times `metric` happened in one minute on one channel, to messages of one priority (the queue they
+    go through; "" for what is no message's, a STOP reply), kept ANALYTICS_MINUTE_RETENTION_HOURS: the "now"
+    figures, per channel and per queue. Besides the metrics, the schedule lag's histogram buckets
+    (analytics.metrics.LAG_BUCKET_METRICS)."""
 
     minute = models.DateTimeField()
     channel = models.CharField(max_length=20)
+    priority = models.CharField(max_length=10, blank=True, default="")
     metric = models.CharField(max_length=20)
     count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["minute", "channel", "metric"], name="minute_rollup_key"),
+            models.UniqueConstraint(fields=["minute", "channel", "priority", "metric"], name="minute_rollup_key"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.minute:%Y-%m-%d %H:%M} {self.channel} {self.metric}: {self.count}"
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.channel} {self.priority or '-'} {self.metric}: {self.count}"
 
 
 class RollupCursor(models.Model):

@@ -34,11 +34,14 @@ def _minute_floor(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-def outcomes_since(since: datetime, *, channel: str | None = None) -> dict[str, int]:
-    """Metric -> count since `since` (to the minute), from the minute rollup."""
+def outcomes_since(since: datetime, *, channel: str | None = None, priority: str | None = None) -> dict[str, int]:
+    """Metric -> count since `since` (to the minute), from the minute rollup; of one channel, or of the messages of
+    one priority (one queue), when given."""
     rows = MinuteRollup.objects.filter(minute__gte=_minute_floor(since), metric__in=METRICS)
     if channel is not None:
         rows = rows.filter(channel=channel)
+    if priority is not None:
+        rows = rows.filter(priority=priority)
     figures = _zeros()
     for metric, count in rows.values_list("metric").annotate(total=Sum("count")).values_list("metric", "total"):
         figures[metric] = int(count)

@@ -37,6 +37,7 @@ EVENT_FIELDS = (
     "message_id",
     "message__channel",
     "message__campaign_id",
+    "message__priority",
 )
 INBOUND_FIELDS = ("pk", "channel", "keyword", "received_at")
 # Provider reports counted, by the event they report (feedback's words), and the metric they count as.
@@ -47,7 +48,7 @@ BATCH_SIZE = 5000
 TICK_BUDGET_SECONDS = 1.0
 
 HourKey = tuple[datetime, str, int | None, str]
-MinuteKey = tuple[datetime, str, str]
+MinuteKey = tuple[datetime, str, str, str]  # minute, channel, priority, metric
 
 
 def event_metrics(kind: str, to_status: str, data: Any) -> list[str]:
@@ -72,33 +73,33 @@ class Counts:
     hourly: Counter[HourKey] = field(default_factory=Counter)
     minute: Counter[MinuteKey] = field(default_factory=Counter)
 
-    def add(self, at: datetime, channel: str, campaign_id: int | None, metric: str) -> None:
+    def add(self, at: datetime, channel: str, campaign_id: int | None, metric: str, priority: str = "") -> None:
         at = at.astimezone(UTC)
         self.hourly[(at.replace(minute=0, second=0, microsecond=0), channel, campaign_id, metric)] += 1
-        self.add_minute(at, channel, metric)
+        self.add_minute(at, channel, metric, priority)
 
-    def add_minute(self, at: datetime, channel: str, metric: str) -> None:
+    def add_minute(self, at: datetime, channel: str, metric: str, priority: str = "") -> None:
         if at >= self.minutes_from:
-            self.minute[(at.astimezone(UTC).replace(second=0, microsecond=0), channel, metric)] += 1
+            self.minute[(at.astimezone(UTC).replace(second=0, microsecond=0), channel, priority, metric)] += 1
 
     def add_events(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        sent: list[tuple[int, datetime, str]] = []
-        for _pk, kind, to_status, data, at, message_id, channel, campaign_id in rows:
+        sent: list[tuple[int, datetime, str, str]] = []
+        for _pk, kind, to_status, data, at, message_id, channel, campaign_id, priority in rows:
             for metric in event_metrics(kind, to_status, data):
-                self.add(at, channel, campaign_id, metric)
+                self.add(at, channel, campaign_id, metric, priority)
             if to_status == "sent" and at >= self.minutes_from:
-                sent.append((message_id, at, channel))
+                sent.append((message_id, at, channel, priority))
         if sent:
             # When each was due, read for these messages alone: two more timestamps on every event row read were
             # a third of a backfill's time (psycopg's timestamp loader).
             due = dict(
-                Message.objects.filter(pk__in={message_id for message_id, _, _ in sent})
+                Message.objects.filter(pk__in={message_id for message_id, _, _, _ in sent})
                 .annotate(due=Coalesce("send_at", "created_at"))
                 .values_list("pk", "due")
             )
-            for message_id, at, channel in sent:
+            for message_id, at, channel, priority in sent:
                 lag = max((at - due[message_id]).total_seconds(), 0.0)
-                self.add_minute(at, channel, lag_bucket_metric(lag))
+                self.add_minute(at, channel, lag_bucket_metric(lag), priority)
 
     def add_replies(self, rows: Iterable[tuple[Any, ...]]) -> None:
         for _pk, channel, keyword, received_at in rows:
@@ -122,7 +123,7 @@ def rollup_batch(*, limit: int = BATCH_SIZE, now: datetime | None = None) -> int
         counts.add_events(events)
         counts.add_replies(replies)
         _add(HourlyRollup, ("hour", "channel", "campaign_id", "metric"), counts.hourly)
-        _add(MinuteRollup, ("minute", "channel", "metric"), counts.minute)
+        _add(MinuteRollup, ("minute", "channel", "priority", "metric"), counts.minute)
     return max(len(events), len(replies))
 
 

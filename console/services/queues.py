@@ -126,7 +126,7 @@ def failure_groups(*, window: str, now: datetime | None = None) -> list[dict[str
 
 
 def monitor_snapshot(*, window: str) -> dict[str, Any]:
-    """The monitor's page: queues with their depth, throughput per channel, and the failure groups of the
+    """The monitor's page: queues with their depth and throughput, throughput per channel, and the failure groups of the
     window; kept DASHBOARD_CACHE_SECONDS in the shared cache per window."""
     key = _monitor_cache_key(window)
     try:
@@ -139,7 +139,7 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
     snapshot = {
         "as_of": now,
         "window": window,
-        "queues": queues_now(now),
+        "queues": [{**queue, **_throughput(now, priority=queue["name"])} for queue in queues_now(now)],
         "throughput": throughput_by_channel(now),
         "groups": failure_groups(window=window, now=now),
     }
@@ -149,7 +149,7 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
 
 
 def _monitor_cache_key(window: str) -> str:
-    return f"tidings:console:queues:v1:{window}"
+    return f"tidings:console:queues:v2:{window}"
 
 
 def monitor_forget() -> None:
@@ -160,20 +160,20 @@ def monitor_forget() -> None:
 
 def throughput_by_channel(now: datetime) -> list[dict[str, Any]]:
     """Messages sent and failed per channel in the last 5 minutes and the last hour, from analytics' rollups."""
-    rows = []
-    for channel in Channel.values:
-        last_5m = analytics.outcomes_since(now - timedelta(minutes=5), channel=channel)
-        last_1h = analytics.outcomes_since(now - timedelta(hours=1), channel=channel)
-        rows.append(
-            {
-                "channel": channel,
-                "sent_5m": last_5m.get("sent", 0),
-                "sent_1h": last_1h.get("sent", 0),
-                "per_minute_1h": round(last_1h.get("sent", 0) / 60, 1),
-                "failed_1h": last_1h.get("failed", 0) + last_1h.get("undelivered", 0),
-            }
-        )
-    return rows
+    return [{"channel": channel, **_throughput(now, channel=channel)} for channel in Channel.values]
+
+
+def _throughput(now: datetime, *, channel: str | None = None, priority: str | None = None) -> dict[str, Any]:
+    """Sent in the last 5 minutes and the last hour, per minute over the hour, and failed or undelivered in the
+    hour: of one channel or of one queue (the messages of one priority)."""
+    last_5m = analytics.outcomes_since(now - timedelta(minutes=5), channel=channel, priority=priority)
+    last_1h = analytics.outcomes_since(now - timedelta(hours=1), channel=channel, priority=priority)
+    return {
+        "sent_5m": last_5m.get("sent", 0),
+        "sent_1h": last_1h.get("sent", 0),
+        "per_minute_1h": round(last_1h.get("sent", 0) / 60, 1),
+        "failed_1h": last_1h.get("failed", 0) + last_1h.get("undelivered", 0),
+    }
 
 
 def group_count(group: FailureGroup, now: datetime | None = None) -> int:

@@ -193,3 +193,31 @@ def test_a_groups_count_links_to_its_messages_in_the_message_list(client):
     listing = client.get(link.replace("&amp;", "&"))
     assert listing.status_code == 200
     assert list(listing.context["cl"].queryset) == [mine]
+
+
+@pytest.mark.django_db(transaction=True)  # the worker commits each send
+def test_each_queue_shows_what_its_messages_sent_in_the_last_minutes_and_the_hour(client, settings):
+    from analytics.services.rollup import analytics_rollup
+    from deliveries.services.messages import message_create, message_request_validate
+    from tests.support import run_burst_worker
+
+    settings.SMS_BACKEND = "locmem"
+    for priority, count in (("high", 3), ("low", 1)):
+        for i in range(count):
+            request, content = message_request_validate(
+                channel="sms", to=f"+1415555{priority == 'high':01d}{i:03d}", body="Hi", priority=priority
+            )
+            message_create(request=request, content=content)
+    run_burst_worker("high", "default", "low")
+    assert Message.objects.filter(status=Status.SENT).count() == 4
+    analytics_rollup()
+    member(client, VIEWERS)
+
+    queues = {q["name"]: q for q in client.get(MONITOR).context["snapshot"]["queues"]}
+
+    assert [(queues[name]["sent_5m"], queues[name]["sent_1h"]) for name in ("high", "default", "low")] == [
+        (3, 3),
+        (0, 0),
+        (1, 1),
+    ]
+    assert queues["high"]["per_minute_1h"] == 0.1

@@ -42,6 +42,18 @@ def test_a_viewer_sees_both_charts_drawn_and_the_numbers_on_hover(browser):
     driver = browser.driver
     drawn = "return ['volumes', 'rates'].map(n => !!Chart.getChart('tidings-trends-' + n))"
     wait_for(lambda: driver.execute_script(drawn) == [True, True], timeout=10, message="both charts drawn")
+    # Every chart of the dashboard (the Now panel's sends per minute too) is drawn: a Chart on a canvas with pixels.
+    every_canvas = """return [...document.querySelectorAll('canvas')].map(c => {
+        if (!Chart.getChart(c) || !c.width || !c.height) return c.id + ': not drawn';
+        const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i]) return c.id + ': drawn';
+        return c.id + ': blank'; })"""
+    wait_for(
+        lambda: all(s.endswith(": drawn") for s in driver.execute_script(every_canvas)),
+        timeout=10,
+        message="every chart drawn",
+    )
+    assert len(driver.execute_script(every_canvas)) == 3, driver.execute_script(every_canvas)
     sent = driver.execute_script("return Chart.getChart('tidings-trends-volumes').data.datasets[0].data")
     assert sum(sent) == 8 and sorted(sent)[-2:] == [3, 5]
     browser.screenshot("trends-7d")

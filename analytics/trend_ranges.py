@@ -86,6 +86,8 @@ def _moment(text: str, field: str, label: str, *, end_of_day: bool) -> datetime:
         if parsed is None:
             raise ValueError(text)
         moment = parsed
+        if not 1900 <= moment.year <= 2999:  # far from datetime's limits, which a day's step would overflow
+            raise ValueError(text)
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment)
         return moment

@@ -82,7 +82,7 @@ def _parse_group(request: HttpRequest) -> tuple[FailureGroup, GroupAction]:
 
 def _int_field(request: HttpRequest, name: str) -> int:
     try:
-        return max(int(request.POST.get(name, "0")), 0)
+        return min(max(int(request.POST.get(name, "0")), 0), 2**62)  # a bigint, whatever is posted
     except ValueError:
         return 0
 
@@ -115,7 +115,9 @@ def queue_monitor_act(request: HttpRequest) -> HttpResponse:
 
     total = _int_field(request, "total")
     done = _int_field(request, "done")
-    changed, tried = group_act(group=group, action=action, by=request.user.get_username())
+    changed, tried, last = group_act(
+        group=group, action=action, by=request.user.get_username(), after=_int_field(request, "after")
+    )
     audit_record_each(
         action=action.audit_action,
         targets=changed,
@@ -125,7 +127,9 @@ def queue_monitor_act(request: HttpRequest) -> HttpResponse:
     done += len(changed)
     monitor_forget()
     if tried and done < total:
-        return TemplateResponse(request, "console/group_progress.html", {**context, "total": total, "done": done})
+        return TemplateResponse(
+            request, "console/group_progress.html", {**context, "total": total, "done": done, "after": last}
+        )
     messages.success(
         request,
         f"{action.verb}: {done} message(s) of {group.channel} ({group.code or 'no code'}) done.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,10 @@ from django.utils import timezone
 from .addresses import normalize_email, normalize_whatsapp
 from .health import workers_status
 from .models import IN_FLIGHT_STATUSES, Message, Status
+
+# An id typed in the search: ASCII digits only (str.isdigit() takes "²", which int() refuses), short enough for a
+# bigint.
+DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def message_status_counts(**filters: Any) -> dict[str, int]:
@@ -116,11 +121,11 @@ def message_search_condition(term: str) -> Q:
     condition = Q(provider_message_id=term) | (Q(recipient__in=recipients) & ~Q(status__in=IN_FLIGHT_STATUSES))
     for status in IN_FLIGHT_STATUSES:
         condition |= Q(recipient__in=recipients, status=status)
-    if term.lstrip("#").isdigit() and len(term) < 19:
+    if DIGITS.fullmatch(term.lstrip("#")):
         condition |= Q(pk=int(term.lstrip("#")))
     campaign_term = term.removeprefix("campaign:").strip()
     campaigns = Message._meta.get_field("campaign").related_model._default_manager  # type: ignore[union-attr]
-    if campaign_term.isdigit() and term.startswith("campaign:"):
+    if DIGITS.fullmatch(campaign_term) and term.startswith("campaign:"):
         condition |= Q(campaign_id=int(campaign_term))
     elif campaign_ids := list(campaigns.filter(name__iexact=campaign_term).values_list("pk", flat=True)[:20]):
         condition |= Q(campaign_id__in=campaign_ids)

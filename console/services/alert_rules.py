@@ -140,6 +140,10 @@ def breakers_open(now: datetime) -> list[Finding]:
         entry = providers.get(channel, {})
         breaker = entry.get("breaker", {})
         state = breaker.get("state", "unknown")
+        if "error" not in entry and state == "unknown":
+            # The breaker's state could not be read (Redis down): no figure, so the alert stays as it was;
+            # redis_unreachable says what is wrong.
+            raise ConnectionError(f"the {channel} provider's circuit breaker cannot be read")
         if "error" in entry:
             detail = f"{channel}: the provider cannot be loaded ({entry['error']})"
         else:

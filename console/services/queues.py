@@ -180,12 +180,15 @@ def group_count(group: FailureGroup, now: datetime | None = None) -> int:
     return capped_count(group.messages(now or timezone.now()), cap=10_000_000)
 
 
-def group_act(*, group: FailureGroup, action: GroupAction, by: str, limit: int | None = None) -> tuple[list, int]:
-    """Apply `action` to at most `limit` messages of the group (oldest ids first), each through its service, which
-    moves only those still in the state the action applies to. Returns (the messages it changed, how many it
-    tried); the caller audits the changed ones. Messages left alone (another person or the worker got there first)
-    drop out of the group, so calling again goes on where this left off."""
+def group_act(
+    *, group: FailureGroup, action: GroupAction, by: str, after: int = 0, limit: int | None = None
+) -> tuple[list, int, int]:
+    """Apply `action` to at most `limit` messages of the group with ids above `after` (oldest ids first), each
+    through its service, which moves only those still in the state the action applies to. Returns (the messages it
+    changed, how many it tried, the last id it tried); the caller audits the changed ones and passes that id as
+    `after` to go on. By id, not by what is left in the group: a retried message that fails again at once is back
+    in the group, and must not be retried a second time while others wait for their first."""
     limit = limit or settings.QUEUE_MONITOR_ACTION_BATCH
-    batch = list(group.messages(timezone.now()).order_by("pk")[:limit])
+    batch = list(group.messages(timezone.now()).filter(pk__gt=after).order_by("pk")[:limit])
     changed = [message for message in batch if action.service(message=message, by=by)]
-    return changed, len(batch)
+    return changed, len(batch), batch[-1].pk if batch else after

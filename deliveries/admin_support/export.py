@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 
 from django.db.models import QuerySet
@@ -36,9 +37,11 @@ COLUMNS = [
     "subject",
 ]
 # Free text someone else wrote (a subject, a provider's error) could start with a formula; a spreadsheet would run
-# it. Such a cell gets a leading apostrophe. Recipients are normalised (E.164, email, digits), never formulas.
+# it. Such a cell gets a leading apostrophe. So does a recipient, unless it is a phone number (E.164 starts with
+# "+"): an email address's local part may start with "=" or "-".
 FREE_TEXT = {"sender", "last_error_message", "subject", "provider_message_id", "last_error_code"}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PHONE_NUMBER = re.compile(r"\+[0-9]{6,15}")
 
 
 class _Echo:
@@ -51,7 +54,11 @@ def _cell(name: str, value) -> object:
         return ""
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if name in FREE_TEXT and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and (name in FREE_TEXT or (name == "recipient" and not PHONE_NUMBER.fullmatch(value)))
+    ):
         return "'" + value
     return value
 

@@ -14,6 +14,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 FROM_PARAM, TO_PARAM = "created_from", "created_to"
 
 
+# The years a bound may name: far wider than any message's, far from datetime's limits.
+YEARS = (1900, 2999)
+
+
 def parse_bound(text: str, *, end_of_day: bool) -> datetime | None:
     """A date (YYYY-MM-DD) or date and time (YYYY-MM-DD HH:MM[:SS]) in the current time zone, or None if it is
     neither. A date alone as the upper bound means the end of that day."""
@@ -25,8 +29,8 @@ def parse_bound(text: str, *, end_of_day: bool) -> datetime | None:
         return None
     if day is not None:
         moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time.min)
-    if moment is None:
-        return None
+    if moment is None or not YEARS[0] <= moment.year <= YEARS[1]:
+        return None  # out of range: year 1 in a zone east of UTC overflows once made aware and compared
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 

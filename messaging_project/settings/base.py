@@ -355,6 +355,9 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# SMTP's timeout (seconds; Django has none by default): an alert notice is held by one dispatcher for two minutes
+# (console/services/alert_notices.py), so a hung mail server must give up well before another takes it over.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Tidings <tidings@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {

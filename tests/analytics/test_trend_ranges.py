@@ -63,6 +63,8 @@ def test_a_custom_range_takes_dates_with_times():
         ({"range": "custom", "from": "2026-02-31", "to": "2026-03-02"}, "trends_from", "From is not a date"),
         ({"range": "custom", "from": "yesterday", "to": "2026-03-02"}, "trends_from", "From is not a date"),
         ({"range": "custom", "from": "2026-01-01", "to": "9999-12-31"}, "trends_to", "To is not a date"),
+        ({"range": "custom", "from": "9999-12-01", "to": "9999-12-31T23:30"}, "trends_from", "From is not a date"),
+        ({"range": "custom", "from": "0001-01-01", "to": "0001-01-02"}, "trends_from", "From is not a date"),
         ({"range": "custom", "from": "2026-12-05", "to": "2026-12-01"}, "trends_to", "To must be after From"),
         ({"range": "custom", "from": "2024-01-01", "to": "2026-12-01"}, "trends_to", "at most 366 days"),
     ],

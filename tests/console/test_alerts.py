@@ -163,6 +163,8 @@ def test_with_redis_down_that_fires_and_what_is_read_from_redis_keeps_its_state(
     assert str(lines["no_worker"]).startswith("no_worker: unknown (could not check: ")
     assert Alert.objects.get(key="no_worker").state == "firing"
     assert events("no_worker") == ["fired"]
+    # The breakers live in Redis too: unreadable is not open, so no provider is announced as paused.
+    assert not Alert.objects.filter(key__startswith="breaker_open:", state="firing").exists()
 
 
 def test_check_alerts_prints_one_line_per_alert_and_exits_zero():

@@ -127,6 +127,26 @@ def test_an_operator_retries_a_group_after_confirming_in_steps_and_each_is_audit
     assert {e.user_id for e in entries} == {operator.pk}
 
 
+def test_a_message_that_fails_again_at_once_is_not_retried_twice_while_others_wait(client, settings):
+    import re
+
+    settings.QUEUE_MONITOR_ACTION_BATCH = 2
+    member(client, OPERATORS)
+    first, second, third = [failed("21211") for _ in range(3)]
+    step = client.post(ACT, group_form("retry", "failed", "21211", confirmed="yes", total="3", done="0"))
+    after = re.search(r'name="after" value="(\d+)"', step.content.decode()).group(1)
+    assert int(after) == second.pk
+    # The first one goes out and fails again at once, with the same code, before the next step.
+    Message.objects.filter(pk=first.pk).update(status=Status.FAILED, failed_at=timezone.now())
+
+    client.post(ACT, group_form("retry", "failed", "21211", confirmed="yes", total="3", done="2", after=after))
+
+    assert Message.objects.get(pk=third.pk).status == Status.QUEUED
+    assert Message.objects.get(pk=first.pk).status == Status.FAILED  # once per confirmation, not twice
+    retried = AuditEntry.objects.filter(action=AuditEntry.Action.MESSAGE_RETRIED)
+    assert sorted(int(e.target_id) for e in retried) == [first.pk, second.pk, third.pk]
+
+
 def test_an_operator_cancels_messages_that_keep_failing(client):
     member(client, OPERATORS)
     group = [retrying("30001"), retrying("30001")]

@@ -58,7 +58,18 @@ def test_search_finds_a_provider_id_a_message_id_and_a_campaign_by_name_or_id(cl
 
 def test_odd_search_terms_find_nothing_rather_than_fail(client, staff):
     MessageFactory(recipient="+14155550100")
-    for term in ("campaign:", "#", "x" * 400, "@", "campaign:abc", "+1 (415"):
+    for term in (
+        "campaign:",
+        "#",
+        "x" * 400,
+        "@",
+        "campaign:abc",
+        "+1 (415",
+        "²",
+        "campaign:²",
+        "9" * 30,
+        "campaign:" + "9" * 30,
+    ):
         assert listed_ids(client.get(LIST, {"q": term})) == set(), term
     # A NUL, which PostgreSQL refuses in a string: the admin's search form turns it away with a message.
     response = client.get(LIST, {"q": "\x00+14155550100"})
@@ -87,6 +98,9 @@ def test_the_date_filter_takes_a_custom_range_and_says_when_a_date_is_not_one(cl
     assert listed_ids(response) == {old.pk, recent.pk}
     assert "“2026-02-30” is not a date: write it as YYYY-MM-DD" in page
     assert 'name="status__exact" value="queued"' in page  # the range form keeps the list's other filters
+    for far in ("0001-01-01", "9999-12-31"):  # dates datetime can hold, but a zone's offset or a day's step cannot
+        response = client.get(LIST, {"created_from": far})
+        assert response.status_code == 200 and f"“{far}” is not a date" in response.content.decode(), far
 
 
 def test_a_list_narrowed_to_a_campaign_or_a_batch_says_so(client, staff):
@@ -138,15 +152,18 @@ def test_the_export_needs_its_own_permission(client, staff):
 def test_the_export_streams_the_filtered_list_defuses_formulas_and_is_audited(client, staff):
     staff.user_permissions.add(Permission.objects.get(codename="export_message"))
     failed = MessageFactory(status=Status.FAILED, last_error_message="=HYPERLINK(evil)", provider="twilio")
+    hostile = MessageFactory(status=Status.FAILED, channel="email", recipient="=cmd|'/c calc'!a@example.com")
     MessageFactory(status=Status.DELIVERED)
     assert "Export CSV" in client.get(LIST).content.decode()
 
     response = client.get(f"{LIST}export/", {"status__exact": "failed"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [int(row["id"]) for row in rows] == [failed.pk]
-    assert rows[0]["last_error_message"] == "'=HYPERLINK(evil)"
-    assert rows[0]["recipient"] == failed.recipient  # an E.164 number is left as it is
+    by_id = {int(row["id"]): row for row in rows}
+    assert set(by_id) == {failed.pk, hostile.pk}
+    assert by_id[failed.pk]["last_error_message"] == "'=HYPERLINK(evil)"
+    assert by_id[failed.pk]["recipient"] == failed.recipient  # an E.164 number is left as it is
+    assert by_id[hostile.pk]["recipient"] == "'" + hostile.recipient  # an address's local part may be a formula
     entry = AuditEntry.objects.get(action=AuditEntry.Action.MESSAGES_EXPORTED)
     assert entry.actor == "operator" and entry.details["query"] == "status__exact=failed"
 

@@ -12,7 +12,8 @@ from .views import MONITOR_PERMISSION
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Alerts are written by the checks alone: staff read them, nobody edits them here."""
+    """The console's admin entries are read only: alerts are written by the checks alone, and the queue monitor's
+    entry only leads to its page."""
 
     def has_add_permission(self, request):
         return False
@@ -57,21 +58,12 @@ class AlertEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(QueueMonitor)
-class QueueMonitorAdmin(admin.ModelAdmin):
+class QueueMonitorAdmin(ReadOnlyAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(MONITOR_PERMISSION)
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.has_perm(MONITOR_PERMISSION)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"

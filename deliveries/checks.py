@@ -6,19 +6,26 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-from .health import redact_url, redis_status
+from messaging_project.redis_connections import RedisConfig
+
+from .health import redis_location, redis_status
 from .webhooks.anymail import configured_esp
 
 
 @checks.register("redis")
 def check_redis_reachable(app_configs=None, **kwargs):
+    """A half configuration (sentinels without a master name, a CA file that is not there) is said as such, before
+    any attempt to connect with it."""
+    problems = RedisConfig.from_settings(settings).problems()
+    if problems:
+        return [checks.Error(problem, hint=hint, id="tidings.E060") for problem, hint in problems]
     status = redis_status()
     if status["ok"]:
         return []
     return [
         checks.Error(
-            f"Redis is unreachable at {redact_url(settings.REDIS_URL)}: {status['error']}",
-            hint="Start Redis (`make redis`, or `redis-server`) or point REDIS_URL at a running one.",
+            f"Redis is unreachable at {redis_location()}: {status['error']}",
+            hint="Start Redis (`make redis`) or point REDIS_URL (or REDIS_SENTINELS) at a running one.",
             id="tidings.E001",
         )
     ]

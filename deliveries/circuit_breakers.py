@@ -21,6 +21,8 @@ import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from messaging_project.redis_connections import RedisConfig, shared_client
+
 from .exceptions import PermanentDeliveryError
 
 logger = logging.getLogger(__name__)
@@ -57,16 +59,13 @@ class BreakerStatus:
         }
 
 
-_connections: dict[str, redis.Redis] = {}
 _local = threading.local()
 
 
 def _redis() -> redis.Redis:
-    # pybreaker decodes bytes itself: this client must not use decode_responses.
-    url = settings.REDIS_URL
-    if url not in _connections:
-        _connections[url] = redis.Redis.from_url(url, socket_timeout=3)
-    return _connections[url]
+    # The process's shared client (plain, TLS or Sentinel as configured); it does not decode responses, as
+    # pybreaker decodes bytes itself.
+    return shared_client(RedisConfig.from_settings(settings))
 
 
 class ProviderBreaker:
@@ -84,7 +83,8 @@ class ProviderBreaker:
         cache = getattr(_local, "breakers", None)
         if cache is None:
             cache = _local.breakers = {}
-        key = (self.provider, settings.REDIS_URL, settings.BREAKER_FAIL_MAX, settings.BREAKER_RESET_TIMEOUT)
+        redis_config = RedisConfig.from_settings(settings)
+        key = (self.provider, redis_config, settings.BREAKER_FAIL_MAX, settings.BREAKER_RESET_TIMEOUT)
         if key not in cache:
             storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, _redis(), namespace=self.namespace)
             cache[key] = pybreaker.CircuitBreaker(

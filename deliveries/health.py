@@ -6,9 +6,12 @@ import time
 from typing import Any
 
 import django_rq
+from django.conf import settings
 from django.db import connection
 from redis.exceptions import RedisError
 from rq.worker import Worker
+
+from messaging_project.redis_connections import RedisConfig
 
 
 def redact_url(url: str) -> str:
@@ -18,6 +21,11 @@ def redact_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def redis_location() -> str:
+    """Where the configured Redis is (a URL, or a Sentinel master and its sentinels), without secrets."""
+    return RedisConfig.from_settings(settings).describe()
 
 
 def database_status() -> dict[str, Any]:
@@ -82,8 +90,6 @@ def providers_status() -> dict[str, Any]:
 
 def dispatcher_status(now: float | None = None) -> dict[str, Any]:
     """The dispatchers' heartbeats: `ok` while the most recent is younger than DISPATCHER_HEARTBEAT_MAX_AGE."""
-    from django.conf import settings
-
     from .services.heartbeat import dispatcher_beats
 
     max_age = settings.DISPATCHER_HEARTBEAT_MAX_AGE

@@ -19,6 +19,8 @@ from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from messaging_project.redis_connections import RedisConfig, shared_client
+
 KEY_PREFIX = "tidings:rate"
 
 
@@ -35,12 +37,14 @@ class Wait:
 
 
 @functools.cache
-def _storage(redis_url: str) -> RedisStorage:
-    return RedisStorage(redis_url, key_prefix=KEY_PREFIX)
+def _storage(config: RedisConfig) -> RedisStorage:
+    # limits' documented `connection_pool` option: the shared client's pool, plain, TLS or Sentinel alike.
+    pool = shared_client(config).connection_pool
+    return RedisStorage(config.client_url(), connection_pool=pool, key_prefix=KEY_PREFIX)
 
 
 def _limiter() -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(_storage(settings.REDIS_URL))
+    return MovingWindowRateLimiter(_storage(RedisConfig.from_settings(settings)))
 
 
 def configured_limits(channel: str) -> tuple[list[RateLimitItem], list[RateLimitItem]]:

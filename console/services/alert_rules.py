@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Min
 
 from content.models import Channel
-from deliveries.health import dispatcher_status, providers_status, redact_url, workers_status
+from deliveries.health import dispatcher_status, providers_status, redis_location, workers_status
 from deliveries.models import Message, Status
 from deliveries.webhooks.signature_failures import signature_failures_since
 
@@ -168,7 +168,7 @@ def redis_unreachable(now: datetime) -> list[Finding]:
         django_rq.get_connection("default").ping()
         detail, firing = "Redis answers", False
     except Exception as error:  # any failure to answer is the news
-        detail, firing = f"Redis does not answer at {redact_url(settings.REDIS_URL)}: {error}", True
+        detail, firing = f"Redis does not answer at {redis_location()}: {error}", True
     return [
         Finding(
             key="redis_unreachable",

@@ -22,6 +22,8 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
+from messaging_project.redis_connections import RedisConfig, shared_client
+
 from ..models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ KEY_PREFIX = "tidings:api-rate"
 
 
 @functools.cache
-def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix=KEY_PREFIX))
+def _limiter(config: RedisConfig) -> MovingWindowRateLimiter:
+    # limits' documented `connection_pool` option: the process's shared pool, plain, TLS or Sentinel alike.
+    pool = shared_client(config).connection_pool
+    return MovingWindowRateLimiter(RedisStorage(config.client_url(), connection_pool=pool, key_prefix=KEY_PREFIX))
 
 
 @functools.lru_cache(maxsize=256)
@@ -48,7 +52,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         api_key = request.auth
         if not isinstance(api_key, ApiKey) or not api_key.rate:
             return True
-        limiter = _limiter(settings.REDIS_URL)
+        limiter = _limiter(RedisConfig.from_settings(settings))
         identity = str(api_key.pk)
         try:
             for item in _rate_limits(api_key.rate):

@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from messaging_project import log_context as _log_context
+from messaging_project.redis_connections import RedisConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -188,6 +189,8 @@ STORAGES = {
 
 
 # --- Redis: transport for jobs, never the source of truth ---------------------------------------
+# Plain, TLS (rediss://) or Sentinel: every connection is configured by messaging_project.redis_connections.
+# With Sentinel, REDIS_URL gives only the master's credentials and db (and rediss:// for TLS), not its address.
 def _with_connect_timeout(url: str, seconds: int = 3) -> str:
     """Give Redis connections a connect timeout so a dead Redis fails fast instead of hanging."""
     parts = urlsplit(url)
@@ -197,19 +200,27 @@ def _with_connect_timeout(url: str, seconds: int = 3) -> str:
 
 
 REDIS_URL = _with_connect_timeout(env("REDIS_URL", default="redis://127.0.0.1:6379/0"))
+REDIS_SENTINELS = env("REDIS_SENTINELS", default="")  # host:port,host:port
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env("REDIS_SENTINEL_PASSWORD", default="")
+REDIS_SSL_CA_CERTS = env("REDIS_SSL_CA_CERTS", default="")
+REDIS_SSL_CERTFILE = env("REDIS_SSL_CERTFILE", default="")
+REDIS_SSL_KEYFILE = env("REDIS_SSL_KEYFILE", default="")
+_redis = RedisConfig(
+    url=REDIS_URL,
+    sentinels=REDIS_SENTINELS,
+    sentinel_master=REDIS_SENTINEL_MASTER,
+    sentinel_password=REDIS_SENTINEL_PASSWORD,
+    ssl_ca_certs=REDIS_SSL_CA_CERTS,
+    ssl_certfile=REDIS_SSL_CERTFILE,
+    ssl_keyfile=REDIS_SSL_KEYFILE,
+)
 
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 3, "SOCKET_TIMEOUT": 3},
-    }
-}
+CACHES = {"default": _redis.cache()}
 
 # Queues by priority; workers listen to them in this order.
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env.int("RQ_JOB_TIMEOUT", default=300)}
-    for name in ("high", "default", "low")
+    name: _redis.rq_queue(DEFAULT_TIMEOUT=env.int("RQ_JOB_TIMEOUT", default=300)) for name in ("high", "default", "low")
 }
 # We call transaction.on_commit ourselves in the services, so enqueue means enqueue.
 RQ = {"COMMIT_MODE": "auto"}

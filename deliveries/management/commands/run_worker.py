@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
 
-from deliveries.health import redact_url, redis_status
+from deliveries.health import redis_location, redis_status
 from deliveries.instruments import share_files_across_work_horses
+from messaging_project.redis_connections import RedisConfig
 
 logger = logging.getLogger("deliveries.worker")
 
@@ -31,11 +32,16 @@ class Command(BaseCommand):
         parser.add_argument("--max-jobs", type=int, default=None)
 
     def handle(self, *args, queues, burst, worker_class, name, max_jobs, **options):
+        # The worker skips the system checks (they would ping everything): a half Redis configuration is still
+        # refused here, in one line, rather than run against the wrong Redis.
+        for problem, hint in RedisConfig.from_settings(settings).problems():
+            self.stderr.write(f"{problem} {hint}")
+            sys.exit(1)
         status = redis_status()
         if not status["ok"]:
             self.stderr.write(
-                f"Redis is unreachable at {redact_url(settings.REDIS_URL)} ({status['error']}); "
-                "start Redis or set REDIS_URL, then start the worker again."
+                f"Redis is unreachable at {redis_location()} ({status['error']}); "
+                "start Redis or set REDIS_URL (or REDIS_SENTINELS), then start the worker again."
             )
             sys.exit(1)
         share_files_across_work_horses()
@@ -71,9 +77,7 @@ class Command(BaseCommand):
         previous = {
             sig: signal.signal(sig, lambda *_: stop.update(requested=True)) for sig in (signal.SIGTERM, signal.SIGINT)
         }
-        logger.warning(
-            "Lost Redis at %s; waiting for it to come back, then working again.", redact_url(settings.REDIS_URL)
-        )
+        logger.warning("Lost Redis at %s; waiting for it to come back, then working again.", redis_location())
         try:
             while not stop["requested"]:
                 if redis_status()["ok"]:

@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser redis-servers install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ audit: install
 # Headless Chromium and chromedriver for the browser tests (Debian packages; skipped when already there).
 browser:
 	@scripts/install_browser.sh
+
+# redis-server (master, replica, sentinels, TLS) and openssl for tests/redis_ha/ (Debian packages; skipped when there).
+redis-servers:
+	@scripts/install_redis_servers.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -61,12 +65,12 @@ lint: install
 	$(BIN)/mypy analytics campaigns console content deliveries guard messaging_project
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test-sqlite: install redis browser
+test-sqlite: install redis browser redis-servers
 	env -u DATABASE_URL $(BIN)/pytest -q
 
 # Its own Redis database, so that it can run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
 TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
-test-postgres: install redis browser
+test-postgres: install redis browser redis-servers
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 
 # The whole suite on SQLite and on PostgreSQL side by side (PostgreSQL required in CI, skipped with a note locally if

@@ -48,6 +48,16 @@ def redis_status() -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
+def redis_write_status() -> dict[str, Any]:
+    """Whether Redis takes writes, which a ping does not tell: a master demoted to a replica still answers pings but
+    refuses writes (READONLY) until a failover moves its address to the new master. One short-lived key."""
+    try:
+        django_rq.get_connection("default").set("tidings:write-probe", "1", ex=60)
+    except (RedisError, OSError) as error:
+        return {"ok": False, "error": str(error)}
+    return {"ok": True}
+
+
 def workers_status() -> dict[str, Any]:
     """Live workers and queue depths. No workers is reported, not fatal: messages wait safely in the queue."""
     try:

@@ -101,6 +101,9 @@ class Command(BaseCommand):
                 held.push_due()
             except DatabaseError as error:
                 logger.error("Database unavailable, retrying in a moment: %s", error)
+            except RedisError as error:
+                # What touches Redis handles its loss itself; this is the net under it (a failover's READONLY too).
+                logger.error("Redis unavailable, retrying in a moment: %s", error)
             if once:
                 break
             self._sleep_until(wake_at, held)

@@ -1,6 +1,7 @@
 import gc
 import logging
 import signal
+import socket
 import sys
 import time
 
@@ -8,8 +9,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
-from deliveries.health import redis_location, redis_status
+from deliveries.health import redis_location, redis_status, redis_write_status
 from deliveries.instruments import share_files_across_work_horses
 from messaging_project.redis_connections import RedisConfig
 
@@ -48,46 +50,91 @@ class Command(BaseCommand):
         serve_metrics_if_asked()
         preload_send_path()
         while True:
-            try:
-                call_command(
-                    "rqworker",
-                    *queues,
-                    burst=burst,
-                    worker_class=worker_class,
-                    name=name,
-                    max_jobs=max_jobs,
-                    skip_checks=True,
-                    verbosity=options["verbosity"],
-                )
-                return
-            except SystemExit as exit_:
-                # rqworker exits 1 when it loses Redis; anything else (or a burst run) ends here as it would.
-                if burst or exit_.code in (0, None) or redis_status()["ok"]:
-                    raise
-            if not self.wait_for_redis():
+            started = time.monotonic()
+            with StopSignals() as stop_signals:
+                try:
+                    call_command(
+                        "rqworker",
+                        *queues,
+                        burst=burst,
+                        worker_class=worker_class,
+                        name=name,
+                        max_jobs=max_jobs,
+                        skip_checks=True,
+                        verbosity=options["verbosity"],
+                    )
+                    # RQ's loop also ends, without raising, when a Redis error it does not expect (READONLY from a
+                    # demoted master, UNBLOCKED, a timeout) reaches it: only a stop we were sent ends the worker.
+                    if burst or max_jobs or stop_signals.received():
+                        return
+                    logger.warning("RQ's worker loop ended by itself (see its error above).")
+                except SystemExit as exit_:
+                    # rqworker exits 1 when it loses its connection to Redis; anything else ends here as it would.
+                    if burst or exit_.code in (0, None) or stop_signals.received():
+                        raise
+                except RedisError as error:
+                    # Raised before RQ's loop, e.g. READONLY: the address answers, as a replica (a failover).
+                    logger.warning("Redis refused the worker: %s", error)
+            # A Redis that answers pings but refuses the worker would have it start again and again at once.
+            if not self.wait_for_redis(at_least=max(0.0, 1.0 - (time.monotonic() - started))):
                 return
 
-    def wait_for_redis(self) -> bool:
-        """After losing Redis: wait until it answers again (True) or until we are told to stop (False).
+    def wait_for_redis(self, at_least: float = 0.0) -> bool:
+        """After losing Redis: wait until it answers again (True) or until we are told to stop (False); `at_least`
+        seconds in any case.
 
         The jobs Redis lost are rebuilt from the database by the dispatcher's reconciler, so there is nothing to
-        recover here: only to be there to work when it comes back.
+        recover here: only to be there to work when it comes back. With Sentinel each check asks the sentinels
+        where the master is, so this finds the new master after a failover.
         """
         stop = {"requested": False}
         previous = {
             sig: signal.signal(sig, lambda *_: stop.update(requested=True)) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         logger.warning("Lost Redis at %s; waiting for it to come back, then working again.", redis_location())
+        not_before = time.monotonic() + at_least
         try:
             while not stop["requested"]:
-                if redis_status()["ok"]:
+                if time.monotonic() >= not_before and redis_write_status()["ok"]:
                     logger.warning("Redis is back; the worker starts again.")
                     return True
-                time.sleep(1)
+                time.sleep(min(1.0, max(not_before - time.monotonic(), 0.1)))
             return False
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class StopSignals:
+    """Whether SIGTERM or SIGINT arrived while RQ's worker ran. RQ installs its own handlers for them (its warm
+    shutdown), so one of ours would never run; but Python also writes the number of every signal it handles to the
+    wakeup file descriptor, whoever's handler that is, and this reads them there."""
+
+    STOPS = {signal.SIGTERM, signal.SIGINT}
+
+    def __enter__(self) -> "StopSignals":
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._seen: set[int] = set()
+        return self
+
+    def received(self) -> bool:
+        while True:
+            try:
+                data = self._read.recv(4096)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self._seen.update(data)
+        return bool(self._seen & self.STOPS)
+
+    def __exit__(self, *exc_info) -> None:
+        signal.set_wakeup_fd(self._previous)
+        self._read.close()
+        self._write.close()
 
 
 def serve_metrics_if_asked() -> None:

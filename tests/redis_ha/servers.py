@@ -74,16 +74,23 @@ class RedisProcess:
 class SentinelGroup:
     """A master, one replica and three sentinels watching the master (quorum 2)."""
 
-    def __init__(self, directory: Path, *, down_after_ms: int = 1000):
-        self.master = RedisProcess(directory, "master", []).start()
-        self.replica = RedisProcess(directory, "replica", [f"replicaof 127.0.0.1 {self.master.port}"]).start()
+    def __init__(self, directory: Path, *, down_after_ms: int = 1000, certificates: Certificates | None = None):
+        # With certificates, every server speaks only TLS, to clients and to each other (replication, sentinels).
+        tls = [*certificates.server_lines(), "tls-replication yes"] if certificates else []
+        client = certificates.client_keywords() if certificates else None
+        self.master = RedisProcess(directory, "master", tls, tls=client).start()
+        replica_of = [f"replicaof 127.0.0.1 {self.master.port}", *tls]
+        self.replica = RedisProcess(directory, "replica", replica_of, tls=client).start()
         monitor = [
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2",
             f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}",
             f"sentinel failover-timeout {MASTER_NAME} 10000",
             f"sentinel parallel-syncs {MASTER_NAME} 1",
+            *tls,
         ]
-        self.sentinels = [RedisProcess(directory, f"sentinel-{i}", monitor, sentinel=True).start() for i in range(3)]
+        self.sentinels = [
+            RedisProcess(directory, f"sentinel-{i}", monitor, sentinel=True, tls=client).start() for i in range(3)
+        ]
         wait_for(self.ready, timeout=30, interval=0.2, message="the replica in sync, the sentinels acquainted")
 
     @property

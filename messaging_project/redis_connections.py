@@ -38,6 +38,17 @@ CONNECT_TIMEOUT = 3
 SHARED_CLIENT_SOCKET_TIMEOUT = 3
 
 
+# In the order of RedisConfig's fields after `url`.
+_OPTIONAL_SETTINGS = (
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_SENTINEL_PASSWORD",
+    "REDIS_SSL_CA_CERTS",
+    "REDIS_SSL_CERTFILE",
+    "REDIS_SSL_KEYFILE",
+)
+
+
 @dataclass(frozen=True)
 class RedisConfig:
     """The Redis settings, as given. Parsing never raises: `problems()` says what is wrong, for `manage.py check`."""
@@ -52,15 +63,13 @@ class RedisConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisConfig:
-        return cls(
-            url=settings.REDIS_URL,
-            sentinels=getattr(settings, "REDIS_SENTINELS", ""),
-            sentinel_master=getattr(settings, "REDIS_SENTINEL_MASTER", ""),
-            sentinel_password=getattr(settings, "REDIS_SENTINEL_PASSWORD", ""),
-            ssl_ca_certs=getattr(settings, "REDIS_SSL_CA_CERTS", ""),
-            ssl_certfile=getattr(settings, "REDIS_SSL_CERTFILE", ""),
-            ssl_keyfile=getattr(settings, "REDIS_SSL_KEYFILE", ""),
-        )
+        """The configuration the settings describe now (tests override them), one instance per distinct value:
+        the send path asks for it at each rate-limit slot, so it costs a tuple and a dict lookup."""
+        values = (settings.REDIS_URL, *(getattr(settings, name, "") for name in _OPTIONAL_SETTINGS))
+        config = _by_settings.get(values)
+        if config is None:
+            config = _by_settings[values] = cls(*values)
+        return config
 
     # --- what was asked for ---------------------------------------------------------------------------------
     @property
@@ -161,7 +170,10 @@ class RedisConfig:
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _master_url_options(self) -> dict[str, Any]:
-        options = parse_url(self.client_url())
+        try:
+            options = parse_url(self.client_url())
+        except ValueError:  # a scheme redis-py does not know: problems() says so, in one line
+            return {}
         for where in ("host", "port", "path", "connection_class"):
             options.pop(where, None)  # Sentinel says where the master is; TLS is chosen by `ssl` below
         return options
@@ -240,6 +252,7 @@ class RedisConfig:
         return sentinel.master_for(self.sentinel_master, **kwargs)
 
 
+_by_settings: dict[tuple[str, ...], RedisConfig] = {}
 _shared: dict[RedisConfig, redis.Redis] = {}
 _shared_lock = threading.Lock()
 

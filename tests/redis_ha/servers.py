@@ -13,8 +13,6 @@ import redis
 
 from tests.support import wait_for
 
-MASTER_NAME = "tidings"
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -79,13 +77,16 @@ class SentinelGroup:
         tls = [*certificates.server_lines(), "tls-replication yes"] if certificates else []
         client = certificates.client_keywords() if certificates else None
         self.master = RedisProcess(directory, "master", tls, tls=client).start()
+        # A name of its own: django-redis keeps its pools for the life of the process by URL, which with Sentinel
+        # is the master's name, so a second group under the same name would be reached through the first's pool.
+        self.master_name = f"tidings-{self.master.port}"
         replica_of = [f"replicaof 127.0.0.1 {self.master.port}", *tls]
         self.replica = RedisProcess(directory, "replica", replica_of, tls=client).start()
         monitor = [
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2",
-            f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}",
-            f"sentinel failover-timeout {MASTER_NAME} 10000",
-            f"sentinel parallel-syncs {MASTER_NAME} 1",
+            f"sentinel monitor {self.master_name} 127.0.0.1 {self.master.port} 2",
+            f"sentinel down-after-milliseconds {self.master_name} {down_after_ms}",
+            f"sentinel failover-timeout {self.master_name} 10000",
+            f"sentinel parallel-syncs {self.master_name} 1",
             *tls,
         ]
         self.sentinels = [
@@ -104,7 +105,7 @@ class SentinelGroup:
                 return False
             for sentinel in self.sentinels:
                 client = sentinel.client(decode_responses=True)
-                if len(client.sentinel_sentinels(MASTER_NAME)) < 2 or not client.sentinel_slaves(MASTER_NAME):
+                if len(client.sentinel_sentinels(self.master_name)) < 2 or not client.sentinel_slaves(self.master_name):
                     return False
         except (redis.RedisError, OSError):
             return False
@@ -115,7 +116,7 @@ class SentinelGroup:
         ports = []
         for sentinel in self.sentinels:
             try:
-                address = sentinel.client().sentinel_get_master_addr_by_name(MASTER_NAME)
+                address = sentinel.client().sentinel_get_master_addr_by_name(self.master_name)
                 ports.append(int(address[1]))
             except (redis.RedisError, OSError, TypeError):
                 continue

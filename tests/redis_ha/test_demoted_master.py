@@ -15,7 +15,7 @@ import pytest
 from deliveries.models import Status
 from messaging_project.redis_connections import RedisConfig
 from tests.redis_ha.conftest import needs_redis_server, redis_environment, use_redis
-from tests.redis_ha.servers import MASTER_NAME, RedisProcess
+from tests.redis_ha.servers import RedisProcess
 from tests.reliability.support import queue_sms, wait_until_settled
 from tests.support import wait_for
 
@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, needs_r
 def test_a_planned_failover_demotes_the_master_and_the_same_worker_goes_on_with_the_new_one(
     settings, sentinel_group, pipeline, fake_twilio
 ):
-    config = RedisConfig(url="redis://sentinel/0", sentinels=sentinel_group.addresses, sentinel_master=MASTER_NAME)
+    group = sentinel_group
+    config = RedisConfig(url="redis://sentinel/0", sentinels=group.addresses, sentinel_master=group.master_name)
     use_redis(settings, config)
     environment = redis_environment(config)
     worker = pipeline.start_worker(**environment)
@@ -34,7 +35,7 @@ def test_a_planned_failover_demotes_the_master_and_the_same_worker_goes_on_with_
     assert wait_until_settled(first, timeout=60) == {Status.SENT: 20}
 
     old_port = sentinel_group.master.port
-    sentinel_group.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+    sentinel_group.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", sentinel_group.master_name)
     wait_for(lambda: sentinel_group.master_port() == sentinel_group.replica.port, timeout=60, message="a new master")
     # The old master is a replica now, and answers: writes to it are refused (READONLY).
     wait_for(

@@ -18,7 +18,6 @@ from django.db import connection
 from deliveries.models import Message, Status
 from messaging_project.redis_connections import RedisConfig
 from tests.redis_ha.conftest import needs_redis_server, redis_environment, use_redis
-from tests.redis_ha.servers import MASTER_NAME
 from tests.reliability.support import queue_sms, statuses, wait_until_settled
 from tests.support import wait_for
 
@@ -43,7 +42,7 @@ def test_a_master_killed_mid_send_fails_over_and_every_message_goes_out_exactly_
     config = RedisConfig(
         url="redis://ignored-with-sentinel/0?socket_connect_timeout=1",
         sentinels=sentinel_group.addresses,
-        sentinel_master=MASTER_NAME,
+        sentinel_master=sentinel_group.master_name,
     )
     use_redis(settings, config)
     fake_twilio.latency = 0.05  # a provider answering in 50 ms keeps the send going for several seconds

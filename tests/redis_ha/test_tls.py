@@ -11,7 +11,7 @@ from deliveries.health import redis_status
 from deliveries.models import Message, Status
 from messaging_project.redis_connections import RedisConfig
 from tests.redis_ha.conftest import needs_openssl, needs_redis_server, redis_environment, use_redis
-from tests.redis_ha.servers import MASTER_NAME, RedisProcess, SentinelGroup
+from tests.redis_ha.servers import RedisProcess, SentinelGroup
 from tests.reliability.support import queue_sms
 from tests.support import run_burst_worker, run_manage, wait_for
 
@@ -97,7 +97,7 @@ def test_sentinel_over_tls_finds_the_master_and_carries_a_send(settings, tmp_pat
         config = RedisConfig(
             url="rediss://sentinel/0",
             sentinels=group.addresses,
-            sentinel_master=MASTER_NAME,
+            sentinel_master=group.master_name,
             ssl_ca_certs=str(certificates.ca),
             ssl_certfile=str(certificates.client_cert),
             ssl_keyfile=str(certificates.client_key),

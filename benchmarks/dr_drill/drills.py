@@ -106,8 +106,12 @@ class DrillRun:
         self.progress = progress
         self.directory = Path(tempfile.mkdtemp(prefix="tidings-drill-"))
         self.directory.chmod(0o755)  # the postgres OS user reaches its data directory through it
-        self.postgres = PrivatePostgres(self.directory / "postgres")
-        self.redis = PrivateRedis(self.directory / "redis")
+        try:
+            self.postgres = PrivatePostgres(self.directory / "postgres")
+            self.redis = PrivateRedis(self.directory / "redis")
+        except DrillError:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         self.pipeline = Pipeline(
             self.directory,
             database_url=self.postgres.url(DATABASE),

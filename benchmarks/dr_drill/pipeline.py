@@ -137,14 +137,15 @@ class Pipeline:
         return exited
 
     def kill_worker(self) -> int:
-        """SIGKILL the first worker and its work horse, as when its machine dies. It is frozen first so that it
-        cannot fork a new horse meanwhile (RQ puts each horse in a process group of its own). Returns its pid."""
-        victim = self.workers[0]
+        """SIGKILL a busy worker (one with a work horse running a job) and its horse, as when its machine dies.
+        It is frozen first so that it cannot fork a new horse meanwhile (RQ puts each horse in a process group of
+        its own). Returns its pid."""
+        busy = [worker for worker in self.workers if _children(worker.pid)]
+        victim = (busy or self.workers)[0]
         os.kill(victim.pid, signal.SIGSTOP)
-        with contextlib.suppress(FileNotFoundError):
-            for child in Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(child), signal.SIGKILL)
+        for child in _children(victim.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
         return victim.pid
@@ -161,6 +162,13 @@ class Pipeline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
 
 
 # --- the drill's own Django, on the private database -----------------------------------------------

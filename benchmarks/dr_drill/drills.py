@@ -124,7 +124,7 @@ class DrillRun:
     def __enter__(self) -> DrillRun:
         try:
             self.progress(
-                f"Starting PostgreSQL {self.postgres.version} and Redis of the drill's own in {self.directory}"
+                f"Starting a PostgreSQL {self.postgres.version} cluster and a Redis of its own in {self.directory}"
             )
             self.postgres.init()
             self.postgres.start()

@@ -151,10 +151,12 @@ class Pipeline:
         return victim.pid
 
     def stop_all(self) -> None:
+        """SIGTERM every process, and SIGKILL what is still there after a few seconds: what they were doing is
+        thrown away with the drill's servers."""
         for process in self.started:
             if process.poll() is None:
                 process.terminate()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 5
         for process in self.started:
             try:
                 process.wait(timeout=max(deadline - time.monotonic(), 0.1))

@@ -23,7 +23,7 @@ from .pipeline import (
     retrying,
     status_counts,
 )
-from .servers import DrillError, PrivatePostgres, PrivateRedis
+from .servers import DrillError, PrivatePostgres, PrivateRedis, wait_until
 from .verdict import RecoveryTimes, Verdict, judge, recovery_times
 
 DATABASE = "tidings_drill"
@@ -177,7 +177,7 @@ class DrillRun:
             counts = status_counts()
             return counts["sent"] >= target and also(counts)
 
-        if not _wait(enough, timeout=self.mode.settle_timeout, interval=0.02):
+        if not wait_until(enough, timeout=self.mode.settle_timeout, interval=0.02):
             raise DrillError(
                 f"only {status_counts()['sent']} of the {target} messages the fault waits for were sent within "
                 f"{self.mode.settle_timeout} s; the workers' logs say why"
@@ -185,7 +185,7 @@ class DrillRun:
 
     def wait_until_settled(self) -> float:
         """Wait until no message is left to send; returns when (epoch seconds), or the time it gave up."""
-        _wait(lambda: not PENDING & set(+status_counts()), timeout=self.mode.settle_timeout, interval=0.1)
+        wait_until(lambda: not PENDING & set(+status_counts()), timeout=self.mode.settle_timeout, interval=0.1)
         return time.time()
 
     def settle_reviews(self) -> dict[str, int]:
@@ -213,15 +213,6 @@ class DrillRun:
         if PENDING & set(verdict.statuses):
             result.findings.append(f"not settled within {self.mode.settle_timeout} s: {verdict.statuses}")
         return result
-
-
-def _wait(predicate, *, timeout: float, interval: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 # --- the drills ------------------------------------------------------------------------------------

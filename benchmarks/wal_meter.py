@@ -1,0 +1,84 @@
+"""How much WAL one database wrote between two moments, on a PostgreSQL server others use too.
+
+The server's WAL position (`pg_current_wal_lsn()`) counts every database's writes. When the server runs on this
+machine and its WAL directory can be read (root, or the postgres user), `pg_waldump` reads the records back and
+only those touching a block of our database count, with the commit records of the transactions that wrote them:
+full-page images included, as they are what a replica and an archive receive. Otherwise the whole server's figure
+is given, and said to be that.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+),.*?desc: (\S+)(.*)")
+
+
+class WalMeter:
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+            self.database_oid = str(cursor.fetchone()[0])
+            cursor.execute("SELECT current_setting('data_directory', true), current_setting('server_version_num')")
+            data_directory, version = cursor.fetchone()
+        self.wal_dir = Path(data_directory or "/nonexistent") / "pg_wal"
+        self.waldump = shutil.which("pg_waldump") or f"/usr/lib/postgresql/{int(version) // 10000}/bin/pg_waldump"
+        self.why_whole_server = self._why_whole_server()
+
+    def _why_whole_server(self) -> str | None:
+        if not Path(self.waldump).exists():
+            return "pg_waldump not found"
+        try:
+            next(self.wal_dir.iterdir())
+        except (OSError, StopIteration):
+            return f"{self.wal_dir} cannot be read here"
+        return None
+
+    @property
+    def scope(self) -> str:
+        return "this database (pg_waldump)" if self.why_whole_server is None else "whole server"
+
+    def position(self) -> str:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_flush_lsn()::text")
+            return cursor.fetchone()[0]
+
+    def database_size(self) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database())")
+            return int(cursor.fetchone()[0])
+
+    def bytes_since(self, start: str) -> int:
+        end = self.position()
+        if self.why_whole_server is None:
+            counted = self._database_bytes(start, end)
+            if counted is not None:
+                return counted
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT %s::pg_lsn - %s::pg_lsn", [end, start])
+            return int(cursor.fetchone()[0])
+
+    def _database_bytes(self, start: str, end: str) -> int | None:
+        dump = subprocess.run(
+            [self.waldump, "-p", str(self.wal_dir), "-s", start, "-e", end], capture_output=True, text=True
+        )
+        if not dump.stdout:  # the WAL was recycled already, or not readable after all
+            self.why_whole_server = dump.stderr.strip()[:200] or "pg_waldump printed nothing"
+            return None
+        ours = f"/{self.database_oid}/"
+        total, transactions, commits = 0, set(), []
+        for line in dump.stdout.splitlines():
+            match = RECORD.search(line)
+            if match is None:
+                continue
+            size, xid, kind, rest = int(match[1]), match[2], match[3], match[4]
+            if ours in rest and " rel " in rest:
+                total += size
+                transactions.add(xid)
+            elif kind == "COMMIT":
+                commits.append((xid, size))
+        return total + sum(size for xid, size in commits if xid in transactions and xid != "0")

@@ -67,13 +67,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_namespaces() -> list[str]:
-    """Namespaces (and with them their veth pairs) left by runs whose process is gone: a SIGKILLed pytest cannot
-    clean up after itself, so the next run does."""
+    """Namespaces (and with them their veth pairs) left by runs whose process is gone, and the workers still
+    running in them: a SIGKILLed pytest cannot clean up after itself, so the next run does."""
     removed = []
     listed = _ip("netns", "list", check=False).stdout.split("\n")
     for line in listed:
         name = line.split(" ")[0]
         if name.startswith(PREFIX) and name.split("-")[1].isdigit() and not _pid_alive(int(name.split("-")[1])):
+            for pid in _ip("netns", "pids", name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             _ip("netns", "delete", name, check=False)
             removed.append(name)
     return removed

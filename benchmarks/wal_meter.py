@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+),.*?desc: (\S+)(.*)")
+RECORD = re.compile(r"len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+),.*?desc: (\S+)(.*)")
 
 
 class WalMeter:
@@ -52,7 +52,9 @@ class WalMeter:
             cursor.execute("SELECT pg_database_size(current_database())")
             return int(cursor.fetchone()[0])
 
-    def bytes_since(self, start: str) -> int:
+    def bytes_since(self, start: str) -> tuple[int, int | None]:
+        """WAL bytes written since `start` (a `position()`), and how many of them were full-page images (None when
+        only the whole server's figure could be had)."""
         end = self.position()
         if self.why_whole_server is None:
             counted = self._database_bytes(start, end)
@@ -60,9 +62,9 @@ class WalMeter:
                 return counted
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT %s::pg_lsn - %s::pg_lsn", [end, start])
-            return int(cursor.fetchone()[0])
+            return int(cursor.fetchone()[0]), None
 
-    def _database_bytes(self, start: str, end: str) -> int | None:
+    def _database_bytes(self, start: str, end: str) -> tuple[int, int] | None:
         dump = subprocess.run(
             [self.waldump, "-p", str(self.wal_dir), "-s", start, "-e", end], capture_output=True, text=True
         )
@@ -70,15 +72,17 @@ class WalMeter:
             self.why_whole_server = dump.stderr.strip()[:200] or "pg_waldump printed nothing"
             return None
         ours = f"/{self.database_oid}/"
-        total, transactions, commits = 0, set(), []
+        total = full_pages = 0
+        transactions, commits = set(), []
         for line in dump.stdout.splitlines():
             match = RECORD.search(line)
             if match is None:
                 continue
-            size, xid, kind, rest = int(match[1]), match[2], match[3], match[4]
+            record, size, xid, kind, rest = int(match[1]), int(match[2]), match[3], match[4], match[5]
             if ours in rest and " rel " in rest:
                 total += size
+                full_pages += size - record  # a record's total beyond its own length is the page images it carries
                 transactions.add(xid)
             elif kind == "COMMIT":
                 commits.append((xid, size))
-        return total + sum(size for xid, size in commits if xid in transactions and xid != "0")
+        return total + sum(size for xid, size in commits if xid in transactions and xid != "0"), full_pages

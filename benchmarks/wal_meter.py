@@ -71,18 +71,24 @@ class WalMeter:
         if not dump.stdout:  # the WAL was recycled already, or not readable after all
             self.why_whole_server = dump.stderr.strip()[:200] or "pg_waldump printed nothing"
             return None
-        ours = f"/{self.database_oid}/"
-        total = full_pages = 0
-        transactions, commits = set(), []
-        for line in dump.stdout.splitlines():
-            match = RECORD.search(line)
-            if match is None:
-                continue
-            record, size, xid, kind, rest = int(match[1]), int(match[2]), match[3], match[4], match[5]
-            if ours in rest and " rel " in rest:
-                total += size
-                full_pages += size - record  # a record's total beyond its own length is the page images it carries
-                transactions.add(xid)
-            elif kind == "COMMIT":
-                commits.append((xid, size))
-        return total + sum(size for xid, size in commits if xid in transactions and xid != "0"), full_pages
+        return database_wal_bytes(dump.stdout, self.database_oid)
+
+
+def database_wal_bytes(dump: str, database_oid: str) -> tuple[int, int]:
+    """From pg_waldump's output: the bytes of the records that touch a block of the database, with the commit
+    records of their transactions, and how many of those bytes were full-page images."""
+    ours = f"/{database_oid}/"
+    total = full_pages = 0
+    transactions, commits = set(), []
+    for line in dump.splitlines():
+        match = RECORD.search(line)
+        if match is None:
+            continue
+        record, size, xid, kind, rest = int(match[1]), int(match[2]), match[3], match[4], match[5]
+        if " rel " in rest and ours in rest:
+            total += size
+            full_pages += size - record  # a record's total beyond its own length is the page images it carries
+            transactions.add(xid)
+        elif kind == "COMMIT":
+            commits.append((xid, size))
+    return total + sum(size for xid, size in commits if xid in transactions and xid != "0"), full_pages

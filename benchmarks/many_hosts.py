@@ -176,11 +176,10 @@ class Cluster:
             for key in after
             if key != "wal_position"
         }
-        wal, full_pages = self.wal.bytes_since(before["wal_position"])
+        wal, full_pages, counted["wal_counted_for"] = self.wal.bytes_since(before["wal_position"])
         counted["wal_bytes_per_message"] = round(wal / max(messages, 1))
         if full_pages is not None:
             counted["wal_full_page_image_bytes_per_message"] = round(full_pages / max(messages, 1))
-        counted["wal_counted_for"] = self.wal.scope
         return counted
 
     def close(self) -> None:

@@ -38,10 +38,6 @@ class WalMeter:
             return f"{self.wal_dir} cannot be read here"
         return None
 
-    @property
-    def scope(self) -> str:
-        return "this database (pg_waldump)" if self.why_whole_server is None else "whole server"
-
     def position(self) -> str:
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_current_wal_flush_lsn()::text")
@@ -52,26 +48,23 @@ class WalMeter:
             cursor.execute("SELECT pg_database_size(current_database())")
             return int(cursor.fetchone()[0])
 
-    def bytes_since(self, start: str) -> tuple[int, int | None]:
-        """WAL bytes written since `start` (a `position()`), and how many of them were full-page images (None when
-        only the whole server's figure could be had)."""
+    def bytes_since(self, start: str) -> tuple[int, int | None, str]:
+        """WAL bytes written since `start` (a `position()`), how many of them were full-page images (None when
+        only the whole server's figure could be had), and what was counted: this database, or the whole server
+        and why."""
         end = self.position()
-        if self.why_whole_server is None:
-            counted = self._database_bytes(start, end)
-            if counted is not None:
-                return counted
+        why = self.why_whole_server
+        if why is None:
+            dump = subprocess.run(
+                [self.waldump, "-p", str(self.wal_dir), "-s", start, "-e", end], capture_output=True, text=True
+            )
+            if dump.returncode == 0:
+                return (*database_wal_bytes(dump.stdout, self.database_oid), "this database (pg_waldump)")
+            # Part of the range was recycled by a checkpoint, say: a partial count would read low.
+            why = f"pg_waldump: {dump.stderr.strip()[-160:]}"
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT %s::pg_lsn - %s::pg_lsn", [end, start])
-            return int(cursor.fetchone()[0]), None
-
-    def _database_bytes(self, start: str, end: str) -> tuple[int, int] | None:
-        dump = subprocess.run(
-            [self.waldump, "-p", str(self.wal_dir), "-s", start, "-e", end], capture_output=True, text=True
-        )
-        if not dump.stdout:  # the WAL was recycled already, or not readable after all
-            self.why_whole_server = dump.stderr.strip()[:200] or "pg_waldump printed nothing"
-            return None
-        return database_wal_bytes(dump.stdout, self.database_oid)
+            return int(cursor.fetchone()[0]), None, f"whole server ({why})"
 
 
 def database_wal_bytes(dump: str, database_oid: str) -> tuple[int, int]:

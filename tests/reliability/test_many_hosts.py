@@ -166,3 +166,5 @@ def test_workers_on_four_hosts_send_20000_messages_once_each_though_one_host_die
     twice = {pk: n for pk, n in received.items() if n > 1}
     assert not twice, f"sent more than once: {twice}"
     assert after_kill[Status.REVIEW] <= settings.SEND_CONCURRENCY  # only the dead host's calls in flight
+    logs = "".join(log.read_text() for log in sorted(cluster.log_dir.glob("*.log")) if log.name != "redis.log")
+    assert "Traceback" not in logs, logs[-5000:]

@@ -1,5 +1,5 @@
 """Worker hosts on one machine: each in a network namespace of its own, or, where namespaces cannot be made, in a
-process group of its own. Used by tests/reliability/test_many_hosts.py and benchmarks/many_hosts.py.
+process group of its own. Used through benchmarks/host_cluster.py.
 
 With namespaces (Linux, root, iproute2), host i gets a namespace `tidings-<pid>-h<i>` joined to the machine by a
 veth pair: 10.231.N.2 inside, 10.231.N.1 on the machine's side (N free on this machine, one per host). A host

@@ -1,7 +1,7 @@
 """Workers on several hosts: 20,000 SMS sent by workers on 1, then 2, then 4 hosts, one host killed mid-run.
 
 Each host is a network namespace with its own address, reaching PostgreSQL (through a forwarder), a Redis server
-of the test's own and the fake Twilio over its own veth link (benchmarks/many_hosts.py); where namespaces cannot
+of the test's own and the fake Twilio over its own veth link (benchmarks/host_cluster.py); where namespaces cannot
 be made, each host is a process group with connections of its own, and the output says which ran. The rates are
 printed, never asserted: the machine is shared and slow. What is asserted is the promise of docs/reliability.md:
 every message reaches the provider exactly once, counted by our message id at the fake, after a person settles
@@ -20,7 +20,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from benchmarks.many_hosts import HOST_COUNTS, Cluster, free_port, rate_per_s
+from benchmarks.host_cluster import Cluster, free_port
+from benchmarks.many_hosts import HOST_COUNTS, rate_per_s
 from deliveries.models import Message, Status
 from deliveries.services.bulk import messages_create_many
 from deliveries.services.messages import message_request_validate, message_review_mark_sent, message_review_resend

@@ -61,7 +61,7 @@ class WalMeter:
             if dump.returncode == 0:
                 return (*database_wal_bytes(dump.stdout, self.database_oid), "this database (pg_waldump)")
             # Part of the range was recycled by a checkpoint, say: a partial count would read low.
-            why = f"pg_waldump: {dump.stderr.strip()[-160:]}"
+            why = dump.stderr.strip()[-160:] or f"pg_waldump exited {dump.returncode}"
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT %s::pg_lsn - %s::pg_lsn", [end, start])
             return int(cursor.fetchone()[0]), None, f"whole server ({why})"

@@ -267,18 +267,13 @@ def test_a_target_the_provider_refuses_and_one_without_a_receipt_fail_with_what_
     )
 
 
-@pytest.mark.parametrize(
-    ("target", "reason"),
-    [
-        ("hello", "'hello' is not a phone number. Use E.164 format with the country code, like +14155550100."),
-        ("messenger:bob", "'bob' is not a Messenger PSID"),
-        ("ada@", "'ada@' is not a valid email address."),
-    ],
-)
-def test_a_target_that_is_no_address_is_refused_in_one_line_before_anything_runs(target, reason):
-    result = smoke_test("--to", target)
+def test_a_target_that_is_no_address_is_refused_in_one_line_before_anything_runs():
+    result = smoke_test("--to", "+14155550100", "--to", "hello")
 
     assert result.returncode == 1
-    assert result.stdout == ""
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"CommandError: --to '{target}': {reason}"), line
+    assert result.stdout == ""  # no check ran, nothing was sent
+    assert result.stderr.strip() == (
+        "CommandError: --to 'hello': 'hello' is not a phone number. Use E.164 format with the country code, "
+        "like +14155550100."
+    )
+    assert not Message.objects.exists()

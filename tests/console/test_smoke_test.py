@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 
+import django_rq
 import pytest
+from django.db import connection
+from rq import Queue, Worker
 
 from deliveries.health import dispatcher_status, workers_status
 from deliveries.models import Category, Message, Status
@@ -17,6 +20,9 @@ from tests.conftest import WEBHOOK_SECRET
 from tests.support import ROOT, CallbackReceiver, process_env, start_manage, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# The runs with worker and dispatcher processes: on PostgreSQL only, as production runs (CI time; SQLite's are the
+# same code and every other test here runs on both).
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="worker processes: PostgreSQL only")
 
 VERIFY_TOKEN = "smoke-verify-token"
 PSID = "1234567890123456"
@@ -93,6 +99,7 @@ def failed_summary(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.slow
+@postgresql_only
 def test_every_check_passes_and_a_message_on_each_channel_is_delivered_with_a_worker_and_dispatcher_running(
     providers_env, fake_twilio, fake_postmark, fake_messenger
 ):
@@ -141,6 +148,7 @@ def test_every_check_passes_and_a_message_on_each_channel_is_delivered_with_a_wo
     assert result.stdout.strip().endswith("All 19 checks passed (0 not checked).")
     assert checks["redis (cache)"][1].startswith("Redis ")
     assert " at 127.0.0.1:6379 db " in checks["redis (cache)"][1] and ", local, no TLS;" in checks["redis (cache)"][1]
+    assert checks["workers"][1].startswith("1 alive, every queue served; jobs waiting: high ")
     assert checks["sms (twilio)"][1] == (
         f"account {fake_twilio.account_sid} “Tidings fake account” active, sending from +15005550006"
     )
@@ -220,6 +228,24 @@ def test_with_no_worker_alive_the_workers_line_fails_and_names_the_command_to_st
     assert failed_summary(result) == "CommandError: 1 of 15 checks failed: workers."
 
 
+def test_a_worker_that_listens_to_some_queues_only_fails_naming_the_queues_nobody_serves(providers_env):
+    Heartbeat().beat()
+    worker = Worker([Queue("high", connection=django_rq.get_connection("high"))], connection=django_rq.get_connection())
+    worker.register_birth()  # alive as far as RQ knows, as `run_worker high` would be
+    try:
+        result = smoke_test(**providers_env)
+    finally:
+        worker.register_death()
+
+    assert_no_traceback(result)
+    assert result.returncode == 1
+    assert lines(result)["workers"] == (
+        "FAIL",
+        "1 alive, but none listens to default, low: those messages wait forever → start manage.py run_worker "
+        "without naming queues (it listens to high, default and low)",
+    )
+
+
 @pytest.mark.parametrize("answer", ["nothing listens", "a proxy's 502"])
 def test_webhook_urls_that_do_not_reach_tidings_fail(providers_env, answer):
     with CallbackReceiver(status=502) as proxy:
@@ -241,6 +267,7 @@ def test_webhook_urls_that_do_not_reach_tidings_fail(providers_env, answer):
 
 
 @pytest.mark.slow
+@postgresql_only
 def test_a_target_the_provider_refuses_and_one_without_a_receipt_fail_with_what_happened(providers_env, fake_twilio):
     fake_twilio.outcome = "none"  # accepted, then no status callback ever
     Heartbeat().beat()

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import django_rq
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
+from rq.worker import Worker
 
 from deliveries.health import dispatcher_status, workers_status
 
@@ -79,8 +82,23 @@ def workers_check() -> CheckResult:
             "none alive: messages are accepted but nothing is sent",
             "start manage.py run_worker, on a host that reaches this Redis",
         )
+    unserved = queues_without_worker()
+    if unserved:
+        return CheckResult.fail(
+            "workers",
+            f"{status['count']} alive, but none listens to {', '.join(unserved)}: those messages wait forever",
+            "start manage.py run_worker without naming queues (it listens to high, default and low)",
+        )
     queued = ", ".join(f"{name} {count}" for name, count in status["queues"].items())
-    return CheckResult.ok("workers", f"{status['count']} alive; jobs waiting: {queued}")
+    return CheckResult.ok("workers", f"{status['count']} alive, every queue served; jobs waiting: {queued}")
+
+
+def queues_without_worker() -> list[str]:
+    """The configured queues no live worker listens to (a worker started with only some queues named)."""
+    served = {
+        name for worker in Worker.all(connection=django_rq.get_connection("default")) for name in worker.queue_names()
+    }
+    return [name for name in settings.RQ_QUEUES if name not in served]
 
 
 def dispatcher_check() -> CheckResult:

@@ -48,12 +48,17 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         if options["verbosity"] >= 3:  # the traceback of a check that failed unexpectedly
             logging.getLogger("console.services.smoke").setLevel(logging.DEBUG)
-        results = smoke_test_run(
-            targets=targets,
-            timeout=options["timeout"],
-            report=lambda result: self.stdout.write(result.line()),
-            progress=lambda text: self.stdout.write(text),
-        )
+        try:
+            results = smoke_test_run(
+                targets=targets,
+                timeout=options["timeout"],
+                report=lambda result: self.stdout.write(result.line()),
+                progress=lambda text: self.stdout.write(text),
+            )
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Interrupted. Test messages already queued still go out: find them in the admin's message list."
+            ) from None
         failed = [result.name for result in results if result.outcome == Outcome.FAIL]
         if failed:
             raise CommandError(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}.")

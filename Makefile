@@ -58,7 +58,7 @@ lint: install
 	$(BIN)/python scripts/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy analytics campaigns console content deliveries messaging_project
+	$(BIN)/mypy analytics campaigns console content deliveries guard messaging_project
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: install redis browser

@@ -12,12 +12,46 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from redis.sentinel import Sentinel
 
 from console.services.smoke import SmokeTargetError, smoke_target_parse
+from console.services.smoke.infrastructure import database_check
 from console.services.smoke.providers import email_check, provider_checks
 from console.services.smoke.redis_connections import redis_client_describe, setup_problem
 from fake_providers.twilio import DEFAULT_MESSAGING_SERVICE_SID
+
+
+@pytest.mark.django_db
+def test_the_database_line_names_the_engine_and_where_it_is():
+    result = database_check()
+
+    assert result.line().startswith(
+        f"ok   database: {'PostgreSQL' if connection.vendor == 'postgresql' else 'SQLite'} "
+    )
+    assert result.line().endswith(", migrations applied")
+
+
+@pytest.mark.django_db
+def test_a_migration_of_this_release_not_applied_fails_the_database_line():
+    MigrationRecorder(connection).record_unapplied("console", "0004_queue_monitor_roles")
+
+    result = database_check()
+
+    assert result.failed
+    assert "1 migration(s) not applied (first: console.0004_queue_monitor_roles)" in result.detail
+    assert result.next_step == "run manage.py migrate (the release step)"
+
+
+@pytest.mark.django_db
+def test_a_migration_this_release_does_not_know_fails_the_database_line():
+    MigrationRecorder(connection).record_applied("deliveries", "9999_from_a_newer_release")
+
+    result = database_check()
+
+    assert result.failed
+    assert "1 migration(s) this release does not know (first: deliveries.9999_from_a_newer_release)" in result.detail
 
 
 def test_a_remote_tls_connection_is_described_with_what_verifies_its_certificate():

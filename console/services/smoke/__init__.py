@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .infrastructure import database_check, dispatcher_check, workers_check
 from .providers import provider_checks
 from .redis_connections import configured_redis_connections, redis_connection_check
-from .results import CheckResult, Outcome, guarded
+from .results import CheckResult, Outcome, guarded, unexpected_failure
 from .sends import SmokeTarget, SmokeTargetError, smoke_sends_run, smoke_target_parse
 from .webhooks import webhook_checks
 
@@ -71,11 +71,7 @@ def guarded_sends(
     *, targets: list[SmokeTarget], timeout: float, blocked: dict[str, str], progress: Callable[[str], None]
 ) -> list[CheckResult]:
     """The sends, or one failing line for all of them when storing a message fails (the database went away)."""
-    outcome: list[CheckResult] = []
-
-    def run() -> CheckResult:
-        outcome.extend(smoke_sends_run(targets=targets, timeout=timeout, blocked=blocked, progress=progress))
-        return CheckResult.ok("sends", "done")
-
-    result = guarded("send", run)
-    return outcome if not result.failed else [result]
+    try:
+        return smoke_sends_run(targets=targets, timeout=timeout, blocked=blocked, progress=progress)
+    except Exception as error:  # as guarded(): a line, not a traceback that hides what was found
+        return [unexpected_failure("send", error)]

@@ -82,9 +82,13 @@ def guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     try:
         return check()
     except Exception as error:  # a smoke test reports every failure it meets, expected or not
-        logger.debug("Smoke check %s failed unexpectedly", name, exc_info=True)
-        return CheckResult.fail(
-            name,
-            f"unexpected {error.__class__.__name__}: {one_line(error)}",
-            "run again with --verbosity 3 to see where, and report it",
-        )
+        return unexpected_failure(name, error)
+
+
+def unexpected_failure(name: str, error: Exception) -> CheckResult:
+    logger.debug("Smoke check %s failed unexpectedly", name, exc_info=True)
+    return CheckResult.fail(
+        name,
+        f"unexpected {error.__class__.__name__}: {one_line(error)}",
+        "run again with --verbosity 3 to see where, and report it",
+    )

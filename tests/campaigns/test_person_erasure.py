@@ -9,6 +9,7 @@ naming them.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,9 @@ from deliveries.models import ERASED, AuditEntry, Message, Status, Suppression
 from deliveries.services.suppression import unsubscribe_url_for
 from deliveries.services.suppression_hashes import suppression_hash
 from deliveries.staff_roles import OPERATORS, staff_roles_ensure
+from fake_providers.postmark import tracking_event
 from tests.campaigns.campaign_support import new_campaign
+from tests.factories import MessageFactory
 from tests.support import run_burst_worker, run_manage, twilio_signed_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -168,11 +171,37 @@ def give_history(person: dict[str, str], *, api, client, admin_user, index: int)
     return contact
 
 
+def email_tracking(client, settings, person: dict[str, str], message: Message | None = None) -> None:
+    """An open and a click on the person's email, reported by Postmark through anymail; the link names them."""
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"  # the ESP whose webhook routes exist
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "tidings:webhook-secret"}
+    message = message or Message.objects.get(recipient__iexact=person["email"])
+    recorded = {
+        "MessageID": message.provider_message_id or "pm-" + str(message.pk),
+        "metadata": {"tidings_message_id": str(message.pk), "tidings_attempt": str(message.attempts)},
+    }
+    auth = "Basic " + base64.b64encode(b"tidings:webhook-secret").decode()
+    for event in (
+        tracking_event("Open", recorded, person["email"], first=True),
+        tracking_event("Click", recorded, person["email"], url=f"https://shop.example/?who={person['email']}"),
+    ):
+        response = client.post(
+            "/webhooks/anymail/postmark/tracking/",
+            json.dumps(event),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth,
+        )
+        assert response.status_code == 200
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
 @pytest.fixture
-def histories(api, client, sms_outbox):
+def histories(api, client, settings, sms_outbox):
     admin_user = User.objects.create_superuser("root", "root@tidings.test", "pw")
     person = give_history(PERSON, api=api, client=client, admin_user=admin_user, index=1)
     bystander = give_history(BYSTANDER, api=api, client=client, admin_user=admin_user, index=2)
+    for someone in (PERSON, BYSTANDER):
+        email_tracking(client, settings, someone)
     analytics_rollup()
     assert rows_quoting(quotes_of(PERSON)), "the scenario must give the scan something to find"
     return person, bystander
@@ -327,3 +356,23 @@ def test_operators_are_not_offered_the_erasure_and_cannot_post_it(histories):
     client.post(url, {"action": "erase_contacts", "_selected_action": [person.pk], "confirmed": "yes"})
     assert Contact.objects.filter(pk=person.pk).exists()
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.PERSON_ERASED).exists()
+
+
+def test_a_message_being_sent_is_left_for_a_second_run_that_the_command_asks_for():
+    sending = MessageFactory(recipient=PERSON["phone"], status=Status.SENDING, body="Your code")
+    with pytest.raises(CommandError, match="1 message\\(s\\) to them are being sent right now"):
+        call_command("erase_person", phone=PERSON["phone"])
+    assert Message.objects.get(pk=sending.pk).recipient == PERSON["phone"]
+
+    Message.objects.filter(pk=sending.pk).update(status=Status.SENT)  # the worker wrote what the provider said
+    call_command("erase_person", phone=PERSON["phone"])
+    assert Message.objects.get(pk=sending.pk).recipient == ERASED
+    assert rows_quoting(quotes_of(PERSON)) == []
+
+
+def test_a_late_report_on_an_erased_message_is_counted_but_keeps_no_payload(histories, client, settings):
+    email = Message.objects.get(recipient__iexact=PERSON["email"])
+    call_command("erase_person", email=PERSON["email"])
+    email_tracking(client, settings, PERSON, message=email)  # the ESP reports on it once more, link and all
+    assert rows_quoting(quotes_of(PERSON)) == []
+    assert Message.objects.get(pk=email.pk).clicks_count == 2

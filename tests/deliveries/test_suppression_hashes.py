@@ -119,3 +119,31 @@ def test_the_hash_is_not_the_address_nor_a_plain_sha256_of_it():
     digest = suppression_hash(NUMBER)
     assert len(digest) == 64 and NUMBER not in digest
     assert digest != hashlib.sha256(NUMBER.encode()).hexdigest()
+
+
+def test_in_the_admin_an_erased_entry_is_found_by_its_address_and_a_superuser_can_lift_it(client):
+    from django.contrib.auth.models import User
+
+    entry = hashed_entry()
+    client.force_login(User.objects.create_superuser("root", "root@tidings.test", "pw"))
+
+    listing = client.get("/admin/deliveries/suppression/", {"q": NUMBER}).content.decode()
+    assert "(erased person, kept as a hash)" in listing and f"/{entry.pk}/change/" in listing
+    assert (
+        f"/{entry.pk}/change/"
+        not in client.get("/admin/deliveries/suppression/", {"q": "+14155550999"}).content.decode()
+    )
+
+    response = client.post(f"/admin/deliveries/suppression/{entry.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Suppression.objects.exists()
+
+
+def test_in_the_admin_an_entry_cannot_be_added_without_an_address(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@tidings.test", "pw"))
+    response = client.post("/admin/deliveries/suppression/add/", {"channel": "sms", "address": "", "reason": "manual"})
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert not Suppression.objects.exists()

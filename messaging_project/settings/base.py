@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "csp",
     # Ours, bottom to top: each imports only those above it in this list (tests/test_architecture.py).
     "content",
+    "guard",
     "deliveries",
     "analytics",
     "campaigns",
@@ -358,6 +359,11 @@ DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default
 DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=5)
 QUEUE_MONITOR_ACTION_BATCH = env.int("QUEUE_MONITOR_ACTION_BATCH", default=500)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
+
+# --- Cost guard (docs/guard.md) -------------------------------------------------------------------
+# Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
+# saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
+PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

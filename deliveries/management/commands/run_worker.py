@@ -3,6 +3,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 import time
 
 from django.conf import settings
@@ -98,7 +99,7 @@ class Command(BaseCommand):
                 if time.monotonic() >= not_before and redis_write_status()["ok"]:
                     logger.warning("Redis is back; the worker starts again.")
                     return True
-                time.sleep(min(1.0, max(not_before - time.monotonic(), 0.1)))
+                time.sleep(min(1.0, max(not_before - time.monotonic(), 0.0)) or 1.0)
             return False
         finally:
             for sig, handler in previous.items():
@@ -108,33 +109,50 @@ class Command(BaseCommand):
 class StopSignals:
     """Whether SIGTERM or SIGINT arrived while RQ's worker ran. RQ installs its own handlers for them (its warm
     shutdown), so one of ours would never run; but Python also writes the number of every signal it handles to the
-    wakeup file descriptor, whoever's handler that is, and this reads them there."""
+    wakeup file descriptor, whoever's handler that is. A thread reads them as they come, so that the others (RQ's
+    SIGALRM while it watches a long job) can never fill the socket and crowd out a stop."""
 
     STOPS = {signal.SIGTERM, signal.SIGINT}
 
     def __enter__(self) -> "StopSignals":
         self._read, self._write = socket.socketpair()
-        self._read.setblocking(False)
         self._write.setblocking(False)
+        self._read.settimeout(0.2)
         self._previous = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
         self._seen: set[int] = set()
+        self._watching = True
+        self._reader = threading.Thread(target=self._note, name="stop-signals", daemon=True)
+        self._reader.start()
         return self
 
-    def received(self) -> bool:
-        while True:
+    def _note(self) -> None:
+        # Not until the end of the stream: work horses forked meanwhile hold the writing end too.
+        while self._watching:
             try:
-                data = self._read.recv(4096)
+                self._seen.update(self._read.recv(64))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def received(self) -> bool:
+        """Whether a stop came; once asked, the signals are no longer watched."""
+        if self._watching:
+            signal.set_wakeup_fd(self._previous)
+            self._watching = False
+            self._reader.join()
+            self._read.setblocking(False)
+            try:
+                while data := self._read.recv(64):  # what came after the reader's last look
+                    self._seen.update(data)
             except BlockingIOError:
-                break
-            if not data:
-                break
-            self._seen.update(data)
+                pass
+            self._read.close()
+            self._write.close()
         return bool(self._seen & self.STOPS)
 
     def __exit__(self, *exc_info) -> None:
-        signal.set_wakeup_fd(self._previous)
-        self._read.close()
-        self._write.close()
+        self.received()
 
 
 def serve_metrics_if_asked() -> None:

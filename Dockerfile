@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Tidings: one image for web, worker, dispatcher and the migration step; the command chooses (docs/deployment.md).
 #   docker build -t tidings .
 #   docker run --env-file prod.env tidings web | worker | dispatcher | migrate | python manage.py ...

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -383,20 +384,15 @@ def test_the_probes_ask_the_health_endpoints_for_a_host_the_config_allows():
 
 
 def test_the_pod_disruption_budgets_select_pods_the_deployments_make():
-    labels = {name: pod_labels for name, pod_labels in deployment_pod_labels().items()}
-    for _, document in kubernetes_documents():
-        if document["kind"] != "PodDisruptionBudget":
-            continue
-        selector = document["spec"]["selector"]["matchLabels"]
-        assert labels[document["metadata"]["name"]].items() >= selector.items()
-
-
-def deployment_pod_labels() -> dict[str, dict[str, str]]:
-    return {
+    pod_labels = {
         document["metadata"]["name"]: document["spec"]["template"]["metadata"]["labels"]
         for _, document in kubernetes_documents()
         if document["kind"] == "Deployment"
     }
+    budgets = [document for _, document in kubernetes_documents() if document["kind"] == "PodDisruptionBudget"]
+    assert {budget["metadata"]["name"] for budget in budgets} == set(pod_labels)
+    for budget in budgets:
+        assert pod_labels[budget["metadata"]["name"]].items() >= budget["spec"]["selector"]["matchLabels"].items()
 
 
 # --- the variables -------------------------------------------------------------------------------------------------
@@ -445,6 +441,21 @@ def healthcheck(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(HEALTHCHECK), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def test_the_entry_point_runs_any_other_command_as_given_with_the_metrics_directory_made(tmp_path):
+    metrics = tmp_path / "metrics"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    result = subprocess.run(
+        [str(ENTRYPOINT), "python", "-c", "import sys; print(sys.argv[1:])", "a b"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "['a b']\n"), result.stderr
+    assert metrics.is_dir(), "manage.py check fails on a PROMETHEUS_MULTIPROC_DIR that is not a directory"
 
 
 def test_the_healthcheck_fails_with_one_line_when_nothing_answers(tmp_path):
@@ -545,6 +556,8 @@ def test_the_compose_stacks_processes_send_the_readmes_first_sms_through_the_fak
         gate = healthcheck("--ready", "--url", base, "--wait", "90", env=web_env)
         assert gate.returncode == 0, gate.stderr
     finally:
+        # As `docker compose stop` does: the fakes' stop_signal (they stop on Ctrl-C), SIGTERM for the others.
+        processes["fakes"].send_signal(getattr(signal, compose()["services"]["fakes"]["stop_signal"]))
         outputs = {name: stop(process) for name, process in processes.items()}
     for name, output in outputs.items():
         assert "Traceback" not in output, f"{name}:\n{output}"

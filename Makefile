@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser hosts install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ audit: install
 # Headless Chromium and chromedriver for the browser tests (Debian packages; skipped when already there).
 browser:
 	@scripts/install_browser.sh
+
+# iproute2, with which the many-hosts test makes network namespaces (without it, the test runs process groups).
+hosts:
+	@scripts/install_iproute2.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -58,17 +62,25 @@ lint: install
 	$(BIN)/python scripts/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy analytics campaigns console content deliveries messaging_project
+	$(BIN)/mypy analytics campaigns console content deliveries guard messaging_project
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: install redis browser
 	env -u DATABASE_URL $(BIN)/pytest -q
 
-test-postgres: install redis browser
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q
+# Its own Redis database, so that it can run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
+TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
+test-postgres: install redis browser hosts
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 
-# The whole suite on SQLite, then on PostgreSQL (required in CI, skipped with a note locally if not running).
-test: lint test-sqlite
+# The whole suite on SQLite and on PostgreSQL side by side (PostgreSQL required in CI, skipped with a note locally if
+# not running): most of a suite's time is spent waiting on worker processes and servers, so two at once take little
+# longer than one. Each has its own Redis database; each suite's output is printed whole when it finishes.
+test: lint
+	@echo "Running the SQLite and PostgreSQL suites side by side; each prints its output when it finishes."
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres-if-reachable
+
+test-postgres-if-reachable:
 	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) --no-print-directory test-postgres; \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it." >&2; exit 1; \

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ["content", "deliveries", "analytics", "campaigns", "console"]  # bottom to top
+APPS = ["content", "guard", "deliveries", "analytics", "campaigns", "console"]  # bottom to top
 PACKAGES = [*APPS, "messaging_project"]
 MAX_LINES = 600
 

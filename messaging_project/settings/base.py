@@ -31,6 +31,12 @@ if not SECRET_KEY:
 # Old keys still accepted when checking signatures (sessions, unsubscribe links) while SECRET_KEY is rotated:
 # put the old key here, the new one in SECRET_KEY, and drop the old one once its sessions and links may go.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# The key of the hashes an erased person's suppression entries are kept as (docs/security.md, "Erasing a person").
+# It must never change: an entry hashed with a key no longer listed here stops matching, and that person's opt-out
+# silently stops holding. Empty: derived from SECRET_KEY (development only; production requires it). A key once
+# used moves to the fallbacks, never away.
+SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="")
+SUPPRESSION_HASH_KEY_FALLBACKS = env.list("SUPPRESSION_HASH_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -56,6 +62,7 @@ INSTALLED_APPS = [
     "csp",
     # Ours, bottom to top: each imports only those above it in this list (tests/test_architecture.py).
     "content",
+    "guard",
     "deliveries",
     "analytics",
     "campaigns",
@@ -352,6 +359,11 @@ DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default
 DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=5)
 QUEUE_MONITOR_ACTION_BATCH = env.int("QUEUE_MONITOR_ACTION_BATCH", default=500)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
+
+# --- Cost guard (docs/guard.md) -------------------------------------------------------------------
+# Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
+# saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
+PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

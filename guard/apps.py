@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class GuardConfig(AppConfig):
+    name = "guard"
+    verbose_name = "Cost guard"
+
+    def ready(self) -> None:
+        # Connects the signal that makes a price saved here apply at once in this process.
+        from guard.services import pricing  # noqa: F401

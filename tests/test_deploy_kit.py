@@ -375,12 +375,15 @@ def test_the_probes_ask_the_health_endpoints_for_a_host_the_config_allows():
         get = probe["httpGet"]
         assert get["path"] == "/health/live" and get["port"] in port_names
         assert get["httpHeaders"] == [{"name": "Host", "value": "localhost"}] and "localhost" in allowed
-    gate = pod_specs()["tidings-ready-check"]["containers"][0]["args"]
-    assert gate[:3] == ["python", "deploy/docker/healthcheck.py", "--ready"]
+    # The deploy gate waits for /health/ready through the Service, then runs smoke_test.
+    shell, flag, script = pod_specs()["tidings-ready-check"]["containers"][0]["args"]
+    gate = shlex.split(script)
+    assert (shell, flag, gate[:3]) == ("sh", "-c", ["python", "deploy/docker/healthcheck.py", "--ready"])
     service = kubernetes_resource("Service", "tidings-web")
     assert (
         gate[gate.index("--url") + 1] == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
     )
+    assert gate[gate.index("&&") + 1 :] == ["exec", "python", "manage.py", "smoke_test"]
 
 
 def test_the_pod_disruption_budgets_select_pods_the_deployments_make():
@@ -555,6 +558,16 @@ def test_the_compose_stacks_processes_send_the_readmes_first_sms_through_the_fak
         wait_for(lambda: status() == "delivered", timeout=90, interval=0.5, message="the SMS to be delivered")
         gate = healthcheck("--ready", "--url", base, "--wait", "90", env=web_env)
         assert gate.returncode == 0, gate.stderr
+        # The post-deploy check docs/deployment.md gives the compose stack: every check passes on the fakes.
+        smoke = subprocess.run(
+            [str(ENTRYPOINT), "python", "manage.py", "smoke_test"],
+            cwd=ROOT,
+            env=web_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     finally:
         # As `docker compose stop` does: the fakes' stop_signal (they stop on Ctrl-C), SIGTERM for the others.
         processes["fakes"].send_signal(getattr(signal, compose()["services"]["fakes"]["stop_signal"]))

@@ -490,6 +490,23 @@ def test_the_web_pod_starts_with_the_manifests_configuration_and_answers_its_pro
     assert unexpected == [] and "control socket" not in output.lower(), output
 
 
+def test_check_deploy_with_the_manifests_configuration_finds_nothing_but_the_placeholder_secret_key(tmp_path):
+    """Django's and Tidings' deploy checks on the ConfigMap and the example Secret (only REDIS_URL pointed at the
+    test's Redis, which the checks reach): no error, and the one warning is the example's short SECRET_KEY."""
+    environment = {**config_map(), **secret_example()}
+    env = image_process_env(tmp_path, "check", environment, DATABASE_URL=environment["DATABASE_URL"])
+    result = subprocess.run(
+        [str(ENTRYPOINT), "python", "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(re.findall(r"^\?: \(([\w.]+)\)", result.stderr, re.MULTILINE)) == {"security.W009"}, result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],

@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser hosts install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser hosts install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit drill
 
 install: $(VENV)/.installed
 
@@ -95,3 +95,8 @@ bench: redis
 
 bench-quick: redis
 	$(BIN)/python benchmarks/run.py --quick
+
+# Recovery drills (Redis lost, PostgreSQL restarted, dump and restore, provider down, worker killed) on a PostgreSQL
+# cluster and a Redis of their own; about 7 minutes (docs/operations.md#backups-and-drills). `--quick`: under one.
+drill: install
+	scripts/dr_drill.sh

@@ -29,8 +29,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.connection import parse_url
-from redis.sentinel import Sentinel
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import SENTINEL
 
 # A dead Redis (or sentinel) fails a connection attempt fast instead of hanging the caller.
 CONNECT_TIMEOUT = 3
@@ -47,6 +48,35 @@ _OPTIONAL_SETTINGS = (
     "REDIS_SSL_CERTFILE",
     "REDIS_SSL_KEYFILE",
 )
+
+
+class ClosingSentinelConnection(SentinelManagedConnection):
+    """A connection to the master found through Sentinel that, like redis-py's plain Connection, closes itself when
+    a read is interrupted. redis-py 8.1's SentinelManagedConnection reads with `disconnect_on_error=False` by
+    default, so an exception raised mid-read (RQ's warm shutdown raises one from its SIGTERM handler while the idle
+    worker waits in BLPOP) put the connection back in the pool with BLPOP's answer still to come: the worker's next
+    command waited behind it, and a stopped worker hung until its supervisor killed it. Given to every library
+    through its documented `connection_class` keyword. tests/redis_ha/test_worker_stops.py says when redis-py's
+    default changes and this is no longer needed."""
+
+    def read_response(
+        self,
+        disable_decoding: Any = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        return super().read_response(
+            disable_decoding,
+            timeout=timeout,
+            disconnect_on_error=disconnect_on_error,
+            push_request=push_request,
+        )
+
+
+class ClosingSentinelSSLConnection(ClosingSentinelConnection, SSLConnection):
+    """The same, over TLS (as redis-py's SentinelManagedSSLConnection)."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +214,7 @@ class RedisConfig:
     def master_connection_kwargs(self) -> dict[str, Any]:
         """Keywords for connections to the master found through Sentinel: REDIS_URL's credentials, db, options."""
         options = self._master_url_options()
-        if self.uses_tls:
-            options["ssl"] = True
+        options["connection_class"] = ClosingSentinelSSLConnection if self.uses_tls else ClosingSentinelConnection
         return options
 
     def sentinel_kwargs(self) -> dict[str, Any]:
@@ -223,9 +252,9 @@ class RedisConfig:
         if not self.uses_sentinel:
             return {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": self.client_url(), "OPTIONS": options}
         master = self.master_connection_kwargs()
-        # django-redis reads the service name from the URL's host. A redis:// scheme, with TLS asked for by `ssl`
-        # in the pool's keywords: a rediss:// URL would make redis-py pick a plain SSLConnection, which does not
-        # ask the sentinels where the master is.
+        # django-redis reads the service name from the URL's host. TLS comes with the connection class in the
+        # pool's keywords (a rediss:// scheme alone would give a plain SSLConnection, which does not ask the
+        # sentinels where the master is).
         username, password = master.pop("username", None), master.pop("password", None)
         auth = f"{quote(username or '', safe='')}:{quote(password or '', safe='')}@" if username or password else ""
         location = f"redis://{auth}{quote(self.sentinel_master, safe='')}/{master.pop('db', 0)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from redis.connection import SSLConnection
 
 from messaging_project.redis_connections import RedisConfig, shared_client
 from tests.support import run_manage
@@ -51,7 +52,7 @@ def test_sentinel_takes_credentials_and_db_from_redis_url_and_the_address_from_t
     queue = config.rq_queue(DEFAULT_TIMEOUT=300)
     assert queue["SENTINELS"] == [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380)]
     assert (queue["MASTER_NAME"], queue["DB"], queue["USERNAME"], queue["PASSWORD"]) == ("tidings", 4, "app", "pa@ss")
-    assert queue["CONNECTION_KWARGS"]["ssl"] is True
+    assert issubclass(queue["CONNECTION_KWARGS"]["connection_class"], SSLConnection)
     assert queue["CONNECTION_KWARGS"]["ssl_ca_certs"] == str(ca)
     assert queue["SENTINEL_KWARGS"]["password"] == "sentinel-secret"
     assert queue["SENTINEL_KWARGS"]["ssl"] is True
@@ -61,7 +62,7 @@ def test_sentinel_takes_credentials_and_db_from_redis_url_and_the_address_from_t
     assert cache["LOCATION"] == "redis://app:pa%40ss@tidings/4"
     assert cache["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.SentinelClient"
     assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
-    assert cache["OPTIONS"]["CONNECTION_POOL_KWARGS"]["ssl"] is True
+    assert issubclass(cache["OPTIONS"]["CONNECTION_POOL_KWARGS"]["connection_class"], SSLConnection)
     assert cache["OPTIONS"]["SENTINEL_KWARGS"]["password"] == "sentinel-secret"
     assert config.describe() == "Sentinel master 'tidings' (sentinels 10.0.0.1:26379,10.0.0.2:26379,::1:26380, db 4)"
 

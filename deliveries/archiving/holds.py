@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..db.lookups import among
 from ..models import Message, Suppression
 
 
@@ -43,11 +44,13 @@ def held_back(candidates: ArchiveCandidates) -> dict[int, str]:
     for hold in (_suppressed_by_it, *_holds, _depended_on):
         for pk, reason in hold(candidates).items():
             held.setdefault(pk, reason)
-    parents = {pk: row["depends_on_id"] for pk, row in candidates.messages.items()}
+    parents: dict[int, int] = {
+        pk: row["depends_on_id"] for pk, row in candidates.messages.items() if row["depends_on_id"] is not None
+    }
     todo = list(held)
     while todo:
         parent = parents.get(todo.pop())
-        if parent in candidates.messages and parent not in held:
+        if parent is not None and parent in candidates.messages and parent not in held:
             held[parent] = "a message that depends on it is kept"
             todo.append(parent)
     return held
@@ -55,11 +58,11 @@ def held_back(candidates: ArchiveCandidates) -> dict[int, str]:
 
 def _depended_on(candidates: ArchiveCandidates) -> dict[int, str]:
     """Messages on which a message outside the chunk depends."""
-    ids = list(candidates.messages)
-    outside = Message.objects.filter(depends_on_id__in=ids).exclude(pk__in=ids)
-    return dict.fromkeys(outside.values_list("depends_on_id", flat=True), "a message that depends on it is kept")
+    ids = set(candidates.messages)
+    dependents = Message.objects.filter(among("depends_on_id", ids)).values_list("pk", "depends_on_id")
+    return {parent: "a message that depends on it is kept" for pk, parent in dependents if pk not in ids}
 
 
 def _suppressed_by_it(candidates: ArchiveCandidates) -> dict[int, str]:
-    entries = Suppression.objects.filter(message_id__in=list(candidates.messages))
+    entries = Suppression.objects.filter(among("message_id", candidates.messages))
     return dict.fromkeys(entries.values_list("message_id", flat=True), "a suppression entry points to it")

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, models
 from django.utils import timezone
 
+from ..db.lookups import among
 from ..db.row_inserts import rows_insert
 
 # Ids per DELETE statement (SQLite takes at most 32,766 parameters a statement).
@@ -39,17 +40,10 @@ def rows_insert_exact(model: type[models.Model], rows: Sequence[dict[str, Any]])
 
 
 def rows_delete(model: type[models.Model], column: str, values: Sequence[int]) -> int:
-    """Delete the rows whose `column` (a field name) is among `values`; returns how many went."""
-    field = model._meta.get_field(column)
-    quote = connection.ops.quote_name
+    """Delete the rows whose `column` (an attname) is among `values`; returns how many went."""
     deleted = 0
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), DELETE_CHUNK):
-            part = list(values[start : start + DELETE_CHUNK])
-            cursor.execute(
-                f"DELETE FROM {quote(model._meta.db_table)} "  # noqa: S608 - our own names
-                f"WHERE {quote(field.column)} IN ({', '.join(['%s'] * len(part))})",  # type: ignore[union-attr]
-                part,
-            )
-            deleted += cursor.rowcount
+    for start in range(0, len(values), DELETE_CHUNK):
+        part = list(values[start : start + DELETE_CHUNK])
+        # _raw_delete: one DELETE, without delete()'s collection of related rows (the caller deleted them first).
+        deleted += model._default_manager.filter(among(column, part))._raw_delete(connection.alias)
     return deleted

@@ -26,7 +26,7 @@ def tallies_change(rows: Iterable[dict[str, Any]], *, sign: int) -> None:
     for row in rows:
         if row["campaign_id"] is None and row["batch_id"] is None:
             continue
-        key: TallyKey = tuple(row[name] for name in KEY_FIELDS)  # type: ignore[assignment]
+        key: TallyKey = tuple(row[name] for name in KEY_FIELDS)
         change = changes.setdefault(key, [0, 0, ""])
         change[0] += 1
         if row["channel"] == "sms" and row["status"] in SENT_STATUSES:

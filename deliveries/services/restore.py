@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 
 from ..archiving.day_files import ArchiveFileError, ArchiveReading
-from ..archiving.lines import ArchiveLineError, line_row
-from ..archiving.rows import rows_insert_exact
+from ..archiving.lines import ArchiveLineError
+from ..archiving.staged_rows import StagedRows, staged_rows
 from ..archiving.tallies import tallies_change
-from ..models import Message, MessageEvent
+from ..db.lookups import among
+from ..models import Message
 from .archive import archive_lock
 
-RESTORED_MODELS: tuple[type[models.Model], ...] = (Message, MessageEvent)
 # The message's links that a deletion leaves empty (on_delete=SET_NULL), so a missing one is restored empty.
 NULLABLE_LINKS = ("template", "campaign", "batch", "created_by", "api_key", "idempotency_key")
 
@@ -45,14 +45,6 @@ class RestoreReport:
     waiting: dict[int, int] = field(default_factory=dict)  # message -> the message it depends on, not restored
 
 
-@dataclass
-class _Pending:
-    """Messages read but not restored yet (they wait for the message they depend on), with their events."""
-
-    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
-    events: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-
-
 def messages_restore(
     *, paths: Iterable[Path], on_progress: Callable[[int, int], object] | None = None
 ) -> RestoreReport:
@@ -64,14 +56,13 @@ def messages_restore(
         if not path.is_file():
             raise RestoreError(f"{path}: no such file. Give the archive files (messages-YYYY-MM-DD.jsonl.gz).")
     report = RestoreReport()
-    pending = _Pending()
+    staged = staged_rows()
     before = 0  # bytes of the files read before this one
     for path in ordered:
         reading = ArchiveReading(path)
         try:
             for lines in reading.lines():
-                _read_member(path, lines, pending)
-                _restore_ready(pending, report)
+                _restore_chunk(path, lines, staged, report)
                 if on_progress is not None:
                     on_progress(before + reading.bytes_read, report.messages)
         except ArchiveFileError as error:
@@ -79,51 +70,32 @@ def messages_restore(
         if reading.unfinished:
             report.unfinished.append(str(path))
         before += reading.bytes_read
-    report.waiting = {pk: row["depends_on_id"] for pk, row in pending.messages.items()}
+    report.waiting = {pk: row["depends_on_id"] for pk, row in staged.messages().items()}
     return report
 
 
-def _read_member(path: Path, lines: list[str], pending: _Pending) -> None:
-    for number, line in enumerate(lines, start=1):
-        try:
-            model, row = line_row(line, allowed=RESTORED_MODELS)
-        except ArchiveLineError as error:
-            raise RestoreError(f"{path}: line {number} of a chunk: {error}. Is it a file archive_messages wrote?")
-        if model is Message:
-            pending.messages[row["id"]] = row
-            pending.events.setdefault(row["id"], [])
-        else:
-            pending.events.setdefault(row["message_id"], []).append(row)
-
-
-def _restore_ready(pending: _Pending, report: RestoreReport) -> None:
-    """Restore, in one transaction under the archive lock, every pending message whose parent (if any) is in the
-    table or restored with it, and its events; the others stay pending."""
+def _restore_chunk(path: Path, lines: list[str], staged: StagedRows, report: RestoreReport) -> None:
+    """Stage a chunk's lines, then restore, in one transaction under the archive lock, every staged message not in
+    the table whose parent (if any) is in the table or restored with it, and the events of these and of the
+    staged messages already there; the others stay staged."""
     with transaction.atomic():
         archive_lock(wait=True)
-        ids = list(pending.messages)
-        present = set(Message.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        candidates = {pk: row for pk, row in pending.messages.items() if pk not in present}
+        try:
+            staged.add(lines)
+        except ArchiveLineError as error:
+            raise RestoreError(f"{path}: {error}. Is it a file archive_messages wrote?") from error
+        pending = staged.messages()
+        present = set(Message.objects.filter(among("pk", pending)).values_list("pk", flat=True))
+        candidates = {pk: row for pk, row in pending.items() if pk not in present}
         parents = {row["depends_on_id"] for row in candidates.values()} - set(candidates) - {None}
-        existing_parents = set(Message.objects.filter(pk__in=list(parents)).values_list("pk", flat=True))
+        existing_parents = set(Message.objects.filter(among("pk", parents)).values_list("pk", flat=True))
         ready = _with_parents(candidates, existing_parents | present)
         rows = [candidates[pk] for pk in sorted(ready)]
-        tallies_change(rows, sign=-1)  # the values as archived, before any link is emptied
-        _empty_missing_links(rows, report)
-        rows_insert_exact(Message, rows)
-        done = present | ready
-        events = [event for pk in done for event in pending.events.get(pk, [])]
-        present_events = set(
-            MessageEvent.objects.filter(pk__in=[event["id"] for event in events]).values_list("pk", flat=True)
-        )
-        new_events = sorted((event for event in events if event["id"] not in present_events), key=_pk)
-        rows_insert_exact(MessageEvent, new_events)
+        tallies_change(rows, sign=-1)
+        events = staged.insert(ready, emptied=_missing_links(rows, report), events_of=present | ready)
     report.messages += len(rows)
-    report.events += len(new_events)
+    report.events += events
     report.already_present += len(present)
-    for pk in done:
-        del pending.messages[pk]
-        pending.events.pop(pk, None)
 
 
 def _with_parents(candidates: dict[int, dict[str, Any]], in_table: set[int]) -> set[int]:
@@ -152,7 +124,9 @@ def _with_parents(candidates: dict[int, dict[str, Any]], in_table: set[int]) -> 
     return {pk for pk in candidates if can(pk)}
 
 
-def _empty_missing_links(rows: list[dict[str, Any]], report: RestoreReport) -> None:
+def _missing_links(rows: list[dict[str, Any]], report: RestoreReport) -> dict[str, set[int]]:
+    """For each link deleting its row leaves empty: the ids these rows point to that are gone (counted)."""
+    emptied: dict[str, set[int]] = {}
     for name in NULLABLE_LINKS:
         link = Message._meta.get_field(name)
         attname = link.attname  # type: ignore[union-attr]
@@ -160,12 +134,8 @@ def _empty_missing_links(rows: list[dict[str, Any]], report: RestoreReport) -> N
         if not wanted:
             continue
         target = link.related_model._default_manager  # type: ignore[union-attr]
-        found = set(target.filter(pk__in=list(wanted)).values_list("pk", flat=True))
-        for row in rows:
-            if row[attname] is not None and row[attname] not in found:
-                row[attname] = None
-                report.unlinked[name] += 1
-
-
-def _pk(event: dict[str, Any]) -> int:
-    return int(event["id"])
+        missing = wanted - set(target.filter(pk__in=list(wanted)).values_list("pk", flat=True))
+        if missing:
+            emptied[attname] = missing
+            report.unlinked[name] += sum(1 for row in rows if row[attname] in missing)
+    return emptied

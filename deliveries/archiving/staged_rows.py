@@ -9,6 +9,7 @@ decide what happens to them, and the insertion of the chosen ones with some link
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
@@ -38,6 +39,10 @@ MESSAGE_FIELDS = (
 )
 MODELS = (Message, MessageEvent)
 LABELS = [model._meta.label_lower for model in MODELS]
+LINE_HEAD = re.compile(
+    r'\{\s*"model"\s*:\s*"(?P<model>[a-z_.]+)"\s*,\s*"pk"\s*:\s*(?P<pk>[0-9]+)\s*,\s*"fields"\s*:\s*\{'
+    r'(?:\s*"message"\s*:\s*(?P<message>[0-9]+|null))?'
+)
 Emptied = Mapping[str, Collection[int]]  # attname -> the ids it must no longer hold
 
 
@@ -104,30 +109,29 @@ class ServerStagedRows:
             cursor.execute(f"CREATE TEMPORARY TABLE {self.TABLE} (model text, pk bigint, message bigint, line jsonb)")
 
     def add(self, lines: list[str]) -> None:
+        staged = []
+        for line in lines:
+            # The label, id and (for an event) message lead every line, as both lines.row_line and PostgreSQL
+            # write them: read here, they cost no UPDATE of the staged rows.
+            head = LINE_HEAD.match(line)
+            if head is None:
+                raise ArchiveLineError("not an archived row (it does not start with its model, pk and fields)")
+            if head["model"] not in LABELS:
+                raise ArchiveLineError(f"rows of {head['model']} are not restored by this command")
+            message = head["message"]
+            staged.append((head["model"], int(head["pk"]), int(message) if message not in (None, "null") else None))
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SAVEPOINT archive_lines")
-                with cursor.cursor.copy(f"COPY {self.TABLE} (line) FROM STDIN") as copy:
-                    for line in lines:
-                        copy.write_row((line,))
-                cursor.execute(
-                    f"UPDATE {self.TABLE} SET model = line->>'model', pk = (line->>'pk')::bigint, "  # noqa: S608
-                    "message = (line->'fields'->>'message')::bigint WHERE model IS NULL"
-                )
-                cursor.execute(
-                    f"SELECT DISTINCT model FROM {self.TABLE} WHERE NOT model = ANY(%s)",  # noqa: S608
-                    [LABELS],
-                )
-                foreign = [row[0] for row in cursor.fetchall()]
+                copy_sql = f"COPY {self.TABLE} (model, pk, message, line) FROM STDIN"
+                with cursor.cursor.copy(copy_sql) as copy:
+                    for (model, pk, message), line in zip(staged, lines, strict=True):
+                        copy.write_row((model, pk, message, line))
                 cursor.execute("RELEASE SAVEPOINT archive_lines")
         except DatabaseError as error:
             with connection.cursor() as cursor:
                 cursor.execute("ROLLBACK TO SAVEPOINT archive_lines")
             raise ArchiveLineError(f"not an archived row ({str(error).splitlines()[0]})") from error
-        if foreign:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {self.TABLE} WHERE NOT model = ANY(%s)", [LABELS])  # noqa: S608
-            raise ArchiveLineError(f"rows of {foreign[0]} are not restored by this command")
 
     def messages(self) -> dict[int, dict[str, Any]]:
         fields = {field.attname: field for field in Message._meta.concrete_fields}

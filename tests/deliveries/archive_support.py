@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from analytics import selectors as analytics
@@ -145,3 +145,73 @@ def archived_ids(directory: Path) -> list[int]:
         with gzip.open(path, "rt") as handle:
             found += [line["pk"] for line in map(json.loads, handle) if line["model"] == "deliveries.message"]
     return found
+
+
+def seed_old_messages_on_server(
+    count: int, *, days_old: float = 100, campaign: Campaign | None = None, batch: Batch | None = None
+) -> list[int]:
+    """seed_old_messages made by PostgreSQL itself (INSERT ... SELECT over generate_series): the same mix of
+    statuses, errors, bodies, links and events, for the tests of many messages, where building the rows here was
+    most of the test's time. Returns their ids."""
+    sequence = "pg_get_serial_sequence('deliveries_message', 'id')"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval({sequence})")
+        first = cursor.fetchone()[0]
+        cursor.execute(f"SELECT setval({sequence}, %s)", [first + count])
+    step = min(257.3, 3 * 86400 / count)
+    start = timezone.now() - timedelta(days=days_old) - timedelta(seconds=step * count)
+    statuses = "ARRAY[" + ", ".join(f"'{status}'" for status, _code in OUTCOMES) + "]"
+    codes = "ARRAY[" + ", ".join(f"'{code}'" for _status, code in OUTCOMES) + "]"
+    n = "(g % 8 + 1)"
+    created = "(%(start)s::timestamptz + make_interval(secs => g * %(step)s) + make_interval(secs => (g % 997) / 1e6))"
+    varied = {
+        "id": f"{first} + g",
+        "recipient": "'+1415' || lpad(g::text, 7, '0')",
+        "body": "(ARRAY[%(b0)s, %(b1)s, %(b2)s])[g % 3 + 1]",
+        "status": f"({statuses})[{n}]",
+        "last_error_code": f"({codes})[{n}]",
+        "last_error_message": f"CASE WHEN ({codes})[{n}] = '' THEN '' ELSE 'error ' || ({codes})[{n}] || ' for ' || g "
+        "END",
+        "campaign_id": "CASE WHEN g % 3 = 0 THEN %(campaign)s::bigint END",
+        "batch_id": "CASE WHEN g % 5 = 1 THEN %(batch)s::bigint END",
+        "metadata": """jsonb_build_object('n', g, 'nested', '{"list": [1, 2.5, null, "ü"]}'::jsonb)""",
+        "context": "CASE WHEN g % 2 = 1 THEN jsonb_build_object('name', 'Person ' || g) ELSE '{}'::jsonb END",
+        "depends_on_delay": "CASE WHEN g % 11 = 0 THEN interval '5 minutes' END",
+        "created_at": created,
+        "updated_at": f"{created} + interval '3 minutes'",
+        "sent_at": f"CASE WHEN g % 8 IN (0, 1, 2, 6) THEN {created} + interval '2 seconds' END",
+        "delivered_at": f"CASE WHEN g % 8 IN (0, 1, 6) THEN {created} + interval '9 seconds' END",
+    }
+    defaults = _row(Message(channel="sms"))
+    columns, values = [], []
+    params: dict[str, Any] = {
+        "start": start,
+        "step": step,
+        "campaign": campaign.pk if campaign else None,
+        "batch": batch.pk if batch else None,
+        **{f"b{i}": body for i, body in enumerate(BODIES)},
+    }
+    for field in Message._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.attname in varied:
+            values.append(varied[field.attname])
+            continue
+        value = defaults[field.attname]
+        params[field.attname] = json.dumps(value) if isinstance(field, models.JSONField) else value
+        values.append(f"%({field.attname})s" + ("::jsonb" if isinstance(field, models.JSONField) else ""))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO deliveries_message ({', '.join(columns)}) "  # noqa: S608
+            # A literal % is %% beside parameters.
+            f"SELECT {', '.join(values).replace(' % ', ' %% ')} FROM generate_series(1, {count}) AS g",
+            params,
+        )
+        event = "INSERT INTO deliveries_messageevent (message_id, kind, from_status, to_status, code, detail, data, "
+        event += "dedupe_key, created_at) SELECT id, 'status', '', {to}, {code}, '', '{{}}', '', {at} FROM "
+        event += f"deliveries_message WHERE id > {first} AND id <= {first + count}"
+        cursor.execute(event.format(to="'queued'", code="''", at="created_at + interval '1 second'"))
+        cursor.execute(event.format(to="'sent'", code="''", at="sent_at") + " AND sent_at IS NOT NULL")
+        at = "COALESCE(delivered_at, created_at + interval '10 seconds')"
+        cursor.execute(event.format(to="status", code="last_error_code", at=at))
+        cursor.execute("ANALYZE deliveries_message, deliveries_messageevent")
+    return list(range(first + 1, first + count + 1))

@@ -127,12 +127,12 @@ def archive_tick() -> None:
     report = ArchiveReport()
     try:
         _directory_ready(directory)
-        while time.monotonic() - started < TICK_BUDGET_SECONDS:
+        while True:  # a chunk at least, then more while within the budget
             chunk = _pass_step(older_than=timedelta(days=days), directory=directory)
             if chunk is None:
                 break
             report.add(chunk)
-            if chunk.position is None:
+            if chunk.position is None or time.monotonic() - started >= TICK_BUDGET_SECONDS:
                 break
     except (ArchiveFileError, ValueError) as error:
         logger.error("Archiving (ARCHIVE_AFTER_DAYS=%s) stopped: %s", days, error)

@@ -261,3 +261,8 @@ def test_sending_a_csv_again_after_its_messages_were_archived_is_refused(tmp_pat
     with pytest.raises(CommandError, match="2 message\\(s\\) sent under the key .* were archived"):
         call_command("send_bulk", "--csv", str(people), "--channel", "sms", "--body", "Hi {{ name }}", "--no-progress")
     assert not Message.objects.exists()
+
+
+def test_a_bad_chunk_size_is_refused_in_one_line():
+    with pytest.raises(CommandError, match="--chunk-size 0: give 1 to 100000."):
+        call_command("archive_messages", "--older-than", "90d", "--chunk-size", "0", "--no-progress")

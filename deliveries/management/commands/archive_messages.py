@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from deliveries.archiving.day_files import ArchiveFileError
-from deliveries.services.archive import archive_candidates, archive_cutoff, messages_archive
+from deliveries.services.archive import CHUNK_SIZE, archive_candidates, archive_cutoff, messages_archive
 
 AGE = re.compile(r"([0-9]{1,5})([dh])")
 
@@ -32,10 +32,19 @@ class Command(BaseCommand):
         parser.add_argument("--older-than", required=True, metavar="AGE", help="Like 90d (days) or 240h (hours).")
         parser.add_argument("--to", default="", metavar="DIR", help="Directory for the files (default ARCHIVE_DIR).")
         parser.add_argument("--dry-run", action="store_true", help="Say what would be archived; change nothing.")
+        parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=CHUNK_SIZE,
+            metavar="N",
+            help=f"Messages per transaction (default {CHUNK_SIZE}): smaller holds each lock for less time.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (it only shows on a terminal).")
 
-    def handle(self, *args, older_than, to, dry_run, no_progress, **options):
+    def handle(self, *args, older_than, to, dry_run, chunk_size, no_progress, **options):
         directory = Path(to or settings.ARCHIVE_DIR)
+        if not 1 <= chunk_size <= 100_000:
+            raise CommandError(f"--chunk-size {chunk_size}: give 1 to 100000.")
         try:
             age = age_parse(older_than)
             cutoff = archive_cutoff(age)
@@ -47,7 +56,11 @@ class Command(BaseCommand):
         )
         try:
             report = messages_archive(
-                older_than=age, directory=directory, dry_run=dry_run, on_chunk=lambda chunk: bar.update(chunk.looked_at)
+                older_than=age,
+                directory=directory,
+                dry_run=dry_run,
+                chunk_size=chunk_size,
+                on_chunk=lambda chunk: bar.update(chunk.looked_at),
             )
         except ArchiveFileError as error:
             raise CommandError(

@@ -4,6 +4,7 @@ compare before and after: every row of the hot tables, and the figures the dashb
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,12 +109,24 @@ def _attnames(model: type[Any]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
 
-def table_dump() -> dict[str, list[tuple]]:
-    """Every row of the hot tables, every column, in id order."""
-    return {
-        model.__name__: list(model.objects.order_by("pk").values_list(*_attnames(model)))
-        for model in (Message, MessageEvent)
-    }
+def table_dump() -> dict[str, Any]:
+    """Every row of the hot tables, every column, in id order: on PostgreSQL the SHA-256 and size of the table's
+    COPY text (the server's own rendering of every value; reading 350,000 rows through the ORM was most of the
+    100,000-message test's time), elsewhere the rows themselves."""
+    dump: dict[str, Any] = {}
+    for model in (Message, MessageEvent):
+        if connection.vendor != "postgresql":
+            dump[model.__name__] = list(model.objects.order_by("pk").values_list(*_attnames(model)))
+            continue
+        digest, size = hashlib.sha256(), 0
+        with connection.cursor() as cursor:
+            copy_sql = f"COPY (SELECT * FROM {model._meta.db_table} ORDER BY id) TO STDOUT"  # noqa: S608
+            with cursor.cursor.copy(copy_sql) as copy:
+                for block in copy:
+                    digest.update(block)
+                    size += len(block)
+        dump[model.__name__] = (digest.hexdigest(), size, model.objects.count())
+    return dump
 
 
 def figures(campaign: Campaign, batch: Batch | None = None) -> dict[str, Any]:

@@ -266,3 +266,23 @@ def test_sending_a_csv_again_after_its_messages_were_archived_is_refused(tmp_pat
 def test_a_bad_chunk_size_is_refused_in_one_line():
     with pytest.raises(CommandError, match="--chunk-size 0: give 1 to 100000."):
         call_command("archive_messages", "--older-than", "90d", "--chunk-size", "0", "--no-progress")
+
+
+def test_a_chunk_left_unfinished_by_a_killed_run_is_skipped_on_restore_and_cut_off_by_the_next_run(tmp_path, capsys):
+    seed_old_messages(3)
+    analytics_rollup()
+    archive(tmp_path)
+    [path] = tmp_path.iterdir()
+    committed = path.stat().st_size
+    with path.open("ab") as handle:  # what a run killed while writing its member leaves
+        handle.write(gzip.compress(b'{"model": "deliveries.message", "pk": 1}\n' * 50)[:40])
+
+    call_command("restore_messages", str(path), "--no-progress")
+    out = capsys.readouterr().out
+    assert "Restored 3 message(s)" in out and "ends in a chunk an interrupted archive run left unfinished" in out
+
+    archive(tmp_path)  # archived again: the next write cuts the unfinished chunk off first
+    assert not Message.objects.exists()
+    ids = archived_ids(tmp_path)  # reads the whole file: no damaged member left in it
+    assert len(ids) == 6 and len(set(ids)) == 3  # archived, restored, archived again
+    assert path.stat().st_size > committed

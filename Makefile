@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser hosts install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit drill
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ audit: install
 # Headless Chromium and chromedriver for the browser tests (Debian packages; skipped when already there).
 browser:
 	@scripts/install_browser.sh
+
+# iproute2, with which the many-hosts test makes network namespaces (without it, the test runs process groups).
+hosts:
+	@scripts/install_iproute2.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -66,7 +70,7 @@ test-sqlite: install redis browser
 
 # Its own Redis database, so that it can run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
 TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
-test-postgres: install redis browser
+test-postgres: install redis browser hosts
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 
 # The whole suite on SQLite and on PostgreSQL side by side (PostgreSQL required in CI, skipped with a note locally if
@@ -91,3 +95,8 @@ bench: redis
 
 bench-quick: redis
 	$(BIN)/python benchmarks/run.py --quick
+
+# Recovery drills (Redis lost, PostgreSQL restarted, dump and restore, provider down, worker killed) on a PostgreSQL
+# cluster and a Redis of their own; about 7 minutes (docs/operations.md#backups-and-drills). `--quick`: under one.
+drill: install
+	scripts/dr_drill.sh

@@ -33,7 +33,7 @@ from messaging_project.log_context import log_context
 from ..addresses import normalize_email
 from ..backends import twilio_errors
 from ..db.events import report_event_insert
-from ..models import AuditEntry, Message, MessageEvent, ProviderReceipt, Status, Suppression
+from ..models import ERASED, AuditEntry, Message, MessageEvent, ProviderReceipt, Status, Suppression
 from ..state import transition
 from .audit import audit_record
 from .suppression import suppression_add, suppression_lift
@@ -162,6 +162,11 @@ def _is_stale(message: Message, report: ProviderReport) -> bool:
 def _apply_to(message: Message, report: ProviderReport) -> Outcome:
     stale = _is_stale(message, report)
     kind = MessageEvent.Kind.ENGAGEMENT if report.event in ENGAGEMENT_FIELDS else MessageEvent.Kind.PROVIDER
+    # A late report about an erased person's message counts, but its payload and link (their address, their IP
+    # address, their URL) are not kept: services.erasure blanked the rest of the timeline already.
+    erased = message.recipient == ERASED
+    payload = {} if erased else report.data
+    detail = _describe(report, stale=stale) if not erased else f"{report.provider.title()}: {report.event}"
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -169,9 +174,9 @@ def _apply_to(message: Message, report: ProviderReport) -> Outcome:
                     message,
                     kind=kind,
                     code=report.error_code,
-                    detail=_describe(report, stale=stale),
+                    detail=detail,
                     # `event` in our words, which analytics counts (bounced, opened, unsubscribed, ...).
-                    data={"provider_message_id": report.provider_message_id, **report.data, "event": report.event},
+                    data={"provider_message_id": report.provider_message_id, **payload, "event": report.event},
                     dedupe_key=report.dedupe_key[:200],
                 )
         except IntegrityError:

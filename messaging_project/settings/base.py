@@ -31,6 +31,12 @@ if not SECRET_KEY:
 # Old keys still accepted when checking signatures (sessions, unsubscribe links) while SECRET_KEY is rotated:
 # put the old key here, the new one in SECRET_KEY, and drop the old one once its sessions and links may go.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# The key of the hashes an erased person's suppression entries are kept as (docs/security.md, "Erasing a person").
+# It must never change: an entry hashed with a key no longer listed here stops matching, and that person's opt-out
+# silently stops holding. Empty: derived from SECRET_KEY (development only; production requires it). A key once
+# used moves to the fallbacks, never away.
+SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="")
+SUPPRESSION_HASH_KEY_FALLBACKS = env.list("SUPPRESSION_HASH_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

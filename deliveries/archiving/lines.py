@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +20,13 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_string
+
+# How every line starts, as row_line and line_sql write it (whitespace aside): its model, its id and, for an event,
+# its message first among the fields. Read without parsing the rest.
+LINE_HEAD = re.compile(
+    r'\{\s*"model"\s*:\s*"(?P<model>[a-z_.]+)"\s*,\s*"pk"\s*:\s*(?P<pk>[0-9]+)\s*,\s*"fields"\s*:\s*\{'
+    r'(?:\s*"message"\s*:\s*(?P<message>[0-9]+|null))?'
+)
 
 
 class ArchiveLineError(ValueError):

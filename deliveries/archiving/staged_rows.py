@@ -9,7 +9,6 @@ decide what happens to them, and the insertion of the chosen ones with some link
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
@@ -18,7 +17,7 @@ from django.db import DatabaseError, connection, models
 from ..db.fields import fields_by_name
 from ..db.lookups import array_param
 from ..models import Message, MessageEvent
-from .lines import ArchiveLineError, line_row
+from .lines import LINE_HEAD, ArchiveLineError, line_row
 from .rows import rows_insert_exact
 
 # What the restore reads of a waiting message: its parent, its links, and what the tallies count.
@@ -39,10 +38,6 @@ MESSAGE_FIELDS = (
 )
 MODELS = (Message, MessageEvent)
 LABELS = [model._meta.label_lower for model in MODELS]
-LINE_HEAD = re.compile(
-    r'\{\s*"model"\s*:\s*"(?P<model>[a-z_.]+)"\s*,\s*"pk"\s*:\s*(?P<pk>[0-9]+)\s*,\s*"fields"\s*:\s*\{'
-    r'(?:\s*"message"\s*:\s*(?P<message>[0-9]+|null))?'
-)
 Emptied = Mapping[str, Collection[int]]  # attname -> the ids it must no longer hold
 
 

@@ -29,9 +29,9 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from ..archiving.day_files import ArchiveFileError, day_file_path, member_append
+from ..archiving.day_files import ArchiveFileError, ArchiveReading, day_file_path, member_append
 from ..archiving.holds import ArchiveCandidates, held_back
-from ..archiving.lines import line_sql, row_line
+from ..archiving.lines import LINE_HEAD, line_sql, row_line
 from ..archiving.rows import rows_delete
 from ..archiving.tallies import tallies_change
 from ..db.lookups import among
@@ -269,7 +269,24 @@ def _day_file(directory: Path, day: date) -> tuple[ArchiveFile, Path]:
             return record, path
         if not exists and (record is None or record.size == 0):
             return record or ArchiveFile(path=str(path), day=day), path
+        if record is None and _holds_only_rows_in_the_table(path):
+            # A run killed before committing its first chunk to this file created it: its record went with the
+            # rollback, its rows are all still here, and the next write starts the file again.
+            return ArchiveFile(path=str(path), day=day), path
     raise AssertionError("unreachable")  # pragma: no cover - count() never ends
+
+
+def _holds_only_rows_in_the_table(path: Path) -> bool:
+    """Whether every message in the file is in the table (so it holds nothing archiving deleted)."""
+    reading = ArchiveReading(path)
+    ids: set[int] = set()
+    try:
+        for lines in reading.lines():
+            heads = (LINE_HEAD.match(line) for line in lines)
+            ids.update(int(head["pk"]) for head in heads if head and head["model"] == "deliveries.message")
+    except ArchiveFileError:
+        return False
+    return Message.objects.filter(among("pk", ids)).count() == len(ids) if ids else True
 
 
 def _directory_ready(directory: Path) -> None:

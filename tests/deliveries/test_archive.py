@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.utils import timezone
 
 from analytics.services.rollup import analytics_rollup
@@ -286,3 +287,27 @@ def test_a_chunk_left_unfinished_by_a_killed_run_is_skipped_on_restore_and_cut_o
     ids = archived_ids(tmp_path)  # reads the whole file: no damaged member left in it
     assert len(ids) == 6 and len(set(ids)) == 3  # archived, restored, archived again
     assert path.stat().st_size > committed
+
+
+def test_a_file_a_killed_run_created_is_started_again_and_one_it_did_not_is_left_alone(tmp_path):
+    ids = seed_old_messages(4)
+    analytics_rollup()
+    with pytest.raises(RuntimeError), transaction.atomic():  # killed after its fsync, before its commit
+        archive(tmp_path)
+        raise RuntimeError
+    [path] = tmp_path.iterdir()
+    assert Message.objects.count() == 4 and not ArchiveFile.objects.exists()
+
+    archive(tmp_path)
+    assert list(tmp_path.iterdir()) == [path] and sorted(archived_ids(tmp_path)) == sorted(ids)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path.rename(elsewhere / path.name)  # a file whose rows are not in the table, and of which there is no record
+    ArchiveFile.objects.all().delete()
+    seed_old_messages(1)
+    analytics_rollup()
+    (elsewhere / path.name).rename(path)
+    archive(tmp_path)
+    names = {p.name for p in tmp_path.iterdir() if p.is_file()}
+    assert names == {path.name, path.name.replace(".jsonl", "-2.jsonl")}

@@ -240,6 +240,9 @@ class Message(models.Model):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Too late after this: fail rather than send (a one-time code, say)."
     )
+    # What the guard's price list said it would cost when it was created (guard.services.pricing); NULL: no price.
+    estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)

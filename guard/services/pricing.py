@@ -62,7 +62,7 @@ def billed_units(channel: str, body: str) -> int:
     return 1
 
 
-def estimated_cost(channel: str, recipient: str, body: str) -> tuple[Decimal | None, str]:
+def message_cost_estimate(*, channel: str, recipient: str, body: str) -> tuple[Decimal | None, str]:
     """(cost, currency) of one message, or (None, "") without a price: what every new message stores. It parses the
     number only when the channel has prices by country, so that a price list without them costs nothing per
     message."""
@@ -72,11 +72,11 @@ def estimated_cost(channel: str, recipient: str, body: str) -> tuple[Decimal | N
     if channel not in prices.by_country:
         price, currency = prices.rows[(channel, ANY_COUNTRY)]
         return price * billed_units(channel, body), currency
-    found = estimate(channel, recipient, body)
+    found = cost_estimate(channel=channel, recipient=recipient, body=body)
     return found.cost, found.currency
 
 
-def estimate(channel: str, recipient: str, body: str) -> Estimate:
+def cost_estimate(*, channel: str, recipient: str, body: str) -> Estimate:
     country = destination_country(channel, recipient)
     units = billed_units(channel, body)
     rows = price_list().rows

@@ -411,8 +411,9 @@ class Suppression(models.Model):
         MANUAL = "manual", "Added by hand"
 
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    # NULL, not "", once erased: the unique constraints stay whole (NULLs never collide), so the worker's lookups by
-    # address and by hash each use a plain index; a partial one would be skipped by `address = ANY(...)`.
+    # NULL, not "", once erased: the unique constraint on address stays whole (NULLs never collide), so the worker's
+    # `address = ANY(...)` uses a plain index. Hashes are few: their index is partial (only hashed rows), and the
+    # lookup by hash says `address_hash IS NOT NULL` so that the planner takes it.
     address = models.CharField(  # noqa: DJ001
         max_length=320, null=True, blank=True, help_text="E.164 number, email address or Messenger PSID."
     )
@@ -438,7 +439,11 @@ class Suppression(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["channel", "address"], name="suppression_channel_address"),
-            models.UniqueConstraint(fields=["channel", "address_hash"], name="suppression_channel_address_hash"),
+            models.UniqueConstraint(
+                fields=["channel", "address_hash"],
+                condition=models.Q(address_hash__isnull=False),
+                name="suppression_channel_address_hash",
+            ),
             models.CheckConstraint(
                 condition=models.Q(address__isnull=False) | models.Q(address_hash__isnull=False),
                 name="suppression_has_address_or_hash",

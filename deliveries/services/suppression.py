@@ -111,12 +111,14 @@ def suppression_add(
 
 def _strengthen(suppression: Suppression, values: dict[str, Any]) -> None:
     """Give an entry a stronger reason, by a conditional UPDATE of those columns only: an erasure may have hashed
-    the entry since we read it, and a full save() would write its address back (and its hash away)."""
+    the entry since we read it, and a full save() would write its address back (and its hash away). A hashed entry
+    gets no detail and no message: either may quote the person (a bounce's diagnostic, a message to them)."""
     now = timezone.now()
     entry = Suppression.objects.filter(pk=suppression.pk, reason=suppression.reason)
-    updated = entry.filter(address=suppression.address).update(**values, updated_at=now)
-    if not updated and suppression.address is not None:
-        # Hashed meanwhile: the stronger reason still counts, without a detail or a message that may quote them.
+    updated = 0
+    if suppression.address is not None:
+        updated = entry.filter(address=suppression.address).update(**values, updated_at=now)
+    if not updated:  # hashed, perhaps since we read it
         updated = entry.filter(address=None).update(**{**values, "detail": "", "message": None}, updated_at=now)
     if updated:
         suppression.refresh_from_db()

@@ -61,13 +61,22 @@ def test_the_worker_ends_a_message_to_a_hashed_address_suppressed_without_naming
     assert message.last_error_message.startswith("Not sent: this address (an erased person's, kept as a hash)")
 
 
-def test_a_new_opt_out_strengthens_the_hashed_entry_and_adds_no_address():
+def test_a_new_bounce_strengthens_the_hashed_entry_and_adds_no_address_not_even_in_its_detail():
+    """A message sent to them after the erasure (a transactional one passes an opt-out) bounces."""
     entry = hashed_entry()
-    again = suppression_add(channel="sms", address=NUMBER, reason=Reason.HARD_BOUNCE, source="Twilio 21610")
+    bounced = MessageFactory(recipient=NUMBER, status=Status.UNDELIVERED)
+    again = suppression_add(
+        channel="sms",
+        address=NUMBER,
+        reason=Reason.HARD_BOUNCE,
+        source="Twilio 30005",
+        detail=f"Unknown destination {NUMBER}",
+        message=bounced,
+    )
     assert again.pk == entry.pk
     assert Suppression.objects.count() == 1
     entry.refresh_from_db()
-    assert (entry.address, entry.reason) == (None, Reason.HARD_BOUNCE)
+    assert (entry.address, entry.reason, entry.detail, entry.message) == (None, Reason.HARD_BOUNCE, "", None)
 
 
 def test_a_start_reply_lifts_the_hashed_opt_out():

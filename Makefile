@@ -66,19 +66,20 @@ lint: install
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: install redis browser
-	env -u DATABASE_URL $(BIN)/pytest -q
+	$(SQLITE_OUTPUT) env -u DATABASE_URL $(BIN)/pytest -q
 
 # Its own Redis database, so that it can run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
 TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
 test-postgres: install redis browser hosts
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
+	$(POSTGRES_OUTPUT) env DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 
 # The whole suite on SQLite and on PostgreSQL side by side (PostgreSQL required in CI, skipped with a note locally if
 # not running): most of a suite's time is spent waiting on worker processes and servers, so two at once take little
-# longer than one. Each has its own Redis database; each suite's output is printed whole when it finishes.
-test: lint
-	@echo "Running the SQLite and PostgreSQL suites side by side; each prints its output when it finishes."
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres-if-reachable
+# longer than one. Each has its own Redis database, and each line of output says which suite it comes from.
+# What the suites need is installed first, once: two apt-get runs at the same time would fight over dpkg's lock.
+test: lint redis browser hosts
+	@$(MAKE) --no-print-directory -j2 test-sqlite test-postgres-if-reachable \
+		SQLITE_OUTPUT="scripts/prefixed.sh sqlite" POSTGRES_OUTPUT="scripts/prefixed.sh postgres"
 
 test-postgres-if-reachable:
 	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \

@@ -551,3 +551,7 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor}: {self.get_action_display()} {self.target_repr}"
+
+
+# Archiving's own tables (deliveries.services.archive), kept in a module of their own.
+from .archive_models import ArchiveCursor, ArchivedMessageTally, ArchiveFile  # noqa: E402, F401

@@ -262,3 +262,32 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_redirect_is_reported_without_the_verify_token_its_location_carries(settings):
+    # SECURE_SSL_REDIRECT behind an http:// PUBLIC_BASE_URL sends the handshake, token and all, to https://.
+    import http.server
+
+    from console.services.smoke.webhooks import messenger_check
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(301)
+            self.send_header("Location", f"https://tidings.example.com{self.path}")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}"
+        settings.MESSENGER_APP_SECRET = "app-secret"
+        settings.MESSENGER_VERIFY_TOKEN = "verify-token-not-to-print"
+        result = messenger_check()
+    finally:
+        server.shutdown()
+    assert result.failed
+    assert "redirects to https://tidings.example.com/webhooks/messenger/" in result.detail
+    assert "verify-token-not-to-print" not in f"{result.detail} {result.next_step}"

@@ -51,7 +51,8 @@ def judged(label: str, response: requests.Response, *, expected: int, meaning: s
     if response.is_redirect:
         return CheckResult.fail(
             label,
-            f"{url} redirects to {response.headers.get('Location', '?')}",
+            # Where, without its query: the Messenger handshake's would carry the verify token.
+            f"{url} redirects to {response.headers.get('Location', '?').split('?', 1)[0]}",
             "set PUBLIC_BASE_URL to the address that answers without a redirect (https, host, no trailing path)",
         )
     from_tidings = "X-Request-ID" in response.headers

@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit
+.PHONY: browser hosts install run test test-sqlite test-postgres test-postgres-if-reachable lint migrate superuser redis clean bench bench-quick lock audit drill
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ audit: install
 # Headless Chromium and chromedriver for the browser tests (Debian packages; skipped when already there).
 browser:
 	@scripts/install_browser.sh
+
+# iproute2, with which the many-hosts test makes network namespaces (without it, the test runs process groups).
+hosts:
+	@scripts/install_iproute2.sh
 
 redis: install
 	@scripts/ensure_redis.sh
@@ -62,19 +66,20 @@ lint: install
 	DJANGO_SETTINGS_MODULE=messaging_project.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: install redis browser
-	env -u DATABASE_URL $(BIN)/pytest -q
+	$(SQLITE_OUTPUT) env -u DATABASE_URL $(BIN)/pytest -q
 
 # Its own Redis database, so that it can run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
 TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
-test-postgres: install redis browser
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
+test-postgres: install redis browser hosts
+	$(POSTGRES_OUTPUT) env DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 
 # The whole suite on SQLite and on PostgreSQL side by side (PostgreSQL required in CI, skipped with a note locally if
 # not running): most of a suite's time is spent waiting on worker processes and servers, so two at once take little
-# longer than one. Each has its own Redis database; each suite's output is printed whole when it finishes.
-test: lint
-	@echo "Running the SQLite and PostgreSQL suites side by side; each prints its output when it finishes."
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres-if-reachable
+# longer than one. Each has its own Redis database, and each line of output says which suite it comes from.
+# What the suites need is installed first, once: two apt-get runs at the same time would fight over dpkg's lock.
+test: lint redis browser hosts
+	@$(MAKE) --no-print-directory -j2 test-sqlite test-postgres-if-reachable \
+		SQLITE_OUTPUT="scripts/prefixed.sh sqlite" POSTGRES_OUTPUT="scripts/prefixed.sh postgres"
 
 test-postgres-if-reachable:
 	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \
@@ -91,3 +96,8 @@ bench: redis
 
 bench-quick: redis
 	$(BIN)/python benchmarks/run.py --quick
+
+# Recovery drills (Redis lost, PostgreSQL restarted, dump and restore, provider down, worker killed) on a PostgreSQL
+# cluster and a Redis of their own; about 7 minutes (docs/operations.md#backups-and-drills). `--quick`: under one.
+drill: install
+	scripts/dr_drill.sh

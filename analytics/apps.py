@@ -9,3 +9,6 @@ class AnalyticsConfig(AppConfig):
 
     name = "analytics"
     verbose_name = "Analytics"
+
+    def ready(self) -> None:
+        from .services import archive_hold  # noqa: F401  (keeps messages whose events are not counted yet)

@@ -26,6 +26,8 @@ from .forms import (
     TranslationFormSet,
 )
 from .models import Contact, ContactList, Segment
+from .person_erasure_admin import erase_contacts as erase_contacts_confirmed
+from .person_erasure_admin import erasure_allowed
 from .resources import COLUMN_ALIASES, ContactResource
 from .selectors import segment_contacts
 
@@ -187,6 +189,15 @@ class ContactAdmin(ImportMixin, admin.ModelAdmin):
         ("Attributes and lists", {"fields": ["attributes", "lists"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    actions = ["erase_contacts"]
+
+    @admin.action(description="Erase these people's data (GDPR)…", permissions=["erase"])
+    def erase_contacts(self, request, queryset):
+        return erase_contacts_confirmed(self, request, queryset)
+
+    def has_erase_permission(self, request):
+        return erasure_allowed(request)
 
     def has_import_permission(self, request):
         # IMPORT_EXPORT_IMPORT_PERMISSION_CODE asks for add only, but an import also changes existing contacts.

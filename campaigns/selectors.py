@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
 from analytics.selectors import campaign_funnel as analytics_campaign_funnel
 from analytics.selectors import campaign_series as analytics_campaign_series
 from content.services.sms_segments import sms_segments
 from deliveries.backends.twilio_errors import reason_for
-from deliveries.models import Message, Status
-from deliveries.selectors import message_status_counts
+from deliveries.models import ArchivedMessageTally, Message, Status
+from deliveries.selectors import archived_status_counts, counts_added, message_status_counts
 
 from .models import Contact, Segment
 from .segment_filters import filters_q
@@ -90,8 +90,9 @@ def _reachable_on(contacts: QuerySet[Contact], channel: str) -> QuerySet[Contact
 
 
 def campaign_status_counts(*, campaign) -> dict[str, int]:
-    """How many of the campaign's messages are in each status now (one GROUP BY on an index)."""
-    return message_status_counts(campaign=campaign)
+    """How many of the campaign's messages are in each status now (one GROUP BY on an index), the archived ones
+    included (their tallies)."""
+    return counts_added(message_status_counts(campaign=campaign), archived_status_counts(campaign_id=campaign.pk))
 
 
 def campaign_progress(*, campaign) -> dict[str, Any]:
@@ -147,8 +148,8 @@ def campaign_failures(*, campaign, limit: int = 10) -> dict[str, Any]:
         .order_by()
         .values("last_error_code")
         .annotate(count=Count("pk"), example=Max("last_error_message"), channel=Max("channel"))
-        .order_by("-count", "last_error_code")
     )
+    rows = _with_archived_failures(rows, campaign_id=campaign.pk)
     codes = [
         {
             "code": row["last_error_code"],
@@ -164,6 +165,22 @@ def campaign_failures(*, campaign, limit: int = 10) -> dict[str, Any]:
         "other_codes": len(rows) - len(codes),
         "other_count": sum(row["count"] for row in rows[limit:]),
     }
+
+
+def _with_archived_failures(rows: list[dict[str, Any]], *, campaign_id: int) -> list[dict[str, Any]]:
+    """The live failures' groups merged with the archived ones' (same code: counts added, the greater example and
+    channel, as Max gives), commonest first."""
+    by_code = {row["last_error_code"]: row for row in rows}
+    archived = ArchivedMessageTally.objects.filter(campaign_id=campaign_id, status__in=FAILURE_STATUSES)
+    for tally in archived.order_by():
+        row = by_code.setdefault(
+            tally.last_error_code,
+            {"last_error_code": tally.last_error_code, "count": 0, "example": None, "channel": tally.channel},
+        )
+        row["count"] += tally.messages
+        row["example"] = max(row["example"] or "", tally.error_example) or row["example"]
+        row["channel"] = max(row["channel"], tally.channel)
+    return sorted(by_code.values(), key=lambda row: (-row["count"], row["last_error_code"]))
 
 
 def _failure_reason(code: str, channel: str, example: str) -> str:
@@ -194,12 +211,19 @@ def campaign_segments(
     sent_messages = Message.objects.filter(campaign=campaign, status__in=sent_statuses)
     bodies = list(sent_messages.order_by().values_list("body", flat=True)[:sample])
     counted = sum(sms_segments(body).segments for body in bodies)
+    # Archived messages' segments were counted when they were archived: exact, whatever the sample.
+    archived = ArchivedMessageTally.objects.filter(campaign_id=campaign.pk, status__in=sent_statuses).aggregate(
+        messages=Sum("messages", default=0), segments=Sum("sms_segments", default=0)
+    )
     if len(bodies) < sample:
-        return {"segments": counted, "messages": len(bodies), "estimate": False}
+        messages = len(bodies) + archived["messages"]
+        return {"segments": counted + archived["segments"], "messages": messages, "estimate": False}
     if sent_count is None:
-        sent_count = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
-    total = sent_count
-    return {"segments": round(counted * total / len(bodies)), "messages": total, "estimate": True}
+        live = sum(message_status_counts(campaign=campaign, status__in=sent_statuses).values())
+    else:
+        live = sent_count - archived["messages"]
+    estimate = round(counted * live / len(bodies)) + archived["segments"]
+    return {"segments": estimate, "messages": live + archived["messages"], "estimate": True}
 
 
 ENGAGEMENT_METRICS = ("opened", "clicked", "opted_out", "bounced", "complained")

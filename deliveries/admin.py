@@ -30,7 +30,13 @@ from .services.messages import (
     message_review_mark_sent,
     message_review_resend,
 )
-from .services.suppression import suppression_add, suppression_blocks, suppression_for, suppression_lift
+from .services.suppression import (
+    suppression_add,
+    suppression_blocks,
+    suppression_entry_delete,
+    suppression_for,
+    suppression_hashes_of,
+)
 
 # What message_cancel accepts: a message that has not started sending.
 CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING})
@@ -427,7 +433,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     from people, who add them here with the reason "Added by hand"."""
 
     form = SuppressionForm
-    list_display = ["address", "channel", "reason", "source", "created_at"]
+    list_display = ["listed_address", "channel", "reason", "source", "created_at"]
     list_filter = ["channel", "reason", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["address", "source", "detail"]
     date_hierarchy = "created_at"
@@ -439,6 +445,19 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"reason": Suppression.Reason.MANUAL}
+
+    @admin.display(description="Address", ordering="address")
+    def listed_address(self, obj):
+        return obj.address or "(erased person, kept as a hash)"
+
+    def get_search_results(self, request, queryset, search_term):
+        # An erased person's entry has no address to search: a term that is their address finds it by its hash.
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            hashes = {digest for channel in ("email", "sms") for digest in suppression_hashes_of(channel, term)}
+            results |= queryset.filter(address_hash__in=hashes)
+        return results, may_have_duplicates
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -462,7 +481,7 @@ class SuppressionAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_superuser
 
     def delete_model(self, request, obj):
-        if suppression_lift(channel=obj.channel, address=obj.address, reasons=None):
+        if suppression_entry_delete(suppression=obj):
             audit_record(
                 action=AuditEntry.Action.SUPPRESSION_LIFTED, target=obj, request=request, details={"reason": obj.reason}
             )

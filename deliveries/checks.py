@@ -110,3 +110,19 @@ def check_reliability_settings(app_configs=None, **kwargs):
                 )
             )
     return problems
+
+
+@checks.register("tidings")
+def check_archive_age(app_configs=None, **kwargs):
+    """An ARCHIVE_AFTER_DAYS under a week would take messages the queue monitor still shows: refused at start."""
+    days = settings.ARCHIVE_AFTER_DAYS
+    if 0 < days < 7 or days < 0:
+        return [
+            checks.Error(
+                f"ARCHIVE_AFTER_DAYS is {days}: archiving takes messages at least 7 days old (the queue monitor shows "
+                "and retries a week of failures).",
+                hint="Set it to 7 or more, or to 0 to archive nothing (docs/operations.md, Archiving and retention).",
+                id="tidings.E020",
+            )
+        ]
+    return []

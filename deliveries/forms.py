@@ -140,6 +140,11 @@ class SuppressionForm(forms.ModelForm):
         model = Suppression
         fields = ["channel", "address", "reason", "detail"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "address" in self.fields:  # the model allows none only for an erased person's hashed entry
+            self.fields["address"].required = True
+
     def clean(self):
         cleaned = super().clean()
         channel, address = cleaned.get("channel"), cleaned.get("address")

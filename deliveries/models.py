@@ -4,6 +4,9 @@ from django.utils import timezone
 
 from content.models import Channel
 
+# What an erased person's address and the texts that quoted them are replaced with (deliveries.services.erasure).
+ERASED = "[erased]"
+
 
 class Priority(models.TextChoices):
     HIGH = "high", "High"
@@ -398,7 +401,11 @@ class MessageEvent(models.Model):
 
 
 class Suppression(models.Model):
-    """An address on one channel that Tidings must not send to, and why. One row per channel and address."""
+    """An address on one channel that Tidings must not send to, and why. One row per channel and address.
+
+    The entry of an erased person keeps no address, only `address_hash`, a keyed hash of it
+    (deliveries.services.suppression_hashes): their opt-out still holds, and nobody can read who it was.
+    """
 
     class Reason(models.TextChoices):
         OPT_OUT = "opt_out", "Opted out"
@@ -407,7 +414,15 @@ class Suppression(models.Model):
         MANUAL = "manual", "Added by hand"
 
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    address = models.CharField(max_length=320, help_text="E.164 number, email address or Messenger PSID.")
+    # NULL, not "", once erased: the unique constraint on address stays whole (NULLs never collide), so the worker's
+    # `address = ANY(...)` uses a plain index. Hashes are few: their index is partial (only hashed rows), and the
+    # lookup by hash says `address_hash IS NOT NULL` so that the planner takes it.
+    address = models.CharField(  # noqa: DJ001
+        max_length=320, null=True, blank=True, help_text="E.164 number, email address or Messenger PSID."
+    )
+    address_hash = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False, help_text="An erased person's address, as a keyed hash."
+    )
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=100, blank=True, help_text="Where it came from: a provider, a page, a person.")
     detail = models.TextField(blank=True)
@@ -425,10 +440,21 @@ class Suppression(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="suppression_channel_address")]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "address"], name="suppression_channel_address"),
+            models.UniqueConstraint(
+                fields=["channel", "address_hash"],
+                condition=models.Q(address_hash__isnull=False),
+                name="suppression_channel_address_hash",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(address__isnull=False) | models.Q(address_hash__isnull=False),
+                name="suppression_has_address_or_hash",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.channel} {self.address} ({self.get_reason_display()})"
+        return f"{self.channel} {self.address or '(erased person)'} ({self.get_reason_display()})"
 
 
 class InboundMessage(models.Model):
@@ -503,6 +529,7 @@ class AuditEntry(models.Model):
         KEY_REVOKED = "key_revoked", "API key revoked"
         TEMPLATE_CHANGED = "template_changed", "Template created, changed or deleted"
         MESSAGES_EXPORTED = "messages_exported", "Messages exported (CSV)"
+        PERSON_ERASED = "person_erased", "A person's data erased (GDPR)"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)  # the retention sweep's index
     action = models.CharField(max_length=40, choices=Action.choices)
@@ -527,3 +554,7 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor}: {self.get_action_display()} {self.target_repr}"
+
+
+# Archiving's own tables (deliveries.services.archive), kept in a module of their own.
+from .archive_models import ArchiveCursor, ArchivedMessageTally, ArchiveFile  # noqa: E402, F401

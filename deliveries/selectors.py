@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .addresses import normalize_email, normalize_whatsapp
 from .health import workers_status
-from .models import IN_FLIGHT_STATUSES, Message, Status
+from .models import IN_FLIGHT_STATUSES, ArchivedMessageTally, Message, Status
 
 # An id typed in the search: ASCII digits only (str.isdigit() takes "²", which int() refuses), short enough for a
 # bigint.
@@ -26,9 +26,25 @@ def message_status_counts(**filters: Any) -> dict[str, int]:
     return dict(Message.objects.filter(**filters).order_by().values_list("status").annotate(count=Count("pk")))
 
 
+def archived_status_counts(**filters: Any) -> dict[str, int]:
+    """How many archived messages of a campaign or bulk send (`campaign_id=` or `batch_id=`, with `status__in=`)
+    were in each status when archived (the tallies deliveries.services.archive keeps)."""
+    rows = ArchivedMessageTally.objects.filter(**filters).values_list("status").annotate(count=Sum("messages"))
+    return {status: int(count) for status, count in rows.order_by()}
+
+
+def counts_added(*counts: dict[str, int]) -> dict[str, int]:
+    """Counts by status, summed (the hot rows' and the archived ones')."""
+    total: dict[str, int] = {}
+    for part in counts:
+        for status, count in part.items():
+            total[status] = total.get(status, 0) + count
+    return total
+
+
 def batch_status_counts(*, batch) -> dict[str, int]:
-    """How many of a bulk send's messages are in each status now."""
-    return message_status_counts(batch=batch)
+    """How many of a bulk send's messages are in each status now, the archived ones included."""
+    return counts_added(message_status_counts(batch=batch), archived_status_counts(batch_id=batch.pk))
 
 
 def delivery_overview(*, hours: int = 24) -> dict:

@@ -28,6 +28,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--twilio-port", type=int, default=8101, help="0 picks a free port (default: 8101)")
     parser.add_argument("--postmark-port", type=int, default=8102, help="0 picks a free port (default: 8102)")
     parser.add_argument("--messenger-port", type=int, default=8103, help="0 picks a free port (default: 8103)")
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=None,
+        help="address to listen on; repeat it for several (default: 127.0.0.1)",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each API answer takes (default: 0)")
     parser.add_argument("--seed", type=int, default=None, help="seed for injected failures, for repeatable runs")
     parser.add_argument(
@@ -66,11 +72,12 @@ def main(argv: list[str] | None = None) -> None:
         outcome="read",
         callback_delay=args.callback_delay,
     )
+    hosts = args.host or ["127.0.0.1"]
     with ExitStack() as running:
         try:
-            twilio_server = running.enter_context(twilio.start(args.twilio_port))
-            postmark_server = running.enter_context(postmark.start(args.postmark_port))
-            messenger_server = running.enter_context(messenger.start(args.messenger_port))
+            twilio_server = running.enter_context(twilio.start(args.twilio_port, hosts))
+            postmark_server = running.enter_context(postmark.start(args.postmark_port, hosts))
+            messenger_server = running.enter_context(messenger.start(args.messenger_port, hosts))
         except OSError as error:
             raise SystemExit(f"fake_providers: {error}") from None
         print(

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from .server import BackgroundServer
+from .server import LOOPBACK, BackgroundServer
 
 Message = dict[str, Any]
 Callback = dict[str, Any]
@@ -339,11 +339,12 @@ class FakeProvider:
         """For aiohttp's test client or a runner of your own; start() builds a separate one."""
         return self.build_app()
 
-    def start(self, port: int = 0) -> BackgroundServer:
-        """Serves this fake from a background thread; the returned server is also a context manager."""
+    def start(self, port: int = 0, host: str | Sequence[str] = LOOPBACK) -> BackgroundServer:
+        """Serves this fake from a background thread (on each address `host` names); the returned server is also
+        a context manager."""
         if self.server is not None and self.server.is_running:
             raise RuntimeError(f"The fake {self.display_name} is already running at {self.server.url}.")
-        self.server = BackgroundServer(self.build_app(), port).start()
+        self.server = BackgroundServer(self.build_app(), port, host).start()
         return self.server
 
     def stop(self) -> None:

@@ -92,7 +92,8 @@ def validate_send(payload: Any) -> None:
 
 
 class FakeMessenger(FakeProvider):
-    """Meta's Send API for one page, authenticated by the page access token in the query string."""
+    """Meta's Send API for one page, authenticated by the page access token in the query string, and `GET /me`
+    (the page the token belongs to), the harmless call that checks the token."""
 
     display_name = "Messenger"
     refusals: ClassVar[dict[int, tuple[int, str]]] = {
@@ -123,6 +124,7 @@ class FakeMessenger(FakeProvider):
 
     def add_provider_routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/me/messages", self.send_message)
+        app.router.add_get("/{version}/me", self.get_page)
 
     def is_authorized(self, request: web.Request) -> bool:
         return hmac.compare_digest(request.query.get("access_token", ""), self.access_token)
@@ -144,7 +146,8 @@ class FakeMessenger(FakeProvider):
     def recipients_of(self, message: Message) -> list[str]:
         return [message["recipient_id"]]
 
-    async def send_message(self, request: web.Request) -> web.Response:
+    async def refusal_of_graph_call(self, request: web.Request) -> web.Response | None:
+        """What Graph answers before looking at the call: an unknown version, the faults, a wrong token or proof."""
         if not API_VERSION.match(request.match_info["version"]):
             return self.error_response(400, 2500, f"Unknown path components: /{request.match_info['version']}")
         refusal = await self.refusal_for(request)
@@ -155,6 +158,18 @@ class FakeMessenger(FakeProvider):
             proof, hub_signature(self.app_secret, self.access_token.encode())
         ):
             return self.error_response(400, 100, "Invalid appsecret_proof provided in the API argument")
+        return None
+
+    async def get_page(self, request: web.Request) -> web.Response:
+        """`GET /me` with a page token: the page's id and name (the default fields)."""
+        refusal = await self.refusal_of_graph_call(request)
+        return refusal or web.json_response({"name": "Tidings fake page", "id": self.page_id})
+
+    async def send_message(self, request: web.Request) -> web.Response:
+        refusal = await self.refusal_of_graph_call(request)
+        if refusal is not None:
+            return refusal
+        proof = request.query.get("appsecret_proof")
         try:
             payload = await request.json()
         except (ValueError, UnicodeDecodeError):

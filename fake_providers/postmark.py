@@ -206,7 +206,8 @@ def validate_message(message: Any) -> dict[str, list[str]]:
 
 
 class FakePostmark(FakeProvider):
-    """Postmark's `POST /email` and `POST /email/batch`, authenticated with the X-Postmark-Server-Token header."""
+    """Postmark's `POST /email`, `POST /email/batch` and `GET /server`, authenticated with the
+    X-Postmark-Server-Token header."""
 
     display_name = "Postmark"
     refusals: ClassVar[dict[int, tuple[int, str]]] = {
@@ -239,6 +240,7 @@ class FakePostmark(FakeProvider):
     def add_provider_routes(self, app: web.Application) -> None:
         app.router.add_post("/email", self.send_email)
         app.router.add_post("/email/batch", self.send_batch)
+        app.router.add_get("/server", self.get_server)
 
     def is_authorized(self, request: web.Request) -> bool:
         return request.headers.get("X-Postmark-Server-Token") == self.server_token
@@ -260,6 +262,39 @@ class FakePostmark(FakeProvider):
             return web.json_response(error.as_json(), status=422)
         self.schedule_tracking(request, [answer])
         return web.json_response(answer)
+
+    async def get_server(self, request: web.Request) -> web.Response:
+        """The server the token belongs to (Server API, `GET /server`): a harmless check of the token.
+        https://postmarkapp.com/developer/api/server-api#get-server"""
+        refusal = await self.refusal_for(request)
+        if refusal is not None:
+            return refusal
+        return web.json_response(
+            {
+                "ID": SERVER_ID,
+                "Name": "Tidings fake server",
+                "ApiTokens": [self.server_token],
+                "Color": "blue",
+                "SmtpApiActivated": True,
+                "RawEmailEnabled": False,
+                "DeliveryType": "Live",
+                "ServerLink": f"https://account.postmarkapp.com/servers/{SERVER_ID}/streams",
+                "InboundAddress": "fake-inbound-hash@inbound.postmarkapp.com",
+                "InboundHookUrl": "",
+                "BounceHookUrl": "",
+                "OpenHookUrl": "",
+                "DeliveryHookUrl": self.callback_settings.webhook_url,
+                "PostFirstOpenOnly": False,
+                "InboundDomain": "",
+                "InboundHash": "fake-inbound-hash",
+                "InboundSpamThreshold": 0,
+                "TrackOpens": self.callback_settings.opens > 0,
+                "TrackLinks": "HtmlAndText" if self.callback_settings.clicks > 0 else "None",
+                "IncludeBounceContentInHook": False,
+                "ClickHookUrl": "",
+                "EnableSmtpApiErrorHooks": False,
+            }
+        )
 
     async def send_batch(self, request: web.Request) -> web.Response:
         refusal = await self.refusal_for(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -15,11 +16,16 @@ SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 class BackgroundServer:
-    """Serves `app` on 127.0.0.1 from a daemon thread with its own event loop; port 0 picks a free port."""
+    """Serves `app` on 127.0.0.1 from a daemon thread with its own event loop; port 0 picks a free port.
 
-    def __init__(self, app: web.Application, port: int = 0, host: str = LOOPBACK) -> None:
+    `host` may name several addresses (a sequence): the server listens on each, on the same port, as a service on
+    a machine with several network interfaces does (tests/reliability/test_many_hosts.py reaches it from network
+    namespaces, each through its own link). `url` names the first."""
+
+    def __init__(self, app: web.Application, port: int = 0, host: str | Sequence[str] = LOOPBACK) -> None:
         self.app = app
-        self.host = host
+        self.hosts = [host] if isinstance(host, str) else list(host)
+        self.host = self.hosts[0]
         self.requested_port = port
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,9 +108,12 @@ class BackgroundServer:
     async def _listen(self) -> None:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.requested_port, backlog=1024, reuse_address=True)
         try:
-            await site.start()
+            port = self.requested_port
+            for host in self.hosts:
+                site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+                await site.start()
+                port = runner.addresses[0][1]  # the others on the port the first was given
         except BaseException:
             await runner.cleanup()
             raise

@@ -38,6 +38,8 @@ from .base import RECEIVED_AT, Callback, CallbackSetting, FakeProvider, Message,
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "ACfake" + "0" * 28
 DEFAULT_AUTH_TOKEN = "fake-auth-token"  # noqa: S105 - a fake credential for a fake server
+# The Messaging Service the fake account has; fetching any other answers 404, as Twilio does.
+DEFAULT_MESSAGING_SERVICE_SID = "MG" + "0" * 32
 MAX_BODY_LENGTH = 1600
 CHANNEL_PREFIXES = ("whatsapp:",)
 
@@ -159,7 +161,9 @@ def validate_message(form: MultiDictProxy[str]) -> None:
 
 
 class FakeTwilio(FakeProvider):
-    """Twilio's `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, authenticated with HTTP basic auth."""
+    """Twilio's `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, authenticated with HTTP basic auth, and the
+    harmless reads a smoke test makes: `GET /2010-04-01/Accounts/{AccountSid}.json` (the account) and the Messaging
+    API's `GET /v1/Services/{ServiceSid}` (served here too: the client's messaging.twilio.com host, rebased)."""
 
     display_name = "Twilio"
     refusals: ClassVar[dict[int, tuple[int, str]]] = {
@@ -180,14 +184,19 @@ class FakeTwilio(FakeProvider):
         auth_token: str = DEFAULT_AUTH_TOKEN,
         latency: float = 0.0,
         seed: int | None = None,
+        messaging_service_sids: Iterable[str] = (DEFAULT_MESSAGING_SERVICE_SID,),
         **callback_settings: Any,
     ) -> None:
         super().__init__(latency=latency, seed=seed, **callback_settings)
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.messaging_service_sids = frozenset(messaging_service_sids)
+        self.created_at = rfc2822_now()
 
     def add_provider_routes(self, app: web.Application) -> None:
         app.router.add_post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self.create_message)
+        app.router.add_get(f"/{API_VERSION}/Accounts/{{account_sid}}.json", self.fetch_account)
+        app.router.add_get("/v1/Services/{service_sid}", self.fetch_messaging_service)
 
     def is_authorized(self, request: web.Request) -> bool:
         try:
@@ -197,7 +206,8 @@ class FakeTwilio(FakeProvider):
         return (
             credentials.login == self.account_sid
             and credentials.password == self.auth_token
-            and request.match_info.get("account_sid") == self.account_sid
+            # The Messaging API's paths carry no account: the credentials alone say whose it is.
+            and request.match_info.get("account_sid", self.account_sid) == self.account_sid
         )
 
     def error_response(self, status: int, code: int, message: str) -> web.Response:
@@ -243,6 +253,68 @@ class FakeTwilio(FakeProvider):
 
             self.schedule_callbacks(request, post_statuses)
         return web.json_response(self.message_resource(message), status=201)
+
+    async def fetch_account(self, request: web.Request) -> web.Response:
+        """The account resource, as `client.api.v2010.accounts(sid).fetch()` reads it."""
+        refusal = await self.refusal_for(request)
+        if refusal is not None:
+            return refusal
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        return web.json_response(
+            {
+                "auth_token": self.auth_token,
+                "date_created": self.created_at,
+                "date_updated": self.created_at,
+                "friendly_name": "Tidings fake account",
+                "owner_account_sid": self.account_sid,
+                "sid": self.account_sid,
+                "status": "active",
+                "subresource_uris": {
+                    "messages": f"{uri}/Messages.json",
+                    "incoming_phone_numbers": f"{uri}/IncomingPhoneNumbers.json",
+                },
+                "type": "Full",
+                "uri": f"{uri}.json",
+            }
+        )
+
+    async def fetch_messaging_service(self, request: web.Request) -> web.Response:
+        """A Messaging Service (v1, ISO 8601 dates), or Twilio's 404 with code 20404 for one the account lacks."""
+        refusal = await self.refusal_for(request)
+        if refusal is not None:
+            return refusal
+        sid = request.match_info["service_sid"]
+        if sid not in self.messaging_service_sids:
+            return self.error_response(404, 20404, f"The requested resource /Services/{sid} was not found")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        url = f"https://messaging.twilio.com/v1/Services/{sid}"
+        return web.json_response(
+            {
+                "account_sid": self.account_sid,
+                "sid": sid,
+                "friendly_name": "Tidings fake service",
+                "date_created": now,
+                "date_updated": now,
+                "inbound_request_url": None,
+                "inbound_method": "POST",
+                "fallback_url": None,
+                "fallback_method": "POST",
+                "status_callback": None,
+                "sticky_sender": True,
+                "mms_converter": True,
+                "smart_encoding": True,
+                "scan_message_content": "inherit",
+                "fallback_to_long_code": True,
+                "area_code_geomatch": True,
+                "synchronous_validation": True,
+                "validity_period": 14400,
+                "usecase": "notifications",
+                "us_app_to_person_registered": False,
+                "use_inbound_webhook_on_number": True,
+                "url": url,
+                "links": {"phone_numbers": f"{url}/PhoneNumbers", "alpha_senders": f"{url}/AlphaSenders"},
+            }
+        )
 
     def status_params(self, message: Message, status: str, error_code: int | None) -> dict[str, str]:
         """The form Twilio posts to a StatusCallback."""

@@ -69,3 +69,12 @@ def test_fan_out_is_judged_on_send_bulk_with_the_campaign_and_the_core_shown_bes
 
     results["fanout"]["peak_memory_mb"] = 301.0  # the memory bound is part of the target
     assert {row["target"]: row["met"] for row in summarize(results)}["fan-out 100k <= 5 s, <= 300 MB"] is False
+
+
+def test_the_many_hosts_rates_are_shown_beside_the_targets_never_judged():
+    phases = {f"{hosts}_hosts": {"rate_per_s": rate} for hosts, rate in ((1, 1290.4), (2, 2510.0), (4, 2466.6))}
+    results = {"many_hosts": {"phases": phases, "hosts_are": "network namespaces (veth pairs)"}}
+    row = {row["target"]: row for row in summarize(results)}["(shown) SMS on 1 / 2 / 4 worker hosts"]
+    assert row["measured"] == "1,290 / 2,510 / 2,467 per s (network namespaces)"
+    assert row["shown_only"] and row["says"] == ["measured", "measured"]
+    assert verdicts({})["(shown) SMS on 1 / 2 / 4 worker hosts"] == ("not run", None)

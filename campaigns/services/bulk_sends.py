@@ -31,6 +31,7 @@ from content.services.templates import (
     version_render,
 )
 from deliveries.models import Batch, Message
+from deliveries.selectors import archived_status_counts
 from deliveries.services.bulk import BulkResult, chunked, messages_create_many
 from deliveries.services.messages import MessageRequest, MessageValidationError, message_request_validate
 from deliveries.services.suppression import suppressions_blocking
@@ -160,6 +161,12 @@ def bulk_send_csv(
             f"The key '{key}' was used for a different file (or this file has changed since). Rows are matched "
             "by line number under a key, so sending a changed file under it could skip or repeat people. "
             "Put the rows still to send in a new file, or give a new --key to send this one in full."
+        )
+    if batch is not None and (archived := sum(archived_status_counts(batch_id=batch.pk).values())):
+        raise BulkSendError(
+            f"{archived} message(s) sent under the key '{key}' were archived: their rows, which keep a row from going "
+            "out twice, are no longer in the database. Restore them first (manage.py restore_messages), or give a "
+            "new --key to send this file in full."
         )
     report = BulkSendReport(key=key, dry_run=dry_run)
     with path.open(encoding=encoding, newline="") as handle:

@@ -151,3 +151,9 @@ def report_event_insert(
     return MessageEvent.objects.create(
         message=message, kind=kind, code=code, detail=detail, data=data, dedupe_key=dedupe_key
     )
+
+
+def event_texts_replace(changes: Mapping[int, tuple[str, dict[str, Any]]]) -> None:
+    """Give events a new detail and data ({event id: (detail, data)}): an erased person's timeline, blanked."""
+    events = [MessageEvent(pk=pk, detail=detail, data=data) for pk, (detail, data) in changes.items()]
+    MessageEvent.objects.bulk_update(events, ["detail", "data"], batch_size=500)

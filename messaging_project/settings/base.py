@@ -31,6 +31,12 @@ if not SECRET_KEY:
 # Old keys still accepted when checking signatures (sessions, unsubscribe links) while SECRET_KEY is rotated:
 # put the old key here, the new one in SECRET_KEY, and drop the old one once its sessions and links may go.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# The key of the hashes an erased person's suppression entries are kept as (docs/security.md, "Erasing a person").
+# It must never change: an entry hashed with a key no longer listed here stops matching, and that person's opt-out
+# silently stops holding. Empty: derived from SECRET_KEY (development only; production requires it). A key once
+# used moves to the fallbacks, never away.
+SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="")
+SUPPRESSION_HASH_KEY_FALLBACKS = env.list("SUPPRESSION_HASH_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -333,6 +339,12 @@ ALERT_WEBHOOK_SIGNATURE_FAILURES = env.int("ALERT_WEBHOOK_SIGNATURE_FAILURES", d
 # this often, not one every check.
 ALERT_CLEAR_AFTER_SECONDS = env.float("ALERT_CLEAR_AFTER_SECONDS", default=120.0)
 EMAIL_SUBJECT_PREFIX = "[Tidings] "
+# Archiving (docs/operations.md, "Archiving and retention"): with ARCHIVE_AFTER_DAYS (at least 7; 0, the default,
+# is off) the dispatchers archive finished messages older than that many days once a day, to gzip JSON Lines files
+# in ARCHIVE_DIR, a slice every ARCHIVE_TICK_INTERVAL seconds until the day's pass is done.
+ARCHIVE_AFTER_DAYS = env.int("ARCHIVE_AFTER_DAYS", default=0)
+ARCHIVE_DIR = env("ARCHIVE_DIR", default=str(BASE_DIR / "archive"))
+ARCHIVE_TICK_INTERVAL = 10.0
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
@@ -342,6 +354,7 @@ DISPATCHER_PERIODIC_TASKS = [
     # 0 takes the rollups off the dispatchers, for `manage.py rollup_analytics --every N` run on its own.
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
     ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
+    *([("deliveries.services.archive.archive_tick", ARCHIVE_TICK_INTERVAL)] if ARCHIVE_AFTER_DAYS else []),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.

@@ -20,6 +20,15 @@ if not env("EMAIL_BACKEND", default=""):
         "or to django.core.mail.backends.console.EmailBackend if printing is really what you want."
     )
 
+# An erased person's opt-out is kept as a keyed hash of their address. Derived from SECRET_KEY, the hashes would stop
+# matching the day SECRET_KEY is rotated and its fallback dropped, and those people would be messaged again.
+if not env("SUPPRESSION_HASH_KEY", default=""):
+    raise ImproperlyConfigured(
+        "SUPPRESSION_HASH_KEY is not set: production needs a key of its own for the hashed opt-outs of erased people "
+        "(docs/security.md). Make one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`, keep it "
+        "with SECRET_KEY, and never change it (a replaced key goes to SUPPRESSION_HASH_KEY_FALLBACKS)."
+    )
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # Health checks come from the platform over plain HTTP, and Prometheus scrapes from the private network likewise

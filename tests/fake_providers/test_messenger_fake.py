@@ -110,3 +110,18 @@ def test_settings_are_set_over_http(fake):
     response = requests.post(f"{fake.url}/_fake/config", json={"outcome": "none"}, timeout=5)
     assert response.json()["outcome"] == "none"
     assert requests.post(f"{fake.url}/_fake/config", json={"outcome": "x"}, timeout=5).status_code == 400
+
+
+def test_the_page_behind_the_token_is_read_with_get_me(fake):
+    response = requests.get(f"{fake.url}/v19.0/me", params={"access_token": fake.access_token}, timeout=5)
+
+    assert response.status_code == 200
+    assert response.json() == {"name": "Tidings fake page", "id": fake.page_id}
+
+
+def test_get_me_with_a_wrong_token_is_refused_as_graph_does_with_code_190(fake):
+    response = requests.get(f"{fake.url}/v19.0/me", params={"access_token": "wrong"}, timeout=5)
+
+    assert response.status_code == 400  # Graph answers an invalid token with 400, not 401
+    assert response.json()["error"]["code"] == 190
+    assert response.json()["error"]["type"] == "OAuthException"

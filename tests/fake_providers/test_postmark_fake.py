@@ -287,3 +287,21 @@ def test_an_email_is_received_when_its_request_arrives_not_when_the_slow_answer_
 
     assert fake.request_count == 1
     assert [sent <= recorded["received_at"] <= answered - 0.3 for recorded in fake.received] == [True] * (1 + batch)
+
+
+def test_the_server_behind_the_token_is_read_with_get_server(fake):
+    response = requests.get(
+        f"{fake.url}/server",
+        headers={"Accept": "application/json", "X-Postmark-Server-Token": fake.server_token},
+        timeout=5,
+    )
+
+    assert response.status_code == 200
+    assert (response.json()["ID"], response.json()["Name"]) == (23, "Tidings fake server")
+
+
+def test_get_server_with_a_wrong_token_is_refused_with_401_and_error_code_10(fake):
+    response = requests.get(f"{fake.url}/server", headers={"X-Postmark-Server-Token": "wrong"}, timeout=5)
+
+    assert response.status_code == 401
+    assert response.json()["ErrorCode"] == 10

@@ -385,3 +385,43 @@ def test_callback_settings_are_set_over_http_and_checked(fake):
     assert (fake.outcome, fake.error_code) == ("undelivered", 30007)
     fake.reset()
     assert fake.outcome == "delivered"
+
+
+def test_the_account_is_fetched_by_the_real_client_with_its_status_and_type(fake, client):
+    account = client.api.v2010.accounts(fake.account_sid).fetch()
+
+    assert (account.sid, account.status, account.type) == (fake.account_sid, "active", "Full")
+    assert account.friendly_name == "Tidings fake account"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"auth_token": "wrong-token"}, {"account_sid": "AC" + "f" * 32}],
+    ids=["wrong auth token", "another account"],
+)
+def test_fetching_the_account_with_wrong_credentials_is_refused_with_401_and_code_20003(fake, credentials):
+    client = client_for(fake, **credentials)
+    with pytest.raises(TwilioRestException) as raised:
+        client.api.v2010.accounts(credentials.get("account_sid", fake.account_sid)).fetch()
+
+    assert (raised.value.status, raised.value.code) == (401, 20003)
+
+
+def test_a_messaging_service_of_the_account_is_fetched_and_another_is_not_found():
+    fake = FakeTwilio(messaging_service_sids=[MESSAGING_SERVICE_SID])
+    with fake.start():
+        # The client asks messaging.twilio.com; the fake serves that API's paths too.
+        response = requests.get(
+            f"{fake.url}/v1/Services/{MESSAGING_SERVICE_SID}", auth=(fake.account_sid, fake.auth_token), timeout=5
+        )
+        missing = requests.get(
+            f"{fake.url}/v1/Services/MG{'2' * 32}", auth=(fake.account_sid, fake.auth_token), timeout=5
+        )
+        refused = requests.get(
+            f"{fake.url}/v1/Services/{MESSAGING_SERVICE_SID}", auth=(fake.account_sid, "x"), timeout=5
+        )
+
+    assert response.status_code == 200
+    assert (response.json()["sid"], response.json()["account_sid"]) == (MESSAGING_SERVICE_SID, fake.account_sid)
+    assert missing.status_code == 404 and missing.json()["code"] == 20404
+    assert refused.status_code == 401 and refused.json()["code"] == 20003

@@ -11,6 +11,7 @@ COMPLETE_PRODUCTION_ENVIRONMENT = {
     "DJANGO_SETTINGS_MODULE": "messaging_project.settings.production",
     "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "SECRET_KEY_FALLBACKS": "the-previous-long-random-production-secret-key-0123456789-abcdefghijklmn",
+    "SUPPRESSION_HASH_KEY": "a-long-random-suppression-hash-key-0123456789-abcdefghijklmnopqrstuvwx",
     "ALLOWED_HOSTS": "tidings.example.com",
     "PUBLIC_BASE_URL": "https://tidings.example.com",
     "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
@@ -60,6 +61,12 @@ def test_production_refuses_to_start_without_an_explicit_email_backend():
     result = run_manage("check", **production(EMAIL_BACKEND=None))
     assert result.returncode != 0
     assert "EMAIL_BACKEND is not set: production would print every email to the log" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_suppression_hash_key():
+    result = run_manage("check", **production(SUPPRESSION_HASH_KEY=None))
+    assert result.returncode != 0
+    assert "SUPPRESSION_HASH_KEY is not set" in result.stderr
 
 
 def test_production_takes_the_console_email_backend_when_it_is_asked_for_explicitly():

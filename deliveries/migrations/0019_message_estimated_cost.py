@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0016_message_failed_at_index'),
+        ('deliveries', '0018_archive'),
     ]
 
     operations = [

@@ -86,7 +86,19 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "Engagement",
             {"fields": ["opens_count", "first_opened_at_s", "clicks_count", "first_clicked_at_s", "read_at_s"]},
         ),
-        ("Provider", {"fields": ["provider", "provider_message_id", "attempts", "error_code", "last_error_message"]}),
+        (
+            "Provider",
+            {
+                "fields": [
+                    "provider",
+                    "provider_message_id",
+                    "estimated_cost_s",
+                    "attempts",
+                    "error_code",
+                    "last_error_message",
+                ]
+            },
+        ),
         (
             "When",
             {
@@ -117,6 +129,11 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     failed_at_s = seconds_display("failed_at")
     cancelled_at_s = seconds_display("cancelled_at")
 
+    @admin.display(description="estimated cost")
+    def estimated_cost_s(self, obj: Message) -> str:
+        """The price list's estimate when the message was created (docs/guard.md)."""
+        return f"{obj.estimated_cost} {obj.cost_currency}"
+
     def get_fieldsets(self, request, obj=None):
         """Only the fields with something to say: most of a message's fields are empty for its channel."""
         return self.fieldsets if obj is None else fieldsets_with_values(self.fieldsets, obj)
@@ -128,6 +145,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "dependency",
             "dependents_list",
             "error_code",
+            "estimated_cost_s",
             *(name for name in dir(self) if name.endswith("_at_s")),
         ]
 

@@ -243,6 +243,9 @@ class Message(models.Model):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Too late after this: fail rather than send (a one-time code, say)."
     )
+    # What the guard's price list said it would cost when it was created (guard.services.pricing); NULL: no price.
+    estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
@@ -411,8 +414,9 @@ class Suppression(models.Model):
         MANUAL = "manual", "Added by hand"
 
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    # NULL, not "", once erased: the unique constraints stay whole (NULLs never collide), so the worker's lookups by
-    # address and by hash each use a plain index; a partial one would be skipped by `address = ANY(...)`.
+    # NULL, not "", once erased: the unique constraint on address stays whole (NULLs never collide), so the worker's
+    # `address = ANY(...)` uses a plain index. Hashes are few: their index is partial (only hashed rows), and the
+    # lookup by hash says `address_hash IS NOT NULL` so that the planner takes it.
     address = models.CharField(  # noqa: DJ001
         max_length=320, null=True, blank=True, help_text="E.164 number, email address or Messenger PSID."
     )
@@ -438,7 +442,11 @@ class Suppression(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["channel", "address"], name="suppression_channel_address"),
-            models.UniqueConstraint(fields=["channel", "address_hash"], name="suppression_channel_address_hash"),
+            models.UniqueConstraint(
+                fields=["channel", "address_hash"],
+                condition=models.Q(address_hash__isnull=False),
+                name="suppression_channel_address_hash",
+            ),
             models.CheckConstraint(
                 condition=models.Q(address__isnull=False) | models.Q(address_hash__isnull=False),
                 name="suppression_has_address_or_hash",

@@ -7,6 +7,7 @@ from deliveries.services.api_keys import api_key_create
 from fake_providers.messenger import FakeMessenger
 from fake_providers.postmark import FakePostmark
 from fake_providers.twilio import FakeTwilio
+from guard.services.pricing import forget_prices
 from tests.support import wait_for
 
 WEBHOOK_SECRET = "tidings:test-webhook-secret"
@@ -18,6 +19,13 @@ def clean_redis():
     connection = django_rq.get_connection("default")
     connection.flushdb()
     yield connection
+
+
+@pytest.fixture(autouse=True)
+def fresh_price_list():
+    """Each test reads the price list anew: the test database is emptied without the signals that would tell the
+    process's copy (guard.services.pricing) to forget it."""
+    forget_prices()
 
 
 @pytest.fixture(autouse=True)

@@ -203,6 +203,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "status",
             "send_at",
             "expires_at",
+            "estimated_cost",
+            "cost_currency",
             "provider",
             "provider_message_id",
             "attempts",

@@ -3,8 +3,23 @@
 from django.conf import settings
 from django.db import migrations, models
 
+class AddCheckConstraintNotValid(migrations.AddConstraint):
+    """On PostgreSQL, a check added NOT VALID (a moment's lock, no scan) and validated in a transaction of its own (a
+    scan that blocks neither reads nor writes): a plain ADD CONSTRAINT locks the table through the whole scan."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != 'postgresql':
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        schema_editor.execute(f'{self.constraint.create_sql(model, schema_editor)} NOT VALID')
+        table, name = (schema_editor.quote_name(n) for n in (model._meta.db_table, self.constraint.name))
+        schema_editor.execute(f'ALTER TABLE {table} VALIDATE CONSTRAINT {name}')
+
 
 class Migration(migrations.Migration):
+    # Not one transaction, so that the check's validation runs after its NOT VALID addition has committed
+    # (docs/operations.md, "Upgrading"). Each step is one statement, or one short transaction of its own.
+    atomic = False
 
     dependencies = [
         ('deliveries', '0016_message_failed_at_index'),
@@ -29,9 +44,9 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='suppression',
-            constraint=models.UniqueConstraint(fields=('channel', 'address_hash'), name='suppression_channel_address_hash'),
+            constraint=models.UniqueConstraint(condition=models.Q(('address_hash__isnull', False)), fields=('channel', 'address_hash'), name='suppression_channel_address_hash'),
         ),
-        migrations.AddConstraint(
+        AddCheckConstraintNotValid(
             model_name='suppression',
             constraint=models.CheckConstraint(condition=models.Q(('address__isnull', False), ('address_hash__isnull', False), _connector='OR'), name='suppression_has_address_or_hash'),
         ),

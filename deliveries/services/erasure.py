@@ -57,6 +57,9 @@ BLANKED_MESSAGE_FIELDS: dict[str, Any] = {
     "metadata": {},
     "media_urls": [],
     "content_variables": {},
+    # The client's own key: it may be made of the address, a name or the client's id for the person, and nobody
+    # can tell which. NULL, not blanked to one value: keys are unique.
+    "dedupe_key": None,
 }
 
 
@@ -121,10 +124,12 @@ def recipient_data_erase(
             *((label, [str(pk) for pk in ids]) for label, ids in also_targets),
         ]
         counts.messages_cancelled += _cancel(message_ids, dry_run)
-        counts.messages += len(message_ids)
-        counts.events += _blank_events(message_ids, own_quotes, dry_run)
-        if not dry_run:
-            _blank_messages(message_ids, own_quotes)
+        # A worker may have claimed one since we listed it (queued, now `sending`): it is sending to the address it
+        # holds, and the provider's answer will land on the timeline. Left for the next run, like those above.
+        blanked = message_ids if dry_run else _blank_messages(message_ids, own_quotes)
+        counts.messages_in_flight += len(message_ids) - len(blanked)
+        counts.messages += len(blanked)
+        counts.events += _blank_events(blanked, own_quotes, dry_run)
         counts.inbound_messages += _blank_inbound(inbound_ids, dry_run)
         counts.suppressions_hashed += _hash_suppressions(addresses, dry_run)
         counts.receipts += _scrub(ProviderReceipt, quotes.mentioned_in(json_fields=["report"]), quotes, dry_run)
@@ -193,11 +198,23 @@ def _cancel(message_ids: Sequence[int], dry_run: bool) -> int:
     return cancelled
 
 
-def _blank_messages(message_ids: Sequence[int], quotes: PersonQuotes) -> None:
+def _blank_messages(message_ids: Sequence[int], quotes: PersonQuotes) -> list[int]:
+    """Blank these messages, except any a worker claimed since they were listed. Returns the ids blanked."""
+    blanked: list[int] = []
     for chunk in _chunks(message_ids):
-        Message.objects.filter(pk__in=chunk).update(**BLANKED_MESSAGE_FIELDS, updated_at=timezone.now())
+        # Locked, so that no worker claims them between this read and the UPDATE (a claim waits, then finds them
+        # cancelled or finished); a message already `sending` is never blanked under the worker's feet.
+        ids = list(
+            Message.objects.filter(pk__in=chunk)
+            .exclude(status=Status.SENDING)
+            .select_for_update()
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Message.objects.filter(pk__in=ids).update(**BLANKED_MESSAGE_FIELDS, updated_at=timezone.now())
+        blanked += ids
         # A provider's error text may quote the number it refused ("The 'To' number +1... is not valid").
-        errors = Message.objects.filter(pk__in=chunk).exclude(last_error_message="")
+        errors = Message.objects.filter(pk__in=ids).exclude(last_error_message="")
         changed = []
         for message in errors.only("pk", "last_error_message"):
             text = quotes.text(message.last_error_message)
@@ -205,6 +222,7 @@ def _blank_messages(message_ids: Sequence[int], quotes: PersonQuotes) -> None:
                 message.last_error_message = text
                 changed.append(message)
         Message.objects.bulk_update(changed, ["last_error_message"], batch_size=500)
+    return blanked
 
 
 def _event_data_kept(data: Any, quotes: PersonQuotes) -> dict[str, Any]:

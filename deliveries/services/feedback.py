@@ -164,9 +164,12 @@ def _apply_to(message: Message, report: ProviderReport) -> Outcome:
     kind = MessageEvent.Kind.ENGAGEMENT if report.event in ENGAGEMENT_FIELDS else MessageEvent.Kind.PROVIDER
     # A late report about an erased person's message counts, but its payload and link (their address, their IP
     # address, their URL) are not kept: services.erasure blanked the rest of the timeline already.
-    erased = message.recipient == ERASED
-    payload = {} if erased else report.data
-    detail = _describe(report, stale=stale) if not erased else f"{report.provider.title()}: {report.event}"
+    # Nor its reason: a bounce's diagnostic or a provider's error text may quote the address ("<ada@...>: no such
+    # user"). Only codes are kept, on the timeline and on the message (its status detail, last_error_message).
+    if message.recipient == ERASED:
+        report = dataclasses.replace(report, reason="", url="", data={})
+    payload = report.data
+    detail = _describe(report, stale=stale)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -356,16 +359,6 @@ def _email_suppression_update(event: Any, event_type: str, provider: str, *, mes
         address = normalize_email(event.recipient)
     except ValidationError:  # the ESP sent something that is not an address: nothing to suppress
         return
-    if event_type == "subscribed":
-        if suppression_lift(channel="email", address=address):
-            # Sending to someone again is what a forged event would want: recorded, unlike an opt-out.
-            audit_record(
-                action=AuditEntry.Action.SUPPRESSION_LIFTED,
-                target=Message.objects.filter(pk=message_id).first() if message_id is not None else None,
-                actor=f"{provider} tracking event",
-                details={"channel": "email", "address": address, "event_type": event_type},
-            )
-        return
     reason = {
         "bounced": Suppression.Reason.HARD_BOUNCE,
         "complained": Suppression.Reason.COMPLAINT,
@@ -373,17 +366,31 @@ def _email_suppression_update(event: Any, event_type: str, provider: str, *, mes
     }.get(event_type)
     if event_type == "rejected":
         reason = REJECT_SUPPRESSION.get(event.reject_reason or "")
-    if reason is None:
-        return
+    if reason is None and event_type != "subscribed":
+        return  # an open, a click, a delivery: the list is not concerned, and the message not read
     message = Message.objects.filter(pk=message_id).first() if message_id is not None else None
-    suppression_add(
-        channel="email",
-        address=address,
-        reason=reason,
-        source=f"{provider.title()} {event_type}",
-        detail=str(event.description or event.mta_response or "")[:1000],
-        message=message,
-    )
+    # About an erased person's message: the list keeps their address as a hash only, and nothing quotes it.
+    erased = message is not None and message.recipient == ERASED
+    if event_type == "subscribed":
+        if suppression_lift(channel="email", address=address):
+            # Sending to someone again is what a forged event would want: recorded, unlike an opt-out.
+            audit_record(
+                action=AuditEntry.Action.SUPPRESSION_LIFTED,
+                target=message,
+                actor=f"{provider} tracking event",
+                details={"channel": "email", "address": ERASED if erased else address, "event_type": event_type},
+            )
+        return
+    if reason is not None:
+        suppression_add(
+            channel="email",
+            address=address,
+            reason=reason,
+            source=f"{provider.title()} {event_type}",
+            detail=str(event.description or event.mta_response or "")[:1000],
+            message=message,
+            erased=erased,
+        )
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -7,9 +7,9 @@ import dataclasses
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from ..models import AuditEntry, InboundMessage, Suppression
+from ..models import ERASED, AuditEntry, InboundMessage, Suppression
 from .audit import audit_record
-from .suppression import suppression_add, suppression_lift
+from .suppression import suppression_add, suppression_for, suppression_lift
 
 Keyword = InboundMessage.Keyword
 
@@ -76,29 +76,36 @@ def inbound_record(
     source: str = "",
 ) -> InboundResult:
     """Keep an inbound message once (by the provider's id) and act on its keyword: STOP puts the sender on the
-    channel's suppression list, START takes an opt-out off it, HELP answers with INBOUND_HELP_REPLY."""
+    channel's suppression list, START takes an opt-out off it, HELP answers with INBOUND_HELP_REPLY.
+
+    A STOP from an erased person (their entry on the list is a hash) is kept as erasure leaves their replies,
+    without sender, text or payload: their opt-out holds already, and keeping it in clear would undo the erasure."""
+    # Without a sender (a malformed or hand-made request) there is nobody to put on or take off the list.
+    has_sender = bool(sender.strip())
+    erased = keyword == Keyword.STOP and has_sender and _sender_erased(channel, sender)
     try:
         with transaction.atomic():
             message = InboundMessage.objects.create(
                 channel=channel,
-                sender=sender,
+                sender=ERASED if erased else sender,
                 recipient=recipient,
-                body=body,
-                media_urls=media_urls or [],
+                body="" if erased else body,
+                media_urls=[] if erased else media_urls or [],
                 keyword=keyword,
                 provider=provider,
                 provider_message_id=provider_message_id,
-                data=data or {},
+                data={} if erased else data or {},
             )
-            if keyword == Keyword.STOP:
+            if has_sender and keyword == Keyword.STOP:
                 suppression_add(
                     channel=channel,
                     address=sender,
                     reason=Suppression.Reason.OPT_OUT,
                     source=f"{source}: {body.strip()[:20].upper()}",
                     detail=f"Replied {body.strip()[:40]!r} to {recipient}.",
+                    erased=erased,
                 )
-            elif keyword == Keyword.START and suppression_lift(channel=channel, address=sender):
+            elif has_sender and keyword == Keyword.START and suppression_lift(channel=channel, address=sender):
                 # Sending to someone again is what a forged reply would want: recorded, unlike an opt-out.
                 audit_record(
                     action=AuditEntry.Action.SUPPRESSION_LIFTED,
@@ -109,6 +116,11 @@ def inbound_record(
     except IntegrityError:  # the provider retried a message we already have
         return InboundResult(message=None, keyword=keyword, reply=_reply_for(keyword))
     return InboundResult(message=message, keyword=keyword, reply=_reply_for(keyword))
+
+
+def _sender_erased(channel: str, sender: str) -> bool:
+    entry = suppression_for(channel=channel, address=sender)
+    return entry is not None and entry.address is None
 
 
 def _reply_for(keyword: str) -> str:

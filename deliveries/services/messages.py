@@ -22,6 +22,7 @@ from django.utils import timezone
 from content.models import MessageTemplate
 from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
+from guard.services.pricing import message_cost_estimate
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..db.events import created_message_insert
@@ -339,6 +340,7 @@ def _deadline(
 def message_fields(request: MessageRequest, content: RenderedContent) -> dict[str, Any]:
     """The columns a new message takes from its request and rendered content, one way for every path that stores
     messages (one at a time here, many at once in deliveries.services.bulk)."""
+    cost, currency = message_cost_estimate(channel=request.channel, recipient=request.recipient, body=content.body)
     return {
         "channel": request.channel,
         "recipient": request.recipient,
@@ -357,6 +359,8 @@ def message_fields(request: MessageRequest, content: RenderedContent) -> dict[st
         "send_at": request.send_at,
         "expires_at": request.expires_at,
         "dedupe_key": request.dedupe_key,
+        "estimated_cost": cost,
+        "cost_currency": currency,
         **request.dependency,
     }
 

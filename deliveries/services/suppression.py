@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -18,10 +19,11 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from ..db.lookups import among
 from ..models import ERASED, Category, Message, Suppression
-from .suppression_hashes import suppression_hashes
+from .suppression_hashes import suppression_hash, suppression_hashes
 
 Reason = Suppression.Reason
 
@@ -46,7 +48,14 @@ def _listed_as(channel: str, address: str) -> Q:
     address = suppression_address(channel, address)
     if not address:
         raise ValueError("An empty address is on no suppression list.")  # it would match nothing, or by mistake all
-    return Q(channel=channel) & (Q(address=address) | among("address_hash", suppression_hashes(address)))
+    return Q(channel=channel) & (Q(address=address) | _hashed_among(suppression_hashes(address)))
+
+
+def _hashed_among(hashes: Iterable[str]) -> Q:
+    # The condition of the small partial index of hashed entries (suppression_channel_address_hash), spelled out:
+    # PostgreSQL infers it from `= ANY` of a literal non-empty array, not from a bound array (server-side binding,
+    # a generic plan), and without it that arm of the OR would fall back to scanning the channel's entries.
+    return Q(address_hash__isnull=False) & among("address_hash", hashes)
 
 
 def suppression_hashes_of(channel: str, address: str) -> tuple[str, ...]:
@@ -74,26 +83,45 @@ def suppression_add(
     detail: str = "",
     message: Message | None = None,
     created_by: User | None = None,
+    erased: bool = False,
 ) -> Suppression:
     """Put an address on the channel's suppression list. Idempotent: an existing entry is kept, and only a
-    stronger reason (a hard bounce after an opt-out) replaces its reason, source and detail."""
+    stronger reason (a hard bounce after an opt-out) replaces its reason, source and detail.
+
+    `erased`: the address is an erased person's (a late bounce or unsubscribe about one of their blanked messages,
+    a STOP from them): a new entry is written as a hash only, and no entry gets a detail or a message, since
+    either may quote them."""
+    if erased:
+        detail, message = "", None
     values = {"reason": reason, "source": source[:100], "detail": detail, "message": message, "created_by": created_by}
     # An erased person's hashed entry is theirs still: a new opt-out or bounce strengthens it, and adds no address.
     suppression, created = suppression_for(channel=channel, address=address), False
     if suppression is None:
         address = suppression_address(channel, address)
+        where = {"address_hash": suppression_hash(address)} if erased else {"address": address}
         try:
             with transaction.atomic():
-                suppression, created = Suppression.objects.get_or_create(
-                    channel=channel, address=address, defaults=values
-                )
+                suppression, created = Suppression.objects.get_or_create(channel=channel, **where, defaults=values)
         except IntegrityError:  # another request added it between our read and our insert
-            suppression, created = Suppression.objects.get(channel=channel, address=address), False
+            suppression, created = Suppression.objects.get(channel=channel, **where), False
     if not created and REASON_STRENGTH[reason] > REASON_STRENGTH[suppression.reason]:
-        for name, value in values.items():
-            setattr(suppression, name, value)
-        suppression.save()
+        _strengthen(suppression, values)
     return suppression
+
+
+def _strengthen(suppression: Suppression, values: dict[str, Any]) -> None:
+    """Give an entry a stronger reason, by a conditional UPDATE of those columns only: an erasure may have hashed
+    the entry since we read it, and a full save() would write its address back (and its hash away). A hashed entry
+    gets no detail and no message: either may quote the person (a bounce's diagnostic, a message to them)."""
+    now = timezone.now()
+    entry = Suppression.objects.filter(pk=suppression.pk, reason=suppression.reason)
+    updated = 0
+    if suppression.address is not None:
+        updated = entry.filter(address=suppression.address).update(**values, updated_at=now)
+    if not updated:  # hashed, perhaps since we read it
+        updated = entry.filter(address=None).update(**{**values, "detail": "", "message": None}, updated_at=now)
+    if updated:
+        suppression.refresh_from_db()
 
 
 def suppression_lift(*, channel: str, address: str, reasons: Iterable[str] | None = (Reason.OPT_OUT,)) -> bool:
@@ -120,7 +148,7 @@ def suppressions_blocking(messages: Iterable) -> dict[int, Suppression]:
     hashes = {digest for address in addresses for digest in suppression_hashes(address)}
     # Two index lookups (address, address_hash) in one query; hashed entries are few, and either way one round trip.
     entries = Suppression.objects.filter(
-        among("channel", {channel for channel, _ in keys}), among("address", addresses) | among("address_hash", hashes)
+        among("channel", {channel for channel, _ in keys}), among("address", addresses) | _hashed_among(hashes)
     )
     by_key: dict[tuple[str, str | None], Suppression] = {}
     for entry in entries:
@@ -130,9 +158,12 @@ def suppressions_blocking(messages: Iterable) -> dict[int, Suppression]:
     for message in messages:
         address = suppression_address(message.channel, message.recipient)
         candidates = (by_key.get((message.channel, key)) for key in (address, *suppression_hashes(address)))
-        found = next((entry for entry in candidates if entry is not None), None)
-        if found is not None and suppression_blocks(found, category=message.category):
-            blocking[message.pk] = found
+        # A clear entry and a hashed one may both stand (opted out again after an erasure): the strongest decides.
+        found = [
+            entry for entry in candidates if entry is not None and suppression_blocks(entry, category=message.category)
+        ]
+        if found:
+            blocking[message.pk] = max(found, key=lambda entry: REASON_STRENGTH[entry.reason])
     return blocking
 
 

@@ -1,10 +1,10 @@
 """Keyed hashes of suppressed addresses: how an erased person's opt-out is kept without their address.
 
 A hash is HMAC-SHA256 of the address as the suppression list writes it (`suppression_address`), made with
-SUPPRESSION_HASH_KEY. It is recognised with every key it could have been made with: the current one, those in
-SUPPRESSION_HASH_KEY_FALLBACKS, and the keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS (development's
-default, and what a deployment used before it had a key of its own). Without the key nobody can tell whose entry
-it is, short of hashing every candidate address with the key: keep it as secret as SECRET_KEY.
+SUPPRESSION_HASH_KEY. It is recognised with every key it could have been made with: the current one and those in
+SUPPRESSION_HASH_KEY_FALLBACKS. Without SUPPRESSION_HASH_KEY (development, tests), the current key is derived from
+SECRET_KEY, and the keys derived from SECRET_KEY_FALLBACKS are recognised too. Without the key nobody can tell
+whose entry it is, short of hashing every candidate address with the key: keep it as secret as SECRET_KEY.
 """
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ def _derived(secret: str) -> bytes:
 
 @cache
 def suppression_hash_keys() -> tuple[bytes, ...]:
-    """Every key a stored hash may have been made with, the current one (new hashes) first, without repeats."""
-    explicit = [settings.SUPPRESSION_HASH_KEY, *settings.SUPPRESSION_HASH_KEY_FALLBACKS]
-    derived = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    keys = [key.encode() for key in explicit if key] + [_derived(secret) for secret in derived if secret]
+    """Every key a stored hash may have been made with, the current one (new hashes) first, without repeats.
+
+    The worker probes every recipient with each key, so a deployment with a key of its own pays for its keys only,
+    not also for those derived from SECRET_KEY (production never had any other: it refuses to start without one)."""
+    fallbacks = [key.encode() for key in settings.SUPPRESSION_HASH_KEY_FALLBACKS if key]
+    if settings.SUPPRESSION_HASH_KEY:
+        keys = [settings.SUPPRESSION_HASH_KEY.encode(), *fallbacks]
+    else:
+        secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+        keys = [_derived(secret) for secret in secrets if secret] + fallbacks
     return tuple(dict.fromkeys(keys))
 
 

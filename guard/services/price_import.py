@@ -5,12 +5,13 @@ wrong without anyone noticing), and every bad row is reported with its line numb
 """
 
 import csv
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import phonenumbers
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from content.models import Channel
 from guard.models import ANY_COUNTRY, Price
@@ -19,10 +20,16 @@ from guard.services.pricing import COUNTRY_PRICED
 COLUMNS = ("channel", "country", "price", "currency")
 # Ten times the dearest premium SMS route we know of: a price above it is a typo (a misplaced decimal point).
 MAX_PRICE = Decimal("100")
+# Digits with an optional dot: what Decimal() would also take ("1_0", "1e3", "NaN", "-1") is a typo here.
+PRICE_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class PriceFileError(Exception):
     """The file as a whole cannot be read as a price list (its header, its encoding)."""
+
+
+class PricesChangedMeanwhile(Exception):
+    """Someone saved a price for the same destination while the import ran."""
 
 
 @dataclass
@@ -47,7 +54,10 @@ class PriceImportReport:
 def prices_read_csv(lines: Iterable[str]) -> tuple[list[PriceRow], list[tuple[int, str]]]:
     """The file's rows checked one by one: (good rows, (line, reason) for each bad one)."""
     reader = csv.DictReader(lines)
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+    try:
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+    except (csv.Error, UnicodeError) as error:
+        raise PriceFileError(f"its first line cannot be read ({error}); is --encoding right?") from error
     missing = [column for column in COLUMNS if column not in header]
     if missing:
         raise PriceFileError(
@@ -72,8 +82,8 @@ def prices_read_csv(lines: Iterable[str]) -> tuple[list[PriceRow], list[tuple[in
                 continue
             seen[key] = line
             rows.append(row)
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise PriceFileError(f"line {reader.line_num}: {error}") from error
+    except (csv.Error, UnicodeError) as error:
+        raise PriceFileError(f"line {reader.line_num}: {error}; is --encoding right?") from error
     return rows, rejected
 
 
@@ -93,11 +103,10 @@ def _checked_row(line: int, values: dict) -> PriceRow:
     if country and country not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"country '{country}' is not an ISO 3166 alpha-2 code of a country with phone numbers.")
     text = (values.get("price") or "").strip()
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"price '{text}' is not a number (use a dot for decimals: 0.0075).") from None
-    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+    if not PRICE_TEXT.fullmatch(text):
+        raise ValueError(f"price '{text}' is not a number (digits, and a dot for decimals: 0.0075).")
+    price = Decimal(text)
+    if price > MAX_PRICE:
         raise ValueError(f"price {text} is out of range (0 to {MAX_PRICE} per segment or message).")
     if price != price.quantize(Decimal("0.000001")):
         raise ValueError(f"price {text} has more than 6 decimal places.")
@@ -110,19 +119,26 @@ def _checked_row(line: int, values: dict) -> PriceRow:
 def prices_import(rows: list[PriceRow], *, dry_run: bool = False) -> PriceImportReport:
     """Create or update a price per row, in one transaction (rolled back on a dry run)."""
     report = PriceImportReport()
-    existing = {(price.channel, price.country): price for price in Price.objects.all()}
-    with transaction.atomic():
-        for row in rows:
-            current = existing.get((row.channel, row.country))
-            if current is None:
-                Price.objects.create(channel=row.channel, country=row.country, price=row.price, currency=row.currency)
-                report.created += 1
-            elif (current.price, current.currency) != (row.price, row.currency):
-                current.price, current.currency = row.price, row.currency
-                current.save(update_fields=["price", "currency", "updated_at"])
-                report.updated += 1
-            else:
-                report.unchanged += 1
-        if dry_run:
-            transaction.set_rollback(True)
+    try:
+        with transaction.atomic():
+            _prices_write(rows, report)
+            if dry_run:
+                transaction.set_rollback(True)
+    except IntegrityError as error:
+        raise PricesChangedMeanwhile(str(error)) from error
     return report
+
+
+def _prices_write(rows: list[PriceRow], report: PriceImportReport) -> None:
+    existing = {(price.channel, price.country): price for price in Price.objects.select_for_update()}
+    for row in rows:
+        current = existing.get((row.channel, row.country))
+        if current is None:
+            Price.objects.create(channel=row.channel, country=row.country, price=row.price, currency=row.currency)
+            report.created += 1
+        elif (current.price, current.currency) != (row.price, row.currency):
+            current.price, current.currency = row.price, row.currency
+            current.save(update_fields=["price", "currency", "updated_at"])
+            report.updated += 1
+        else:
+            report.unchanged += 1

@@ -62,32 +62,60 @@ def billed_units(channel: str, body: str) -> int:
     return 1
 
 
-def estimate(channel: str, recipient: str, body: str) -> Estimate:
+def message_cost_estimate(*, channel: str, recipient: str, body: str) -> tuple[Decimal | None, str]:
+    """(cost, currency) of one message, or (None, "") without a price: what every new message stores. It parses the
+    number only when the channel has prices by country, so that a price list without them costs nothing per
+    message."""
+    prices = price_list()
+    if channel not in prices.channels:
+        return None, ""
+    if channel not in prices.by_country:
+        price, currency = prices.rows[(channel, ANY_COUNTRY)]
+        return price * billed_units(channel, body), currency
+    found = cost_estimate(channel=channel, recipient=recipient, body=body)
+    return found.cost, found.currency
+
+
+def cost_estimate(*, channel: str, recipient: str, body: str) -> Estimate:
     country = destination_country(channel, recipient)
     units = billed_units(channel, body)
-    prices = price_table()
-    found = prices.get((channel, country)) or prices.get((channel, ANY_COUNTRY))
+    rows = price_list().rows
+    found = rows.get((channel, country)) or rows.get((channel, ANY_COUNTRY))
     if found is None:
         return Estimate(cost=None, currency="", units=units, country=country)
     price, currency = found
     return Estimate(cost=price * units, currency=currency, units=units, country=country)
 
 
-PriceTable = dict[tuple[str, str], tuple[Decimal, str]]
-# (when it was read on the monotonic clock, the table): replaced whole, so threads never see half a table.
-_cached: tuple[float, PriceTable] | None = None
+@dataclass(frozen=True)
+class PriceList:
+    rows: dict[tuple[str, str], tuple[Decimal, str]]  # (channel, country) -> (price, currency)
+    channels: frozenset[str]  # channels with any price
+    by_country: frozenset[str]  # channels with a price for some country
 
-
-def price_table() -> PriceTable:
-    """Every price, by (channel, country), from this process's copy while it is fresh."""
-    global _cached
-    cached = _cached
-    if cached is None or time.monotonic() - cached[0] > settings.PRICE_CACHE_SECONDS:
-        table = {
+    @classmethod
+    def read(cls) -> "PriceList":
+        rows = {
             (row.channel, row.country): (row.price, row.currency)
             for row in Price.objects.only("channel", "country", "price", "currency")
         }
-        cached = _cached = (time.monotonic(), table)
+        return cls(
+            rows=rows,
+            channels=frozenset(channel for channel, _ in rows),
+            by_country=frozenset(channel for channel, country in rows if country != ANY_COUNTRY),
+        )
+
+
+# (when it was read on the monotonic clock, the list): replaced whole, so threads never see half a list.
+_cached: tuple[float, PriceList] | None = None
+
+
+def price_list() -> PriceList:
+    """Every price, from this process's copy while it is fresh."""
+    global _cached
+    cached = _cached
+    if cached is None or time.monotonic() - cached[0] > settings.PRICE_CACHE_SECONDS:
+        cached = _cached = (time.monotonic(), PriceList.read())
     return cached[1]
 
 

@@ -18,6 +18,7 @@ from deliveries.models import Batch, Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_authenticate, api_key_revoke
 from deliveries.services.bulk import RenderFailure, messages_create_many
 from deliveries.services.messages import message_create, message_request_validate
+from guard.services.pricing import price_list
 from tests.support import other_connections, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,6 +115,7 @@ def test_bulk_insert_on_postgresql_is_three_statements_a_chunk():
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     items = [request(to=f"+1415{7000000 + i}") for i in range(1200)]
+    price_list()  # read once per PRICE_CACHE_SECONDS by each process, not per chunk
     # In a transaction, so the chunks are written on this connection (outside one a writer thread has its own).
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         messages_create_many(items=items, chunk_size=600)

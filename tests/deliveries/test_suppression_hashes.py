@@ -1,10 +1,14 @@
 """An erased person's suppression entry, kept as a keyed hash: every check of the list still finds it."""
 
 import pytest
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from deliveries.models import Status, Suppression
+from deliveries.services.erasure import PersonAddress, recipient_data_erase
 from deliveries.services.messages import message_create, message_request_validate
 from deliveries.services.suppression import (
+    _strengthen,
     suppression_add,
     suppression_for,
     suppression_lift,
@@ -57,13 +61,22 @@ def test_the_worker_ends_a_message_to_a_hashed_address_suppressed_without_naming
     assert message.last_error_message.startswith("Not sent: this address (an erased person's, kept as a hash)")
 
 
-def test_a_new_opt_out_strengthens_the_hashed_entry_and_adds_no_address():
+def test_a_new_bounce_strengthens_the_hashed_entry_and_adds_no_address_not_even_in_its_detail():
+    """A message sent to them after the erasure (a transactional one passes an opt-out) bounces."""
     entry = hashed_entry()
-    again = suppression_add(channel="sms", address=NUMBER, reason=Reason.HARD_BOUNCE, source="Twilio 21610")
+    bounced = MessageFactory(recipient=NUMBER, status=Status.UNDELIVERED)
+    again = suppression_add(
+        channel="sms",
+        address=NUMBER,
+        reason=Reason.HARD_BOUNCE,
+        source="Twilio 30005",
+        detail=f"Unknown destination {NUMBER}",
+        message=bounced,
+    )
     assert again.pk == entry.pk
     assert Suppression.objects.count() == 1
     entry.refresh_from_db()
-    assert (entry.address, entry.reason) == (None, Reason.HARD_BOUNCE)
+    assert (entry.address, entry.reason, entry.detail, entry.message) == (None, Reason.HARD_BOUNCE, "", None)
 
 
 def test_a_start_reply_lifts_the_hashed_opt_out():
@@ -85,16 +98,26 @@ def test_an_empty_address_matches_no_hashed_entry():
     assert Suppression.objects.count() == 1
 
 
-def test_hashes_made_before_the_key_was_set_or_rotated_still_match(settings):
-    settings.SUPPRESSION_HASH_KEY = ""
-    derived = hashed_entry()  # made with the key derived from SECRET_KEY (development's default)
+def test_hashes_made_with_a_rotated_key_still_match(settings):
     settings.SUPPRESSION_HASH_KEY = "first-key"
-    first = hashed_entry(address="+14155550125")
+    first = hashed_entry()
     settings.SUPPRESSION_HASH_KEY = "second-key"
     settings.SUPPRESSION_HASH_KEY_FALLBACKS = ["first-key"]
+    second = hashed_entry(address="+14155550125")
     messages = [MessageFactory(recipient=NUMBER), MessageFactory(recipient="+14155550125")]
 
-    assert suppressions_blocking(messages) == {messages[0].pk: derived, messages[1].pk: first}
+    assert suppressions_blocking(messages) == {messages[0].pk: first, messages[1].pk: second}
+
+
+def test_without_a_key_of_its_own_hashes_made_with_an_earlier_secret_key_still_match(settings):
+    settings.SUPPRESSION_HASH_KEY = ""
+    settings.SECRET_KEY = "old-secret-key-" + "x" * 40
+    derived = hashed_entry()  # development's default: a key derived from SECRET_KEY
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "new-secret-key-" + "y" * 40
+
+    message = MessageFactory(recipient=NUMBER)
+    assert suppressions_blocking([message]) == {message.pk: derived}
 
 
 def test_a_key_dropped_from_the_fallbacks_no_longer_matches_its_hashes(settings):
@@ -105,12 +128,61 @@ def test_a_key_dropped_from_the_fallbacks_no_longer_matches_its_hashes(settings)
     assert suppressions_blocking([MessageFactory(recipient=NUMBER)]) == {}
 
 
-def test_the_current_key_makes_new_hashes_and_each_key_is_tried_once(settings):
+def test_with_a_key_of_its_own_each_address_is_probed_with_its_keys_only(settings):
+    """The worker hashes every recipient with every key: none derived from SECRET_KEY once a key is set."""
     settings.SUPPRESSION_HASH_KEY = "current"
     settings.SUPPRESSION_HASH_KEY_FALLBACKS = ["current", "older"]
-    keys = suppression_hash_keys()
-    assert keys[:2] == (b"current", b"older")
-    assert len(keys) == len(set(keys)) == 3  # and the one derived from SECRET_KEY
+    settings.SECRET_KEY_FALLBACKS = ["an-old-secret-key-" + "z" * 40]
+    assert suppression_hash_keys() == (b"current", b"older")
+
+
+def test_with_a_clear_opt_out_and_a_hashed_bounce_the_bounce_stops_even_a_transactional_message():
+    """Opted out again after an erasure that kept a hard bounce: the stronger entry decides, whichever is clear."""
+    bounce = hashed_entry(reason=Reason.HARD_BOUNCE)
+    Suppression.objects.create(channel="sms", address=NUMBER, reason=Reason.OPT_OUT)
+    transactional = MessageFactory(recipient=NUMBER, category="transactional")
+
+    assert suppressions_blocking([transactional]) == {transactional.pk: bounce}
+
+
+def test_a_bounce_that_read_the_entry_before_an_erasure_hashed_it_writes_no_address_back():
+    """The race: a bounce reads the clear entry, an erasure hashes it, then the bounce strengthens what it read."""
+    Suppression.objects.create(channel="sms", address=NUMBER, reason=Reason.OPT_OUT)
+    read_by_the_bounce = Suppression.objects.get()
+    recipient_data_erase(addresses=[PersonAddress("sms", NUMBER)])
+
+    values = {"reason": Reason.HARD_BOUNCE, "source": "Twilio 30005", "detail": f"{NUMBER} is unknown"}
+    _strengthen(read_by_the_bounce, {**values, "message": None, "created_by": None})
+
+    entry = Suppression.objects.get()
+    assert (entry.address, entry.address_hash) == (None, suppression_hash(NUMBER))
+    assert (entry.reason, entry.detail) == (Reason.HARD_BOUNCE, "")
+
+
+def test_an_entry_with_neither_address_nor_hash_is_refused_by_the_database():
+    with pytest.raises(IntegrityError):
+        Suppression.objects.create(channel="sms", address=None, address_hash=None)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner and catalogue")
+def test_the_workers_lookup_by_hash_uses_the_small_partial_index_and_the_check_is_validated():
+    hashed_entry()
+    # Enough clear entries on the channel that the channel alone is no way in, as on a real list.
+    Suppression.objects.bulk_create(Suppression(channel="sms", address=f"+1415600{n:04d}") for n in range(5000))
+    with CaptureQueriesContext(connection) as queries:
+        suppressions_blocking([MessageFactory(recipient=NUMBER)])
+    lookup = next(query["sql"] for query in queries if "address_hash" in query["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE deliveries_suppression")
+        cursor.execute("EXPLAIN " + lookup)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'suppression_channel_address_hash'")
+        (index,) = cursor.fetchone()
+        cursor.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'suppression_has_address_or_hash'")
+        (validated,) = cursor.fetchone()
+    assert "Bitmap Index Scan on suppression_channel_address_hash" in plan, plan
+    assert index.endswith("WHERE (address_hash IS NOT NULL)"), index
+    assert validated is True
 
 
 def test_the_hash_is_not_the_address_nor_a_plain_sha256_of_it():

@@ -47,12 +47,14 @@ def test_any_bad_row_is_named_by_line_and_nothing_is_saved(tmp_path, capsys):
         "email,GB,0.001,USD\n"
         "sms,GB,0.05,USD\n"
         "sms,ES,0.04,dollars\n"
-        "sms,IT,-1,USD\n",
+        "sms,IT,-1,USD\n"
+        "sms,PT,1_0,USD\n"
+        "sms,NL,NaN,USD\n",
     )
     from io import StringIO
 
     out = StringIO()
-    with pytest.raises(CommandError, match="8 row\\(s\\) rejected, nothing saved"):
+    with pytest.raises(CommandError, match="10 row\\(s\\) rejected, nothing saved"):
         call_command("import_prices", path, stdout=out)
     report = out.getvalue()
     for expected in (
@@ -62,7 +64,9 @@ def test_any_bad_row_is_named_by_line_and_nothing_is_saved(tmp_path, capsys):
         "Line 7: email has no destination country",
         "Line 8: sms GB is already on line 2",
         "Line 9: currency 'DOLLARS'",
-        "Line 10: price -1 is out of range",
+        "Line 10: price '-1' is not a number",
+        "Line 11: price '1_0' is not a number",
+        "Line 12: price 'NaN' is not a number",
     ):
         assert expected in report
     assert "Line 5: 5 fields where 4 were expected: write prices with a dot" in report
@@ -101,3 +105,13 @@ def test_the_admin_lists_prices_for_those_allowed_and_refuses_other_staff(admin_
     staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(staff)
     assert client.get("/admin/guard/price/").status_code == 403
+
+
+def test_a_file_in_another_encoding_or_an_unknown_encoding_is_one_readable_error(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("channel,country,price,currency\nsms,GB,0.04,USD\n".encode("utf-16"))
+    with pytest.raises(CommandError, match="cannot be imported: .*is --encoding right"):
+        run(str(path))
+    assert "1 created" in run(str(path), "--encoding", "utf-16")
+    with pytest.raises(CommandError, match="Unknown --encoding 'nope'"):
+        run(str(path), "--encoding", "nope")

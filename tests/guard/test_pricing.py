@@ -6,7 +6,7 @@ import pytest
 
 from content.services.sms_segments import sms_segments
 from guard.models import Price
-from guard.services.pricing import destination_country, estimate
+from guard.services.pricing import cost_estimate, destination_country
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_the_texts_segment_the_way_the_estimates_assume():
 )
 @pytest.mark.parametrize(("body", "segments"), [("Your code is 123456", 1), (GSM7_200, 2), (UCS2_90, 2)])
 def test_an_sms_costs_its_segments_times_its_countrys_price(prices, recipient, country, price, body, segments):
-    found = estimate("sms", recipient, body)
+    found = cost_estimate(channel="sms", recipient=recipient, body=body)
     assert found.country == country
     assert found.units == segments
     assert found.cost == Decimal(price) * segments
@@ -46,33 +46,33 @@ def test_an_sms_costs_its_segments_times_its_countrys_price(prices, recipient, c
 
 
 def test_a_ucs2_text_costs_more_than_the_same_length_in_gsm7(prices):
-    gsm = estimate("sms", GB, "a" * 80)
-    ucs = estimate("sms", GB, "ą" * 80)
+    gsm = cost_estimate(channel="sms", recipient=GB, body="a" * 80)
+    ucs = cost_estimate(channel="sms", recipient=GB, body="ą" * 80)
     assert (gsm.units, ucs.units) == (1, 2)
     assert ucs.cost == 2 * gsm.cost
 
 
 def test_whatsapp_is_priced_per_message_by_country_and_email_at_its_unit_price(prices):
-    assert estimate("whatsapp", f"whatsapp:{GB}", GSM7_200).cost == Decimal("0.0360")
-    assert estimate("email", "someone@example.com", "x" * 5000).cost == Decimal("0.0010")
+    assert cost_estimate(channel="whatsapp", recipient=f"whatsapp:{GB}", body=GSM7_200).cost == Decimal("0.0360")
+    assert cost_estimate(channel="email", recipient="someone@example.com", body="x" * 5000).cost == Decimal("0.0010")
 
 
 def test_a_country_without_a_price_falls_back_to_the_channels_any_country_price_else_has_none(prices):
     brazil = "+5511987654321"
-    assert estimate("sms", brazil, "hi").cost is None
-    assert estimate("sms", brazil, "hi").describe() == "no price to BR"
+    assert cost_estimate(channel="sms", recipient=brazil, body="hi").cost is None
+    assert cost_estimate(channel="sms", recipient=brazil, body="hi").describe() == "no price to BR"
     Price.objects.create(channel="sms", country="", price=Decimal("0.05"), currency="EUR")
-    found = estimate("sms", brazil, "hi")
+    found = cost_estimate(channel="sms", recipient=brazil, body="hi")
     assert (found.cost, found.currency, found.country) == (Decimal("0.05"), "EUR", "BR")
-    assert estimate("messenger", "1234567890", "hi").cost is None
+    assert cost_estimate(channel="messenger", recipient="1234567890", body="hi").cost is None
 
 
 def test_a_price_saved_applies_at_once_in_this_process(prices):
-    assert estimate("sms", US, "hi").cost == Decimal("0.0079")
+    assert cost_estimate(channel="sms", recipient=US, body="hi").cost == Decimal("0.0079")
     Price.objects.filter(country="US").delete()
-    assert estimate("sms", US, "hi").cost is None
+    assert cost_estimate(channel="sms", recipient=US, body="hi").cost is None
     Price.objects.create(channel="sms", country="US", price=Decimal("0.0100"), currency="USD")
-    assert estimate("sms", US, "hi").cost == Decimal("0.0100")
+    assert cost_estimate(channel="sms", recipient=US, body="hi").cost == Decimal("0.0100")
 
 
 @pytest.mark.parametrize(

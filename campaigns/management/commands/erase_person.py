@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from campaigns.services.person_erasure import PersonErasureInputError, person_erase
 from deliveries.models import AuditEntry
 from deliveries.services.audit import audit_record, command_actor
+from messaging_project.log_redaction import mask_recipient
 
 LABELS = {
     "messages": "messages anonymised",
@@ -39,7 +40,8 @@ class Command(BaseCommand):
             erasure = person_erase(phone=phone, email=email, dry_run=dry_run)
         except PersonErasureInputError as error:
             raise CommandError(f"{error} Nothing was erased.") from None
-        who = ", ".join(erasure.phones + erasure.emails)
+        # Masked: a terminal's scrollback, a CI log or a ticket the output is pasted into must not undo the erasure.
+        who = ", ".join(mask_recipient(address) for address in erasure.phones + erasure.emails)
         counts = erasure.counts.as_dict()
         in_flight = counts.pop("messages_in_flight")
         self.stdout.write(f"{'Dry run, nothing changed. Would erase' if dry_run else 'Erased'}: {who}")

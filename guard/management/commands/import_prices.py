@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from guard.services.price_import import PriceFileError, prices_import, prices_read_csv
+from guard.services.price_import import PriceFileError, PricesChangedMeanwhile, prices_import, prices_read_csv
 
 
 class Command(BaseCommand):
@@ -21,12 +21,21 @@ class Command(BaseCommand):
                 rows, rejected = prices_read_csv(handle)
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}.") from error
+        except LookupError as error:
+            raise CommandError(
+                f"Unknown --encoding {encoding!r}: name one Python knows, such as utf-8 or cp1252."
+            ) from error
         except PriceFileError as error:
             raise CommandError(f"{file} cannot be imported: {error}") from error
         for line, reason in rejected:
             self.stdout.write(f"Line {line}: {reason}")
         if rejected:
             raise CommandError(f"{len(rejected)} row(s) rejected, nothing saved; fix them and run the import again.")
-        report = prices_import(rows, dry_run=dry_run)
+        try:
+            report = prices_import(rows, dry_run=dry_run)
+        except PricesChangedMeanwhile as error:
+            raise CommandError(
+                "Someone saved a price for the same destination meanwhile; nothing was imported. Run it again."
+            ) from error
         prefix = "Dry run, nothing saved. " if dry_run else ""
         self.stdout.write(f"{prefix}Imported {file}: {report.summary()}")

@@ -304,3 +304,10 @@ def test_an_unsigned_inbound_message_is_refused(client):
 def test_inbound_media_urls_are_kept(client):
     inbound(client, "", NumMedia="2", MediaUrl0="https://api.twilio.com/a", MediaUrl1="https://api.twilio.com/b")
     assert InboundMessage.objects.get().media_urls == ["https://api.twilio.com/a", "https://api.twilio.com/b"]
+
+
+def test_a_signed_stop_without_a_sender_is_kept_and_suppresses_nobody(client):
+    response = inbound(client, "STOP", sender="")
+    assert response.status_code == 200
+    assert InboundMessage.objects.get().keyword == "stop"
+    assert not Suppression.objects.exists()

@@ -26,20 +26,39 @@ def identity() -> str:
 
 
 class Heartbeat:
-    """Stamps this process's beat at most every `every` seconds however often `beat()` is called."""
+    """Stamps this process's beat at most every `every` seconds however often `beat()` is called.
+
+    Each beat also reads the Redis server's run id, in the same round trip: a new one means another server now
+    answers (a restart, a failover to a replica), which may have lost jobs. `redis_replaced()` says so once, so
+    that the dispatcher re-queues at once what the reconciler would otherwise find only RECONCILE_AFTER later.
+    """
 
     def __init__(self, every: float | None = None):
         self.every = settings.DISPATCHER_HEARTBEAT_EVERY if every is None else every
         self.name = identity()
         self._last = 0.0
+        self._run_id: str | None = None
+        self._replaced = False
 
     def beat(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         if now - self._last < self.every:
             return False
-        django_rq.get_connection("default").hset(KEY, self.name, repr(now))
+        pipe = django_rq.get_connection("default").pipeline(transaction=False)
+        pipe.hset(KEY, self.name, repr(now))
+        pipe.info("server")
+        _, server = pipe.execute()
+        run_id = server.get("run_id")
+        if self._run_id is not None and run_id != self._run_id:
+            self._replaced = True
+        self._run_id = run_id
         self._last = now
         return True
+
+    def redis_replaced(self) -> bool:
+        """Whether another Redis server answered since the last call (never on the first beat)."""
+        replaced, self._replaced = self._replaced, False
+        return replaced
 
     def stop(self) -> None:
         """A dispatcher that stops cleanly says so: its absence is then not mistaken for a hang elsewhere."""

@@ -107,3 +107,22 @@ def test_redis_restarted_mid_run_every_message_still_goes_out_once(pipeline, fak
     output = pipeline.output()
     assert "Lost Redis at" in output
     assert "Redis is back; the worker starts again." in output
+
+
+def test_jobs_an_empty_new_redis_lacks_are_queued_again_at_once_not_a_reconcile_period_later(
+    pipeline, fake_twilio, private_redis
+):
+    # The reconciler alone would find these messages only RECONCILE_AFTER (here ten minutes) after they were
+    # queued: the dispatcher's heartbeat sees another server answer and re-queues them at once.
+    count = 50
+    ids = queue_sms(count)
+    pipeline.start_dispatcher(REDIS_URL=private_redis.url, RECONCILE_AFTER="600", DISPATCHER_HEARTBEAT_EVERY="0.5")
+    time.sleep(2)  # a few beats against the first server
+    private_redis.stop()  # its jobs go with it; no worker has taken any
+    private_redis.start()  # back, empty
+    pipeline.start_worker(REDIS_URL=private_redis.url, RECONCILE_AFTER="600")
+    settled = wait_until_settled(ids, timeout=60)
+
+    assert settled == {Status.SENT: count}, settled
+    assert set(fake_twilio.count_by_to().values()) == {1}
+    assert "Redis was replaced (a restart or a failover); re-queued 50 message(s)" in pipeline.output()

@@ -11,7 +11,13 @@ from django.db import DatabaseError, close_old_connections
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
-from deliveries.services.dispatch import JOB_SPAN_SECONDS, HeldJobs, dispatch_due_messages, next_send_at
+from deliveries.services.dispatch import (
+    JOB_SPAN_SECONDS,
+    HeldJobs,
+    dispatch_due_messages,
+    next_send_at,
+    requeue_orphaned_messages,
+)
 from deliveries.services.heartbeat import Heartbeat
 
 logger = logging.getLogger("deliveries.dispatcher")
@@ -84,6 +90,8 @@ class Command(BaseCommand):
             self._beat()
             try:
                 close_old_connections()
+                if self.heartbeat.redis_replaced():
+                    self._requeue_what_redis_lost()
                 held.push_due()
                 dispatched = dispatch_due_messages(limit=PASS_LIMIT, lookahead=lookahead, held=held)
                 if dispatched:
@@ -135,6 +143,14 @@ class Command(BaseCommand):
             if until <= now:
                 return
             time.sleep(min(until - now, STOP_CHECK_SECONDS))
+
+    @staticmethod
+    def _requeue_what_redis_lost() -> None:
+        """Another Redis server answers (restarted empty, or a replica promoted without the last writes): every
+        queued message whose job it lacks is queued again now, not RECONCILE_AFTER seconds after it was queued. A
+        message whose job was only late to arrive gets a second job, and one of the two finds nothing to claim."""
+        count = requeue_orphaned_messages(older_than=0)
+        logger.warning("Redis was replaced (a restart or a failover); re-queued %s message(s) it had lost", count)
 
     def _beat(self) -> None:
         try:

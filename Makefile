@@ -81,7 +81,7 @@ test-postgres: install redis browser hosts redis-servers
 # not running): most of a suite's time is spent waiting on worker processes and servers, so two at once take little
 # longer than one. Each has its own Redis database, and each line of output says which suite it comes from.
 # What the suites need is installed first, once: two apt-get runs at the same time would fight over dpkg's lock.
-test: lint redis browser hosts
+test: lint redis browser hosts redis-servers
 	@$(MAKE) --no-print-directory -j2 test-sqlite test-postgres-if-reachable \
 		SQLITE_OUTPUT="scripts/prefixed.sh sqlite" POSTGRES_OUTPUT="scripts/prefixed.sh postgres"
 

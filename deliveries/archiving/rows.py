@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, models
 from django.utils import timezone
 
+from ..db.features import rows_copied_in
 from ..db.lookups import among
 from ..db.row_inserts import rows_insert
 
@@ -22,7 +23,7 @@ def rows_insert_exact(model: type[models.Model], rows: Sequence[dict[str, Any]])
     if not rows:
         return
     pk = model._meta.pk.attname
-    if connection.vendor == "postgresql":
+    if rows_copied_in():
         # COPY, with every column given: no default and no auto_now stamp applies.
         values = [{key: value for key, value in row.items() if key != pk} for row in rows]
         rows_insert(model, values, now=timezone.now(), ids=[row[pk] for row in rows])

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from django.db import DatabaseError, connection, models
 
+from ..db.features import json_lines_built_by_database
 from ..db.fields import fields_by_name
 from ..db.lookups import array_param
 from ..models import Message, MessageEvent
@@ -57,7 +58,7 @@ class StagedRows(Protocol):
 
 
 def staged_rows() -> StagedRows:
-    return ServerStagedRows() if connection.vendor == "postgresql" else PythonStagedRows()
+    return ServerStagedRows() if json_lines_built_by_database() else PythonStagedRows()
 
 
 class PythonStagedRows:

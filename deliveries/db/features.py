@@ -21,3 +21,15 @@ def row_with_event_insert_is_one_statement() -> bool:
     """Whether a row and its first event are stored by one statement (PostgreSQL: an INSERT feeding another in a
     CTE), atomic on its own, so that no transaction is needed around it (see row_inserts.row_with_event_insert)."""
     return connection.vendor == "postgresql"
+
+
+def rows_copied_in() -> bool:
+    """Whether rows go in by COPY, every column given, primary keys included (row_inserts.rows_insert with ids):
+    PostgreSQL. Elsewhere an INSERT of each row's values."""
+    return connection.vendor == "postgresql"
+
+
+def json_lines_built_by_database() -> bool:
+    """Whether the database writes a row as a JSON line itself, and reads such lines back into a staged table
+    (the archive's lines and restores): PostgreSQL. Elsewhere Python does, field by field."""
+    return connection.vendor == "postgresql"

@@ -34,6 +34,7 @@ from ..archiving.holds import ArchiveCandidates, held_back
 from ..archiving.lines import LINE_HEAD, line_sql, row_line
 from ..archiving.rows import rows_delete
 from ..archiving.tallies import tallies_change
+from ..db.features import json_lines_built_by_database
 from ..db.lookups import among
 from ..models import ArchiveCursor, ArchiveFile, Message, MessageEvent
 from ..state import FINAL_STATUSES
@@ -241,7 +242,7 @@ def _chunk_archive(
 
 def _with_lines(rows: QuerySet[Any], model: type[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     """`fields` of each row, and its archive line under "line": built by PostgreSQL, or here from every field."""
-    if connection.vendor == "postgresql":
+    if json_lines_built_by_database():
         line = RawSQL(line_sql(model, connection), ())  # noqa: S611 - built from our own model names
         return [{**row, "line": row["line"] + "\n"} for row in rows.annotate(line=line).values(*fields, "line")]
     return [

@@ -23,6 +23,7 @@ from .selectors import batch_status_counts, message_outcome_summary, message_sea
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
+from .services.holds import held_messages_release
 from .services.messages import (
     message_cancel,
     message_retry,
@@ -39,7 +40,7 @@ from .services.suppression import (
 )
 
 # What message_cancel accepts: a message that has not started sending.
-CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING})
+CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status.HELD})
 
 
 @admin.register(Message)
@@ -60,7 +61,14 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     sortable_by = ["id", "when"]
     list_select_related = ["template"]
     change_form_template = "admin/deliveries/message/change_form.html"
-    actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
+    actions = [
+        "cancel_selected",
+        "retry_selected",
+        "release_selected",
+        "resend_reviewed",
+        "mark_reviewed_sent",
+        "mark_reviewed_failed",
+    ]
     fieldsets = [
         # The status leads the page above the timeline (it is refreshed there while the message is in flight).
         (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
@@ -161,6 +169,9 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     def has_retry_permission(self, request):
         return request.user.has_perm("deliveries.retry_message")
 
+    def has_release_permission(self, request):
+        return request.user.has_perm("deliveries.release_held_message")
+
     def has_review_permission(self, request):
         return request.user.has_perm("deliveries.review_message")
 
@@ -214,6 +225,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
                 error_code_link=error_code_link(obj.provider, obj.last_error_code) if obj.last_error_code else "",
                 can_cancel=obj.status in CANCELLABLE and self.has_cancel_permission(request),
                 can_retry=obj.status == Status.FAILED and self.has_retry_permission(request),
+                can_release=obj.status == Status.HELD and self.has_release_permission(request),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -278,7 +290,9 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
         skipped = queryset.count() - len(changed)
         self.message_user(request, done_text.format(len(changed)) + (f" {skipped} {skipped_text}" if skipped else ""))
 
-    @admin.action(description="Cancel selected messages (waiting, scheduled or queued only)", permissions=["cancel"])
+    @admin.action(
+        description="Cancel selected messages (waiting, scheduled, queued or held only)", permissions=["cancel"]
+    )
     def cancel_selected(self, request, queryset):
         self._apply_to_each(
             request,
@@ -298,6 +312,21 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "Queued {} message(s) again.",
             "were not failed, so left alone.",
             action=AuditEntry.Action.MESSAGE_RETRIED,
+        )
+
+    @admin.action(
+        description="Release selected held messages (the cost guard will not hold them again)", permissions=["release"]
+    )
+    def release_selected(self, request, queryset):
+        by = request.user.get_username()
+        ids = list(queryset.filter(status=Status.HELD).values_list("pk", flat=True))
+        released = held_messages_release(message_ids=ids, by=by)
+        changed = Message.objects.filter(pk__in=ids, guard_released=True).exclude(status=Status.HELD)  # for the audit
+        audit_record_each(action=AuditEntry.Action.MESSAGES_RELEASED, targets=changed, request=request)
+        skipped = queryset.count() - released
+        self.message_user(
+            request,
+            f"Released {released} message(s)." + (f" {skipped} were not held, so left alone." if skipped else ""),
         )
 
     def _settle_reviewed(self, request, queryset, service, done_text: str, *, resolution: str):

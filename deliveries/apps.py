@@ -11,5 +11,7 @@ class DeliveriesConfig(AppConfig):
         from .services import (
             api_keys,  # noqa: F401  (forgets a changed or deleted key in the shared cache)
             dependencies,  # noqa: F401  (settles dependents after every deciding transition)
+            holds,  # noqa: F401  (re-admits held messages when a spend cap is raised)
+            spend_caps,  # noqa: F401  (recounts a spend counter Redis lost, from messages)
         )
         from .webhooks import anymail  # noqa: F401  (connects the email tracking receiver)

@@ -249,6 +249,8 @@ class Message(models.Model):
     # What the guard's price list said it would cost when it was created (guard.services.pricing); NULL: no price.
     estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     cost_currency = models.CharField(max_length=3, blank=True)
+    # A person released it from `held`: the spend caps count it but no longer hold it (a person decided).
+    guard_released = models.BooleanField(default=False)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
@@ -291,6 +293,7 @@ class Message(models.Model):
             ("review_message", "Can resolve messages that need review"),
             # The CSV export takes recipients out of the system: a permission of its own, not view_message.
             ("export_message", "Can export messages (CSV, with recipients)"),
+            ("release_held_message", "Can release messages held by the cost guard"),
         ]
         # Every index costs work on each INSERT, and on each status change (an update of an indexed column is
         # never HOT, so it adds an entry to every index whose condition the new row meets). Status indexes are
@@ -535,6 +538,7 @@ class AuditEntry(models.Model):
         TEMPLATE_CHANGED = "template_changed", "Template created, changed or deleted"
         MESSAGES_EXPORTED = "messages_exported", "Messages exported (CSV)"
         PERSON_ERASED = "person_erased", "A person's data erased (GDPR)"
+        MESSAGES_RELEASED = "messages_released", "Held messages released"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)  # the retention sweep's index
     action = models.CharField(max_length=40, choices=Action.choices)

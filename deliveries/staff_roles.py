@@ -1,8 +1,9 @@
 """Staff roles: the groups a staff member is put in, and the permissions each gives.
 
 Operators run the day: compose messages, edit templates, contacts, lists, segments and campaigns, launch, pause,
-resume and cancel campaigns, cancel and retry messages (in the console's queue monitor too), settle messages that
-need review, and add an address to the suppression list by hand. Viewers read the same pages, the queue monitor
+resume and cancel campaigns, cancel and retry messages (in the console's queue monitor too), release messages the
+cost guard held and raise its spend caps, settle messages that need review, and add an address to the suppression
+list by hand. Viewers read the same pages, the queue monitor
 included, and change nothing. What neither group gets is for superusers only: API keys, lifting a suppression, the
 audit trail, django-rq's raw dashboard of RQ jobs, deleting content.
 
@@ -44,12 +45,17 @@ def _view(models: dict[str, list[str]]) -> list[str]:
 
 # The console's pages: the queue monitor (a permission of its own, console/models.py) and the alerts' history.
 CONSOLE_PAGES = ["console.view_queue_monitor", "console.view_alert", "console.view_alertevent"]
+# The cost guard's spend caps: everyone on staff sees them; operators raise them (docs/guard.md).
+SPEND_CAPS = ["guard.view_spendcap"]
 
 ROLES: dict[str, list[str]] = {
-    VIEWERS: [*_view(READABLE), *CONSOLE_PAGES],
+    VIEWERS: [*_view(READABLE), *CONSOLE_PAGES, *SPEND_CAPS],
     OPERATORS: [
         *_view(READABLE),
         *CONSOLE_PAGES,
+        *SPEND_CAPS,
+        "guard.change_spendcap",  # raising a cap re-admits what it held; adding or removing one is for superusers
+        "deliveries.release_held_message",
         *(f"{app}.{verb}_{model}" for app, names in EDITABLE.items() for model in names for verb in ("add", "change")),
         # Follow-up steps and translations are rows of the campaign and template forms: removing one is editing.
         "campaigns.delete_campaignstep",

@@ -1,8 +1,11 @@
-"""The price list in the admin: one row per channel and destination country (`manage.py import_prices` loads many)."""
+"""The cost guard in the admin: the price list (one row per channel and destination country; `manage.py
+import_prices` loads many) and the spend caps, each with what its window has cost so far."""
 
 from django.contrib import admin
+from django.utils.html import format_html
 
-from .models import Price
+from .models import Price, SpendCap
+from .services.spend_caps import Cap, cap_spent, money, spend_cap_save
 
 
 @admin.register(Price)
@@ -15,3 +18,49 @@ class PriceAdmin(admin.ModelAdmin):
     @admin.display(description="country", ordering="country")
     def destination(self, price: Price) -> str:
         return price.country or "any country"
+
+
+@admin.register(SpendCap)
+class SpendCapAdmin(admin.ModelAdmin):
+    """Caps on spend. Superusers add and remove them; operators (guard.change_spendcap) change the amount, and
+    raising it re-admits the messages it held (guard.services.spend_caps.spend_cap_save)."""
+
+    list_display = ["__str__", "scope", "scope_value", "period", "amount", "currency", "spent"]
+    list_filter = ["scope", "period"]
+    fields = ["scope", "scope_value", "period", "amount", "currency"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # An operator raises or lowers an amount; what a cap covers is a superuser's decision.
+        if obj is not None and not request.user.is_superuser:
+            return ["scope", "scope_value", "period", "currency"]
+        return []
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        spend_cap_save(cap=obj)
+
+    @admin.display(description="spent in this window")
+    def spent(self, cap: SpendCap) -> str:
+        try:
+            spent = cap_spent(Cap.of(cap))
+        except Exception:  # Redis down: the page still lists the caps
+            return "unknown (Redis does not answer)"
+        share = min(float(spent / cap.amount), 1.0) if cap.amount else 1.0
+        return format_html(
+            '<span title="{} of {} {}"><span style="display:inline-block;width:8em;height:.8em;background:#ddd;'
+            'vertical-align:middle"><span style="display:block;height:100%;width:{}%;background:{}"></span></span>'
+            " {} {} ({}%)</span>",
+            money(spent),
+            money(cap.amount),
+            cap.currency,
+            f"{share * 100:.0f}",
+            "#b35c00" if share >= 0.9 else "#417690",
+            money(spent),
+            cap.currency,
+            f"{share * 100:.0f}",
+        )

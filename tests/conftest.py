@@ -8,6 +8,7 @@ from fake_providers.messenger import FakeMessenger
 from fake_providers.postmark import FakePostmark
 from fake_providers.twilio import FakeTwilio
 from guard.services.pricing import forget_prices
+from guard.services.spend_caps import forget_spend_caps
 from tests.support import wait_for
 
 WEBHOOK_SECRET = "tidings:test-webhook-secret"
@@ -24,8 +25,9 @@ def clean_redis():
 @pytest.fixture(autouse=True)
 def fresh_price_list():
     """Each test reads the price list anew: the test database is emptied without the signals that would tell the
-    process's copy (guard.services.pricing) to forget it."""
+    process's copy (guard.services.pricing) to forget it. The same for the spend caps."""
     forget_prices()
+    forget_spend_caps()
 
 
 @pytest.fixture(autouse=True)

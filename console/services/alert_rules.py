@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import django_rq
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import Count, Min
 
 from content.models import Channel
 from deliveries.health import dispatcher_status, providers_status, redis_location, workers_status
@@ -228,6 +228,33 @@ def webhook_signature_failures(now: datetime) -> list[Finding]:
     ]
 
 
+def messages_held(now: datetime) -> list[Finding]:
+    """Messages the cost guard held (a spend cap, a velocity limit: any `held:` code), by code, through the partial
+    index message_held."""
+    counts = dict(
+        Message.objects.filter(status=Status.HELD)
+        .order_by()
+        .values_list("last_error_code")
+        .annotate(count=Count("pk"))
+        .values_list("last_error_code", "count")
+    )
+    total = sum(counts.values())
+    by_code = ", ".join(f"{count} {code or 'without a code'}" for code, count in sorted(counts.items()))
+    return [
+        Finding(
+            key="messages_held",
+            title="Messages held by the guard",
+            firing=total > 0,
+            detail=f"{total} message(s) held: {by_code}" if total else "no message is held",
+            next_step=(
+                "See why on their timelines (the queue monitor lists them by code). Release them in the admin's "
+                "message list (Release action) or with manage.py release_held, raise the spend cap under Cost guard "
+                "→ Spend caps, or cancel them."
+            ),
+        )
+    ]
+
+
 Rule = Callable[[datetime], list[Finding]]
 
 RULES: list[Rule] = [
@@ -239,4 +266,5 @@ RULES: list[Rule] = [
     redis_unreachable,
     redis_memory,
     webhook_signature_failures,
+    messages_held,
 ]

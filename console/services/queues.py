@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from analytics import selectors as analytics
@@ -125,6 +125,28 @@ def failure_groups(*, window: str, now: datetime | None = None) -> list[dict[str
     return sorted(groups, key=lambda group: (-group["count"], group["kind"], group["channel"], group["code"]))
 
 
+def held_groups() -> list[dict[str, Any]]:
+    """Messages the cost guard held (a spend cap, a velocity limit), by channel and code, biggest first, with one of
+    the reasons and when the oldest was created: read through the partial index message_held."""
+    rows = (
+        Message.objects.filter(status=Status.HELD)
+        .order_by()
+        .values("channel", "last_error_code")
+        .annotate(count=Count("pk"), reason=Max("last_error_message"), oldest=Min("created_at"))
+    )
+    groups = [
+        {
+            "channel": row["channel"],
+            "code": row["last_error_code"],
+            "reason": row["reason"] or "No reason recorded.",
+            "count": row["count"],
+            "oldest": row["oldest"],
+        }
+        for row in rows
+    ]
+    return sorted(groups, key=lambda group: (-group["count"], group["channel"], group["code"]))
+
+
 def monitor_snapshot(*, window: str) -> dict[str, Any]:
     """The monitor's page: queues with their depth and throughput, throughput per channel, and the failure groups of the
     window; kept DASHBOARD_CACHE_SECONDS in the shared cache per window."""
@@ -142,6 +164,7 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
         "queues": [{**queue, **_throughput(now, priority=queue["name"])} for queue in queues_now(now)],
         "throughput": throughput_by_channel(now),
         "groups": failure_groups(window=window, now=now),
+        "held": held_groups(),
     }
     with contextlib.suppress(*CACHE_ERRORS):
         cache.set(key, snapshot, timeout=settings.DASHBOARD_CACHE_SECONDS)
@@ -149,7 +172,7 @@ def monitor_snapshot(*, window: str) -> dict[str, Any]:
 
 
 def _monitor_cache_key(window: str) -> str:
-    return f"tidings:console:queues:v2:{window}"
+    return f"tidings:console:queues:v3:{window}"
 
 
 def monitor_forget() -> None:

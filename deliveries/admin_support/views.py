@@ -1,4 +1,5 @@
-"""The message admin's own pages: the timeline as JSON, Cancel and Retry from the message page, the CSV export."""
+"""The message admin's own pages: the timeline as JSON, Cancel, Retry and Release from the message page, the CSV
+export."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from django.views.decorators.http import require_POST
 
 from ..models import AuditEntry, Message
 from ..services.audit import audit_record
+from ..services.holds import held_messages_release
 from ..services.messages import message_cancel, message_retry
 from .export import EXPORT_MAX_ROWS, export_response
 from .message_page import STATUS_COLOURS, timeline_state
 
 EXPORT_PERMISSION = "deliveries.export_message"
+RELEASE_PERMISSION = "deliveries.release_held_message"
 
 
 class MessageAdminViews:
@@ -29,6 +32,7 @@ class MessageAdminViews:
             path("<int:object_id>/timeline/", wrap(self.timeline_view), name="deliveries_message_timeline"),
             path("<int:object_id>/cancel/", wrap(require_POST(self.cancel_view)), name="deliveries_message_cancel"),
             path("<int:object_id>/retry/", wrap(require_POST(self.retry_view)), name="deliveries_message_retry"),
+            path("<int:object_id>/release/", wrap(require_POST(self.release_view)), name="deliveries_message_release"),
         ]
 
     def _message(self, request: HttpRequest, object_id: int) -> Message:
@@ -47,12 +51,23 @@ class MessageAdminViews:
     def retry_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         return self._act(request, object_id, "retry")
 
+    def release_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        return self._act(request, object_id, "release")
+
     def _act(self, request: HttpRequest, object_id: int, what: str) -> HttpResponse:
-        if not request.user.has_perm(f"deliveries.{what}_message"):
+        permission = RELEASE_PERMISSION if what == "release" else f"deliveries.{what}_message"
+        if not request.user.has_perm(permission):
             raise PermissionDenied
         message = self._message(request, object_id)
         by = request.user.get_username()
-        if what == "cancel":
+        if what == "release":
+            done = bool(held_messages_release(message_ids=[message.pk], by=by))
+            action, ok, refused = (
+                AuditEntry.Action.MESSAGES_RELEASED,
+                f"Message #{message.pk} released: it is queued, and the spend caps no longer hold it.",
+                f"Message #{message.pk} was not released: it was not held.",
+            )
+        elif what == "cancel":
             done = message_cancel(message=message, by=by)
             action, ok, refused = (
                 AuditEntry.Action.MESSAGE_CANCELLED,

@@ -26,6 +26,7 @@ from ..backends.base import BaseBackend, SendResult
 from ..instruments import observe_deferred
 from ..models import Message, Status
 from ..services.recovery import fail_expired_messages
+from ..services.spend_caps import spend_refund_deferred
 from .call_pool import CallPool
 from .claims import to_outgoing
 from .gate import ProviderGate
@@ -117,6 +118,7 @@ class ChannelSender:
             self.outcomes.apply_early_receipts()
             for deferral in self.gate.deferrals():
                 self.counts[Status.SCHEDULED] += record_deferred(deferral)
+                spend_refund_deferred(deferral.message_ids)  # not sent: counted again when it comes back
             observe_deferred(self.gate.provider, self.gate.deferrals())
 
     def _wait_until(self, not_before: float | None, rows: list[PendingRow]) -> None:

@@ -4,6 +4,7 @@ For each message, in order (docs/reliability.md says why; docs/performance.md sa
 
 1. Past its deadline (`expires_at`)? It fails with that reason instead of going out late.
 2. Its recipient suppressed (an opt-out that came after queueing)? It ends `suppressed`, never handed over.
+   Its estimate past a spend cap (docs/guard.md)? It is `held`, never handed over either.
 3. Its channel's sender (channel_sender.py) passes it through the provider gate, claims it just before its call
    and records the outcome: `sent`, a retry, `failed`, or deferred to `scheduled` while the provider is paused or
    at its rate.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
+from decimal import Decimal
 from typing import NamedTuple
 
 from messaging_project.log_context import log_context
@@ -28,6 +30,7 @@ from ..exceptions import DeliveryError
 from ..job_source import JobSource
 from ..models import Message, Status
 from ..services.recovery import fail_expired_messages
+from ..services.spend_caps import COST_FIELDS, messages_hold_over_caps, spend_caps_active
 from ..services.suppression import suppressions_blocking
 from .channel_sender import ChannelSender, PendingRow
 from .claims import claim_messages
@@ -86,6 +89,16 @@ class QueuedRow(NamedTuple):
     sender: str
     recipient: str
     category: str
+    # Read only when spend caps exist (services.spend_caps.COST_FIELDS): a worker without caps reads nothing more.
+    estimated_cost: Decimal | None = None
+    cost_currency: str = ""
+    api_key_id: int | None = None
+    campaign_id: int | None = None
+    attempts: int = 0
+    guard_released: bool = False
+
+
+QUEUED_FIELDS = QueuedRow._fields[:5]
 
 
 class JobMessages:
@@ -119,20 +132,25 @@ class JobMessages:
         """The messages still queued among these, as (id, sender) by channel, once the expired ones have failed
         and the suppressed ones are recorded (both counted). Notes those others wait for in `waiting_parents`."""
         self.counts[Status.FAILED] += fail_expired_messages(message_ids=message_ids)
+        capped = spend_caps_active()
         # Tuples, not model instances: building a thousand instances took four times as long as the query.
         rows = [
             QueuedRow(*values)
             for values in Message.objects.filter(pk_among(message_ids, status=Status.QUEUED))
             .order_by("pk")
-            .values_list(*QueuedRow._fields)
+            .values_list(*(QUEUED_FIELDS + COST_FIELDS if capped else QUEUED_FIELDS))
         ]
         # One suppression lookup for the lot: opt-outs that arrived after queueing are still honoured.
         blocking = suppressions_blocking(rows)
+        unblocked = [message for message in rows if message.pk not in blocking]
+        # Then the spend caps, in one Redis round trip for the lot; what would pass a cap is held.
+        held = messages_hold_over_caps(unblocked) if capped else set()
+        self.counts[Status.HELD] += len(held)
         by_channel: defaultdict[str, list[PendingRow]] = defaultdict(list)
         for message in rows:
             if message.pk in blocking:
                 self.counts[record_suppressed(message, blocking[message.pk])] += 1
-            else:
+            elif message.pk not in held:
                 by_channel[message.channel].append((message.pk, message.sender))
         self.waiting_parents.update(
             Message.objects.filter(among("depends_on_id", [m.pk for m in rows], status=Status.WAITING)).values_list(

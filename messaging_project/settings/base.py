@@ -382,6 +382,11 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 # Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
 # saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
 PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
+# The same for the spend caps (a cap saved applies at once in that process, in workers within this time).
+SPEND_CAP_CACHE_SECONDS = env.float("SPEND_CAP_CACHE_SECONDS", default=10.0)
+# A spend counter Redis lost is recounted from messages sent in its window and created at most this many days
+# before it (a message scheduled further ahead is not in the recount).
+SPEND_RECOUNT_LOOKBACK_DAYS = env.int("SPEND_RECOUNT_LOOKBACK_DAYS", default=7)
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,96 @@
+"""Held messages going out again: released by a person, or re-admitted when the cap that held them is raised.
+
+A person's release is final as far as the caps go: the message is marked `guard_released`, counted against its
+caps but never held by them again. A raised cap re-admits its held messages, oldest first, as far as the new amount
+allows; those go back to `queued` unmarked, so the worker checks them again (and holds them again if the spend
+moved on meanwhile). Either way they are queued and their send jobs pushed after the commit, as a retry is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.db import transaction
+
+from guard.services.spend_caps import MICRO, Cap, SpendItem, after_cap_raised, money, spend_admit
+
+from ..models import Message, Status
+from ..state import transition
+from .dispatch import batches, enqueue_messages_on_commit, new_job_id
+from .spend_caps import COST_FIELDS, HELD_CAP, cap_messages, caps_by_message
+
+# A raised cap looks at this many of its oldest held messages at a time (one Redis round trip to decide them).
+READMIT_CHUNK = 1000
+
+
+def held_messages_release(*, message_ids: Sequence[int], by: str, code: str | None = None) -> int:
+    """Queue these held messages again, a person's decision: no cap holds them again. `code` narrows to the
+    messages held with that code (`held:cap`). Returns how many moved (the others were no longer held)."""
+    detail = f"Released by {by}." if by else "Released."
+    return _queue_held(message_ids, detail=detail, released=True, code=code)
+
+
+def held_messages_release_all(*, code: str | None, by: str) -> int:
+    """Release every held message, or those held with `code` (`held:cap`, `held:velocity:…`), oldest first, a
+    batch at a time. Returns how many moved."""
+    if code is not None and not code.startswith("held:"):
+        raise ValueError(f"{code!r} is not a hold's code: they start with 'held:' (held:cap, held:velocity:…)")
+    held = Message.objects.filter(status=Status.HELD, **({"last_error_code": code} if code else {})).order_by("pk")
+    released, after = 0, 0
+    while ids := list(held.filter(pk__gt=after).values_list("pk", flat=True)[: settings.SEND_BATCH_SIZE]):
+        released += held_messages_release(message_ids=ids, by=by, code=code)
+        after = ids[-1]
+    return released
+
+
+@after_cap_raised
+def held_messages_readmit(cap: Cap) -> int:
+    """The messages this cap held, oldest first, that fit its new amount (and every other cap of theirs) go back to
+    `queued`; the rest stay held. Returns how many went."""
+    held = Message.objects.filter(cap_messages(cap), status=Status.HELD, last_error_code=HELD_CAP).order_by("pk")
+    detail = f"Released: {cap.label} was raised to {money(cap.amount)} {cap.currency}."
+    readmitted, after = 0, None
+    while True:
+        chunk = held.filter(pk__gt=after) if after else held
+        rows = list(chunk.only("pk", "channel", *COST_FIELDS)[:READMIT_CHUNK])
+        if not rows:
+            return readmitted
+        caps = caps_by_message(rows)
+        costed = [row for row in rows if row.pk in caps]
+        # A dry run: the worker counts them when it sends them, as any queued message.
+        admission = spend_admit(
+            [SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk]) for row in costed],  # type: ignore[operator]
+            dry_run=True,
+        )
+        fitting = [row.pk for row, blocked in zip(costed, admission.blocked, strict=True) if blocked is None]
+        fitting += [row.pk for row in rows if row.pk not in caps]  # no cap of theirs left (a cap was removed)
+        readmitted += _queue_held(fitting, detail=detail, released=False, code=HELD_CAP)
+        if len(fitting) < len(rows):
+            return readmitted  # the cap is full again: the later ones wait
+        after = rows[-1].pk
+
+
+def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> int:
+    moved = 0
+    for ids in batches(list(message_ids), settings.SEND_BATCH_SIZE):
+        with transaction.atomic():
+            queued = transition(
+                ids,
+                to_status=Status.QUEUED,
+                from_statuses=[Status.HELD],
+                extra_filter={"last_error_code": code} if code else None,
+                fields={
+                    "job_id": new_job_id(),
+                    "send_at": None,
+                    "claim_token": None,
+                    "last_error_code": "",
+                    "last_error_message": "",
+                    **({"guard_released": True} if released else {}),
+                },
+                detail=detail,
+                returning=["priority", "job_id"],
+            )
+            enqueue_messages_on_commit(queued)
+        moved += len(queued)
+    return moved

@@ -1,0 +1,173 @@
+"""Spend caps at send time: the worker holds what would take a cap past its amount (docs/guard.md, "Spend caps").
+
+The guard counts and decides (guard.services.spend_caps); this module knows messages: which caps a message counts
+against (the SpendCap table, plus any source registered with `register_cap_source`, such as a campaign's own cap),
+what a cap's window has cost according to the database (the recount after Redis lost its counter), and the move to
+`held` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db.models import Q, Sum
+
+from guard.services.spend_caps import (
+    MICRO,
+    Cap,
+    SpendItem,
+    Window,
+    register_spend_recount,
+    spend_admit,
+    spend_caps,
+    spend_refund,
+)
+
+from ..models import Message, Status
+from ..state import transition
+
+HELD_CAP = "held:cap"
+# A message has cost money once it went to the provider: these statuses, stamped `sending_at` in the window.
+SPENT_STATUSES = [Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.REVIEW]
+# The columns the check reads, after the worker's own (deliveries.sending.job.QueuedRow).
+COST_FIELDS = ("estimated_cost", "cost_currency", "api_key_id", "campaign_id", "attempts", "guard_released")
+
+
+class CostedRow(Protocol):
+    pk: int
+    channel: str
+    estimated_cost: Decimal | None
+    cost_currency: str
+    api_key_id: int | None
+    campaign_id: int | None
+    attempts: int
+    guard_released: bool
+
+
+class CapSource(Protocol):
+    """More caps than the SpendCap table's (a campaign's own cap): registered by a higher app when it is ready."""
+
+    def active(self) -> bool:
+        """Whether any cap of this source exists (cheap: cached), so that a worker without caps asks nothing."""
+
+    def caps_for(self, rows: Sequence[CostedRow]) -> Mapping[int, Sequence[Cap]]:
+        """The source's caps each of these messages counts against, by message id (one query for all, at most)."""
+
+
+_sources: list[CapSource] = []
+
+
+def register_cap_source(source: CapSource) -> CapSource:
+    """Add a source of caps (registering the same one twice keeps one). Its caps' `scope` must be one that
+    SCOPE_COLUMNS maps to a column, for the recount."""
+    if source not in _sources:
+        _sources.append(source)
+    return source
+
+
+# How a cap's scope selects messages for the recount; a source adding a scope adds its column here.
+SCOPE_COLUMNS: dict[str, str] = {"channel": "channel", "api_key": "api_key_id", "campaign": "campaign_id"}
+
+
+def spend_caps_active() -> bool:
+    """Any cap to check? False (no cap anywhere) costs the worker nothing more than this call."""
+    return bool(spend_caps()) or any(source.active() for source in _sources)
+
+
+def caps_by_message(rows: Sequence[CostedRow]) -> dict[int, tuple[Cap, ...]]:
+    """Every cap each message counts against: its cost in a cap's currency only, and only when it has one."""
+    table = spend_caps()
+    extra = [source.caps_for(rows) for source in _sources if source.active()]
+    found: dict[int, tuple[Cap, ...]] = {}
+    for row in rows:
+        if row.estimated_cost is None:
+            continue  # no price, no estimate: not counted (docs/guard.md)
+        caps = [cap for cap in table if cap.covers(channel=row.channel, api_key_id=row.api_key_id)]
+        caps += [cap for more in extra for cap in more.get(row.pk, ())]
+        caps = [cap for cap in caps if cap.currency == row.cost_currency]
+        if caps:
+            found[row.pk] = tuple(caps)
+    return found
+
+
+def messages_hold_over_caps(rows: Sequence[CostedRow]) -> set[int]:
+    """Hold (queued -> held) the rows whose estimate would take a cap past its amount, in order, counting the
+    others' spend: one Redis round trip for all. Returns the ids held.
+
+    A message retried after an attempt was counted at its first; one a person released is counted, not checked."""
+    caps = caps_by_message(rows)
+    chosen = [row for row in rows if row.pk in caps and not row.attempts]
+    if not chosen:
+        return set()
+    items = [
+        SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk], checked=not row.guard_released)  # type: ignore[operator]
+        for row in chosen
+    ]
+    admission = spend_admit(items)
+    by_cap: dict[str, list[int]] = {}
+    blocking: dict[str, Cap] = {}
+    for row, cap in zip(chosen, admission.blocked, strict=True):
+        if cap is not None:
+            by_cap.setdefault(cap.key, []).append(row.pk)
+            blocking[cap.key] = cap
+    held: set[int] = set()
+    for key, ids in by_cap.items():
+        cap = blocking[key]
+        reason = cap.describe(admission.spent[key])
+        held.update(
+            transition(
+                ids,
+                to_status=Status.HELD,
+                from_statuses=[Status.QUEUED],
+                fields={"last_error_code": HELD_CAP, "last_error_message": reason, "claim_token": None},
+                code=HELD_CAP,
+                detail=reason,
+                data={"cap": cap.key, "amount": str(cap.amount), "spent": str(admission.spent[key])},
+            )
+        )
+    return held
+
+
+def spend_refund_deferred(message_ids: Iterable[int]) -> None:
+    """Messages admitted by the check and then deferred (the provider's rate, a paused provider) were not sent:
+    take their cost back, since they are checked and counted again when they come back."""
+    if not spend_caps_active():
+        return
+    rows = list(Message.objects.filter(pk__in=list(message_ids), attempts=0).only("pk", "channel", *COST_FIELDS))
+    caps = caps_by_message(rows)
+    spend_refund([SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk]) for row in rows if row.pk in caps])  # type: ignore[operator]
+
+
+def cap_messages(cap: Cap) -> Q:
+    """The messages a cap covers, as a filter."""
+    column = SCOPE_COLUMNS.get(cap.scope)
+    return Q(**{column: cap.scope_value}) if column else Q()
+
+
+def spend_recount(cap: Cap, window: Window) -> Decimal:
+    """What the cap's window has cost, from the database: the estimates of messages that went to the provider in it.
+
+    Range-scans the created_at index over the window plus SPEND_RECOUNT_LOOKBACK_DAYS (a message created earlier
+    and sent in the window, a scheduled one, counts if it was created within those days), then filters on
+    sending_at: docs/guard.md gives its time."""
+    messages = Message.objects.filter(
+        cap_messages(cap),
+        status__in=SPENT_STATUSES,
+        cost_currency=cap.currency,
+        sending_at__gte=window.start,
+        sending_at__lt=window.end,
+    )
+    if cap.scope != "campaign":  # a campaign's messages are found by their own index
+        messages = messages.filter(
+            created_at__gte=window.start - timedelta(days=settings.SPEND_RECOUNT_LOOKBACK_DAYS),
+            created_at__lt=window.end,
+        )
+    total: Any = messages.aggregate(total=Sum("estimated_cost"))["total"]
+    return total or Decimal(0)
+
+
+register_spend_recount(spend_recount)

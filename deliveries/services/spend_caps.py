@@ -38,14 +38,24 @@ COST_FIELDS = ("estimated_cost", "cost_currency", "api_key_id", "campaign_id", "
 
 
 class CostedRow(Protocol):
-    pk: int
-    channel: str
-    estimated_cost: Decimal | None
-    cost_currency: str
-    api_key_id: int | None
-    campaign_id: int | None
-    attempts: int
-    guard_released: bool
+    """A message, or the worker's row of one with COST_FIELDS read."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def estimated_cost(self) -> Decimal | None: ...
+    @property
+    def cost_currency(self) -> str: ...
+    @property
+    def api_key_id(self) -> int | None: ...
+    @property
+    def campaign_id(self) -> int | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def guard_released(self) -> bool: ...
 
 
 class CapSource(Protocol):

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from redis import Redis
 
 from guard.models import SpendCap
 
@@ -72,11 +73,14 @@ class Cap:
 
     def describe(self, spent: Decimal) -> str:
         """Why a message is held: 'Held: the daily sms cap of 10.00 USD is reached (9.96 USD spent today).'"""
-        when = {SpendCap.Period.DAY: "today", SpendCap.Period.MONTH: "this month"}.get(self.period, "so far")
+        when = WHEN.get(self.period, "so far")
         return (
             f"Held: {self.label} of {money(self.amount)} {self.currency} is reached "
             f"({money(spent)} {self.currency} spent {when})."
         )
+
+
+WHEN: dict[str, str] = {SpendCap.Period.DAY: "today", SpendCap.Period.MONTH: "this month"}
 
 
 def money(amount: Decimal) -> str:
@@ -238,7 +242,7 @@ return 0
 """
 
 
-def _redis():
+def _redis() -> Redis:
     return django_rq.get_connection("default")
 
 
@@ -292,8 +296,8 @@ def cap_spent(cap: Cap, *, now: datetime | None = None) -> Decimal:
     value = _redis().get(key)
     if value is None:
         _counter_recount(cap, window, key, now or timezone.now())
-        value = _redis().get(key) or 0
-    return Decimal(int(value)) / MICRO
+        value = _redis().get(key)
+    return Decimal(int(value or 0)) / MICRO
 
 
 def _counter_recount(cap: Cap, window: Window, key: str, now: datetime) -> None:

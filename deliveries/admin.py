@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 
 from .admin_support.compose import compose_view
 from .admin_support.filters import CreatedRangeFilter, list_scopes
+from .admin_support.held import HeldMessageActions
 from .admin_support.message_page import (
     STATUS_COLOURS,
     error_code_link,
@@ -23,7 +24,6 @@ from .selectors import batch_status_counts, message_outcome_summary, message_sea
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
 from .services.dependencies import dependency_describe
-from .services.holds import held_messages_release
 from .services.messages import (
     message_cancel,
     message_retry,
@@ -44,7 +44,7 @@ CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status
 
 
 @admin.register(Message)
-class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
+class MessageAdmin(MessageAdminViews, HeldMessageActions, admin.ModelAdmin):
     list_display = ["id", "status_label", "to", "summary", "when", "engagement"]
     list_filter = ["status", "channel", "category", "priority", CreatedRangeFilter]
     # Searched by get_search_results, each way exact and indexed; the field here only shows the search box.
@@ -168,9 +168,6 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
 
     def has_retry_permission(self, request):
         return request.user.has_perm("deliveries.retry_message")
-
-    def has_release_permission(self, request):
-        return request.user.has_perm("deliveries.release_held_message")
 
     def has_review_permission(self, request):
         return request.user.has_perm("deliveries.review_message")
@@ -312,21 +309,6 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "Queued {} message(s) again.",
             "were not failed, so left alone.",
             action=AuditEntry.Action.MESSAGE_RETRIED,
-        )
-
-    @admin.action(
-        description="Release selected held messages (the cost guard will not hold them again)", permissions=["release"]
-    )
-    def release_selected(self, request, queryset):
-        by = request.user.get_username()
-        ids = list(queryset.filter(status=Status.HELD).values_list("pk", flat=True))
-        released = held_messages_release(message_ids=ids, by=by)
-        changed = Message.objects.filter(pk__in=ids, guard_released=True).exclude(status=Status.HELD)  # for the audit
-        audit_record_each(action=AuditEntry.Action.MESSAGES_RELEASED, targets=changed, request=request)
-        skipped = queryset.count() - released
-        self.message_user(
-            request,
-            f"Released {released} message(s)." + (f" {skipped} were not held, so left alone." if skipped else ""),
         )
 
     def _settle_reviewed(self, request, queryset, service, done_text: str, *, resolution: str):

@@ -16,10 +16,10 @@ from ..services.audit import audit_record
 from ..services.holds import held_messages_release
 from ..services.messages import message_cancel, message_retry
 from .export import EXPORT_MAX_ROWS, export_response
+from .held import RELEASE_PERMISSION
 from .message_page import STATUS_COLOURS, timeline_state
 
 EXPORT_PERMISSION = "deliveries.export_message"
-RELEASE_PERMISSION = "deliveries.release_held_message"
 
 
 class MessageAdminViews:

@@ -175,6 +175,7 @@ def test_check_alerts_prints_one_line_per_alert_and_exits_zero():
     assert "no_worker: firing (just fired): no worker is alive: nothing is being sent" in lines
     assert "redis_unreachable: clear: Redis answers" in lines
     assert keys == {
+        "messages_held",
         "failure_rate",
         "oldest_waiting",
         "no_worker",

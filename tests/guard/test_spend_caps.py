@@ -9,8 +9,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from campaigns.services.campaign_lifecycle import campaign_launch
+from console.services.alert_rules import messages_held
 from console.services.alerts import alerts_check
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.sending.job import send_messages
@@ -18,7 +20,7 @@ from deliveries.services import spend_caps as deliveries_caps
 from deliveries.services.holds import held_messages_release
 from deliveries.staff_roles import OPERATORS, VIEWERS, staff_roles_ensure
 from guard.models import Price, SpendCap
-from guard.services.spend_caps import KEY_PREFIX, TOTAL, Cap, cap_window, spend_cap_save
+from guard.services.spend_caps import KEY_PREFIX, TOTAL, Cap, cap_spent, cap_window, spend_cap_save
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
 from tests.support import at_once, run_burst_worker
@@ -329,3 +331,19 @@ def test_a_caps_day_and_month_are_the_time_zones(settings):
     # A day with the clocks going back is 25 hours long.
     autumn = cap_window("day", datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
     assert (autumn.end.astimezone(UTC) - autumn.start.astimezone(UTC)).total_seconds() == 25 * 3600
+
+
+def test_messages_deferred_by_the_providers_rate_give_their_spend_back(fake_twilio, sms_price, api, settings):
+    settings.SMS_RATE_LIMIT = "2/minute"
+    cap = sms_cap("0.05")
+    assert send_messages(post_sms(api, 5)) == {"sent": 2, "scheduled": 3}
+    # Only the two sent count: the three deferred are checked and counted again when they come back.
+    assert cap_spent(Cap.of(cap)) == Decimal("0.02")
+
+
+def test_the_held_alert_counts_every_holds_code(settings):
+    for code in ["held:cap", "held:velocity:recipient", "held:velocity:recipient"]:
+        Message.objects.create(channel="sms", recipient="+14157000009", status=Status.HELD, last_error_code=code)
+    [finding] = messages_held(timezone.now())
+    assert (finding.firing, finding.detail) == (True, "3 message(s) held: 1 held:cap, 2 held:velocity:recipient")
+    assert "release_held" in finding.next_step and "Spend caps" in finding.next_step

@@ -7,6 +7,7 @@ from ..models import ApiScope, AuditEntry, Message
 from ..selectors import message_outcome_summary
 from ..services.api_keys import api_key_message_refusal
 from ..services.audit import audit_record
+from ..services.holds import held_messages_release
 from ..services.idempotency import request_fingerprint
 from ..services.messages import message_cancel, message_create, message_create_idempotent
 from .filters import MessageFilter
@@ -22,12 +23,13 @@ from .serializers import (
 
 
 class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Send messages and follow them: create, list, fetch with the timeline, cancel."""
+    """Send messages and follow them: create, list, fetch with the timeline, cancel, release a held one."""
 
     queryset = Message.objects.select_related("template").all()
     filterset_class = MessageFilter
     key_scope = ApiScope.MESSAGES_READ
-    key_scopes = {"create": ApiScope.MESSAGES_SEND, "cancel": ApiScope.MESSAGES_CANCEL}
+    # Releasing what the cost guard held overrides a spend cap: for `admin` keys only.
+    key_scopes = {"create": ApiScope.MESSAGES_SEND, "cancel": ApiScope.MESSAGES_CANCEL, "release": ApiScope.ADMIN}
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -95,5 +97,18 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             )
             return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
         audit_record(action=AuditEntry.Action.MESSAGE_CANCELLED, target=message, request=request)
+        message.refresh_from_db()
+        return Response(message_data(message))
+
+    @extend_schema(request=None, responses={200: MessageSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        """Queue a message the cost guard held (status `held`) again; the spend caps no longer hold it."""
+        message = self.get_object()
+        if not held_messages_release(message_ids=[message.pk], by=f"API key {request.auth.name}"):
+            message.refresh_from_db()
+            detail = f"Message {message.pk} is {message.status}; only held messages can be released."
+            return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+        audit_record(action=AuditEntry.Action.MESSAGES_RELEASED, target=message, request=request)
         message.refresh_from_db()
         return Response(message_data(message))

@@ -25,6 +25,7 @@ ROUTES = [
     ("get", "/api/v1/messages/{id}/", READ),
     ("get", "/api/v1/messages/summary/", READ),
     ("post", "/api/v1/messages/{id}/cancel/", CANCEL),
+    ("post", "/api/v1/messages/{id}/release/", ApiScope.ADMIN),  # overrides a spend cap
     ("post", "/api/v1/messages/batch/", BATCHES),
     ("get", "/api/v1/batches/", READ),
     ("get", "/api/v1/batches/{id}/", READ),

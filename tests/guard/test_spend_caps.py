@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from campaigns.services.campaign_lifecycle import campaign_launch
 from console.services.alert_rules import messages_held
@@ -17,6 +18,7 @@ from console.services.alerts import alerts_check
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.sending.job import send_messages
 from deliveries.services import spend_caps as deliveries_caps
+from deliveries.services.api_keys import api_key_create
 from deliveries.services.holds import held_messages_release
 from deliveries.staff_roles import OPERATORS, VIEWERS, staff_roles_ensure
 from guard.models import Price, SpendCap
@@ -347,3 +349,22 @@ def test_the_held_alert_counts_every_holds_code(settings):
     [finding] = messages_held(timezone.now())
     assert (finding.firing, finding.detail) == (True, "3 message(s) held: 1 held:cap, 2 held:velocity:recipient")
     assert "release_held" in finding.next_step and "Spend caps" in finding.next_step
+
+
+def test_an_admin_key_releases_a_held_message_through_the_api_and_a_narrower_key_cannot(sms_price, api, sms_outbox):
+    sms_cap("0")
+    [pk] = post_sms(api, 1)
+    run_burst_worker()
+    _, narrow_secret = api_key_create(name="sender", scopes=["messages:send", "messages:read", "messages:cancel"])
+    narrow = APIClient()
+    narrow.credentials(HTTP_AUTHORIZATION=f"Bearer {narrow_secret}")
+    assert narrow.post(f"/api/v1/messages/{pk}/release/").status_code == 403
+    released = api.post(f"/api/v1/messages/{pk}/release/")  # the fixture's key has every scope
+    assert (released.status_code, released.json()["status"]) == (200, "queued")
+    again = api.post(f"/api/v1/messages/{pk}/release/")
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        f"Message {pk} is queued; only held messages can be released.",
+    )
+    run_burst_worker()
+    assert [m.recipient for m in sms_outbox] == [Message.objects.get(pk=pk).recipient]

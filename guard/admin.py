@@ -25,14 +25,14 @@ class SpendCapAdmin(admin.ModelAdmin):
     """Caps on spend. Superusers add and remove them; operators (guard.change_spendcap) change the amount, and
     raising it re-admits the messages it held (guard.services.spend_caps.spend_cap_save)."""
 
-    list_display = ["__str__", "scope", "scope_value", "period", "amount", "currency", "spent"]
+    list_display = ["__str__", "scope", "scope_value", "period", "amount", "currency", "on_reach", "spent"]
     list_filter = ["scope", "period"]
-    fields = ["scope", "scope_value", "period", "amount", "currency"]
+    fields = ["scope", "scope_value", "period", "amount", "currency", "on_reach"]
 
     def get_readonly_fields(self, request, obj=None):
         # An operator raises or lowers an amount; what a cap covers is a superuser's decision.
         if obj is not None and not request.user.is_superuser:
-            return ["scope", "scope_value", "period", "currency"]
+            return ["scope", "scope_value", "period", "currency", "on_reach"]
         return []
 
     def has_add_permission(self, request):

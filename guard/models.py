@@ -60,6 +60,10 @@ class SpendCap(models.Model):
         DAY = "day", "Day"
         MONTH = "month", "Month"
 
+    class OnReach(models.TextChoices):
+        HOLD = "hold", "Hold the messages until a person releases them or raises the cap"
+        DEFER = "defer", "Defer the messages to the next day or month"
+
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
     # A channel's value (sms…) or an API key's id as text: the guard knows neither messages nor keys.
     scope_value = models.CharField(
@@ -72,6 +76,7 @@ class SpendCap(models.Model):
         validators=[RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code in capitals, such as USD.")],
         help_text="The price list's currency: estimates in another currency are not counted.",
     )
+    on_reach = models.CharField(max_length=5, choices=OnReach.choices, default=OnReach.HOLD)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -143,14 +143,14 @@ class JobMessages:
         # One suppression lookup for the lot: opt-outs that arrived after queueing are still honoured.
         blocking = suppressions_blocking(rows)
         unblocked = [message for message in rows if message.pk not in blocking]
-        # Then the spend caps, in one Redis round trip for the lot; what would pass a cap is held.
-        held = messages_hold_over_caps(unblocked) if capped else set()
-        self.counts[Status.HELD] += len(held)
+        # Then the spend caps, in one Redis round trip for the lot; what would pass a cap is held (or deferred).
+        stopped = messages_hold_over_caps(unblocked) if capped else {}
+        self.counts.update(stopped.values())
         by_channel: defaultdict[str, list[PendingRow]] = defaultdict(list)
         for message in rows:
             if message.pk in blocking:
                 self.counts[record_suppressed(message, blocking[message.pk])] += 1
-            elif message.pk not in held:
+            elif message.pk not in stopped:
                 by_channel[message.channel].append((message.pk, message.sender))
         self.waiting_parents.update(
             Message.objects.filter(among("depends_on_id", [m.pk for m in rows], status=Status.WAITING)).values_list(

@@ -18,9 +18,11 @@ from django.db.models import Q, Sum
 
 from guard.services.spend_caps import (
     MICRO,
+    TOTAL,
     Cap,
     SpendItem,
     Window,
+    cap_window,
     register_spend_recount,
     spend_admit,
     spend_caps,
@@ -31,6 +33,7 @@ from ..models import Message, Status
 from ..state import transition
 
 HELD_CAP = "held:cap"
+DEFERRED_CAP = "deferred:cap"  # a cap that defers: not held, so no alert; the reason is on the timeline
 # A message has cost money once it went to the provider: these statuses, stamped `sending_at` in the window.
 SPENT_STATUSES = [Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.REVIEW]
 # The columns the check reads, after the worker's own (deliveries.sending.job.QueuedRow).
@@ -104,15 +107,16 @@ def caps_by_message(rows: Sequence[CostedRow]) -> dict[int, tuple[Cap, ...]]:
     return found
 
 
-def messages_hold_over_caps(rows: Sequence[CostedRow]) -> set[int]:
-    """Hold (queued -> held) the rows whose estimate would take a cap past its amount, in order, counting the
-    others' spend: one Redis round trip for all. Returns the ids held.
+def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
+    """Stop the rows whose estimate would take a cap past its amount, in order, counting the others' spend: one
+    Redis round trip for all. Each stopped row goes queued -> held (or -> scheduled at the next window's start, for a
+    cap that defers). Returns the new status of each row stopped, by id.
 
     A message retried after an attempt was counted at its first; one a person released is counted, not checked."""
     caps = caps_by_message(rows)
     chosen = [row for row in rows if row.pk in caps and not row.attempts]
     if not chosen:
-        return set()
+        return {}
     items = [
         SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk], checked=not row.guard_released)  # type: ignore[operator]
         for row in chosen
@@ -124,22 +128,43 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> set[int]:
         if cap is not None:
             by_cap.setdefault(cap.key, []).append(row.pk)
             blocking[cap.key] = cap
-    held: set[int] = set()
+    stopped: dict[int, str] = {}
     for key, ids in by_cap.items():
-        cap = blocking[key]
-        reason = cap.describe(admission.spent[key])
-        held.update(
-            transition(
+        cap, spent = blocking[key], admission.spent[key]
+        data = {"cap": cap.key, "amount": str(cap.amount), "spent": str(spent)}
+        if cap.defer and cap.period != TOTAL:
+            moved, status = _defer(ids, cap, spent, data), Status.SCHEDULED
+        else:
+            reason = cap.describe(spent)
+            fields = {"last_error_code": HELD_CAP, "last_error_message": reason, "claim_token": None}
+            moved = transition(
                 ids,
                 to_status=Status.HELD,
                 from_statuses=[Status.QUEUED],
-                fields={"last_error_code": HELD_CAP, "last_error_message": reason, "claim_token": None},
+                fields=fields,
                 code=HELD_CAP,
                 detail=reason,
-                data={"cap": cap.key, "amount": str(cap.amount), "spent": str(admission.spent[key])},
+                data=data,
             )
-        )
-    return held
+            status = Status.HELD
+        stopped.update(dict.fromkeys(moved, status))
+    return stopped
+
+
+def _defer(ids: list[int], cap: Cap, spent: Decimal, data: dict[str, str]) -> list[int]:
+    """queued -> scheduled at the start of the cap's next window (the dispatcher queues them then), with the reason."""
+    window = cap_window(cap.period)
+    reason = f"{cap.describe(spent, verb='Deferred')} Sending from {window.end:%Y-%m-%d %H:%M %Z}, its next window."
+    fields = {"send_at": window.end, "last_error_code": DEFERRED_CAP, "last_error_message": reason, "claim_token": None}
+    return transition(
+        ids,
+        to_status=Status.SCHEDULED,
+        from_statuses=[Status.QUEUED],
+        fields=fields,
+        code=DEFERRED_CAP,
+        detail=reason,
+        data=data,
+    )
 
 
 def spend_refund_deferred(message_ids: Iterable[int]) -> None:

@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 ('period', models.CharField(choices=[('day', 'Day'), ('month', 'Month')], default='day', max_length=5)),
                 ('amount', models.DecimalField(decimal_places=6, max_digits=14, validators=[django.core.validators.MinValueValidator(0)])),
                 ('currency', models.CharField(help_text="The price list's currency: estimates in another currency are not counted.", max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'An ISO 4217 code in capitals, such as USD.')])),
+                ('on_reach', models.CharField(choices=[('hold', 'Hold the messages until a person releases them or raises the cap'), ('defer', 'Defer the messages to the next day or month')], default='hold', max_length=5)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={

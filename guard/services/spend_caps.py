@@ -50,6 +50,7 @@ class Cap:
     currency: str
     scope: str
     scope_value: str = ""
+    defer: bool = False  # reached: defer to the next window instead of holding (not for TOTAL: there is none)
 
     @classmethod
     def of(cls, cap: SpendCap) -> Cap:
@@ -61,6 +62,7 @@ class Cap:
             currency=cap.currency,
             scope=cap.scope,
             scope_value=cap.scope_value,
+            defer=cap.on_reach == SpendCap.OnReach.DEFER,
         )
 
     def covers(self, *, channel: str, api_key_id: int | None) -> bool:
@@ -71,11 +73,11 @@ class Cap:
             return api_key_id is not None and str(api_key_id) == self.scope_value
         return self.scope == SpendCap.Scope.ALL
 
-    def describe(self, spent: Decimal) -> str:
+    def describe(self, spent: Decimal, *, verb: str = "Held") -> str:
         """Why a message is held: 'Held: the daily sms cap of 10.00 USD is reached (9.96 USD spent today).'"""
         when = WHEN.get(self.period, "so far")
         return (
-            f"Held: {self.label} of {money(self.amount)} {self.currency} is reached "
+            f"{verb}: {self.label} of {money(self.amount)} {self.currency} is reached "
             f"({money(spent)} {self.currency} spent {when})."
         )
 

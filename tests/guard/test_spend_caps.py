@@ -2,7 +2,7 @@
 reason, an alert fires, a person releases them or raises the cap, and nothing is sent twice. Through the real worker
 and the real Redis."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from freezegun import freeze_time
 from rest_framework.test import APIClient
 
 from campaigns.services.campaign_lifecycle import campaign_launch
@@ -19,6 +20,7 @@ from deliveries.models import Message, MessageEvent, Status
 from deliveries.sending.job import send_messages
 from deliveries.services import spend_caps as deliveries_caps
 from deliveries.services.api_keys import api_key_create
+from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.holds import held_messages_release
 from deliveries.staff_roles import OPERATORS, VIEWERS, staff_roles_ensure
 from guard.models import Price, SpendCap
@@ -368,3 +370,22 @@ def test_an_admin_key_releases_a_held_message_through_the_api_and_a_narrower_key
     )
     run_burst_worker()
     assert [m.recipient for m in sms_outbox] == [Message.objects.get(pk=pk).recipient]
+
+
+def test_a_cap_that_defers_schedules_the_rest_for_its_next_window_and_they_go_then(sms_outbox, sms_price, api):
+    sms_cap("0.02", on_reach="defer")
+    ids = post_sms(api, 3)
+    assert send_messages(ids) == {"sent": 2, "scheduled": 1}
+    deferred = Message.objects.get(pk=ids[2])
+    tomorrow = cap_window("day").end
+    assert (deferred.status, deferred.send_at, deferred.last_error_code) == (Status.SCHEDULED, tomorrow, "deferred:cap")
+    assert deferred.events.last().detail == (
+        "Deferred: the daily sms cap of 0.02 USD is reached (0.02 USD spent today). "
+        f"Sending from {tomorrow:%Y-%m-%d %H:%M %Z}, its next window."
+    )
+    assert alert("messages_held").state == "clear"  # deferred, not held
+    with freeze_time(tomorrow + timedelta(seconds=1)):
+        assert dispatch_due_messages() == 1
+        run_burst_worker()
+    assert Message.objects.get(pk=ids[2]).status == Status.SENT
+    assert len(sms_outbox) == 3

@@ -93,6 +93,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
                     "provider",
                     "provider_message_id",
                     "estimated_cost_s",
+                    "actual_cost_s",
                     "attempts",
                     "error_code",
                     "last_error_message",
@@ -134,6 +135,11 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
         """The price list's estimate when the message was created (docs/guard.md)."""
         return f"{obj.estimated_cost} {obj.cost_currency}"
 
+    @admin.display(description="actual cost")
+    def actual_cost_s(self, obj: Message) -> str:
+        """What the provider billed, once it said (docs/guard.md, "Actual prices")."""
+        return f"{obj.actual_cost} {obj.actual_cost_currency}"
+
     def get_fieldsets(self, request, obj=None):
         """Only the fields with something to say: most of a message's fields are empty for its channel."""
         return self.fieldsets if obj is None else fieldsets_with_values(self.fieldsets, obj)
@@ -146,6 +152,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "dependents_list",
             "error_code",
             "estimated_cost_s",
+            "actual_cost_s",
             *(name for name in dir(self) if name.endswith("_at_s")),
         ]
 

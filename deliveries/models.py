@@ -36,6 +36,8 @@ class Status(models.TextChoices):
 
 
 # Statuses a message holds only on its way out, each with an index of its own led by the status (Message.Meta).
+# How many times the price job asks the provider for one message's price before it gives up on it.
+PRICE_CHECKS_MAX = 5
 IN_FLIGHT_STATUSES = [Status.SCHEDULED, Status.WAITING, Status.QUEUED, Status.SENDING]
 
 
@@ -246,6 +248,12 @@ class Message(models.Model):
     # What the guard's price list said it would cost when it was created (guard.services.pricing); NULL: no price.
     estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     cost_currency = models.CharField(max_length=3, blank=True)
+    # What the provider billed, once it says (deliveries.services.actual_prices; Twilio's `price`, as a positive
+    # amount); NULL until then, or for good when it never says. price_checks counts the asks, so one it never
+    # answers is asked PRICE_CHECKS_MAX times at most.
+    actual_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    actual_cost_currency = models.CharField(max_length=3, blank=True)
+    price_checks = models.PositiveSmallIntegerField(default=0)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
@@ -335,6 +343,18 @@ class Message(models.Model):
                 name="message_problem_created",
                 condition=models.Q(
                     status__in=[Status.FAILED, Status.UNDELIVERED, Status.REVIEW, Status.SUPPRESSED, Status.CANCELLED]
+                ),
+            ),
+            # The price job's sent SMS and WhatsApp messages still without a price: a row enters once sent and
+            # leaves once priced or given up on, so the job never scans the messages it is done with.
+            models.Index(
+                fields=["sent_at"],
+                name="message_price_unknown",
+                condition=models.Q(
+                    actual_cost__isnull=True,
+                    price_checks__lt=PRICE_CHECKS_MAX,
+                    sent_at__isnull=False,
+                    channel__in=[Channel.SMS, Channel.WHATSAPP],
                 ),
             ),
             # Provider callbacks find their message by the provider's id.

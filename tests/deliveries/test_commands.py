@@ -201,12 +201,13 @@ def test_a_periodic_task_that_loses_the_database_ends_the_pass_and_the_dispatche
     assert "Database unavailable, retrying in a moment: connection refused" in caplog.text
 
 
-def test_the_dispatchers_periodic_tasks_are_the_scheduler_the_reconciler_the_rollups_and_the_alerts(settings):
+def test_the_dispatchers_periodic_tasks_are_the_scheduler_the_reconciler_the_rollups_the_alerts_and_prices(settings):
     assert [path for path, _ in settings.DISPATCHER_PERIODIC_TASKS] == [
         "campaigns.services.campaign_scheduler.campaigns_tick",
         "deliveries.services.reconciler.reconcile",
         "analytics.services.rollup.rollup_tick",
         "console.services.alerts.alerts_check",
+        "deliveries.services.actual_prices.price_tick",
     ]
     assert dict(settings.DISPATCHER_PERIODIC_TASKS)["deliveries.services.reconciler.reconcile"] == max(
         settings.RECONCILE_AFTER / 3, 1.0

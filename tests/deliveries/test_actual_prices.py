@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from deliveries.backends import get_backend
@@ -148,8 +149,6 @@ def test_one_dispatcher_a_minute_takes_the_turn_and_zero_turns_the_job_off(fake_
     second = sent()
     price_tick()  # the same minute: another dispatcher's tick (or this one's) leaves it
     assert costs()[second.pk][0] is None
-    from django.core.cache import cache
-
     cache.delete(actual_prices.TURN_KEY)  # the minute is over
     price_tick()
     assert costs()[second.pk][0] == Decimal("0.0079")

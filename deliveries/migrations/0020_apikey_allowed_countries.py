@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0019_message_estimated_cost'),
+        ('deliveries', '0020_message_held'),
     ]
 
     operations = [

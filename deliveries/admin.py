@@ -16,7 +16,7 @@ from .admin_support.message_page import (
 )
 from .admin_support.paginator import EstimatedCountPaginator
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
-from .forms import SuppressionForm
+from .forms import ApiKeyCountriesForm, SuppressionForm
 from .health import providers_status
 from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
 from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
@@ -389,8 +389,10 @@ class SuperusersOnlyMixin:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
-    """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here;
-    scopes, expiry, rate and senders are set when a key is created."""
+    """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here, and
+    their countries narrowed; scopes, expiry, rate and senders are set when a key is created."""
+
+    form = ApiKeyCountriesForm
 
     list_display = ["name", "prefix", "scope_list", "expires_at", "rate", "last_used_at", "created_at", "active"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
@@ -407,7 +409,7 @@ class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    fields = [*readonly_fields]
+    fields = [*readonly_fields, "allowed_countries"]
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request):

@@ -93,6 +93,13 @@ class ApiKey(models.Model):
     allowed_senders = models.JSONField(
         default=list, blank=True, help_text="The senders the key may set; empty: any (and the default sender always)."
     )
+    # Narrows SMS_ALLOWED_COUNTRIES / WHATSAPP_ALLOWED_COUNTRIES for this key, never widens them (guard.services.
+    # destinations): a leaked key of a service that only texts GB customers cannot pump numbers elsewhere.
+    allowed_countries = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="ISO codes of the countries the key may send SMS and WhatsApp to; empty: the global lists.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -390,6 +390,13 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 # Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
 # saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
 PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
+# Destination allowlists (geo permissions): the countries (ISO 3166-1 alpha-2 codes, comma separated) SMS (and MMS)
+# and WhatsApp may be sent to; empty, every country. A message elsewhere is refused at creation; an API key's own
+# list can only narrow these. An unknown code stops the start (check tidings.E070).
+SMS_ALLOWED_COUNTRIES = [code.strip().upper() for code in env.list("SMS_ALLOWED_COUNTRIES", default=[]) if code.strip()]
+WHATSAPP_ALLOWED_COUNTRIES = [
+    code.strip().upper() for code in env.list("WHATSAPP_ALLOWED_COUNTRIES", default=[]) if code.strip()
+]
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

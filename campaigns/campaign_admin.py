@@ -34,7 +34,12 @@ from .selectors import (
     campaign_reach,
     campaign_segments,
 )
-from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
+from .services.campaign_checks import (
+    campaign_format_problems,
+    campaign_normalize,
+    campaign_problems,
+    campaign_warnings,
+)
 from .services.campaign_drafts import EDITABLE_FIELDS
 from .services.campaign_lifecycle import (
     CampaignStateError,
@@ -406,6 +411,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if action == "launch":
             context["reach"] = campaign_reach(campaign=campaign)
             context["problems"] = [text for texts in campaign_problems(campaign).values() for text in texts]
+            context["warnings"] = [] if context["problems"] else campaign_warnings(campaign)
         else:
             context["progress"] = progress_context(campaign, funnel=False)["progress"]
         return TemplateResponse(request, "admin/campaigns/campaign/confirm_action.html", context)

@@ -7,7 +7,8 @@ from django.utils import timezone
 from content.models import Channel, MessageTemplate
 
 from .addresses import normalize_recipient
-from .models import Category, Priority, Suppression
+from .models import ApiKey, Category, Priority, Suppression
+from .services.api_keys import ApiKeyInvalid, api_key_countries_validate
 from .services.messages import SUPPORTED_CHANNELS
 
 # The compose page's groups of fields: a title, the channels the group applies to (None: every channel) and its
@@ -154,3 +155,29 @@ class SuppressionForm(forms.ModelForm):
             except ValidationError as error:
                 self.add_error("address", error)
         return cleaned
+
+
+class ApiKeyCountriesForm(forms.ModelForm):
+    """The one thing of a key edited after its creation in the admin: the countries it may send to, which can
+    only narrow SMS_ALLOWED_COUNTRIES and WHATSAPP_ALLOWED_COUNTRIES (api_key_countries_validate refuses more)."""
+
+    allowed_countries = forms.CharField(
+        required=False,
+        label="Allowed countries",
+        help_text="ISO codes separated by commas (GB, US) of the countries this key may send SMS and WhatsApp to; "
+        "empty: every country the global lists allow.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["allowed_countries"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["allowed_countries"] = ", ".join(self.instance.allowed_countries or [])
+
+    def clean_allowed_countries(self) -> list[str]:
+        try:
+            return api_key_countries_validate(self.cleaned_data["allowed_countries"].split(","))
+        except ApiKeyInvalid as error:
+            raise ValidationError(str(error)) from None

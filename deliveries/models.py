@@ -39,6 +39,8 @@ class Status(models.TextChoices):
 
 
 # Statuses a message holds only on its way out, each with an index of its own led by the status (Message.Meta).
+# How many times the price job asks the provider for one message's price before it gives up on it.
+PRICE_CHECKS_MAX = 5
 IN_FLIGHT_STATUSES = [Status.SCHEDULED, Status.WAITING, Status.QUEUED, Status.SENDING]
 
 
@@ -90,6 +92,13 @@ class ApiKey(models.Model):
     )
     allowed_senders = models.JSONField(
         default=list, blank=True, help_text="The senders the key may set; empty: any (and the default sender always)."
+    )
+    # Narrows SMS_ALLOWED_COUNTRIES / WHATSAPP_ALLOWED_COUNTRIES for this key, never widens them (guard.services.
+    # destinations): a leaked key of a service that only texts GB customers cannot pump numbers elsewhere.
+    allowed_countries = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="ISO codes of the countries the key may send SMS and WhatsApp to; empty: the global lists.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -251,6 +260,12 @@ class Message(models.Model):
     cost_currency = models.CharField(max_length=3, blank=True)
     # A person released it from `held`: the spend caps count it but no longer hold it (a person decided).
     guard_released = models.BooleanField(default=False)
+    # What the provider billed, once it says (deliveries.services.actual_prices; Twilio's `price`, as a positive
+    # amount); NULL until then, or for good when it never says. price_checks counts the asks, so one it never
+    # answers is asked PRICE_CHECKS_MAX times at most.
+    actual_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    actual_cost_currency = models.CharField(max_length=3, blank=True)
+    price_checks = models.PositiveSmallIntegerField(default=0)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
@@ -343,6 +358,18 @@ class Message(models.Model):
                 name="message_problem_created",
                 condition=models.Q(
                     status__in=[Status.FAILED, Status.UNDELIVERED, Status.REVIEW, Status.SUPPRESSED, Status.CANCELLED]
+                ),
+            ),
+            # The price job's sent SMS and WhatsApp messages still without a price: a row enters once sent and
+            # leaves once priced or given up on, so the job never scans the messages it is done with.
+            models.Index(
+                fields=["sent_at"],
+                name="message_price_unknown",
+                condition=models.Q(
+                    actual_cost__isnull=True,
+                    price_checks__lt=PRICE_CHECKS_MAX,
+                    sent_at__isnull=False,
+                    channel__in=[Channel.SMS, Channel.WHATSAPP],
                 ),
             ),
             # Provider callbacks find their message by the provider's id.

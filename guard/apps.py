@@ -7,4 +7,5 @@ class GuardConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the signal that makes a price saved here apply at once in this process.
+        from guard import checks  # noqa: F401  (registers the allowlists' check, tidings.E070)
         from guard.services import pricing  # noqa: F401

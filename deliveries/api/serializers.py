@@ -205,6 +205,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "expires_at",
             "estimated_cost",
             "cost_currency",
+            "actual_cost",
+            "actual_cost_currency",
             "provider",
             "provider_message_id",
             "attempts",

@@ -22,6 +22,7 @@ from django.utils import timezone
 from content.models import MessageTemplate
 from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
+from guard.services.destinations import destination_refusal
 from guard.services.pricing import message_cost_estimate
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
@@ -140,6 +141,12 @@ def message_request_validate(
     except DjangoValidationError as error:
         errors["to"] = list(error.messages)
         recipient = to
+    else:
+        # Every path (API, batch, send_bulk, compose) checks here; an API key's own list is checked by
+        # api_key_message_refusal, campaigns' contacts by their fan-out.
+        refusal = destination_refusal(channel=channel, recipient=recipient)
+        if refusal:
+            errors["to"] = [refusal]
     try:
         sender = sender_normalize(channel, sender or "")
     except DjangoValidationError as error:

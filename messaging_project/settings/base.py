@@ -356,6 +356,13 @@ EMAIL_SUBJECT_PREFIX = "[Tidings] "
 ARCHIVE_AFTER_DAYS = env.int("ARCHIVE_AFTER_DAYS", default=0)
 ARCHIVE_DIR = env("ARCHIVE_DIR", default=str(BASE_DIR / "archive"))
 ARCHIVE_TICK_INTERVAL = 10.0
+# Providers' actual prices (docs/guard.md, "Actual prices"): each minute one dispatcher asks Twilio for the price of
+# up to ACTUAL_PRICE_FETCH_PER_MINUTE sent SMS and WhatsApp messages (0 turns it off; keep it well under the account's
+# API rate limit, which sending shares), once they were sent ACTUAL_PRICE_FETCH_AFTER_MINUTES ago (Twilio fills the
+# price in after delivery) and until they are ACTUAL_PRICE_FETCH_MAX_DAYS old.
+ACTUAL_PRICE_FETCH_PER_MINUTE = env.int("ACTUAL_PRICE_FETCH_PER_MINUTE", default=60)
+ACTUAL_PRICE_FETCH_AFTER_MINUTES = env.float("ACTUAL_PRICE_FETCH_AFTER_MINUTES", default=10.0)
+ACTUAL_PRICE_FETCH_MAX_DAYS = env.float("ACTUAL_PRICE_FETCH_MAX_DAYS", default=3.0)
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
@@ -366,6 +373,7 @@ DISPATCHER_PERIODIC_TASKS = [
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
     ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
     *([("deliveries.services.archive.archive_tick", ARCHIVE_TICK_INTERVAL)] if ARCHIVE_AFTER_DAYS else []),
+    *([("deliveries.services.actual_prices.price_tick", 60.0)] if ACTUAL_PRICE_FETCH_PER_MINUTE > 0 else []),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
@@ -387,6 +395,13 @@ SPEND_CAP_CACHE_SECONDS = env.float("SPEND_CAP_CACHE_SECONDS", default=10.0)
 # A spend counter Redis lost is recounted from messages sent in its window and created at most this many days
 # before it (a message scheduled further ahead is not in the recount).
 SPEND_RECOUNT_LOOKBACK_DAYS = env.int("SPEND_RECOUNT_LOOKBACK_DAYS", default=7)
+# Destination allowlists (geo permissions): the countries (ISO 3166-1 alpha-2 codes, comma separated) SMS (and MMS)
+# and WhatsApp may be sent to; empty, every country. A message elsewhere is refused at creation; an API key's own
+# list can only narrow these. An unknown code stops the start (check tidings.E070).
+SMS_ALLOWED_COUNTRIES = [code.strip().upper() for code in env.list("SMS_ALLOWED_COUNTRIES", default=[]) if code.strip()]
+WHATSAPP_ALLOWED_COUNTRIES = [
+    code.strip().upper() for code in env.list("WHATSAPP_ALLOWED_COUNTRIES", default=[]) if code.strip()
+]
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -41,6 +41,7 @@ from .services.suppression import (
 
 # What message_cancel accepts: a message that has not started sending.
 CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status.HELD})
+REVIEW_ACTIONS = ["resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
 
 
 @admin.register(Message)
@@ -61,14 +62,7 @@ class MessageAdmin(MessageAdminViews, HeldMessageActions, admin.ModelAdmin):
     sortable_by = ["id", "when"]
     list_select_related = ["template"]
     change_form_template = "admin/deliveries/message/change_form.html"
-    actions = [
-        "cancel_selected",
-        "retry_selected",
-        "release_selected",
-        "resend_reviewed",
-        "mark_reviewed_sent",
-        "mark_reviewed_failed",
-    ]
+    actions = ["cancel_selected", "retry_selected", "release_selected", *REVIEW_ACTIONS]
     fieldsets = [
         # The status leads the page above the timeline (it is refreshed there while the message is in flight).
         (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
@@ -294,9 +288,7 @@ class MessageAdmin(MessageAdminViews, HeldMessageActions, admin.ModelAdmin):
         skipped = queryset.count() - len(changed)
         self.message_user(request, done_text.format(len(changed)) + (f" {skipped} {skipped_text}" if skipped else ""))
 
-    @admin.action(
-        description="Cancel selected messages (waiting, scheduled, queued or held only)", permissions=["cancel"]
-    )
+    @admin.action(description="Cancel selected messages that have not started sending", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         self._apply_to_each(
             request,

@@ -19,6 +19,7 @@ from ..db.lookups import pk_among
 from ..models import Message, Status
 from ..state import transition
 
+EXPIRING = [Status.SCHEDULED, Status.QUEUED, Status.HELD]
 EXPIRED_REASON = "Too late: its deadline passed before it could be sent, so it was not sent."
 INTERRUPTED_REASON = (
     "The worker stopped during the provider call (crash, kill or lost machine), so the provider may or may not "
@@ -27,16 +28,17 @@ INTERRUPTED_REASON = (
 
 
 def fail_expired_messages(*, message_ids: Sequence[int] | None = None, limit: int = 5000) -> int:
-    """Fail waiting messages (scheduled or queued) whose deadline has passed. Returns how many."""
+    """Fail waiting messages (scheduled, queued, or held by the cost guard: a one-time code is useless once late)
+    whose deadline has passed. Returns how many."""
     now = timezone.now()
-    waiting = Message.objects.filter(status__in=[Status.SCHEDULED, Status.QUEUED], expires_at__lt=now)
+    waiting = Message.objects.filter(status__in=EXPIRING, expires_at__lt=now)
     if message_ids is not None:
         waiting = waiting.filter(pk_among(message_ids))
     ids = list(waiting.values_list("pk", flat=True)[:limit])
     moved = transition(
         ids,
         to_status=Status.FAILED,
-        from_statuses=[Status.SCHEDULED, Status.QUEUED],
+        from_statuses=EXPIRING,
         extra_filter={"expires_at__lt": now},
         fields={"last_error_code": "expired", "last_error_message": EXPIRED_REASON},
         code="expired",

@@ -22,6 +22,7 @@ from deliveries.services import spend_caps as deliveries_caps
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.dispatch import dispatch_due_messages
 from deliveries.services.holds import held_messages_release
+from deliveries.services.recovery import fail_expired_messages
 from deliveries.staff_roles import OPERATORS, VIEWERS, staff_roles_ensure
 from guard.models import Price, SpendCap
 from guard.services.spend_caps import KEY_PREFIX, TOTAL, Cap, cap_spent, cap_window, spend_cap_save
@@ -389,3 +390,13 @@ def test_a_cap_that_defers_schedules_the_rest_for_its_next_window_and_they_go_th
         run_burst_worker()
     assert Message.objects.get(pk=ids[2]).status == Status.SENT
     assert len(sms_outbox) == 3
+
+
+def test_a_held_message_past_its_deadline_fails_as_expired(sms_price, api):
+    sms_cap("0")
+    [pk] = post_sms(api, 1)
+    run_burst_worker()
+    Message.objects.filter(pk=pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert fail_expired_messages() == 1
+    message = Message.objects.get(pk=pk)
+    assert (message.status, message.last_error_code) == (Status.FAILED, "expired")

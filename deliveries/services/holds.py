@@ -50,25 +50,26 @@ def held_messages_readmit(cap: Cap) -> int:
     `queued`; the rest stay held. Returns how many went."""
     held = Message.objects.filter(cap_messages(cap), status=Status.HELD, last_error_code=HELD_CAP).order_by("pk")
     detail = f"Released: {cap.label} was raised to {money(cap.amount)} {cap.currency}."
-    readmitted, after = 0, None
-    while True:
-        chunk = held.filter(pk__gt=after) if after else held
-        rows = list(chunk.only("pk", "channel", *COST_FIELDS)[:READMIT_CHUNK])
-        if not rows:
-            return readmitted
+    # What the earlier chunks re-admitted, by their caps: a dry run adds nothing, so each chunk's run is told.
+    admitted: dict[tuple[Cap, ...], int] = {}
+    readmitted, after = 0, 0
+    while rows := list(held.filter(pk__gt=after).only("pk", "channel", *COST_FIELDS)[:READMIT_CHUNK]):
         caps = caps_by_message(rows)
         costed = [row for row in rows if row.pk in caps]
+        before = [SpendItem(cost=cost, caps=caps_of, checked=False) for caps_of, cost in admitted.items()]
+        items = [SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk]) for row in costed]  # type: ignore[operator]
         # A dry run: the worker counts them when it sends them, as any queued message.
-        admission = spend_admit(
-            [SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk]) for row in costed],  # type: ignore[operator]
-            dry_run=True,
-        )
-        fitting = [row.pk for row, blocked in zip(costed, admission.blocked, strict=True) if blocked is None]
+        blocked = spend_admit(before + items, dry_run=True).blocked[len(before) :]
+        fitting = [row.pk for row, stop in zip(costed, blocked, strict=True) if stop is None]
+        for item, stop in zip(items, blocked, strict=True):
+            if stop is None:
+                admitted[item.caps] = admitted.get(item.caps, 0) + item.cost
         fitting += [row.pk for row in rows if row.pk not in caps]  # no cap of theirs left (a cap was removed)
         readmitted += _queue_held(fitting, detail=detail, released=False, code=HELD_CAP)
         if len(fitting) < len(rows):
-            return readmitted  # the cap is full again: the later ones wait
+            break  # the cap is full again: the later ones wait
         after = rows[-1].pk
+    return readmitted
 
 
 def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> int:

@@ -12,6 +12,7 @@ here, so a worker with no caps configured asks nothing of anyone.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -165,7 +166,10 @@ def spend_cap_save(*, cap: SpendCap) -> None:
     forget_spend_caps()
     if previous is not None and cap.amount > previous:
         raised = Cap.of(cap)
-        transaction.on_commit(lambda: [hook(raised) for hook in _after_raise])
+        # Robust: the cap is saved whatever happens next; a re-admission that fails (Redis down) is logged, and the
+        # messages stay held for a person to release or for the next raise.
+        for hook in _after_raise:
+            transaction.on_commit(functools.partial(hook, raised), robust=True)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from console.services.alert_rules import messages_held
 from console.services.alerts import alerts_check
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.sending.job import send_messages
+from deliveries.services import holds
 from deliveries.services import spend_caps as deliveries_caps
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.dispatch import dispatch_due_messages
@@ -400,3 +401,14 @@ def test_a_held_message_past_its_deadline_fails_as_expired(sms_price, api):
     assert fail_expired_messages() == 1
     message = Message.objects.get(pk=pk)
     assert (message.status, message.last_error_code) == (Status.FAILED, "expired")
+
+
+def test_a_raise_re_admits_no_more_than_the_new_amount_across_chunks(sms_price, api, monkeypatch):
+    monkeypatch.setattr(holds, "READMIT_CHUNK", 2)  # several chunks of held messages, each decided in one run
+    cap = sms_cap("0")
+    post_sms(api, 6)
+    run_burst_worker()
+    cap.amount = Decimal("0.03")
+    spend_cap_save(cap=cap)
+    assert Message.objects.filter(status=Status.QUEUED).count() == 3
+    assert Message.objects.filter(status=Status.HELD).count() == 3

@@ -61,6 +61,13 @@ class Category(models.TextChoices):
     TRANSACTIONAL = "transactional", "Transactional"
 
 
+class Purpose(models.TextChoices):
+    """What a transactional message is for, where the cost guard treats it apart (docs/guard.md): a one-time code
+    gets the strictest velocity limits, being what SMS pumping sends."""
+
+    OTP = "otp", "One-time code"
+
+
 class ApiScope(models.TextChoices):
     """What an API key may do (deliveries.api.permissions maps each endpoint to one). `admin` is all of them, and
     also every message and batch, not only the key's own."""
@@ -203,6 +210,12 @@ class Message(models.Model):
         choices=Category.choices,
         default=Category.MARKETING,
         help_text="Transactional messages are sent to people who opted out of marketing; never to hard bounces.",
+    )
+    purpose = models.CharField(
+        max_length=10,
+        choices=Purpose.choices,
+        blank=True,
+        help_text="A one-time code (transactional only) gets the strictest velocity limits.",
     )
     media_urls = models.JSONField(default=list, blank=True, help_text="MMS / WhatsApp media: public URLs.")
     content_sid = models.CharField(

@@ -1,14 +1,18 @@
 """Velocity limits at creation (issue #24, "Fraud"): SMS pumping held after the limit, one-time codes under the
 strictest limits, counted in Redis on every entry point (docs/guard.md, "Velocity limits and one-time codes")."""
 
+import io
 from datetime import UTC, datetime
 
 import pytest
+from django.core.management import CommandError, call_command
 from freezegun import freeze_time
 from rest_framework.test import APIClient
 
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.services.api_keys import api_key_create
+from deliveries.services.bulk import messages_create_many
+from deliveries.services.messages import message_request_validate
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +182,108 @@ def test_the_api_shows_a_messages_purpose(api):
     assert created["purpose"] == "otp"
     assert api.get(f"/api/v1/messages/{created['id']}/").json()["purpose"] == "otp"
     assert post(api, channel="sms", to="+447400123456", body="Hi")["purpose"] == ""
+
+
+# --- Redis away ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_away(settings):
+    """Redis at an address nobody listens on (what the guard reads; the queues keep theirs)."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+
+def test_without_redis_one_time_codes_are_held_and_other_messages_go(api, settings, redis_away, caplog):
+    held = post(api, to="+447400123456", **OTP)
+    assert held["status"] == "held"
+    assert held["last_error_code"] == "held:velocity:unchecked"
+    assert held["last_error_message"] == (
+        "Held for review: the velocity limits could not be checked (Redis unreachable), and one-time codes are not "
+        "sent unchecked."
+    )
+    settings.RECIPIENT_HOURLY_LIMIT = 3
+    assert post(api, channel="sms", to="+447400123456", body="Receipt")["status"] == "queued"
+    assert "Velocity limits not checked, Redis unreachable" in caplog.text
+
+
+def test_with_every_limit_off_an_ordinary_message_never_asks_redis(api, settings, redis_away, caplog):
+    settings.OTP_RECIPIENT_HOURLY_LIMIT = settings.OTP_PREFIX_DISTINCT_PER_HOUR = settings.OTP_KEY_HOURLY_LIMIT = 0
+    assert post(api, channel="sms", to="+447400123456", body="Hi")["status"] == "queued"
+    assert post(api, to="+447400123456", **OTP)["status"] == "queued"  # every one-time-code limit off as well
+    assert "Velocity limits not checked" not in caplog.text
+
+
+# --- The other entry points --------------------------------------------------------------------------------
+
+
+def send_bulk(*args, **options):
+    out = io.StringIO()
+    try:
+        call_command("send_bulk", *args, stdout=out, no_progress=True, processes=1, **options)
+    except CommandError as error:
+        return out.getvalue(), str(error)
+    return out.getvalue(), None
+
+
+def test_send_bulk_reports_the_rows_it_held_by_line(tmp_path):
+    rows = "".join(f"{PUMPED_RANGE}{n:05d},otp,{n}\n" for n in range(23))
+    path = tmp_path / "codes.csv"
+    path.write_text("to,purpose,code\n" + rows + "+447400123456,,x\n", encoding="utf-8")
+    out, error = send_bulk(csv=str(path), channel="sms", body="Code {{ code }}", category="transactional")
+    assert error is None, out
+    # Lines 2 to 21 are the range's first 20 numbers; 22 to 24 are held, each counted as the 21st (held rows are
+    # not counted); line 25 is an ordinary message.
+    held = "Held for review: 21 distinct numbers in +4474001 in the last hour passed the one-time-code limit of 20."
+    assert [line for line in out.splitlines() if line.startswith("Line")] == [f"Line {n}: {held}" for n in (22, 23, 24)]
+    assert "24 row(s): 24 were accepted (21 queued, 0 scheduled)" in out
+    assert " 3 held for review by the velocity limits." in out
+    assert Message.objects.filter(status=Status.HELD, purpose="otp").count() == 3
+    assert Message.objects.get(recipient="+447400123456").purpose == ""  # a blank cell: an ordinary message
+
+
+def test_send_bulk_refuses_a_one_time_code_row_that_is_not_transactional(tmp_path):
+    path = tmp_path / "codes.csv"
+    path.write_text("to,purpose\n+447400123456,otp\n+447400123457,\n", encoding="utf-8")
+    out, error = send_bulk(csv=str(path), channel="sms", body="Code 1")
+    assert "Line 2: purpose: A one-time code (purpose 'otp') is sent with category 'transactional'." in out
+    assert error.startswith("1 row(s) rejected.")
+    assert Message.objects.get().recipient == "+447400123457"
+
+
+def test_messages_stored_in_bulk_without_a_key_count_per_recipient_and_prefix(settings):
+    # The path of campaigns' fan-out: no API key, so no per-key count.
+    settings.RECIPIENT_HOURLY_LIMIT = 2
+    settings.PREFIX_DISTINCT_PER_HOUR = 3
+    numbers = ["+447499123456"] * 3 + [f"{PUMPED_RANGE}{n:05d}" for n in range(4)]
+    items = [message_request_validate(channel="sms", to=number, body="News") for number in numbers]
+    result = messages_create_many(items=iter(items), chunk_size=4, collect_ids=True)
+    assert (result.created, result.queued, result.held) == (7, 5, 2)
+    statuses = dict(Message.objects.values_list("pk", "last_error_code"))
+    assert [statuses[pk] for pk in result.ids] == [
+        "",
+        "",
+        "held:velocity:recipient",
+        "",
+        "",
+        "",
+        "held:velocity:prefix",
+    ]
+
+
+def test_the_compose_page_takes_a_purpose_and_says_when_it_held_the_message(client, admin_user):
+    client.force_login(admin_user)
+    data = {"channel": "sms", "priority": "default", "context": "{}", "body": "Code 1", "_send": "Send"}
+    data |= {"category": "transactional", "purpose": "otp", "to": "+447400123456"}
+    for _ in range(5):
+        assert client.post("/admin/deliveries/message/compose/", data).status_code == 302
+    response = client.post("/admin/deliveries/message/compose/", data, follow=True)
+    held = Message.objects.order_by("pk").last()
+    assert (held.status, held.purpose) == ("held", "otp")
+    notes = " ".join(response.content.decode().split('<ul class="messagelist">')[1].split("</ul>")[0].split())
+    assert f"Message #{held.pk} to +447400123456 held. Held for review: 6 one-time codes to +447400123456" in notes
+    page = client.get(f"/admin/deliveries/message/{held.pk}/change/").content.decode()
+    assert "One-time code" in page
+    refused = client.post("/admin/deliveries/message/compose/", {**data, "category": "marketing"})
+    assert refused.context["form"].errors["purpose"] == [
+        "A one-time code (purpose 'otp') is sent with category 'transactional'."
+    ]

@@ -410,10 +410,16 @@ def _run(rows: CsvRowsToMessages, processes: int) -> None:
 def _validate_row(
     content: BulkContent, *, to: str, purpose: str, context: dict[str, Any], send_at: datetime | None
 ) -> tuple[MessageRequest, RenderedContent]:
-    kind = {"category": content.category, "purpose": purpose}
+    category = content.category
     if content.template is not None:
         return message_request_validate(
-            channel=content.channel, to=to, template=content.template, context=context, send_at=send_at, **kind
+            channel=content.channel,
+            to=to,
+            template=content.template,
+            context=context,
+            send_at=send_at,
+            category=category,
+            purpose=purpose,
         )
     version = TemplateVersion(language="", subject=content.subject, body=content.body)
     try:
@@ -427,5 +433,6 @@ def _validate_row(
         subject=rendered.subject,
         context=context,
         send_at=send_at,
-        **kind,
+        category=category,
+        purpose=purpose,
     )

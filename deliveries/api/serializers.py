@@ -16,7 +16,7 @@ from ..input_limits import (
     PAST_TOLERANCE,
     JsonWithinLimits,
 )
-from ..models import Category, DependencyCondition, Message, MessageEvent, Priority
+from ..models import Category, DependencyCondition, Message, MessageEvent, Priority, Purpose
 from ..services.messages import (
     MAX_MEDIA_URLS,
     MAX_SUBJECT_CHARACTERS,
@@ -78,6 +78,13 @@ class MessageCreateSerializer(StrictSerializer):
         default=Category.MARKETING,
         help_text="`transactional` messages (one-time codes, receipts) reach people who opted out of marketing; "
         "nothing reaches a hard bounce.",
+    )
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        required=False,
+        allow_blank=True,
+        help_text="`otp`: a one-time code (category `transactional` only), under the strictest velocity limits; "
+        "past one it is created `held` for review, with the reason in `last_error_message`.",
     )
     media_urls = serializers.ListField(
         child=serializers.URLField(max_length=2048),
@@ -197,6 +204,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "metadata",
             "priority",
             "category",
+            "purpose",
             "media_urls",
             "content_sid",
             "content_variables",

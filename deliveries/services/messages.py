@@ -24,6 +24,7 @@ from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
 from guard.services.destinations import destination_refusal
 from guard.services.pricing import message_cost_estimate
+from guard.services.velocity import Hold, Outgoing, velocity_applies, velocity_check_many
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..db.events import created_message_insert
@@ -35,7 +36,7 @@ from ..input_limits import (
     json_value_problem,
     text_problem,
 )
-from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Status
+from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Purpose, Status
 from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
@@ -52,6 +53,7 @@ CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 CATEGORIES = frozenset(Category.values)  # Category.values rebuilds its list on every call
+PURPOSES = frozenset(Purpose.values)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class MessageRequest:
     sender: str = ""
     language: str = ""  # picks the template's translation; empty means the template's own language
     category: str = Category.MARKETING
+    purpose: str = ""  # Purpose.OTP: a one-time code, under the strictest velocity limits (guard.services.velocity)
     media_urls: list[str] = field(default_factory=list)
     content_sid: str = ""
     content_variables: dict[str, str] = field(default_factory=dict)
@@ -113,6 +116,7 @@ def message_request_validate(
     sender: str = "",
     language: str = "",
     category: str = Category.MARKETING,
+    purpose: str = "",
     media_urls: list[str] | None = None,
     content_sid: str = "",
     content_variables: dict[str, Any] | None = None,
@@ -153,6 +157,11 @@ def message_request_validate(
         errors["sender"] = list(error.messages)
     if (category or Category.MARKETING) not in CATEGORIES:
         errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
+    if purpose and purpose not in PURPOSES:
+        errors["purpose"] = [f"'{purpose}' is not a purpose; use {', '.join(Purpose.values)} or leave it out."]
+    elif purpose == Purpose.OTP and category != Category.TRANSACTIONAL:
+        # A code sent as marketing would also be held back by every opt-out; and it is what pumping sends.
+        errors["purpose"] = ["A one-time code (purpose 'otp') is sent with category 'transactional'."]
     errors.update(_size_errors(subject=subject, body=body, html_body=html_body))
     errors.update(
         _json_errors(context=context or {}, metadata=metadata or {}, content_variables=content_variables or {})
@@ -213,6 +222,7 @@ def message_request_validate(
         sender=sender or "",
         language=language or "",
         category=category or Category.MARKETING,
+        purpose=purpose or "",
         media_urls=media_urls,
         content_sid=content_sid or "",
         content_variables={str(k): str(v) for k, v in content_variables.items()},
@@ -360,6 +370,7 @@ def message_fields(request: MessageRequest, content: RenderedContent) -> dict[st
         "metadata": request.metadata,
         "priority": request.priority,
         "category": request.category,
+        "purpose": request.purpose,
         "media_urls": request.media_urls,
         "content_sid": request.content_sid,
         "content_variables": request.content_variables,
@@ -374,6 +385,27 @@ def message_fields(request: MessageRequest, content: RenderedContent) -> dict[st
 
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
     return Status.SCHEDULED if send_at is not None and send_at > now else Status.QUEUED
+
+
+def message_holds(requests: list[MessageRequest], *, api_key: ApiKey | None) -> list[Hold | None]:
+    """Count new messages against the velocity limits (guard.services.velocity), in one Redis call: for each, None
+    when it may go, else why it is held. Asks Redis nothing when no limit applies to any of them."""
+    if not any(velocity_applies(request.purpose) for request in requests):
+        return [None] * len(requests)
+    key_id, key_name = (api_key.pk, api_key.name) if api_key is not None else (None, "")
+    outgoing = [Outgoing(r.channel, r.recipient, r.purpose, key_id, key_name) for r in requests]
+    return velocity_check_many(outgoing)
+
+
+def held_fields(hold: Hold) -> dict[str, Any]:
+    """The columns of a message held at creation: never queued, the reason where a failure's would be."""
+    return {
+        "status": Status.HELD,
+        "job_id": "",
+        "queued_at": None,
+        "last_error_code": hold.code,
+        "last_error_message": hold.reason,
+    }
 
 
 def message_create(
@@ -402,15 +434,21 @@ def message_create(
         "campaign": campaign,
         "idempotency_key": idempotency_key,
     }
+    # Waiting messages too: otherwise depending on one message would be a way around the limits.
+    hold = message_holds([request], api_key=api_key)[0]
+    if hold is not None:
+        values.update(held_fields(hold))
+        status = Status.HELD
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
     if status == Status.WAITING:
         when = f", waiting for {dependency_describe(Message(**values))}"
+    detail = f"Created by {who}{when}." + (f" {hold.reason}" if hold is not None else "")
     # On PostgreSQL the row and its first event are one statement, atomic on its own: no BEGIN and COMMIT
     # around it. A waiting message is settled against its parent in the same transaction as its INSERT.
     one_statement = row_with_event_insert_is_one_statement() and status != Status.WAITING
     with contextlib.nullcontext() if one_statement else transaction.atomic():
-        message = created_message_insert(values, detail=f"Created by {who}{when}.", now=now)
+        message = created_message_insert(values, detail=detail, code=hold.code if hold else "", now=now)
         if status == Status.QUEUED:
             # Pushed at the end of the caller's transaction, or at once if the INSERT committed by itself.
             enqueue_messages_on_commit([message])

@@ -19,6 +19,7 @@ from django.dispatch import receiver
 from content.models import Channel
 from content.services.sms_segments import sms_segments
 from guard.models import ANY_COUNTRY, Price
+from guard.services.phone_numbers import phone_number_parse
 
 # Channels whose price depends on the destination's country (the rest have one unit price).
 COUNTRY_PRICED = {Channel.SMS, Channel.WHATSAPP}
@@ -42,10 +43,8 @@ def destination_country(channel: str, recipient: str) -> str:
     """The ISO country of a phone recipient (E.164, or whatsapp:+…); "" for other channels or an unknown number."""
     if channel not in COUNTRY_PRICED:
         return ANY_COUNTRY
-    number = recipient.removeprefix("whatsapp:")
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    parsed = phone_number_parse(recipient.removeprefix("whatsapp:"))
+    if parsed is None:
         return ANY_COUNTRY
     # A number the metadata cannot place exactly (a range it does not know) is priced as its calling code's main
     # country, as providers bill it.

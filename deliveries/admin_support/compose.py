@@ -36,8 +36,9 @@ def compose_view(model_admin, request):
                 message = message_create(request=message_request, content=content, created_by=request.user)
                 audit_record(action=AuditEntry.Action.MESSAGE_CREATED, target=message, request=request)
                 verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
+                why = f" {message_request.deferral.describe()}" if message_request.deferral else ""
                 model_admin.message_user(
-                    request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
+                    request, f"Message #{message.pk} to {message.recipient} {verb}.{why}", messages.SUCCESS
                 )
                 if suppression:
                     warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)

@@ -112,9 +112,18 @@ def created_message_insert(values: dict[str, Any], *, detail: str, now: datetime
     )
 
 
-def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *, detail: str, now: datetime) -> None:
+def created_events_insert(
+    ids: Sequence[int],
+    rows: Sequence[dict[str, Any]],
+    *,
+    detail: str,
+    now: datetime,
+    notes: Mapping[int, str] | None = None,
+) -> None:
     """The first timeline line of each message stored in bulk (`ids` and the column values of their `rows`): its
-    status, or the error that failed it before it was ever sent. The table numbers the events (rows_insert)."""
+    status, or the error that failed it before it was ever sent. `notes` ({position in rows: sentence}) adds a
+    row's own sentence to the detail (why its send time moved). The table numbers the events (rows_insert)."""
+    notes = notes or {}
     # Choices members looked up once: an enum attribute costs about as much as the rest of an event's dict.
     failed, status_kind, error_kind = Status.FAILED, MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
     rows_insert(
@@ -124,7 +133,7 @@ def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *,
                 "message_id": pk,
                 "kind": status_kind,
                 "to_status": row["status"],
-                "detail": detail,
+                "detail": f"{detail} {notes[position]}" if position in notes else detail,
                 "created_at": now,
             }
             if row["status"] != failed
@@ -136,7 +145,7 @@ def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *,
                 "detail": f"{detail} Not sent: {row['last_error_message']}",
                 "created_at": now,
             }
-            for pk, row in zip(ids, rows, strict=True)
+            for position, (pk, row) in enumerate(zip(ids, rows, strict=True))
         ],
         now=now,
         return_ids=False,

@@ -382,6 +382,14 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 # Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
 # saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
 PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
+# Quiet hours of single messages, in the recipient's local time, like "21:00-08:00" (empty: off): a message due
+# inside them is scheduled for their end. Marketing messages keep QUIET_HOURS; transactional ones (one-time codes)
+# are wanted at once, so they keep only QUIET_HOURS_TRANSACTIONAL. Campaigns have their own quiet hours.
+QUIET_HOURS = env("QUIET_HOURS", default="")
+QUIET_HOURS_TRANSACTIONAL = env("QUIET_HOURS_TRANSACTIONAL", default="")
+# The zone of recipients whose own is not known (email, Messenger, a number phonenumbers cannot place); empty:
+# TIME_ZONE.
+QUIET_HOURS_DEFAULT_TIMEZONE = env("QUIET_HOURS_DEFAULT_TIMEZONE", default="")
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

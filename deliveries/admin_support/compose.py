@@ -41,8 +41,9 @@ def compose_view(model_admin, request):
                     model_admin.message_user(request, text, messages.WARNING)
                 else:
                     verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
+                    why = f" {message_request.deferral.describe()}" if message_request.deferral else ""
                     model_admin.message_user(
-                        request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
+                        request, f"Message #{message.pk} to {message.recipient} {verb}.{why}", messages.SUCCESS
                     )
                 if suppression:
                     warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)

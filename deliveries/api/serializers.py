@@ -25,7 +25,7 @@ from ..services.messages import (
     message_request_validate,
 )
 from ..shims.drf import PlainStringFields, SharedRepresentation
-from .strict_serializers import StrictSerializer
+from .strict_serializers import StrictBooleanField, StrictSerializer
 
 _JSON_LIMIT = f"At most {MAX_JSON_BYTES:,} bytes as JSON; no NUL characters."
 
@@ -143,6 +143,13 @@ class MessageCreateSerializer(StrictSerializer):
         min_value=1,
         max_value=MAX_SECONDS,
         help_text="not_opened / not_clicked: seconds the parent has from its send (default 86400).",
+    )
+
+    quiet_hours = StrictBooleanField(
+        required=False,
+        default=True,
+        help_text="false: send at the time asked even inside the recipient's quiet hours (QUIET_HOURS); takes the "
+        "transactional:send scope. By default a message due inside them is scheduled for their end.",
     )
 
     def validate(self, attrs):

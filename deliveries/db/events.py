@@ -113,18 +113,28 @@ def created_message_insert(values: dict[str, Any], *, detail: str, now: datetime
     )
 
 
-def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *, detail: str, now: datetime) -> None:
+def created_events_insert(
+    ids: Sequence[int],
+    rows: Sequence[dict[str, Any]],
+    *,
+    detail: str,
+    now: datetime,
+    notes: Mapping[int, str] | None = None,
+) -> None:
     """The first timeline line of each message stored in bulk (`ids` and the column values of their `rows`): its
-    status, or the error that failed it before it was ever sent, or why the guard held it. The table numbers the
-    events (rows_insert)."""
+    status, or the error that failed it before it was ever sent, or why the guard held it. `notes` ({position in
+    rows: sentence}) adds a row's own sentence to the detail (why its send time moved). The table numbers the events
+    (rows_insert)."""
+    notes = notes or {}
     # Choices members looked up once: an enum attribute costs about as much as the rest of an event's dict.
     failed, held = Status.FAILED, Status.HELD
     status_kind, error_kind = MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
 
-    def event(pk: int, row: dict[str, Any]) -> dict[str, Any]:
+    def event(pk: int, row: dict[str, Any], note: str | None) -> dict[str, Any]:
         status = row["status"]
         if status != failed and status != held:
-            return {"message_id": pk, "kind": status_kind, "to_status": status, "detail": detail, "created_at": now}
+            said = f"{detail} {note}" if note else detail
+            return {"message_id": pk, "kind": status_kind, "to_status": status, "detail": said, "created_at": now}
         # Failed before it was ever sent, or held by the cost guard at creation: why, with its code.
         if status == failed:
             kind, reason = error_kind, f"Not sent: {row['last_error_message']}"
@@ -141,7 +151,7 @@ def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *,
 
     rows_insert(
         MessageEvent,
-        [event(pk, row) for pk, row in zip(ids, rows, strict=True)],
+        [event(pk, row, notes.get(position)) for position, (pk, row) in enumerate(zip(ids, rows, strict=True))],
         now=now,
         return_ids=False,
     )

@@ -190,6 +190,7 @@ def _create_chunk(
     open_jobs: dict[str, tuple[str, int]] = {}
     already_stored = _existing_dedupe_keys(chunk) if check else set()
     positions: list[int | None] = []
+    notes: dict[int, str] = {}  # a row's own sentence on its timeline: why the quiet hours moved its send time
     common = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch, "created_at": now}
     storing: list[BulkItem] = []
     for request, content in chunk:
@@ -239,6 +240,8 @@ def _create_chunk(
                 current_id, used = new_job_id(), 0
             open_jobs[request.priority] = (current_id, used + 1)
             job_id = current_id
+        if request.deferral is not None:
+            notes[len(rows)] = request.deferral.describe()
         rows.append(
             {
                 **message_fields(request, content),
@@ -258,7 +261,7 @@ def _create_chunk(
     created = f"Created in bulk by {who}."
     with transaction.atomic():
         ids = rows_insert(Message, rows, now=now, ids=reserved_ids)
-        created_events_insert(ids, rows, detail=created, now=now)
+        created_events_insert(ids, rows, detail=created, now=now, notes=notes)
         jobs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for pk, row in zip(ids, rows, strict=True):
             if row.get("job_id"):

@@ -24,6 +24,7 @@ from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
 from guard.services.destinations import destination_refusal
 from guard.services.pricing import message_cost_estimate
+from guard.services.quiet_hours import Deferral, quiet_hours_deferral, quiet_hours_setting, recipient_zones
 from guard.services.velocity import Hold, Outgoing, velocity_applies, velocity_check_many
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
@@ -81,6 +82,10 @@ class MessageRequest:
     # Send only after another message reached a condition (deliveries.services.dependencies.dependency_validate).
     dependency: dict[str, Any] = field(default_factory=dict)
     dedupe_key: str | None = None  # unique among messages: a second request with the same key is not stored
+    # False: send at the time asked even inside the recipient's quiet hours (QUIET_HOURS; see message_deferral).
+    quiet_hours: bool = True
+    # Set when the quiet hours moved send_at: why, for the message's timeline.
+    deferral: Deferral | None = None
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -126,6 +131,7 @@ def message_request_validate(
     depends_on_condition: str = "",
     depends_on_delay: int | float | timedelta | None = None,
     depends_on_window: int | float | timedelta | None = None,
+    quiet_hours: bool = True,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
@@ -134,7 +140,8 @@ def message_request_validate(
     seconds after the send time, is the "too late" cutoff: past it the message fails instead of going out late
     (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel). `depends_on` (a message or its id) with
     `depends_on_condition`, `_delay` and `_window` makes it wait for that message (see services.dependencies).
-    Raises MessageValidationError.
+    A message due inside the recipient's quiet hours gets the end of them as its send time (message_deferral),
+    unless `quiet_hours` is False. Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
     template = template or None  # "" and None both mean no template
@@ -195,8 +202,23 @@ def message_request_validate(
         errors["body"] = ["Give a body, or a template to render one."]
     elif not template and channel == "email" and not subject:
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
-    expires_at, deadline_errors = _deadline(channel, send_at=send_at, expires_at=expires_at, valid_for=valid_for)
-    errors.update(deadline_errors)
+    deferral = None
+    if quiet_hours and not depends_on and not errors:
+        # A waiting message's time is its parent's to decide; a request with errors has no time worth computing.
+        deferral = message_deferral(channel=channel, recipient=recipient, category=category, send_at=send_at)
+    if deferral is not None and expires_at is not None and expires_at <= deferral.until:
+        errors["expires_at"] = [
+            f"The deadline comes before the end of the recipient's quiet hours. {deferral.describe()} "
+            'Give a later deadline, or "quiet_hours": false to send it at once.'
+        ]
+    else:
+        expires_at, deadline_errors = _deadline(
+            channel,
+            send_at=deferral.until if deferral else send_at,
+            expires_at=expires_at,
+            valid_for=valid_for,
+        )
+        errors.update(deadline_errors)
     dependency, dependency_errors = dependency_validate(
         channel=channel,
         depends_on=depends_on,
@@ -216,7 +238,7 @@ def message_request_validate(
         html_body=html_body or "",
         template=template or None,
         context=context or {},
-        send_at=send_at,
+        send_at=deferral.until if deferral else send_at,
         priority=priority or Priority.DEFAULT,
         metadata=metadata or {},
         sender=sender or "",
@@ -228,6 +250,8 @@ def message_request_validate(
         content_variables={str(k): str(v) for k, v in content_variables.items()},
         expires_at=expires_at,
         dependency=dependency,
+        quiet_hours=quiet_hours,
+        deferral=deferral,
     )
     try:
         content = message_render(request)
@@ -237,6 +261,22 @@ def message_request_validate(
     if too_long:
         raise MessageValidationError({"body" if template is None else "template": [too_long]})
     return request, content
+
+
+def message_deferral(*, channel: str, recipient: str, category: str, send_at: datetime | None) -> Deferral | None:
+    """When a message due at `send_at` (None: now) falls inside its recipient's quiet hours, when it goes instead.
+
+    Marketing messages keep QUIET_HOURS, transactional ones QUIET_HOURS_TRANSACTIONAL (off by default: a one-time
+    code is wanted now). Both off, the default, costs one cached lookup.
+    """
+    window = quiet_hours_setting(transactional=category == Category.TRANSACTIONAL)
+    if window is None:
+        return None
+    return quiet_hours_deferral(
+        window=window,
+        moment=send_at or timezone.now(),
+        zones=recipient_zones(channel=channel, recipient=recipient),
+    )
 
 
 def sender_normalize(channel: str, sender: str) -> str:
@@ -441,6 +481,8 @@ def message_create(
         status = Status.HELD
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
+    if request.deferral is not None:
+        when += f". {request.deferral.describe().removesuffix('.')}"
     if status == Status.WAITING:
         when = f", waiting for {dependency_describe(Message(**values))}"
     detail = f"Created by {who}{when}." + (f" {hold.reason}" if hold is not None else "")

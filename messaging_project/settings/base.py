@@ -407,6 +407,14 @@ PREFIX_DISTINCT_PER_HOUR = env.int("PREFIX_DISTINCT_PER_HOUR", default=0)
 OTP_PREFIX_DISTINCT_PER_HOUR = env.int("OTP_PREFIX_DISTINCT_PER_HOUR", default=20)
 KEY_HOURLY_LIMIT = env.int("KEY_HOURLY_LIMIT", default=0)
 OTP_KEY_HOURLY_LIMIT = env.int("OTP_KEY_HOURLY_LIMIT", default=1000)
+# Quiet hours of single messages, in the recipient's local time, like "21:00-08:00" (empty: off): a message due
+# inside them is scheduled for their end. Marketing messages keep QUIET_HOURS; transactional ones (one-time codes)
+# are wanted at once, so they keep only QUIET_HOURS_TRANSACTIONAL. Campaigns have their own quiet hours.
+QUIET_HOURS = env("QUIET_HOURS", default="")
+QUIET_HOURS_TRANSACTIONAL = env("QUIET_HOURS_TRANSACTIONAL", default="")
+# The zone of recipients whose own is not known (email, Messenger, a number phonenumbers cannot place); empty:
+# TIME_ZONE.
+QUIET_HOURS_DEFAULT_TIMEZONE = env("QUIET_HOURS_DEFAULT_TIMEZONE", default="")
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -65,7 +65,7 @@ class MessageAdmin(MessageAdminViews, HeldMessageActions, admin.ModelAdmin):
     actions = ["cancel_selected", "retry_selected", "release_selected", *REVIEW_ACTIONS]
     fieldsets = [
         # The status leads the page above the timeline (it is refreshed there while the message is in flight).
-        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
+        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "purpose", "priority"]}),
         ("Schedule and campaign", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
         (
             "Content",

@@ -7,7 +7,7 @@ from django.utils import timezone
 from content.models import Channel, MessageTemplate
 
 from .addresses import normalize_recipient
-from .models import ApiKey, Category, Priority, Suppression
+from .models import ApiKey, Category, Priority, Purpose, Suppression
 from .services.api_keys import ApiKeyInvalid, api_key_countries_validate
 from .services.messages import SUPPORTED_CHANNELS
 
@@ -19,7 +19,7 @@ COMPOSE_GROUPS: list[tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = [
     ("Email only", ("email",), ("subject", "html_body")),
     ("SMS and WhatsApp only", ("sms", "whatsapp"), ("media_urls",)),
     ("Or render a template instead of the body", None, ("template", "context")),
-    ("When and how", None, ("send_at", "priority", "category", "sender", "valid_for")),
+    ("When and how", None, ("send_at", "priority", "category", "purpose", "sender", "valid_for")),
 ]
 # The fields of a group that applies to some channels only, by field name.
 CHANNEL_ONLY_FIELDS = {name: channels for _title, channels, names in COMPOSE_GROUPS if channels for name in names}
@@ -89,6 +89,11 @@ class ComposeForm(forms.Form):
         initial=Category.MARKETING,
         required=False,
         help_text="Transactional messages (codes, receipts) still reach people who opted out of marketing.",
+    )
+    purpose = forms.ChoiceField(
+        choices=[("", "---------"), *Purpose.choices],
+        required=False,
+        help_text="A one-time code (transactional only) is held for review past the strictest velocity limits.",
     )
     sender = forms.CharField(
         max_length=320, required=False, help_text="Optional: another number, Messaging Service SID or address."

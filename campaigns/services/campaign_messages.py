@@ -14,9 +14,10 @@ from deliveries.services.bulk import RenderFailure
 from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import MessageRequest
 from guard.services.destinations import destination_refused, destinations_restricted
+from guard.services.quiet_hours import after_quiet_hours
 
 from ..models import Campaign, CampaignStep, Contact
-from ..scheduling import after_quiet_hours, next_local_time, paced, zone_named
+from ..scheduling import next_local_time, paced, zone_named
 from ..selectors import ADDRESS_FIELDS
 from .contacts import template_render_for_contact
 

@@ -18,7 +18,7 @@ def grant_holds(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0022_apikey_allowed_countries'),
+        ('deliveries', '0023_message_purpose'),
         ('guard', '0002_spend_cap'),
     ]
 

@@ -190,7 +190,8 @@ class MessageRefusal(NamedTuple):
 def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> MessageRefusal | None:
     """Why this key may not create this valid message, or None if it may.
 
-    A transactional message reaches people who opted out, so it takes the transactional:send scope; a sender
+    A transactional message reaches people who opted out, so it takes the transactional:send scope, as does
+    `quiet_hours` false (a message that may wake its recipient); a sender
     must be one of the key's allowed_senders when it has a list (no sender, the configured one, is always
     allowed); a number must be in one of the key's allowed_countries when it has a list (the global lists are
     checked by message_request_validate); and a key without `admin` may only make a message wait for one of its
@@ -198,6 +199,11 @@ def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> Mess
     """
     if request.category == Category.TRANSACTIONAL and not api_key.has_scope(ApiScope.TRANSACTIONAL_SEND):
         return MessageRefusal("category", f"This key lacks the scope {ApiScope.TRANSACTIONAL_SEND}.")
+    if not request.quiet_hours and not api_key.has_scope(ApiScope.TRANSACTIONAL_SEND):
+        # Waking someone up is the same trust as reaching someone who opted out: the transactional scope.
+        return MessageRefusal(
+            "quiet_hours", f"Sending inside the recipient's quiet hours takes the scope {ApiScope.TRANSACTIONAL_SEND}."
+        )
     if api_key.allowed_senders and request.sender:
         try:
             identity = sender_identity(request.sender)

@@ -1,17 +1,22 @@
 """Held messages going out again: released by a person, or re-admitted when the cap that held them is raised.
 
-A person's release is final as far as the caps go: the message is marked `guard_released`, counted against its
-caps but never held by them again. A raised cap re-admits its held messages, oldest first, as far as the new amount
-allows; those go back to `queued` unmarked, so the worker checks them again (and holds them again if the spend
-moved on meanwhile). Either way they are queued and their send jobs pushed after the commit, as a retry is.
+A person's release of a message a spend cap held is final as far as the caps go: it is marked `guard_released`,
+counted against its caps but never held by them again (one a velocity limit held is still checked by the caps). A
+raised cap re-admits its held messages, oldest first, as far as the new amount allows; those go back to `queued`
+unmarked, so the worker checks them again (and holds them again if the spend moved on meanwhile). Either way they
+are queued and their send jobs pushed after the commit, as a retry is, or scheduled when their send time is still
+ahead.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from guard.services.spend_caps import MICRO, Cap, SpendItem, after_cap_raised, money, spend_admit
 
@@ -73,25 +78,43 @@ def held_messages_readmit(cap: Cap) -> int:
 
 
 def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> int:
-    moved = 0
+    """held -> queued (send jobs pushed after the commit), or -> scheduled for one whose send time is still ahead
+    (the dispatcher queues it then). `released`: a person's release, which overrides the spend caps for a message a
+    cap held (`guard_released`), never for one a velocity limit held: the caps still check that one."""
+    now, moved = timezone.now(), 0
+    narrowed = {"last_error_code": code} if code else {}
     for ids in batches(list(message_ids), settings.SEND_BATCH_SIZE):
+        groups: dict[tuple[bool, bool], list[int]] = defaultdict(list)
+        for pk, held_by, send_at in Message.objects.filter(pk__in=ids, status=Status.HELD, **narrowed).values_list(
+            "pk", "last_error_code", "send_at"
+        ):
+            groups[(send_at is not None and send_at > now, released and held_by == HELD_CAP)].append(pk)
         with transaction.atomic():
-            queued = transition(
-                ids,
-                to_status=Status.QUEUED,
-                from_statuses=[Status.HELD],
-                extra_filter={"last_error_code": code} if code else None,
-                fields={
-                    "job_id": new_job_id(),
-                    "send_at": None,
-                    "claim_token": None,
-                    "last_error_code": "",
-                    "last_error_message": "",
-                    **({"guard_released": True} if released else {}),
-                },
-                detail=detail,
-                returning=["priority", "job_id"],
-            )
-            enqueue_messages_on_commit(queued)
-        moved += len(queued)
+            for (later, override), group in groups.items():
+                fields: dict[str, Any] = {"claim_token": None, "last_error_code": "", "last_error_message": ""}
+                if override:
+                    fields["guard_released"] = True
+                if later:
+                    moved += len(
+                        transition(
+                            group,
+                            to_status=Status.SCHEDULED,
+                            from_statuses=[Status.HELD],
+                            extra_filter=narrowed or None,
+                            fields=fields,
+                            detail=detail,
+                        )
+                    )
+                    continue
+                queued = transition(
+                    group,
+                    to_status=Status.QUEUED,
+                    from_statuses=[Status.HELD],
+                    extra_filter=narrowed or None,
+                    fields={**fields, "job_id": new_job_id(), "send_at": None},
+                    detail=detail,
+                    returning=["priority", "job_id"],
+                )
+                enqueue_messages_on_commit(queued)
+                moved += len(queued)
     return moved

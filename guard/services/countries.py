@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from guard.services.phone_numbers import phone_number_parse
+
 # Codes `phonenumbers` has numbers for: ISO 3166-1 alpha-2 codes of every country with a telephone network (and
 # XK, Kosovo's user-assigned code). A country without one could never match a number.
 PHONE_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -18,9 +20,8 @@ def phone_country(number: str) -> str:
     """The ISO country of an E.164 number; "001" for a non-geographic range (+800, +882, +883: international
     networks), "" when it cannot be parsed. A number the metadata cannot place exactly is its calling code's main
     country (+44 → GB), as providers bill it."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    parsed = phone_number_parse(number)  # shared with the quiet hours' time zones
+    if parsed is None:
         return ""
     region = phonenumbers.region_code_for_number(parsed)
     if not region and parsed.country_code:

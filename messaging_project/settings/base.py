@@ -402,6 +402,24 @@ SMS_ALLOWED_COUNTRIES = [code.strip().upper() for code in env.list("SMS_ALLOWED_
 WHATSAPP_ALLOWED_COUNTRIES = [
     code.strip().upper() for code in env.list("WHATSAPP_ALLOWED_COUNTRIES", default=[]) if code.strip()
 ]
+# Velocity limits per hour at creation (docs/guard.md, "Velocity limits and one-time codes"); 0 turns one off. Every
+# message: off by default. One-time codes (purpose "otp"): on, strict enough to stop SMS pumping in its first minute.
+RECIPIENT_HOURLY_LIMIT = env.int("RECIPIENT_HOURLY_LIMIT", default=0)
+OTP_RECIPIENT_HOURLY_LIMIT = env.int("OTP_RECIPIENT_HOURLY_LIMIT", default=5)
+# A number's range: its first digits after the +. 7 is a carrier's block (+1 NPA-NXX, +44 7700 9) in most plans.
+VELOCITY_PREFIX_DIGITS = env.int("VELOCITY_PREFIX_DIGITS", default=7)
+PREFIX_DISTINCT_PER_HOUR = env.int("PREFIX_DISTINCT_PER_HOUR", default=0)
+OTP_PREFIX_DISTINCT_PER_HOUR = env.int("OTP_PREFIX_DISTINCT_PER_HOUR", default=20)
+KEY_HOURLY_LIMIT = env.int("KEY_HOURLY_LIMIT", default=0)
+OTP_KEY_HOURLY_LIMIT = env.int("OTP_KEY_HOURLY_LIMIT", default=1000)
+# Quiet hours of single messages, in the recipient's local time, like "21:00-08:00" (empty: off): a message due
+# inside them is scheduled for their end. Marketing messages keep QUIET_HOURS; transactional ones (one-time codes)
+# are wanted at once, so they keep only QUIET_HOURS_TRANSACTIONAL. Campaigns have their own quiet hours.
+QUIET_HOURS = env("QUIET_HOURS", default="")
+QUIET_HOURS_TRANSACTIONAL = env("QUIET_HOURS_TRANSACTIONAL", default="")
+# The zone of recipients whose own is not known (email, Messenger, a number phonenumbers cannot place); empty:
+# TIME_ZONE.
+QUIET_HOURS_DEFAULT_TIMEZONE = env("QUIET_HOURS_DEFAULT_TIMEZONE", default="")
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -412,3 +412,31 @@ def test_a_raise_re_admits_no_more_than_the_new_amount_across_chunks(sms_price, 
     spend_cap_save(cap=cap)
     assert Message.objects.filter(status=Status.QUEUED).count() == 3
     assert Message.objects.filter(status=Status.HELD).count() == 3
+
+
+def test_releasing_a_message_a_velocity_limit_held_leaves_it_to_the_spend_caps(sms_price, sms_outbox):
+    sms_cap("0")
+    velocity = Message.objects.create(
+        channel="sms",
+        recipient="+14157000009",
+        body="x",
+        status=Status.HELD,
+        last_error_code="held:velocity:recipient",
+        estimated_cost=Decimal("0.01"),
+        cost_currency="USD",
+    )
+    assert held_messages_release(message_ids=[velocity.pk], by="ops") == 1
+    run_burst_worker()
+    velocity.refresh_from_db()
+    assert (velocity.status, velocity.guard_released, velocity.last_error_code) == (Status.HELD, False, "held:cap")
+    assert not sms_outbox
+
+
+def test_a_released_message_whose_time_is_ahead_waits_for_it(sms_price):
+    later = timezone.now() + timedelta(hours=2)
+    message = Message.objects.create(
+        channel="sms", recipient="+14157000009", body="x", status=Status.HELD, last_error_code="held:cap", send_at=later
+    )
+    assert held_messages_release(message_ids=[message.pk], by="ops") == 1
+    message.refresh_from_db()
+    assert (message.status, message.send_at, message.guard_released) == (Status.SCHEDULED, later, True)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.admin_1m import print_table as print_admin_table  # noqa: E402 - after the path is set
 from benchmarks.admin_1m import scenario_admin_1m  # noqa: E402
+from benchmarks.guard_cost import scenario_guard  # noqa: E402
 from benchmarks.many_hosts import scenario_many_hosts  # noqa: E402
 
 # Overridable so that two runs (two checkouts) can share the machine without meeting.
@@ -858,6 +859,7 @@ def main() -> None:
         "memory": 5000 if args.quick else 200000,
         "fake_capacity": 5000 if args.quick else 20000,
         "many_hosts": 2000 if args.quick else 20000,
+        "guard": 1000 if args.quick else 10000,
         "admin_1m": 20000 if args.quick else 1_000_000,
     }
     scenarios = {
@@ -876,6 +878,7 @@ def main() -> None:
         "api": lambda b: scenario_api(b, sizes["api_seconds"]),
         "memory": lambda b: scenario_memory(b, sizes["memory"]),
         "many_hosts": lambda b: scenario_many_hosts(b, sizes["many_hosts"]),
+        "guard": lambda b: scenario_guard(b, sizes["guard"]),
         # Last: the others do not need its million rows, which live in a database of its own.
         "admin_1m": lambda b: scenario_admin_1m(b, sizes["admin_1m"], WEB_PORT),
     }
@@ -1061,6 +1064,14 @@ def summarize(results: dict[str, dict]) -> list[dict]:
         lambda *figures: True,
         shown_only=True,
         says=["measured", "measured"],
+    )
+    # Issue #24: the cost guard, every control on, against the same run with it idle (the default), same run.
+    add(
+        "guard on: SMS rate within 5 % of off",
+        [figure("guard", key) for key in ("rate_change_pct", "rate_per_s_on", "rate_per_s_off")]
+        + [figure("guard", "guard_store_us_per_message")],
+        lambda change, on, off, store: f"{change:+.1f} % ({on:,.0f}/s on, {off:,.0f}/s off; +{store} µs to store)",
+        lambda change, on, off, store: change >= -5,
     )
     # Issue #22: every admin page under 1 s with a million messages (and each answered 200).
     add(

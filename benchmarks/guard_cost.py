@@ -51,8 +51,10 @@ def _spend_caps_create() -> list:
     from guard.models import SpendCap
 
     return [
-        SpendCap.objects.create(scope="channel", target="sms", period="day", amount=Decimal("1000000"), currency="USD"),
-        SpendCap.objects.create(scope="all", target="", period="month", amount=Decimal("1000000"), currency="USD"),
+        SpendCap.objects.create(
+            scope="channel", scope_value="sms", period="day", amount=Decimal("1000000"), currency="USD"
+        ),
+        SpendCap.objects.create(scope="all", scope_value="", period="month", amount=Decimal("1000000"), currency="USD"),
     ]
 
 

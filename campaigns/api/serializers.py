@@ -10,8 +10,9 @@ from content.services.templates import template_create, template_update
 from deliveries.api.strict_serializers import SlugRelatedField, StrictModelSerializer, StrictSerializer
 
 from ..models import Campaign, CampaignStep, Contact, ContactList, Segment
-from ..selectors import campaign_progress, segment_contacts
+from ..selectors import campaign_progress, campaign_spent, segment_contacts
 from ..services.campaign_checks import campaign_problems
+from ..services.campaign_cost import CampaignCostEstimate, campaign_cost_estimate
 from ..services.campaign_drafts import EDITABLE_FIELDS, campaign_create, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
@@ -179,6 +180,15 @@ class CampaignSerializer(StrictModelSerializer):
         many=True, read_only=True, help_text="Follow-up steps (read-only here; edit them in the admin)."
     )
     launch_problems = serializers.SerializerMethodField(help_text="What stops a draft from being launched.")
+    estimated_cost = serializers.SerializerMethodField(
+        help_text="What the campaign's own message to each recipient costs, by destination country: for a draft "
+        "if launched now, for a launched campaign as estimated at its launch. Decimals as strings; recipients "
+        "without a price are counted in unpriced_recipients. On a single campaign only, not in the list."
+    )
+    spent = serializers.SerializerMethodField(
+        help_text="What its messages sent so far cost (their estimated_cost, summed): total, currency, messages, "
+        "unpriced_messages. On a single campaign only, not in the list."
+    )
 
     class Meta:
         model = Campaign
@@ -200,14 +210,51 @@ class CampaignSerializer(StrictModelSerializer):
             "progress",
             "steps",
             "launch_problems",
+            "estimated_cost",
+            "spent",
         ]
         read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]
+
+    # Estimating reads every recipient of a draft and summing the spend reads every sent message: a list of
+    # campaigns leaves them out (and the spend cap out of its launch_problems).
+    LIST_OMITS = ("estimated_cost", "spent")
+
+    def _in_list(self) -> bool:
+        view = self.context.get("view")
+        return getattr(view, "action", None) == "list"
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self._in_list():
+            for name in self.LIST_OMITS:
+                fields.pop(name, None)
+        return fields
+
+    def _estimate(self, campaign) -> CampaignCostEstimate:
+        """The draft's estimate, made once per response (launch_problems checks the cap against it too)."""
+        estimates = self.__dict__.setdefault("_estimates", {})
+        if campaign.pk not in estimates:
+            estimates[campaign.pk] = campaign_cost_estimate(campaign=campaign)
+        return estimates[campaign.pk]
+
+    def get_estimated_cost(self, campaign) -> dict | None:
+        if campaign.status == Campaign.Status.DRAFT:
+            return self._estimate(campaign).as_json()
+        return campaign.fanout_state.get("estimated_cost")
+
+    def get_spent(self, campaign) -> dict:
+        return campaign_spent(campaign=campaign).as_json()
 
     def get_progress(self, campaign) -> dict:
         return campaign_progress(campaign=campaign)
 
     def get_launch_problems(self, campaign) -> dict:
-        return campaign_problems(campaign) if campaign.status == Campaign.Status.DRAFT else {}
+        if campaign.status != Campaign.Status.DRAFT:
+            return {}
+        if self._in_list():
+            return campaign_problems(campaign, with_cost=False)
+        estimate = self._estimate(campaign) if campaign.spend_cap is not None else None
+        return campaign_problems(campaign, estimate=estimate)
 
     def create(self, validated_data):
         try:

@@ -17,10 +17,16 @@ from deliveries.services.messages import SUPPORTED_CHANNELS
 
 from ..models import Campaign
 from ..scheduling import cron_is_valid
+from .campaign_cost import CampaignCostEstimate, campaign_cost_estimate, campaign_spend_cap_problem
 
 
-def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
-    """What stops the campaign from being launched, by field (empty when it is ready)."""
+def campaign_problems(
+    campaign: Campaign, *, with_cost: bool = True, estimate: CampaignCostEstimate | None = None
+) -> dict[str, list[str]]:
+    """What stops the campaign from being launched, by field (empty when it is ready).
+
+    A campaign with a spend cap is estimated (campaign_cost_estimate, unless `estimate` is given) once the rest
+    is in order; `with_cost=False` leaves that out where it would cost too much (a list of campaigns)."""
     problems = campaign_format_problems(campaign)
 
     def problem(field: str, text: str) -> None:
@@ -40,6 +46,10 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
         problem("send_at", "Give the time to send at.")
     if campaign.schedule == Campaign.Schedule.LOCAL_TIME and campaign.local_time is None:
         problem("local_time", "Give the local time of day to send at, like 09:00.")
+    if with_cost and campaign.spend_cap is not None and not problems:
+        estimate = estimate or campaign_cost_estimate(campaign=campaign)
+        if cap_problem := campaign_spend_cap_problem(campaign=campaign, estimate=estimate):
+            problem("spend_cap", cap_problem)
     return problems
 
 
@@ -114,8 +124,8 @@ def campaign_normalize(campaign: Campaign) -> None:
     campaign.recurrence = " ".join(campaign.recurrence.split())
 
 
-def campaign_clean(campaign: Campaign) -> None:
+def campaign_clean(campaign: Campaign, *, estimate: CampaignCostEstimate | None = None) -> None:
     """Normalise what can be normalised; raise ValidationError(field -> messages) for what stops a launch."""
     campaign_normalize(campaign)
-    if problems := campaign_problems(campaign):
+    if problems := campaign_problems(campaign, estimate=estimate):
         raise ValidationError(problems)

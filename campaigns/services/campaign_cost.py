@@ -4,7 +4,8 @@ to their country, by country (docs/guard.md, "A campaign's cost"), and the spend
 It must stay cheap at 100,000 recipients, so nothing is done per recipient that can be done per group: a country
 is worked out once per calling code (once per number range where several countries share a code), a text is
 rendered once per distinct set of the values it reads (once per language when it reads none) and its segments
-counted once per distinct rendered text, and each country is priced once.
+counted once per distinct rendered text, and each country is priced once. The database does the grouping, so
+Python sees one row per group rather than per recipient.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from decimal import ROUND_UP, Decimal
 from typing import Any
 
 import phonenumbers
+from django.db.models import Case, CharField, Count, Expression, F, Min, Q, Value, When
+from django.db.models.functions import Substr
 from django.template import TemplateSyntaxError
 
 from content.models import Channel, MessageTemplate
@@ -95,29 +98,59 @@ def _money(value: Decimal | None) -> str | None:
 
 def campaign_cost_estimate(*, campaign: Campaign) -> CampaignCostEstimate:
     """The campaign's cost if launched now, by destination country, for its own message to each recipient (the
-    follow-up steps are not counted: whether they go depends on what each recipient does). Reads the recipients'
-    addresses in one pass without building model instances; see the module's docstring for what is done once."""
+    follow-up steps are not counted: whether they go depends on what each recipient does).
+
+    The database groups the recipients by what decides their cost (their number's place, see `_place`, and, when
+    the text differs from one recipient to the next, the language and the values it reads): Python then works on
+    groups, with one number of each to find its country by."""
     template = campaign.template
     if template is None or template.channel not in ADDRESS_FIELDS:
         return CampaignCostEstimate(total=None, currency="", by_country=[], recipients=0, unpriced_recipients=0)
     channel = template.channel
+    address = ADDRESS_FIELDS[channel]
     units_of = _SegmentCounter(template) if channel == Channel.SMS else None
-    columns = [ADDRESS_FIELDS[channel], *(units_of.columns if units_of else ())]
-    rows = campaign_recipients(campaign=campaign, channel=channel).order_by().values_list(*columns)
+    columns = units_of.columns if units_of else ()
+    rows = (
+        campaign_recipients(campaign=campaign, channel=channel)
+        .order_by()
+        .annotate(place=_place(channel, address))
+        .values("place", *columns)
+        .annotate(count=Count("pk"), example=Min(address))
+        .values_list("example", "count", *columns)
+    )
 
     country_of = _country_finder(channel)
     groups: dict[str, list[int]] = {}  # country -> [recipients, units]
     recipients = unrenderable = 0
-    for row in rows.iterator(chunk_size=5000):
-        recipients += 1
-        units = units_of(row) if units_of else 1
+    for example, count, *values in rows.iterator(chunk_size=5000):
+        recipients += count
+        units = units_of(values) if units_of else 1
         if units is None:
-            unrenderable += 1
+            unrenderable += count
             continue
-        group = groups.setdefault(country_of(row[0]), [0, 0])
-        group[0] += 1
-        group[1] += units
+        group = groups.setdefault(country_of(example), [0, 0])
+        group[0] += count
+        group[1] += units * count
     return _priced(channel, groups, recipients=recipients, unrenderable=unrenderable)
+
+
+def _place(channel: str, address: str) -> Expression:
+    """What decides a recipient's country, in SQL: the calling code and its next digit where the code is one
+    country's, the code and RANGE_DIGITS more where several countries share it (as _country_finder tells them
+    apart), the whole number when it is not written +…; nothing on channels without a country."""
+    if channel not in COUNTRY_PRICED:
+        return Value("")
+    shared = [
+        When(**{f"{address}__startswith": f"+{code}"}, then=Substr(address, 1, 1 + len(str(code)) + RANGE_DIGITS))
+        for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
+        if len(regions) > 1
+    ]
+    return Case(
+        When(~Q(**{f"{address}__startswith": "+"}), then=F(address)),
+        *shared,
+        default=Substr(address, 1, 4),
+        output_field=CharField(),
+    )
 
 
 def _priced(channel: str, groups: dict[str, list[int]], *, recipients: int, unrenderable: int) -> CampaignCostEstimate:
@@ -191,19 +224,20 @@ class _SegmentCounter:
         self.fields = ["name" if n == "first_name" else n for n in self.names if n in CONTACT_VARIABLES]
         self.fields = [n for n in dict.fromkeys(self.fields) if n in contact_fields]
         self.attributes = [n for n in self.names if n not in CONTACT_VARIABLES]
-        # The row: (address, language, *contact fields, attributes if any are read).
+        # What the text depends on, as columns of the contact (grouped by in SQL).
         self.columns = ("language", *self.fields, *(("attributes",) if self.attributes else ()))
         self.versions: dict[str, TemplateVersion] = {}
         self.renders: dict[tuple[Any, ...], int | None] = {}
         self.texts: dict[str, int] = {}
 
-    def __call__(self, row: tuple[Any, ...]) -> int | None:
-        language = row[1]
+    def __call__(self, row: list[Any]) -> int | None:
+        """Segments for a row of `columns` values: (language, *contact fields, attributes if any are read)."""
+        language = row[0]
         version = self.versions.get(language)
         if version is None:
             version = self.versions[language] = template_version(template=self.template, language=language)
-        values = row[2 : 2 + len(self.fields)]
-        attributes = row[-1] if self.attributes else {}
+        values = tuple(row[1 : 1 + len(self.fields)])
+        attributes = (row[-1] or {}) if self.attributes else {}
         key = (version.language, language, values, *(_hashable(attributes.get(n)) for n in self.attributes))
         if key not in self.renders:
             fields = dict(zip(self.fields, values, strict=True))

@@ -33,6 +33,9 @@ class Status(models.TextChoices):
     WAITING = "waiting", "Waiting for another message"
     # Held back while its campaign is paused; workers only claim `queued` rows, so a held message is never sent.
     PAUSED = "paused", "Paused"
+    # Held back by the cost guard (a spend cap reached, a velocity limit passed): the reason is on its timeline. It
+    # waits for a person with permission to release it (or for the cap to be raised), or to cancel it.
+    HELD = "held", "Held"
 
 
 # Statuses a message holds only on its way out, each with an index of its own led by the status (Message.Meta).
@@ -304,6 +307,8 @@ class Message(models.Model):
             models.Index(
                 fields=["status", "queued_at"], name="message_queued_at", condition=models.Q(status=Status.QUEUED)
             ),
+            # Held messages, oldest first, for the queue monitor and for releasing them (few rows: a partial index).
+            models.Index(fields=["status", "created_at"], name="message_held", condition=models.Q(status=Status.HELD)),
             # The console's queue monitor: failed messages of a window, grouped by channel and error.
             models.Index(
                 fields=["status", "failed_at"], name="message_failed_at", condition=models.Q(status=Status.FAILED)

@@ -21,10 +21,21 @@ from .models import Message, MessageEvent, Status
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     # Paused: held by a paused campaign (workers only claim `queued` rows, so it is never sent).
-    Status.SCHEDULED: frozenset({Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED, Status.PAUSED}),
+    # Held: the cost guard stopped it (a spend cap, a velocity limit), from any status before the provider call.
+    Status.SCHEDULED: frozenset(
+        {Status.QUEUED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED, Status.PAUSED, Status.HELD}
+    ),
     # Back to scheduled is a deferral: a rate limit or an open circuit breaker; no attempt is spent.
     Status.QUEUED: frozenset(
-        {Status.SENDING, Status.SCHEDULED, Status.CANCELLED, Status.FAILED, Status.SUPPRESSED, Status.PAUSED}
+        {
+            Status.SENDING,
+            Status.SCHEDULED,
+            Status.CANCELLED,
+            Status.FAILED,
+            Status.SUPPRESSED,
+            Status.PAUSED,
+            Status.HELD,
+        }
     ),
     # Back to scheduled is a retry after a transient error. Review: the worker died mid-call, outcome unknown.
     # Suppressed: the worker checks the suppression list before the call, so an opt-out that arrived after
@@ -39,6 +50,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
             Status.SUPPRESSED,
             Status.DELIVERED,
             Status.UNDELIVERED,
+            Status.HELD,
         }
     ),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
@@ -56,6 +68,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.WAITING: frozenset({Status.SCHEDULED, Status.CANCELLED}),
     # Held by a paused campaign: resuming puts it back to scheduled (the dispatcher queues it when due).
     Status.PAUSED: frozenset({Status.SCHEDULED, Status.CANCELLED}),
+    # Released by a person or by a raised cap (queued now, or scheduled for the next window), cancelled by a person,
+    # or failed when it expired while held (a one-time code is useless after its deadline).
+    Status.HELD: frozenset({Status.QUEUED, Status.SCHEDULED, Status.CANCELLED, Status.FAILED}),
 }
 
 # Statuses a message only leaves through a person's action (or never).

@@ -242,6 +242,6 @@ def campaign_cancel(*, campaign: Campaign, by: str = "") -> int:
 
 def _cancel_messages(campaign: Campaign, *, detail: str) -> int:
     # Waiting ones too: the follow-up steps of a multi-step campaign, not yet released by their previous step.
-    pending = [Status.WAITING, Status.SCHEDULED, Status.QUEUED, Status.PAUSED]
+    pending = [Status.WAITING, Status.SCHEDULED, Status.QUEUED, Status.PAUSED, Status.HELD]
     ids = list(Message.objects.filter(campaign=campaign, status__in=pending).values_list("pk", flat=True))
     return _transition_in_slices(ids, to_status=Status.CANCELLED, from_statuses=pending, detail=detail)

@@ -33,6 +33,7 @@ STATUS_COLOURS: dict[str, str] = {
     Status.REVIEW: "#d63384",
     Status.WAITING: "#0dcaf0",
     Status.PAUSED: "#adb5bd",
+    Status.HELD: "#b35c00",
 }
 
 

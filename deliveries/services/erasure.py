@@ -41,7 +41,7 @@ from .suppression_hashes import suppression_hash, suppression_hashes
 
 CHUNK = 1000
 # Not sent yet: cancelled before the recipient goes (a message to "[erased]" could only fail).
-CANCELLABLE = [Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status.PAUSED]
+CANCELLABLE = [Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status.PAUSED, Status.HELD]
 # What a blanked timeline event keeps of its data: the words analytics counts by (analytics.services.rollup) and
 # our own bookkeeping, never a provider's payload (addresses, IP addresses, user agents, link URLs).
 EVENT_DATA_KEPT = frozenset(

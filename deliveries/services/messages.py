@@ -440,7 +440,7 @@ def message_cancel(*, message: Message, by: str = "") -> bool:
     moved = transition(
         [message.pk],
         to_status=Status.CANCELLED,
-        from_statuses=[Status.SCHEDULED, Status.QUEUED, Status.WAITING],
+        from_statuses=[Status.SCHEDULED, Status.QUEUED, Status.WAITING, Status.HELD],
         detail=f"Cancelled by {by}." if by else "Cancelled.",
     )
     return bool(moved)

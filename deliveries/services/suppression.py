@@ -145,7 +145,9 @@ def suppressions_blocking(messages: Iterable) -> dict[int, Suppression]:
     addresses = {address for _, address in keys if address}
     if not addresses:
         return {}
-    hashes = {digest for address in addresses for digest in suppression_hashes(address)}
+    # Each address's hashes (an HMAC per key, a few µs each) computed once, for the query and for the matching.
+    hashes_of = {address: suppression_hashes(address) for address in addresses}
+    hashes = {digest for digests in hashes_of.values() for digest in digests}
     # Two index lookups (address, address_hash) in one query; hashed entries are few, and either way one round trip.
     entries = Suppression.objects.filter(
         among("channel", {channel for channel, _ in keys}), among("address", addresses) | _hashed_among(hashes)
@@ -157,7 +159,7 @@ def suppressions_blocking(messages: Iterable) -> dict[int, Suppression]:
     blocking = {}
     for message in messages:
         address = suppression_address(message.channel, message.recipient)
-        candidates = (by_key.get((message.channel, key)) for key in (address, *suppression_hashes(address)))
+        candidates = (by_key.get((message.channel, key)) for key in (address, *hashes_of.get(address, ())))
         # A clear entry and a hashed one may both stand (opted out again after an erasure): the strongest decides.
         found = [
             entry for entry in candidates if entry is not None and suppression_blocks(entry, category=message.category)

@@ -99,6 +99,22 @@ def test_suppressed_is_a_dead_end_reached_only_before_sending():
     assert set(sources_for(Status.SUPPRESSED)) == {Status.SCHEDULED, Status.QUEUED, Status.SENDING}
 
 
+def test_a_held_message_is_never_sent_and_leaves_only_by_release_cancel_or_expiry():
+    assert Status.SENDING not in TRANSITIONS[Status.HELD]
+    assert TRANSITIONS[Status.HELD] == {Status.QUEUED, Status.SCHEDULED, Status.CANCELLED, Status.FAILED}
+    # Held from any status before the provider call, never after it.
+    assert set(sources_for(Status.HELD)) == {Status.SCHEDULED, Status.QUEUED, Status.SENDING}
+
+
+def test_a_held_message_can_be_cancelled_by_a_person():
+    from deliveries.services.messages import message_cancel
+
+    held = MessageFactory(status=Status.HELD)
+    assert message_cancel(message=held, by="ana")
+    held.refresh_from_db()
+    assert held.status == Status.CANCELLED
+
+
 def test_a_receipt_may_overtake_the_worker_but_never_move_a_message_back():
     # Review too: a message whose worker died mid-call is settled by the provider's receipt.
     assert set(sources_for(Status.DELIVERED)) == {Status.SENDING, Status.SENT, Status.REVIEW}

@@ -9,12 +9,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
 
 from deliveries.models import Message, MessageEvent, Status
 from deliveries.services.dispatch import batches, enqueue_jobs, new_job_id
+from deliveries.services.messages import message_review_mark_sent, message_review_resend
 from deliveries.state import PENDING_STATUSES
 from fake_providers.twilio import FakeTwilio
 from tests.support import ROOT, process_env, provider_env, wait_for
@@ -138,3 +140,18 @@ class Pipeline:
     def assert_no_tracebacks(self) -> None:
         output = self.output()
         assert "Traceback" not in output, output[-5000:]
+
+
+def settle_reviews_as_an_operator(ids: list[int], *, reached_provider: Callable[[Message], bool]) -> tuple[int, int]:
+    """What docs/operations.md tells a person to do with `review` messages: look each one up at the provider, then
+    mark it sent if it is there or send it again if it is not. (RESEND_AMBIGUOUS_CHANNELS would send them all
+    again, unlooked: those the provider had would then go twice.) Returns (found at the provider, sent again)."""
+    found = resent = 0
+    for message in Message.objects.filter(pk__in=ids, status=Status.REVIEW):
+        if reached_provider(message):
+            assert message_review_mark_sent(message=message, by="test operator")
+            found += 1
+        else:
+            assert message_review_resend(message=message, by="test operator")
+            resent += 1
+    return found, resent

@@ -215,20 +215,9 @@ class CampaignSerializer(StrictModelSerializer):
         ]
         read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]
 
-    # Estimating reads every recipient of a draft and summing the spend reads every sent message: a list of
-    # campaigns leaves them out (and the spend cap out of its launch_problems).
-    LIST_OMITS = ("estimated_cost", "spent")
-
-    def _in_list(self) -> bool:
-        view = self.context.get("view")
-        return getattr(view, "action", None) == "list"
-
-    def get_fields(self):
-        fields = super().get_fields()
-        if self._in_list():
-            for name in self.LIST_OMITS:
-                fields.pop(name, None)
-        return fields
+    # A list of campaigns leaves the cost out (CampaignListSerializer): estimating reads every recipient of a
+    # draft, and the spend every sent message.
+    with_cost = True
 
     def _estimate(self, campaign) -> CampaignCostEstimate:
         """The draft's estimate, made once per response (launch_problems checks the cap against it too)."""
@@ -251,7 +240,7 @@ class CampaignSerializer(StrictModelSerializer):
     def get_launch_problems(self, campaign) -> dict:
         if campaign.status != Campaign.Status.DRAFT:
             return {}
-        if self._in_list():
+        if not self.with_cost:
             return campaign_problems(campaign, with_cost=False)
         estimate = self._estimate(campaign) if campaign.spend_cap is not None else None
         return campaign_problems(campaign, estimate=estimate)
@@ -267,3 +256,14 @@ class CampaignSerializer(StrictModelSerializer):
             return campaign_update(campaign=instance, **validated_data)
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
+
+
+class CampaignListSerializer(CampaignSerializer):
+    """A campaign in the list: without `estimated_cost` and `spent`, and without the spend cap's check in
+    `launch_problems` (each would read every recipient or every sent message of each campaign on the page)."""
+
+    with_cost = False
+
+    class Meta(CampaignSerializer.Meta):
+        fields = [name for name in CampaignSerializer.Meta.fields if name not in ("estimated_cost", "spent")]
+        read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]

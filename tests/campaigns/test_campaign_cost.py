@@ -244,3 +244,23 @@ def test_a_text_without_variables_is_counted_once_and_email_is_priced_per_messag
     assert estimate["by_country"] == [
         {"country": "", "recipients": 3, "segments": 3, "unit_price": "0.001000", "currency": "EUR", "cost": "0.003000"}
     ]
+
+
+def test_countries_that_share_a_calling_code_are_told_apart(api):
+    Price.objects.create(channel="sms", country="US", price=Decimal("0.0079"), currency="USD")
+    Price.objects.create(channel="sms", country="CA", price=Decimal("0.0075"), currency="USD")
+    Price.objects.create(channel="sms", country="JE", price=Decimal("0.0500"), currency="USD")
+    contact_list = ContactListFactory()
+    # San Francisco and Toronto both dial +1; Jersey's mobiles are +44 7797 …, beside Great Britain's (no price).
+    for phone in ("+14155550101", "+14155550102", "+14165550123", "+447797123456", "+447400123401"):
+        Contact.objects.create(phone=phone, sms_consent=True).lists.add(contact_list)
+    campaign = Campaign.objects.create(
+        name="North America", template=TemplateFactory(body="Hi", variables={}), contact_list=contact_list
+    )
+    estimate = campaign_cost_estimate(campaign=campaign)
+    assert [(row.country, row.recipients, row.cost) for row in estimate.by_country] == [
+        ("CA", 1, Decimal("0.0075")),
+        ("JE", 1, Decimal("0.0500")),
+        ("US", 2, Decimal("0.0158")),
+    ]
+    assert (estimate.unpriced_recipients, estimate.unpriced_countries) == (1, ["GB"])

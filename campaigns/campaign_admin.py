@@ -35,7 +35,12 @@ from .selectors import (
     campaign_segments,
     campaign_spent,
 )
-from .services.campaign_checks import campaign_format_problems, campaign_normalize, campaign_problems
+from .services.campaign_checks import (
+    campaign_format_problems,
+    campaign_normalize,
+    campaign_problems,
+    campaign_warnings,
+)
 from .services.campaign_cost import CampaignCostEstimate, campaign_cost_estimate
 from .services.campaign_drafts import EDITABLE_FIELDS
 from .services.campaign_lifecycle import (
@@ -460,6 +465,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 text for texts in campaign_problems(campaign, estimate=estimate).values() for text in texts
             ]
             context["cost"] = cost_context(campaign, estimate, launched=False)
+            context["warnings"] = [] if context["problems"] else campaign_warnings(campaign)
         else:
             context["progress"] = progress_context(campaign, funnel=False)["progress"]
         return TemplateResponse(request, "admin/campaigns/campaign/confirm_action.html", context)

@@ -1,6 +1,7 @@
-"""When a campaign's messages go out: local times, quiet hours, pacing for a rate limit, cron occurrences.
+"""When a campaign's messages go out: local times, pacing for a rate limit, cron occurrences.
 
-Pure functions of times and zones (no database), so the rules are easy to read and to test with any clock.
+Pure functions of times and zones (no database), so the rules are easy to read and to test with any clock. The
+quiet hours' rules are the guard's (guard.services.quiet_hours), shared with single messages.
 """
 
 from __future__ import annotations
@@ -29,24 +30,6 @@ def next_local_time(*, at: time, on: date | None, zone: zoneinfo.ZoneInfo, now: 
         day += timedelta(days=1)
         moment = datetime.combine(day, at, tzinfo=zone)
     return moment
-
-
-def in_quiet_hours(moment: datetime, *, start: time, end: time, zone: zoneinfo.ZoneInfo) -> bool:
-    local = moment.astimezone(zone).time()
-    if start <= end:
-        return start <= local < end
-    return local >= start or local < end  # the window spans midnight, like 21:00-08:00
-
-
-def after_quiet_hours(moment: datetime, *, start: time, end: time, zone: zoneinfo.ZoneInfo) -> datetime:
-    """`moment`, or the end of the quiet hours (local time in `zone`) when it falls inside them."""
-    if not in_quiet_hours(moment, start=start, end=end, zone=zone):
-        return moment
-    local = moment.astimezone(zone)
-    day = local.date()
-    if start > end and local.time() >= start:
-        day += timedelta(days=1)  # in the evening part of an overnight window: it ends tomorrow morning
-    return datetime.combine(day, end, tzinfo=zone)
 
 
 def paced(base: datetime, *, position: int, per_minute: int) -> datetime:

@@ -102,18 +102,24 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
 
     targeted: messages created for the audience; waiting: scheduled or held by a pause; queued: handed to the
     workers (queued or sending); sent: accepted by the provider (whatever happened next); delivered; failed
-    (refused, undeliverable or unrenderable); suppressed; cancelled. `by_status` has the raw counts.
+    (refused, undeliverable or unrenderable); suppressed; cancelled; not_allowed: messages not created because
+    their destination country is not allowed (by country, with not_allowed_total). `by_status` has the raw counts.
     """
     counts = campaign_status_counts(campaign=campaign)
+    # Messages the fan-out did not create because the destination allowlists refuse their country, by country.
+    not_allowed = dict(sorted(campaign.fanout_state.get("not_allowed", {}).items()))
 
     def total(*statuses: str) -> int:
         return sum(counts.get(status, 0) for status in statuses)
 
     return {
         "targeted": campaign.targeted,
-        # Everyone the fan-out will create a message for (counted at launch); `targeted` grows towards it.
-        "recipients": max(campaign.fanout_state.get("recipients", 0), campaign.targeted),
+        # Everyone the fan-out will create a message for (counted at launch, less those it found it may not send
+        # to); `targeted` grows towards it.
+        "recipients": max(campaign.fanout_state.get("recipients", 0) - sum(not_allowed.values()), campaign.targeted),
         "excluded": campaign.excluded,
+        "not_allowed": not_allowed,
+        "not_allowed_total": sum(not_allowed.values()),
         "waiting": total("scheduled", "paused"),
         "queued": total("queued", "sending"),
         "sent": total("sent", "delivered", "undelivered"),

@@ -16,7 +16,7 @@ from .admin_support.message_page import (
 )
 from .admin_support.paginator import EstimatedCountPaginator
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
-from .forms import SuppressionForm
+from .forms import ApiKeyCountriesForm, SuppressionForm
 from .health import providers_status
 from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
 from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
@@ -63,7 +63,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
     actions = ["cancel_selected", "retry_selected", "resend_reviewed", "mark_reviewed_sent", "mark_reviewed_failed"]
     fieldsets = [
         # The status leads the page above the timeline (it is refreshed there while the message is in flight).
-        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "priority"]}),
+        (None, {"fields": ["channel", "recipient", "suppression", "sender", "category", "purpose", "priority"]}),
         ("Schedule and campaign", {"fields": ["send_at_s", "expires_at_s", "campaign", "batch"]}),
         (
             "Content",
@@ -93,6 +93,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
                     "provider",
                     "provider_message_id",
                     "estimated_cost_s",
+                    "actual_cost_s",
                     "attempts",
                     "error_code",
                     "last_error_message",
@@ -134,6 +135,11 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
         """The price list's estimate when the message was created (docs/guard.md)."""
         return f"{obj.estimated_cost} {obj.cost_currency}"
 
+    @admin.display(description="actual cost")
+    def actual_cost_s(self, obj: Message) -> str:
+        """What the provider billed, once it said (docs/guard.md, "Actual prices")."""
+        return f"{obj.actual_cost} {obj.actual_cost_currency}"
+
     def get_fieldsets(self, request, obj=None):
         """Only the fields with something to say: most of a message's fields are empty for its channel."""
         return self.fieldsets if obj is None else fieldsets_with_values(self.fieldsets, obj)
@@ -146,6 +152,7 @@ class MessageAdmin(MessageAdminViews, admin.ModelAdmin):
             "dependents_list",
             "error_code",
             "estimated_cost_s",
+            "actual_cost_s",
             *(name for name in dir(self) if name.endswith("_at_s")),
         ]
 
@@ -382,8 +389,10 @@ class SuperusersOnlyMixin:
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
-    """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here;
-    scopes, expiry, rate and senders are set when a key is created."""
+    """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here, and
+    their countries narrowed; scopes, expiry, rate and senders are set when a key is created."""
+
+    form = ApiKeyCountriesForm
 
     list_display = ["name", "prefix", "scope_list", "expires_at", "rate", "last_used_at", "created_at", "active"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
@@ -400,7 +409,7 @@ class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    fields = [*readonly_fields]
+    fields = [*readonly_fields, "allowed_countries"]
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request):

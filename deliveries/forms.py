@@ -7,7 +7,8 @@ from django.utils import timezone
 from content.models import Channel, MessageTemplate
 
 from .addresses import normalize_recipient
-from .models import Category, Priority, Suppression
+from .models import ApiKey, Category, Priority, Purpose, Suppression
+from .services.api_keys import ApiKeyInvalid, api_key_countries_validate
 from .services.messages import SUPPORTED_CHANNELS
 
 # The compose page's groups of fields: a title, the channels the group applies to (None: every channel) and its
@@ -18,7 +19,7 @@ COMPOSE_GROUPS: list[tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = [
     ("Email only", ("email",), ("subject", "html_body")),
     ("SMS and WhatsApp only", ("sms", "whatsapp"), ("media_urls",)),
     ("Or render a template instead of the body", None, ("template", "context")),
-    ("When and how", None, ("send_at", "priority", "category", "sender", "valid_for")),
+    ("When and how", None, ("send_at", "priority", "category", "purpose", "sender", "valid_for")),
 ]
 # The fields of a group that applies to some channels only, by field name.
 CHANNEL_ONLY_FIELDS = {name: channels for _title, channels, names in COMPOSE_GROUPS if channels for name in names}
@@ -89,6 +90,11 @@ class ComposeForm(forms.Form):
         required=False,
         help_text="Transactional messages (codes, receipts) still reach people who opted out of marketing.",
     )
+    purpose = forms.ChoiceField(
+        choices=[("", "---------"), *Purpose.choices],
+        required=False,
+        help_text="A one-time code (transactional only) is held for review past the strictest velocity limits.",
+    )
     sender = forms.CharField(
         max_length=320, required=False, help_text="Optional: another number, Messaging Service SID or address."
     )
@@ -154,3 +160,29 @@ class SuppressionForm(forms.ModelForm):
             except ValidationError as error:
                 self.add_error("address", error)
         return cleaned
+
+
+class ApiKeyCountriesForm(forms.ModelForm):
+    """The one thing of a key edited after its creation in the admin: the countries it may send to, which can
+    only narrow SMS_ALLOWED_COUNTRIES and WHATSAPP_ALLOWED_COUNTRIES (api_key_countries_validate refuses more)."""
+
+    allowed_countries = forms.CharField(
+        required=False,
+        label="Allowed countries",
+        help_text="ISO codes separated by commas (GB, US) of the countries this key may send SMS and WhatsApp to; "
+        "empty: every country the global lists allow.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["allowed_countries"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["allowed_countries"] = ", ".join(self.instance.allowed_countries or [])
+
+    def clean_allowed_countries(self) -> list[str]:
+        try:
+            return api_key_countries_validate(self.cleaned_data["allowed_countries"].split(","))
+        except ApiKeyInvalid as error:
+            raise ValidationError(str(error)) from None

@@ -39,6 +39,8 @@ class Status(models.TextChoices):
 
 
 # Statuses a message holds only on its way out, each with an index of its own led by the status (Message.Meta).
+# How many times the price job asks the provider for one message's price before it gives up on it.
+PRICE_CHECKS_MAX = 5
 IN_FLIGHT_STATUSES = [Status.SCHEDULED, Status.WAITING, Status.QUEUED, Status.SENDING]
 
 
@@ -59,6 +61,13 @@ class Category(models.TextChoices):
 
     MARKETING = "marketing", "Marketing"
     TRANSACTIONAL = "transactional", "Transactional"
+
+
+class Purpose(models.TextChoices):
+    """What a transactional message is for, where the cost guard treats it apart (docs/guard.md): a one-time code
+    gets the strictest velocity limits, being what SMS pumping sends."""
+
+    OTP = "otp", "One-time code"
 
 
 class ApiScope(models.TextChoices):
@@ -90,6 +99,13 @@ class ApiKey(models.Model):
     )
     allowed_senders = models.JSONField(
         default=list, blank=True, help_text="The senders the key may set; empty: any (and the default sender always)."
+    )
+    # Narrows SMS_ALLOWED_COUNTRIES / WHATSAPP_ALLOWED_COUNTRIES for this key, never widens them (guard.services.
+    # destinations): a leaked key of a service that only texts GB customers cannot pump numbers elsewhere.
+    allowed_countries = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="ISO codes of the countries the key may send SMS and WhatsApp to; empty: the global lists.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -204,6 +220,12 @@ class Message(models.Model):
         default=Category.MARKETING,
         help_text="Transactional messages are sent to people who opted out of marketing; never to hard bounces.",
     )
+    purpose = models.CharField(
+        max_length=10,
+        choices=Purpose.choices,
+        blank=True,
+        help_text="A one-time code (transactional only) gets the strictest velocity limits.",
+    )
     media_urls = models.JSONField(default=list, blank=True, help_text="MMS / WhatsApp media: public URLs.")
     content_sid = models.CharField(
         max_length=64, blank=True, help_text="Twilio Content SID (HX…) of an approved WhatsApp template."
@@ -249,6 +271,12 @@ class Message(models.Model):
     # What the guard's price list said it would cost when it was created (guard.services.pricing); NULL: no price.
     estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     cost_currency = models.CharField(max_length=3, blank=True)
+    # What the provider billed, once it says (deliveries.services.actual_prices; Twilio's `price`, as a positive
+    # amount); NULL until then, or for good when it never says. price_checks counts the asks, so one it never
+    # answers is asked PRICE_CHECKS_MAX times at most.
+    actual_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    actual_cost_currency = models.CharField(max_length=3, blank=True)
+    price_checks = models.PositiveSmallIntegerField(default=0)
     provider = models.CharField(max_length=50, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed where set (Meta.indexes)
     attempts = models.PositiveIntegerField(default=0)
@@ -340,6 +368,18 @@ class Message(models.Model):
                 name="message_problem_created",
                 condition=models.Q(
                     status__in=[Status.FAILED, Status.UNDELIVERED, Status.REVIEW, Status.SUPPRESSED, Status.CANCELLED]
+                ),
+            ),
+            # The price job's sent SMS and WhatsApp messages still without a price: a row enters once sent and
+            # leaves once priced or given up on, so the job never scans the messages it is done with.
+            models.Index(
+                fields=["sent_at"],
+                name="message_price_unknown",
+                condition=models.Q(
+                    actual_cost__isnull=True,
+                    price_checks__lt=PRICE_CHECKS_MAX,
+                    sent_at__isnull=False,
+                    channel__in=[Channel.SMS, Channel.WHATSAPP],
                 ),
             ),
             # Provider callbacks find their message by the provider's id.
@@ -510,56 +550,8 @@ class ProviderReceipt(models.Model):
         return f"{self.provider} {self.provider_message_id}"
 
 
-class AuditEntry(models.Model):
-    """Who did what to which object, when and from where: a staff member in the admin, an API key, a command.
-
-    Written by deliveries.services.audit.audit_record only, never changed; the dispatcher deletes entries older
-    than AUDIT_RETENTION_DAYS. The API key is kept as id and label rather than a foreign key, so an entry outlives
-    the key and says which key it was.
-    """
-
-    class Action(models.TextChoices):
-        MESSAGE_CREATED = "message_created", "Message created"
-        BATCH_CREATED = "batch_created", "Batch of messages created"
-        MESSAGE_CANCELLED = "message_cancelled", "Message cancelled"
-        MESSAGE_RETRIED = "message_retried", "Message retried"
-        MESSAGE_REVIEWED = "message_reviewed", "Message needing review settled"
-        CAMPAIGN_LAUNCHED = "campaign_launched", "Campaign launched"
-        CAMPAIGN_PAUSED = "campaign_paused", "Campaign paused"
-        CAMPAIGN_RESUMED = "campaign_resumed", "Campaign resumed"
-        CAMPAIGN_CANCELLED = "campaign_cancelled", "Campaign cancelled"
-        SUPPRESSION_ADDED = "suppression_added", "Suppression added"
-        SUPPRESSION_LIFTED = "suppression_lifted", "Suppression lifted"
-        KEY_CREATED = "key_created", "API key created"
-        KEY_REVOKED = "key_revoked", "API key revoked"
-        TEMPLATE_CHANGED = "template_changed", "Template created, changed or deleted"
-        MESSAGES_EXPORTED = "messages_exported", "Messages exported (CSV)"
-        PERSON_ERASED = "person_erased", "A person's data erased (GDPR)"
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)  # the retention sweep's index
-    action = models.CharField(max_length=40, choices=Action.choices)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    api_key_id = models.BigIntegerField(null=True, blank=True, help_text="The API key's id, if a key acted.")
-    actor = models.CharField(max_length=200, help_text="Who acted, in words: a username, a key, a command.")
-    target_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of what was acted on.")
-    target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=200, blank=True)
-    ip_address = models.GenericIPAddressField(
-        null=True, blank=True, help_text="Where the request came from (behind proxies: see TRUSTED_PROXY_COUNT)."
-    )
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor}: {self.get_action_display()} {self.target_repr}"
-
-
 # Archiving's own tables (deliveries.services.archive), kept in a module of their own.
 from .archive_models import ArchiveCursor, ArchivedMessageTally, ArchiveFile  # noqa: E402, F401
+
+# The audit trail (deliveries.services.audit), in a module of its own.
+from .audit_models import AuditEntry  # noqa: E402, F401

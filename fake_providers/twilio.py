@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from email.utils import format_datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -33,7 +34,16 @@ import phonenumbers
 from aiohttp import BasicAuth, web
 from multidict import MultiDictProxy
 
-from .base import RECEIVED_AT, Callback, CallbackSetting, FakeProvider, Message, check_choice, check_seconds
+from .base import (
+    RECEIVED_AT,
+    Callback,
+    CallbackSetting,
+    FakeProvider,
+    Message,
+    check_choice,
+    check_seconds,
+    check_text,
+)
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "ACfake" + "0" * 28
@@ -78,24 +88,70 @@ def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]
     return base64.b64encode(digest).decode()
 
 
+# Price per segment (per message on WhatsApp) by the longest matching prefix of the number; "" matches any.
+DEFAULT_PRICES: dict[str, str] = {"+1": "0.0079", "+44": "0.0400", "": "0.0500"}
+
+
 @dataclasses.dataclass(frozen=True)
 class TwilioCallbackSettings:
-    """What happens to an accepted message, as its status callbacks tell it.
+    """What happens to an accepted message, as its status callbacks tell it, and what its resource says it cost.
 
     outcome: none | sent | delivered | undelivered | failed | read (WhatsApp)
     error_code: Twilio's ErrorCode on undelivered and failed (30006: landline or unreachable carrier)
     callback_delay: seconds before each callback
+    prices: number prefix -> price per segment (per message on WhatsApp), as a decimal string; "" for any number
+    price_unit: the currency of the prices (Twilio's `price_unit`, "USD")
+    price_after_fetches: how many fetches of a message answer `price: null` before the price shows (Twilio fills
+      it in after delivery); -1: never
     """
 
     outcome: str = "delivered"
     error_code: int = 30006
     callback_delay: float = 0.05
+    prices: dict[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PRICES))
+    price_unit: str = "USD"
+    price_after_fetches: int = 1
 
     def __post_init__(self) -> None:
         check_choice("outcome", self.outcome, OUTCOMES)
         if isinstance(self.error_code, bool) or not isinstance(self.error_code, int):
             raise ValueError(f"error_code must be a Twilio error code (an integer), not {self.error_code!r}.")
         check_seconds("callback_delay", self.callback_delay)
+        if not isinstance(self.prices, dict) or not all(
+            isinstance(prefix, str) and _is_decimal(price) for prefix, price in self.prices.items()
+        ):
+            raise ValueError(f"prices must map number prefixes to decimal strings, not {self.prices!r}.")
+        check_text("price_unit", self.price_unit)
+        after = self.price_after_fetches
+        if isinstance(after, bool) or not isinstance(after, int) or after < -1:
+            raise ValueError(f"price_after_fetches must be an integer >= -1, not {after!r}.")
+
+
+def _is_decimal(value: object) -> bool:
+    try:
+        return isinstance(value, str) and Decimal(value).is_finite()
+    except InvalidOperation:
+        return False
+
+
+# GSM 03.38's basic set and its extension table (each extension character takes two septets).
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def segment_count(body: str) -> int:
+    """How many segments Twilio bills a text as: 160 GSM-7 septets in one, 153 per part beyond; 70 UCS-2
+    characters (UTF-16 units) in one, 67 per part beyond. Written out here, independent of the application's count."""
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
+        units, single, part = sum(2 if char in GSM7_EXTENSION else 1 for char in body), 160, 153
+    else:
+        units, single, part = len(body.encode("utf-16-le")) // 2, 70, 67
+    if units <= single:
+        return 1
+    return -(-units // part)
 
 
 class TwilioError(Exception):
@@ -177,6 +233,9 @@ class FakeTwilio(FakeProvider):
     outcome = CallbackSetting()
     error_code = CallbackSetting()
     callback_delay = CallbackSetting()
+    prices = CallbackSetting()
+    price_unit = CallbackSetting()
+    price_after_fetches = CallbackSetting()
 
     def __init__(
         self,
@@ -195,6 +254,7 @@ class FakeTwilio(FakeProvider):
 
     def add_provider_routes(self, app: web.Application) -> None:
         app.router.add_post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self.create_message)
+        app.router.add_get(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{sid}}.json", self.fetch_message)
         app.router.add_get(f"/{API_VERSION}/Accounts/{{account_sid}}.json", self.fetch_account)
         app.router.add_get("/v1/Services/{service_sid}", self.fetch_messaging_service)
 
@@ -253,6 +313,41 @@ class FakeTwilio(FakeProvider):
 
             self.schedule_callbacks(request, post_statuses)
         return web.json_response(self.message_resource(message), status=201)
+
+    async def fetch_message(self, request: web.Request) -> web.Response:
+        """A message resource, as `client.messages(sid).fetch()` reads it, with its price once the fake has
+        "heard from the carrier" (after price_after_fetches fetches), or Twilio's 404 with code 20404."""
+        refusal = await self.refusal_for(request)
+        if refusal is not None:
+            return refusal
+        sid = request.match_info["sid"]
+        settings = self.callback_settings
+        with self._lock:
+            message = next((m for m in self._messages if m["sid"] == sid), None)
+            if message is not None:
+                message["fetches"] = fetches = message.get("fetches", 0) + 1
+        if message is None:
+            uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
+            return self.error_response(404, 20404, f"The requested resource {uri} was not found")
+        resource = self.message_resource(message)
+        statuses = [s for s in OUTCOMES[settings.outcome] if s != "read" or message["to"].startswith("whatsapp:")]
+        if statuses:  # where its callbacks took it
+            resource["status"] = statuses[-1]
+        after = settings.price_after_fetches
+        if after >= 0 and fetches > after:
+            resource["price"] = self.price_of(message, settings)
+            resource["price_unit"] = settings.price_unit
+        return web.json_response(resource)
+
+    def price_of(self, message: Message, settings: TwilioCallbackSettings) -> str | None:
+        """The message's price as Twilio writes it: negative (a charge), five decimals ("-0.00790"); None when
+        the price table has nothing for the number."""
+        number = without_channel(message["to"])
+        prefix = max((p for p in settings.prices if number.startswith(p)), key=len, default=None)
+        if prefix is None:
+            return None
+        units = 1 if message["to"].startswith("whatsapp:") else segment_count(message["body"])
+        return f"{-Decimal(settings.prices[prefix]) * units:.5f}"
 
     async def fetch_account(self, request: web.Request) -> web.Response:
         """The account resource, as `client.api.v2010.accounts(sid).fetch()` reads it."""
@@ -405,7 +500,7 @@ class FakeTwilio(FakeProvider):
             "messaging_service_sid": message["messaging_service_sid"],
             "body": message["body"],
             "status": "accepted" if via_messaging_service else "queued",
-            "num_segments": "1",
+            "num_segments": str(segment_count(message["body"]) if message["body"] else 1),
             "num_media": str(len(message["media_urls"])),
             "direction": "outbound-api",
             "api_version": API_VERSION,

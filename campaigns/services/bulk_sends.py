@@ -63,6 +63,8 @@ class BulkSendReport:
     # Stored, but on the suppression list: the worker will end them `suppressed` instead of sending them.
     suppressed: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    # Stored, but held for review by the cost guard's velocity limits (not sent until a person releases them).
+    held: list[RejectedRow] = field(default_factory=list)
     blank_lines: int = 0
     dry_run: bool = False
     batch_id: int | None = None
@@ -74,6 +76,8 @@ class BulkSendReport:
             f"{self.already_sent} already sent by an earlier run with this key, {len(self.rejected)} rejected, "
             f"{self.suppressed} suppressed."
         )
+        if self.held:
+            text += f" {len(self.held)} held for review by the velocity limits."
         if self.blank_lines:
             text += f" {self.blank_lines} blank line(s) ignored."
         return text
@@ -87,6 +91,7 @@ class BulkContent:
     template: MessageTemplate | None = None
     body: str = ""
     subject: str = ""
+    category: str = ""  # every row's (marketing unless given); a row's `purpose` column may make it a one-time code
 
 
 def file_fingerprint(path: Path) -> tuple[str, int]:
@@ -130,6 +135,7 @@ def bulk_send_csv(
     channel: str = "",
     body: str = "",
     subject: str = "",
+    category: str = "",
     send_at: datetime | None = None,
     key: str = "",
     dry_run: bool = False,
@@ -181,6 +187,7 @@ def bulk_send_csv(
         if len(set(columns)) != len(columns) or "" in columns:
             raise BulkSendError("Every column needs a name, and each name once.")
         content = bulk_content(template=template, channel=channel, body=body, subject=subject, columns=columns)
+        content.category = category
         if on_start is not None:
             on_start(max(lines - 1, 0))
         if dry_run:
@@ -298,8 +305,9 @@ def _valid_items(
             continue
         values = dict(zip(columns, cells, strict=True))
         to = values.pop("to").strip()
+        purpose = values.pop("purpose", "").strip()  # `otp`: a one-time code, under the strictest velocity limits
         try:
-            request, rendered = _validate_row(content, to=to, context=values, send_at=send_at)
+            request, rendered = _validate_row(content, to=to, purpose=purpose, context=values, send_at=send_at)
         except MessageValidationError as error:
             reason = " ".join(f"{name}: {' '.join(texts)}" for name, texts in error.errors.items())
             report.rejected.append(RejectedRow(row_line, reason))
@@ -370,6 +378,10 @@ class CsvRowsToMessages(ChunkPipeline[list, _CheckedRows, _StoredRows]):
         self.report.blank_lines += answer.report.blank_lines
         self.report.suppressed += answer.report.suppressed
         self.report.rejected.extend(answer.report.rejected)
+        # A held row is known by its message's dedupe key, `<key>:<line>`.
+        self.report.held.extend(
+            RejectedRow(int(key.rsplit(":", 1)[1]), why) for _, key, why in answer.result.holds if key
+        )
         self.result.add(answer.result)
         if self.on_rows is not None:
             self.on_rows(answer.lines)
@@ -392,14 +404,22 @@ def _run(rows: CsvRowsToMessages, processes: int) -> None:
             "are not sent: run the same command again to send them (rows already stored are skipped)."
         ) from None
     rows.report.rejected.sort(key=lambda rejected: rejected.line)
+    rows.report.held.sort(key=lambda held: held.line)
 
 
 def _validate_row(
-    content: BulkContent, *, to: str, context: dict[str, Any], send_at: datetime | None
+    content: BulkContent, *, to: str, purpose: str, context: dict[str, Any], send_at: datetime | None
 ) -> tuple[MessageRequest, RenderedContent]:
+    category = content.category
     if content.template is not None:
         return message_request_validate(
-            channel=content.channel, to=to, template=content.template, context=context, send_at=send_at
+            channel=content.channel,
+            to=to,
+            template=content.template,
+            context=context,
+            send_at=send_at,
+            category=category,
+            purpose=purpose,
         )
     version = TemplateVersion(language="", subject=content.subject, body=content.body)
     try:
@@ -413,4 +433,6 @@ def _validate_row(
         subject=rendered.subject,
         context=context,
         send_at=send_at,
+        category=category,
+        purpose=purpose,
     )

@@ -7,6 +7,7 @@ in a draft; the rest (what is still missing: a template, an audience, a time to 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -14,10 +15,16 @@ from django.core.exceptions import ValidationError
 from content.locales import normalize_time_zone
 from deliveries.services.dependencies import ENGAGEMENT_CHANNELS, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import SUPPORTED_CHANNELS
+from guard.services.destinations import ALLOWLIST_SETTINGS, destination_refused, destinations_restricted
 
 from ..models import Campaign
 from ..scheduling import cron_is_valid
+from ..selectors import ADDRESS_FIELDS, campaign_recipients
 from .campaign_cost import CampaignCostEstimate, campaign_cost_estimate, campaign_spend_cap_problem
+
+# How many recipients' numbers the launch check looks at for countries their channel may not send to: the
+# fan-out checks every one, this only warns, and reading a million numbers would hold up the launch page.
+LAUNCH_CHECK_RECIPIENTS = 10_000
 
 
 def campaign_problems(
@@ -51,6 +58,33 @@ def campaign_problems(
         if cap_problem := campaign_spend_cap_problem(campaign=campaign, estimate=estimate):
             problem("spend_cap", cap_problem)
     return problems
+
+
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """What the campaign will leave out though it can be launched: recipients in countries its channel may not
+    send to under the destination allowlists (the fan-out creates no message for them). Reads the numbers of at
+    most LAUNCH_CHECK_RECIPIENTS recipients; nothing at all when the channel has no list."""
+    template = campaign.template
+    if template is None or not destinations_restricted(template.channel):
+        return []
+    channel = template.channel
+    recipients = campaign_recipients(campaign=campaign, channel=channel).order_by()
+    addresses = list(recipients.values_list(ADDRESS_FIELDS[channel], flat=True)[: LAUNCH_CHECK_RECIPIENTS + 1])
+    refused: Counter[str] = Counter()
+    for address in addresses[:LAUNCH_CHECK_RECIPIENTS]:
+        refusal = destination_refused(channel=channel, recipient=address)
+        if refusal is not None:
+            refused[refusal.country] += 1
+    if not refused:
+        return []
+    total = sum(refused.values())
+    among = f" among the first {LAUNCH_CHECK_RECIPIENTS:,}" if len(addresses) > LAUNCH_CHECK_RECIPIENTS else ""
+    countries = ", ".join(f"{country} {count}" for country, count in sorted(refused.items()))
+    return [
+        f"{total} recipient{'s' if total != 1 else ''}{among} {'are' if total != 1 else 'is'} in countries "
+        f"{template.get_channel_display()} may not be sent to ({countries}; {ALLOWLIST_SETTINGS[channel]}): "
+        "no message will be created for them."
+    ]
 
 
 def campaign_step_problems(campaign: Campaign) -> list[str]:

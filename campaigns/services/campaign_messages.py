@@ -4,6 +4,7 @@ step, as (MessageRequest, content or RenderFailure) items for deliveries.service
 from __future__ import annotations
 
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -12,9 +13,11 @@ from content.services.templates import RenderedContent, TemplateRenderError
 from deliveries.services.bulk import RenderFailure
 from deliveries.services.dependencies import DEFAULT_WINDOW, ENGAGEMENT_CONDITIONS
 from deliveries.services.messages import MessageRequest
+from guard.services.destinations import destination_refused, destinations_restricted
+from guard.services.quiet_hours import after_quiet_hours
 
 from ..models import Campaign, CampaignStep, Contact
-from ..scheduling import after_quiet_hours, next_local_time, paced, zone_named
+from ..scheduling import next_local_time, paced, zone_named
 from ..selectors import ADDRESS_FIELDS
 from .contacts import template_render_for_contact
 
@@ -74,22 +77,51 @@ def first_messages(campaign: Campaign, contacts: list[Contact], *, state: dict, 
         yield request, _rendered(template, contact)
 
 
+def contacts_allowed(contacts: list[Contact], *, channel: str, refused: Counter[str]) -> list[Contact]:
+    """The contacts a message on `channel` may go to under the destination allowlists (guard.services.
+    destinations), in order; the others are counted in `refused` by country. Without a list, all of them, and no
+    number is parsed."""
+    if not destinations_restricted(channel):
+        return contacts
+    address_field = ADDRESS_FIELDS[channel]
+    kept = []
+    for contact in contacts:
+        refusal = destination_refused(channel=channel, recipient=getattr(contact, address_field))
+        if refusal is None:
+            kept.append(contact)
+        else:
+            refused[refusal.country] += 1
+    return kept
+
+
 def step_messages(
-    campaign: Campaign, step: CampaignStep, contacts: list[Contact], parent_ids: list[int | None]
+    campaign: Campaign,
+    step: CampaignStep,
+    contacts: list[Contact],
+    parent_ids: list[int | None],
+    refused: Counter[str] | None = None,
 ) -> tuple[list[Item], list[int]]:
     """The step's message for each contact whose message of the step before is `parent_ids[i]` (None: their
-    chain has stopped) and who can be sent the step's channel (consent and an address), each depending on its
-    parent. Returns the items and, for each, its contact's index in `contacts`."""
+    chain has stopped) and who can be sent the step's channel (consent, an address, and a country its allowlist
+    allows: the others are counted in `refused` by country), each depending on its parent. Returns the items and,
+    for each, its contact's index in `contacts`."""
     template = step.template
     channel = template.channel
     engagement = step.condition in ENGAGEMENT_CONDITIONS
     window = DEFAULT_WINDOW if engagement and step.window is None else step.window
+    restricted = destinations_restricted(channel)
     items, positions = [], []
     for index, contact in enumerate(contacts):
         parent_id = parent_ids[index]
         address = getattr(contact, ADDRESS_FIELDS[channel])
         if parent_id is None or not address or not getattr(contact, f"{channel}_consent"):
             continue
+        if restricted:
+            refusal = destination_refused(channel=channel, recipient=address)
+            if refusal is not None:
+                if refused is not None:
+                    refused[refusal.country] += 1
+                continue
         request = MessageRequest(
             channel=channel,
             recipient=address,

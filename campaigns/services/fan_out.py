@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,17 +24,20 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from deliveries.services.bulk import RenderFailure, messages_create_many
+from guard.services.destinations import destinations_restricted
 
 from ..models import Campaign, Contact
 from ..selectors import campaign_recipients_between
 from .campaign_lifecycle import LIVE
-from .campaign_messages import Item, first_messages, step_messages
+from .campaign_messages import Item, contacts_allowed, first_messages, step_messages
 from .chunk_pipeline import ChunkPipeline, Stored, pipeline_run
 
 FAN_OUT_CHUNK = 2000
 # Not template variables, never read by the fan-out: not loaded (parsing two timestamps a contact, through
 # Django's time-zone loader, was a third of reading a chunk of contacts).
 UNUSED_CONTACT_FIELDS = ("created_at", "updated_at")
+# fanout_state's key for the messages not created because their country is not allowed: {country: count}.
+NOT_ALLOWED = "not_allowed"
 
 
 def campaign_fan_out(*, campaign_id: int, chunk_size: int = FAN_OUT_CHUNK, processes: int | None = None) -> int:
@@ -73,8 +77,9 @@ class ContactChunk:
 class PreparedChunk:
     cursor: int
     end: int
-    contacts: list[Contact]
+    contacts: list[Contact]  # those the campaign's message may go to, one per item
     items: list[Item]
+    not_allowed: Counter[str]  # contacts left out by the destination allowlists, by country
     state: dict  # the pacing state after this chunk, stored with its claim
     first_send: datetime  # the earliest send time of its messages: the campaign starts no later
     now: datetime
@@ -95,6 +100,9 @@ class CampaignFanOut(ChunkPipeline[ContactChunk, PreparedChunk, int]):
         )
         self.cursor = campaign.fanout_cursor  # in the calling process: the end of the last chunk handed out
         self.state = dict(campaign.fanout_state)  # pacing, carried from one chunk to the next
+        channels = {campaign.template.channel, *(step.template.channel for step in self.steps)}
+        # With an allowlist on any of its channels, each chunk counts the messages it leaves out into the campaign.
+        self.restricted = any(destinations_restricted(channel) for channel in channels)
         self.created = 0
 
     @classmethod
@@ -130,42 +138,56 @@ class CampaignFanOut(ChunkPipeline[ContactChunk, PreparedChunk, int]):
         if contacts is None:
             contacts = list(self._contacts(after=chunk.cursor, upto=chunk.end))
         now = timezone.now()
+        not_allowed: Counter[str] = Counter()
+        assert self.campaign.template is not None  # as in __init__
+        contacts = contacts_allowed(contacts, channel=self.campaign.template.channel, refused=not_allowed)
         items = list(first_messages(self.campaign, contacts, state=self.state, now=now))
         first_send = min((request.send_at or now for request, _ in items), default=now)
-        return PreparedChunk(chunk.cursor, chunk.end, contacts, items, copy.deepcopy(self.state), first_send, now)
+        state = copy.deepcopy(self.state)
+        return PreparedChunk(chunk.cursor, chunk.end, contacts, items, not_allowed, state, first_send, now)
 
     def store(self, prepared: PreparedChunk) -> Stored[int]:
         """Claim the chunk (move the cursor past it) and store its messages and their steps, in one transaction."""
         campaign = self.campaign
         first_send = Value(prepared.first_send, output_field=DateTimeField())
+        state = prepared.state
         with transaction.atomic():
+            if self.restricted:
+                # The count so far is the stored one: a chunk prepared in another process did not see the last
+                # chunks' (they are stored in order, so the one before has committed).
+                stored = Campaign.objects.filter(pk=campaign.pk).values_list("fanout_state", flat=True).first()
+                state = {**state, NOT_ALLOWED: (stored or {}).get(NOT_ALLOWED, {})}
             won = Campaign.objects.filter(
                 pk=campaign.pk, status__in=LIVE, fanout_cursor=prepared.cursor, fanout_done=False
             ).update(
                 fanout_cursor=prepared.end,
                 targeted=F("targeted") + len(prepared.items),
-                fanout_state=prepared.state,
+                fanout_state=state,
                 fanout_heartbeat=prepared.now,
                 starts_at=Least(Coalesce(F("starts_at"), first_send), first_send),
                 updated_at=prepared.now,
             )
             if not won:
                 return Stored(0, claimed=False)
-            if not prepared.items:
-                return Stored(0)
-            stored = messages_create_many(
-                items=prepared.items,
-                campaign=campaign,
-                created_by=campaign.created_by,
-                chunk_size=len(prepared.items),
-                collect_ids=bool(self.steps),
-            )
-            follow_ups = self._store_steps(prepared, stored.ids) if self.steps else 0
+            not_allowed = Counter(prepared.not_allowed)
+            follow_ups = 0
+            if prepared.items:
+                created = messages_create_many(
+                    items=prepared.items,
+                    campaign=campaign,
+                    created_by=campaign.created_by,
+                    chunk_size=len(prepared.items),
+                    collect_ids=bool(self.steps),
+                )
+                follow_ups = self._store_steps(prepared, created.ids, not_allowed) if self.steps else 0
             if follow_ups:
                 Campaign.objects.filter(pk=campaign.pk).update(targeted=F("targeted") + follow_ups)
+            if not_allowed:
+                counted = Counter(state.get(NOT_ALLOWED, {})) + not_allowed
+                Campaign.objects.filter(pk=campaign.pk).update(fanout_state={**state, NOT_ALLOWED: dict(counted)})
         return Stored(len(prepared.items) + follow_ups)
 
-    def _store_steps(self, prepared: PreparedChunk, first_ids: list[int | None]) -> int:
+    def _store_steps(self, prepared: PreparedChunk, first_ids: list[int | None], not_allowed: Counter[str]) -> int:
         """Store each follow-up step's message for the chunk's contacts, each depending on the same contact's
         message of the step before (each contact has a chain of their own); in the claim's transaction, so a
         chunk's steps are stored once, together with its first messages. A chain stops at a step the contact
@@ -174,7 +196,7 @@ class CampaignFanOut(ChunkPipeline[ContactChunk, PreparedChunk, int]):
         parent_ids = _sendable_ids(first_ids, prepared.items)
         created = 0
         for step in self.steps:
-            items, positions = step_messages(self.campaign, step, prepared.contacts, parent_ids)
+            items, positions = step_messages(self.campaign, step, prepared.contacts, parent_ids, not_allowed)
             if not items:
                 break
             stored = messages_create_many(

@@ -35,10 +35,16 @@ def compose_view(model_admin, request):
             else:
                 message = message_create(request=message_request, content=content, created_by=request.user)
                 audit_record(action=AuditEntry.Action.MESSAGE_CREATED, target=message, request=request)
-                verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
-                model_admin.message_user(
-                    request, f"Message #{message.pk} to {message.recipient} {verb}.", messages.SUCCESS
-                )
+                if message.status == Status.HELD:
+                    # Stored, but held by the cost guard's velocity limits: said as plainly as a refusal would be.
+                    text = f"Message #{message.pk} to {message.recipient} held. {message.last_error_message}"
+                    model_admin.message_user(request, text, messages.WARNING)
+                else:
+                    verb = "scheduled" if message.status == Status.SCHEDULED else "queued"
+                    why = f" {message_request.deferral.describe()}" if message_request.deferral else ""
+                    model_admin.message_user(
+                        request, f"Message #{message.pk} to {message.recipient} {verb}.{why}", messages.SUCCESS
+                    )
                 if suppression:
                     warning = render_to_string("admin/deliveries/message/suppression_warning.html", suppression)
                     model_admin.message_user(request, warning, messages.WARNING)

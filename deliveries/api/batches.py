@@ -57,6 +57,9 @@ class BatchResultSerializer(serializers.Serializer):
     batch_id = serializers.IntegerField(allow_null=True)
     accepted = serializers.IntegerField()
     rejected = serializers.IntegerField()
+    held = serializers.IntegerField(
+        help_text="Accepted items held for review by the velocity limits: their results say `status: held` and why."
+    )
     results = serializers.ListField(child=serializers.DictField())
 
 

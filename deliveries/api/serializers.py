@@ -16,7 +16,7 @@ from ..input_limits import (
     PAST_TOLERANCE,
     JsonWithinLimits,
 )
-from ..models import Category, DependencyCondition, Message, MessageEvent, Priority
+from ..models import Category, DependencyCondition, Message, MessageEvent, Priority, Purpose
 from ..services.messages import (
     MAX_MEDIA_URLS,
     MAX_SUBJECT_CHARACTERS,
@@ -25,7 +25,7 @@ from ..services.messages import (
     message_request_validate,
 )
 from ..shims.drf import PlainStringFields, SharedRepresentation
-from .strict_serializers import StrictSerializer
+from .strict_serializers import StrictBooleanField, StrictSerializer
 
 _JSON_LIMIT = f"At most {MAX_JSON_BYTES:,} bytes as JSON; no NUL characters."
 
@@ -78,6 +78,13 @@ class MessageCreateSerializer(StrictSerializer):
         default=Category.MARKETING,
         help_text="`transactional` messages (one-time codes, receipts) reach people who opted out of marketing; "
         "nothing reaches a hard bounce.",
+    )
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        required=False,
+        allow_blank=True,
+        help_text="`otp`: a one-time code (category `transactional` only), under the strictest velocity limits; "
+        "past one it is created `held` for review, with the reason in `last_error_message`.",
     )
     media_urls = serializers.ListField(
         child=serializers.URLField(max_length=2048),
@@ -136,6 +143,13 @@ class MessageCreateSerializer(StrictSerializer):
         min_value=1,
         max_value=MAX_SECONDS,
         help_text="not_opened / not_clicked: seconds the parent has from its send (default 86400).",
+    )
+
+    quiet_hours = StrictBooleanField(
+        required=False,
+        default=True,
+        help_text="false: send at the time asked even inside the recipient's quiet hours (QUIET_HOURS); takes the "
+        "transactional:send scope. By default a message due inside them is scheduled for their end.",
     )
 
     def validate(self, attrs):
@@ -197,6 +211,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "metadata",
             "priority",
             "category",
+            "purpose",
             "media_urls",
             "content_sid",
             "content_variables",
@@ -205,6 +220,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "expires_at",
             "estimated_cost",
             "cost_currency",
+            "actual_cost",
+            "actual_cost_currency",
             "provider",
             "provider_message_id",
             "attempts",

@@ -59,6 +59,20 @@ class LocalTimeField(serializers.TimeField):
     would promise an RFC 3339 time with an offset, which these never carry."""
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false (JSON), or "true" / "false" (a form post): DRF's own also takes "yes", "on", 1, "n"... and
+    a switch that changes when a message goes should not be guessed from a typo."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        if data in ("true", "false"):
+            return data == "true"
+        self.fail("invalid")
+
+
 class SlugRelatedField(serializers.SlugRelatedField):
     """DRF's, refusing a slug with a NUL character before the lookup: PostgreSQL refuses NUL in a text comparison
     (a 500 where the answer is 400). DRF's CharField has that check; its related fields do not."""

@@ -13,6 +13,7 @@ error_for).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ..exceptions import DeliveryError
@@ -131,6 +132,17 @@ class BaseBackend:
         timeout, throttling, the provider's 5xx), PermanentDeliveryError with a reason a person can read when it
         never will (an invalid number, an unsubscribed recipient, rejected content)."""
         raise NotImplementedError
+
+    # True when fetch_price() asks the provider: the price job (deliveries.services.actual_prices) leaves the
+    # messages of a backend without it alone.
+    reports_prices = False
+
+    def fetch_price(self, provider_message_id: str) -> tuple[Decimal | None, str]:
+        """What the provider billed for a message it accepted: (a positive amount, its ISO 4217 currency in upper
+        case), or (None, "") while it has not said (Twilio fills the price in after delivery) or when it never
+        will. Raises a DeliveryError, as error_for() makes them, when the provider could not answer. This default
+        is for backends whose provider reports no price (console, locmem)."""
+        return None, ""
 
     def result(self, message: OutgoingMessage, provider_message_id: str, **fields: Any) -> SendResult:
         """A SendResult for this message from this backend's provider."""

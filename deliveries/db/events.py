@@ -99,45 +99,59 @@ def events_insert(rows: Sequence[EventRow], *, created_at: datetime) -> None:
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)  # noqa: S608 - our names
 
 
-def created_message_insert(values: dict[str, Any], *, detail: str, now: datetime) -> Message:
+def created_message_insert(values: dict[str, Any], *, detail: str, now: datetime, code: str = "") -> Message:
     """Insert one message (`values`, its status among them) with the first line of its timeline, and return it.
-    On PostgreSQL one statement, atomic by itself (features.row_with_event_insert_is_one_statement)."""
+    `code` is the event's: why a message was created held. On PostgreSQL one statement, atomic by itself
+    (features.row_with_event_insert_is_one_statement)."""
     return row_with_event_insert(
         Message,
         values,
         event_model=MessageEvent,
-        event_values={"to_status": values["status"], "detail": detail, "created_at": now},
+        event_values={"to_status": values["status"], "code": code, "detail": detail, "created_at": now},
         link="message",
         now=now,
     )
 
 
-def created_events_insert(ids: Sequence[int], rows: Sequence[dict[str, Any]], *, detail: str, now: datetime) -> None:
+def created_events_insert(
+    ids: Sequence[int],
+    rows: Sequence[dict[str, Any]],
+    *,
+    detail: str,
+    now: datetime,
+    notes: Mapping[int, str] | None = None,
+) -> None:
     """The first timeline line of each message stored in bulk (`ids` and the column values of their `rows`): its
-    status, or the error that failed it before it was ever sent. The table numbers the events (rows_insert)."""
+    status, or the error that failed it before it was ever sent, or why the guard held it. `notes` ({position in
+    rows: sentence}) adds a row's own sentence to the detail (why its send time moved). The table numbers the events
+    (rows_insert)."""
+    notes = notes or {}
     # Choices members looked up once: an enum attribute costs about as much as the rest of an event's dict.
-    failed, status_kind, error_kind = Status.FAILED, MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
+    failed, held = Status.FAILED, Status.HELD
+    status_kind, error_kind = MessageEvent.Kind.STATUS, MessageEvent.Kind.ERROR
+
+    def event(pk: int, row: dict[str, Any], note: str | None) -> dict[str, Any]:
+        status = row["status"]
+        if status != failed and status != held:
+            said = f"{detail} {note}" if note else detail
+            return {"message_id": pk, "kind": status_kind, "to_status": status, "detail": said, "created_at": now}
+        # Failed before it was ever sent, or held by the cost guard at creation: why, with its code.
+        if status == failed:
+            kind, reason = error_kind, f"Not sent: {row['last_error_message']}"
+        else:
+            kind, reason = status_kind, row["last_error_message"]
+        return {
+            "message_id": pk,
+            "kind": kind,
+            "to_status": status,
+            "code": row["last_error_code"],
+            "detail": f"{detail} {reason}",
+            "created_at": now,
+        }
+
     rows_insert(
         MessageEvent,
-        [
-            {
-                "message_id": pk,
-                "kind": status_kind,
-                "to_status": row["status"],
-                "detail": detail,
-                "created_at": now,
-            }
-            if row["status"] != failed
-            else {
-                "message_id": pk,
-                "kind": error_kind,
-                "to_status": failed,
-                "code": row["last_error_code"],
-                "detail": f"{detail} Not sent: {row['last_error_message']}",
-                "created_at": now,
-            }
-            for pk, row in zip(ids, rows, strict=True)
-        ],
+        [event(pk, row, notes.get(position)) for position, (pk, row) in enumerate(zip(ids, rows, strict=True))],
         now=now,
         return_ids=False,
     )

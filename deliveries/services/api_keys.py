@@ -14,7 +14,8 @@ revocation cannot put the old key back. An expiring key is checked against its e
 not answer, the database decides (slower, never wrong).
 
 What a key may do is its scopes (ApiScope; deliveries.api.permissions maps each endpoint to one), how fast its
-rate (deliveries.api.throttling), and which senders it may set its allowed_senders.
+rate (deliveries.api.throttling), which senders it may set its allowed_senders, and which countries it may send
+SMS and WhatsApp to its allowed_countries (within the global lists: guard.services.destinations).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from limits import parse_many
 from redis.exceptions import RedisError
+
+from guard.services.destinations import destination_refusal, key_countries_validate
 
 from ..addresses import normalize_whatsapp
 from ..models import ApiKey, ApiScope, Category
@@ -80,12 +83,14 @@ def api_key_create(
     expires_at: datetime | None = None,
     rate: str = "",
     allowed_senders: Iterable[str] = (),
+    allowed_countries: Iterable[str] = (),
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret; the secret is never stored and cannot be shown again.
 
     `scopes` None gives full access (the `admin` scope), as keys had before scopes existed. `rate` is a rate
-    string like "100/second" (several joined with ";"); `allowed_senders` the senders the key may set. Raises
-    ApiKeyInvalid naming the name, scope, rate, sender or expiry that is wrong.
+    string like "100/second" (several joined with ";"); `allowed_senders` the senders the key may set;
+    `allowed_countries` the countries it may send SMS and WhatsApp to, within the global lists. Raises
+    ApiKeyInvalid naming the name, scope, rate, sender, country or expiry that is wrong.
     """
     max_name = ApiKey._meta.get_field("name").max_length or 0
     if not name.strip() or len(name) > max_name:
@@ -93,6 +98,7 @@ def api_key_create(
     scopes = FULL_ACCESS if scopes is None else api_key_scopes_validate(scopes)
     rate = api_key_rate_validate(rate)
     senders = [api_key_sender_validate(sender) for sender in allowed_senders]
+    countries = api_key_countries_validate(allowed_countries)
     if expires_at is not None and expires_at <= timezone.now():
         raise ApiKeyInvalid("The expiry must be in the future.")
     prefix = secrets.token_hex(4)
@@ -106,6 +112,7 @@ def api_key_create(
         expires_at=expires_at,
         rate=rate,
         allowed_senders=list(dict.fromkeys(senders)),
+        allowed_countries=countries,
     )
     return api_key, raw_key
 
@@ -146,6 +153,15 @@ def api_key_sender_validate(sender: str) -> str:
         ) from None
 
 
+def api_key_countries_validate(countries: Iterable[str]) -> list[str]:
+    """A key's own country list (ISO codes, each once, in capitals); ApiKeyInvalid for an unknown code or one the
+    global lists leave out (a key's list narrows them, never widens them)."""
+    try:
+        return key_countries_validate(countries)
+    except ValueError as error:
+        raise ApiKeyInvalid(str(error)) from None
+
+
 def sender_identity(sender: str) -> str:
     """Who a sender sends as, in one spelling: an email sender's address in lower case (without its display
     name), a phone or WhatsApp sender in E.164 (without `whatsapp:`), a Messaging Service SID or an alphanumeric
@@ -174,13 +190,20 @@ class MessageRefusal(NamedTuple):
 def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> MessageRefusal | None:
     """Why this key may not create this valid message, or None if it may.
 
-    A transactional message reaches people who opted out, so it takes the transactional:send scope; a sender
+    A transactional message reaches people who opted out, so it takes the transactional:send scope, as does
+    `quiet_hours` false (a message that may wake its recipient); a sender
     must be one of the key's allowed_senders when it has a list (no sender, the configured one, is always
-    allowed); and a key without `admin` may only make a message wait for one of its own (another key's message
-    is answered as one that does not exist). Costs no query.
+    allowed); a number must be in one of the key's allowed_countries when it has a list (the global lists are
+    checked by message_request_validate); and a key without `admin` may only make a message wait for one of its
+    own (another key's message is answered as one that does not exist). Costs no query.
     """
     if request.category == Category.TRANSACTIONAL and not api_key.has_scope(ApiScope.TRANSACTIONAL_SEND):
         return MessageRefusal("category", f"This key lacks the scope {ApiScope.TRANSACTIONAL_SEND}.")
+    if not request.quiet_hours and not api_key.has_scope(ApiScope.TRANSACTIONAL_SEND):
+        # Waking someone up is the same trust as reaching someone who opted out: the transactional scope.
+        return MessageRefusal(
+            "quiet_hours", f"Sending inside the recipient's quiet hours takes the scope {ApiScope.TRANSACTIONAL_SEND}."
+        )
     if api_key.allowed_senders and request.sender:
         try:
             identity = sender_identity(request.sender)
@@ -191,6 +214,12 @@ def api_key_message_refusal(*, api_key: ApiKey, request: MessageRequest) -> Mess
             return MessageRefusal(
                 "sender", f"This key may not use the sender '{request.sender}'; its senders are {allowed}."
             )
+    if api_key.allowed_countries:
+        refusal = destination_refusal(
+            channel=request.channel, recipient=request.recipient, key_countries=api_key.allowed_countries
+        )
+        if refusal:
+            return MessageRefusal("to", refusal, forbidden=False)
     parent = request.dependency.get("depends_on")
     if parent is not None and parent.api_key_id != api_key.pk and not api_key.has_scope(ApiScope.ADMIN):
         return MessageRefusal("depends_on", f"No message with id {parent.pk}.", forbidden=False)

@@ -31,12 +31,14 @@ class BatchOutcome:
     accepted: int = 0
     rejected: int = 0
     results: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0  # accepted, but held for review by the velocity limits (each item says why)
 
     def as_response(self) -> dict[str, Any]:
         return {
             "batch_id": self.batch.pk if self.batch else None,
             "accepted": self.accepted,
             "rejected": self.rejected,
+            "held": self.held,
             "results": self.results,
         }
 
@@ -101,7 +103,13 @@ def batch_messages_create(
         {"index": index, "id": ids[index]} if index in ids else {"index": index, "errors": errors[index]}
         for index in range(len(messages))
     ]
-    outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results)
+    if created.holds:
+        # A held item says so, with the reason: stored, but not sent until a person releases it.
+        reasons = {pk: reason for pk, _key, reason in created.holds}
+        for result in results:
+            if result.get("id") in reasons:
+                result.update(status="held", reason=reasons[result["id"]])
+    outcome = BatchOutcome(batch=batch, accepted=len(valid), rejected=len(errors), results=results, held=created.held)
     finished: dict[str, Any] = {"finished_at": timezone.now()}
     if idempotency_key is not None:
         # Kept for a repeat of the request only; without a key there is none to answer (and encoding a
@@ -116,7 +124,11 @@ def batch_outcome_replay(*, batch: Batch) -> BatchOutcome:
     note in docs/campaigns.md)."""
     response = batch.response
     return BatchOutcome(
-        batch=batch, accepted=response["accepted"], rejected=response["rejected"], results=response["results"]
+        batch=batch,
+        accepted=response["accepted"],
+        rejected=response["rejected"],
+        results=response["results"],
+        held=response.get("held", 0),  # answers stored before velocity limits had none
     )
 
 

@@ -26,7 +26,7 @@ from ..db.features import parallel_writers_possible
 from ..db.row_inserts import ids_reserve, rows_insert
 from ..models import ApiKey, Batch, Message, Status
 from .dispatch import enqueue_jobs, new_job_id
-from .messages import MessageRequest, message_fields
+from .messages import MessageRequest, held_fields, message_fields, message_holds
 
 # Threads writing chunks at once, each with its own connection, outside a transaction on PostgreSQL: the
 # database's work on one chunk (COPY, indexes, the events' foreign keys at commit) runs beside the next's.
@@ -39,12 +39,16 @@ class BulkResult:
     queued: int = 0
     scheduled: int = 0
     failed: int = 0
+    # Held for review by the cost guard's velocity limits (guard.services.velocity): never queued.
+    held: int = 0
     # Items whose dedupe key a message already had (an earlier run of the same bulk send): not stored again.
     skipped: int = 0
     first_id: int | None = None
     last_id: int | None = None
     # With collect_ids: the id of each item's message in the order given (None for a skipped item).
     ids: list[int | None] = field(default_factory=list)
+    # Each held message as (id, dedupe key, reason), for the caller to report it by its item or row.
+    holds: list[tuple[int, str | None, str]] = field(default_factory=list)
 
     def add(self, part: BulkResult) -> None:
         """Count a later chunk's result in this one."""
@@ -52,6 +56,8 @@ class BulkResult:
         self.queued += part.queued
         self.scheduled += part.scheduled
         self.failed += part.failed
+        self.held += part.held
+        self.holds.extend(part.holds)
         self.skipped += part.skipped
         self.first_id = self.first_id or part.first_id
         self.last_id = part.last_id or self.last_id
@@ -184,14 +190,23 @@ def _create_chunk(
     open_jobs: dict[str, tuple[str, int]] = {}
     already_stored = _existing_dedupe_keys(chunk) if check else set()
     positions: list[int | None] = []
+    notes: dict[int, str] = {}  # a row's own sentence on its timeline: why the quiet hours moved its send time
     common = {"created_by": created_by, "api_key": api_key, "campaign": campaign, "batch": batch, "created_at": now}
+    storing: list[BulkItem] = []
     for request, content in chunk:
         if request.dedupe_key and request.dedupe_key in already_stored:
             positions.append(None)
             continue
         if request.dedupe_key:
             already_stored.add(request.dedupe_key)  # the same key twice in one chunk is stored once
-        positions.append(len(rows))
+        positions.append(len(storing))
+        storing.append((request, content))
+    # The chunk's messages counted against the velocity limits in one Redis call (none if no limit applies).
+    holds = message_holds(
+        [request for request, content in storing if not isinstance(content, RenderFailure)], api_key=api_key
+    )
+    next_hold = iter(holds)
+    for request, content in storing:
         if isinstance(content, RenderFailure):
             rows.append(
                 {
@@ -212,6 +227,10 @@ def _create_chunk(
                 }
             )
             continue
+        hold = next(next_hold)
+        if hold is not None:
+            rows.append({**message_fields(request, content), **held_fields(hold), **common})
+            continue
         waiting = bool(request.dependency)  # released by the dispatcher's dependency sweep, never queued here
         due = not waiting and (request.send_at is None or request.send_at <= now)
         job_id = ""
@@ -221,6 +240,8 @@ def _create_chunk(
                 current_id, used = new_job_id(), 0
             open_jobs[request.priority] = (current_id, used + 1)
             job_id = current_id
+        if request.deferral is not None:
+            notes[len(rows)] = request.deferral.describe()
         rows.append(
             {
                 **message_fields(request, content),
@@ -240,7 +261,7 @@ def _create_chunk(
     created = f"Created in bulk by {who}."
     with transaction.atomic():
         ids = rows_insert(Message, rows, now=now, ids=reserved_ids)
-        created_events_insert(ids, rows, detail=created, now=now)
+        created_events_insert(ids, rows, detail=created, now=now, notes=notes)
         jobs: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for pk, row in zip(ids, rows, strict=True):
             if row.get("job_id"):
@@ -252,9 +273,12 @@ def _create_chunk(
     result.skipped += skipped
     queued = sum(1 for row in rows if row["status"] == Status.QUEUED)
     failed = sum(1 for row in rows if row["status"] == Status.FAILED)
+    held = [(pk, row) for pk, row in zip(ids, rows, strict=True) if row["status"] == Status.HELD] if any(holds) else []
     result.created += len(rows)
     result.queued += queued
     result.failed += failed
-    result.scheduled += len(rows) - queued - failed
+    result.held += len(held)
+    result.holds.extend((pk, row["dedupe_key"], row["last_error_message"]) for pk, row in held)
+    result.scheduled += len(rows) - queued - failed - len(held)
     result.first_id = result.first_id or ids[0]
     result.last_id = ids[-1]

@@ -22,7 +22,10 @@ from django.utils import timezone
 from content.models import MessageTemplate
 from content.services.sms_segments import body_length_problem
 from content.services.templates import RenderedContent, TemplateRenderError, template_render
+from guard.services.destinations import destination_refusal
 from guard.services.pricing import message_cost_estimate
+from guard.services.quiet_hours import Deferral, quiet_hours_deferral, quiet_hours_setting, recipient_zones
+from guard.services.velocity import Hold, Outgoing, velocity_applies, velocity_check_many
 
 from ..addresses import normalize_phone, normalize_recipient, normalize_whatsapp
 from ..db.events import created_message_insert
@@ -34,7 +37,7 @@ from ..input_limits import (
     json_value_problem,
     text_problem,
 )
-from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Status
+from ..models import ApiKey, Category, IdempotencyKey, Message, Priority, Purpose, Status
 from ..state import transition
 from .dependencies import dependency_describe, dependency_validate, dependents_settle
 from .dispatch import enqueue_messages_on_commit, new_job_id
@@ -51,6 +54,7 @@ CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 # Alphanumeric sender ids: up to 11 letters, digits and spaces, at least one letter.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 CATEGORIES = frozenset(Category.values)  # Category.values rebuilds its list on every call
+PURPOSES = frozenset(Purpose.values)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class MessageRequest:
     sender: str = ""
     language: str = ""  # picks the template's translation; empty means the template's own language
     category: str = Category.MARKETING
+    purpose: str = ""  # Purpose.OTP: a one-time code, under the strictest velocity limits (guard.services.velocity)
     media_urls: list[str] = field(default_factory=list)
     content_sid: str = ""
     content_variables: dict[str, str] = field(default_factory=dict)
@@ -77,6 +82,10 @@ class MessageRequest:
     # Send only after another message reached a condition (deliveries.services.dependencies.dependency_validate).
     dependency: dict[str, Any] = field(default_factory=dict)
     dedupe_key: str | None = None  # unique among messages: a second request with the same key is not stored
+    # False: send at the time asked even inside the recipient's quiet hours (QUIET_HOURS; see message_deferral).
+    quiet_hours: bool = True
+    # Set when the quiet hours moved send_at: why, for the message's timeline.
+    deferral: Deferral | None = None
 
 
 def message_render(request: MessageRequest) -> RenderedContent:
@@ -112,6 +121,7 @@ def message_request_validate(
     sender: str = "",
     language: str = "",
     category: str = Category.MARKETING,
+    purpose: str = "",
     media_urls: list[str] | None = None,
     content_sid: str = "",
     content_variables: dict[str, Any] | None = None,
@@ -121,6 +131,7 @@ def message_request_validate(
     depends_on_condition: str = "",
     depends_on_delay: int | float | timedelta | None = None,
     depends_on_window: int | float | timedelta | None = None,
+    quiet_hours: bool = True,
 ) -> tuple[MessageRequest, RenderedContent]:
     """Check a message request the same way for the API, the admin and the commands.
 
@@ -129,7 +140,8 @@ def message_request_validate(
     seconds after the send time, is the "too late" cutoff: past it the message fails instead of going out late
     (SMS_VALID_FOR / EMAIL_VALID_FOR give a default per channel). `depends_on` (a message or its id) with
     `depends_on_condition`, `_delay` and `_window` makes it wait for that message (see services.dependencies).
-    Raises MessageValidationError.
+    A message due inside the recipient's quiet hours gets the end of them as its send time (message_deferral),
+    unless `quiet_hours` is False. Raises MessageValidationError.
     """
     errors: dict[str, list[str]] = {}
     template = template or None  # "" and None both mean no template
@@ -140,12 +152,23 @@ def message_request_validate(
     except DjangoValidationError as error:
         errors["to"] = list(error.messages)
         recipient = to
+    else:
+        # Every path (API, batch, send_bulk, compose) checks here; an API key's own list is checked by
+        # api_key_message_refusal, campaigns' contacts by their fan-out.
+        refusal = destination_refusal(channel=channel, recipient=recipient)
+        if refusal:
+            errors["to"] = [refusal]
     try:
         sender = sender_normalize(channel, sender or "")
     except DjangoValidationError as error:
         errors["sender"] = list(error.messages)
     if (category or Category.MARKETING) not in CATEGORIES:
         errors["category"] = [f"'{category}' is not a category; use one of {', '.join(Category.values)}."]
+    if purpose and purpose not in PURPOSES:
+        errors["purpose"] = [f"'{purpose}' is not a purpose; use {', '.join(Purpose.values)} or leave it out."]
+    elif purpose == Purpose.OTP and category != Category.TRANSACTIONAL:
+        # A code sent as marketing would also be held back by every opt-out; and it is what pumping sends.
+        errors["purpose"] = ["A one-time code (purpose 'otp') is sent with category 'transactional'."]
     errors.update(_size_errors(subject=subject, body=body, html_body=html_body))
     errors.update(
         _json_errors(context=context or {}, metadata=metadata or {}, content_variables=content_variables or {})
@@ -179,8 +202,23 @@ def message_request_validate(
         errors["body"] = ["Give a body, or a template to render one."]
     elif not template and channel == "email" and not subject:
         errors["subject"] = ["An email needs a subject (or a template that has one)."]
-    expires_at, deadline_errors = _deadline(channel, send_at=send_at, expires_at=expires_at, valid_for=valid_for)
-    errors.update(deadline_errors)
+    deferral = None
+    if quiet_hours and not depends_on and not errors:
+        # A waiting message's time is its parent's to decide; a request with errors has no time worth computing.
+        deferral = message_deferral(channel=channel, recipient=recipient, category=category, send_at=send_at)
+    if deferral is not None and expires_at is not None and expires_at <= deferral.until:
+        errors["expires_at"] = [
+            f"The deadline comes before the end of the recipient's quiet hours. {deferral.describe()} "
+            'Give a later deadline, or "quiet_hours": false to send it at once.'
+        ]
+    else:
+        expires_at, deadline_errors = _deadline(
+            channel,
+            send_at=deferral.until if deferral else send_at,
+            expires_at=expires_at,
+            valid_for=valid_for,
+        )
+        errors.update(deadline_errors)
     dependency, dependency_errors = dependency_validate(
         channel=channel,
         depends_on=depends_on,
@@ -200,17 +238,20 @@ def message_request_validate(
         html_body=html_body or "",
         template=template or None,
         context=context or {},
-        send_at=send_at,
+        send_at=deferral.until if deferral else send_at,
         priority=priority or Priority.DEFAULT,
         metadata=metadata or {},
         sender=sender or "",
         language=language or "",
         category=category or Category.MARKETING,
+        purpose=purpose or "",
         media_urls=media_urls,
         content_sid=content_sid or "",
         content_variables={str(k): str(v) for k, v in content_variables.items()},
         expires_at=expires_at,
         dependency=dependency,
+        quiet_hours=quiet_hours,
+        deferral=deferral,
     )
     try:
         content = message_render(request)
@@ -220,6 +261,22 @@ def message_request_validate(
     if too_long:
         raise MessageValidationError({"body" if template is None else "template": [too_long]})
     return request, content
+
+
+def message_deferral(*, channel: str, recipient: str, category: str, send_at: datetime | None) -> Deferral | None:
+    """When a message due at `send_at` (None: now) falls inside its recipient's quiet hours, when it goes instead.
+
+    Marketing messages keep QUIET_HOURS, transactional ones QUIET_HOURS_TRANSACTIONAL (off by default: a one-time
+    code is wanted now). Both off, the default, costs one cached lookup.
+    """
+    window = quiet_hours_setting(transactional=category == Category.TRANSACTIONAL)
+    if window is None:
+        return None
+    return quiet_hours_deferral(
+        window=window,
+        moment=send_at or timezone.now(),
+        zones=recipient_zones(channel=channel, recipient=recipient),
+    )
 
 
 def sender_normalize(channel: str, sender: str) -> str:
@@ -353,6 +410,7 @@ def message_fields(request: MessageRequest, content: RenderedContent) -> dict[st
         "metadata": request.metadata,
         "priority": request.priority,
         "category": request.category,
+        "purpose": request.purpose,
         "media_urls": request.media_urls,
         "content_sid": request.content_sid,
         "content_variables": request.content_variables,
@@ -367,6 +425,27 @@ def message_fields(request: MessageRequest, content: RenderedContent) -> dict[st
 
 def _initial_status(send_at: datetime | None, now: datetime) -> str:
     return Status.SCHEDULED if send_at is not None and send_at > now else Status.QUEUED
+
+
+def message_holds(requests: list[MessageRequest], *, api_key: ApiKey | None) -> list[Hold | None]:
+    """Count new messages against the velocity limits (guard.services.velocity), in one Redis call: for each, None
+    when it may go, else why it is held. Asks Redis nothing when no limit applies to any of them."""
+    if not any(velocity_applies(request.purpose) for request in requests):
+        return [None] * len(requests)
+    key_id, key_name = (api_key.pk, api_key.name) if api_key is not None else (None, "")
+    outgoing = [Outgoing(r.channel, r.recipient, r.purpose, key_id, key_name) for r in requests]
+    return velocity_check_many(outgoing)
+
+
+def held_fields(hold: Hold) -> dict[str, Any]:
+    """The columns of a message held at creation: never queued, the reason where a failure's would be."""
+    return {
+        "status": Status.HELD,
+        "job_id": "",
+        "queued_at": None,
+        "last_error_code": hold.code,
+        "last_error_message": hold.reason,
+    }
 
 
 def message_create(
@@ -395,15 +474,23 @@ def message_create(
         "campaign": campaign,
         "idempotency_key": idempotency_key,
     }
+    # Waiting messages too: otherwise depending on one message would be a way around the limits.
+    hold = message_holds([request], api_key=api_key)[0]
+    if hold is not None:
+        values.update(held_fields(hold))
+        status = Status.HELD
     who = f"API key {api_key.name}" if api_key else (f"{created_by}" if created_by else "system")
     when = f" for {request.send_at:%Y-%m-%d %H:%M:%S %Z}" if status == Status.SCHEDULED else ""
+    if request.deferral is not None:
+        when += f". {request.deferral.describe().removesuffix('.')}"
     if status == Status.WAITING:
         when = f", waiting for {dependency_describe(Message(**values))}"
+    detail = f"Created by {who}{when}." + (f" {hold.reason}" if hold is not None else "")
     # On PostgreSQL the row and its first event are one statement, atomic on its own: no BEGIN and COMMIT
     # around it. A waiting message is settled against its parent in the same transaction as its INSERT.
     one_statement = row_with_event_insert_is_one_statement() and status != Status.WAITING
     with contextlib.nullcontext() if one_statement else transaction.atomic():
-        message = created_message_insert(values, detail=f"Created by {who}{when}.", now=now)
+        message = created_message_insert(values, detail=detail, code=hold.code if hold else "", now=now)
         if status == Status.QUEUED:
             # Pushed at the end of the caller's transaction, or at once if the INSERT committed by itself.
             enqueue_messages_on_commit([message])

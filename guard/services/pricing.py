@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-import phonenumbers
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -19,6 +18,7 @@ from django.dispatch import receiver
 from content.models import Channel
 from content.services.sms_segments import sms_segments
 from guard.models import ANY_COUNTRY, Price
+from guard.services.countries import phone_country
 
 # Channels whose price depends on the destination's country (the rest have one unit price).
 COUNTRY_PRICED = {Channel.SMS, Channel.WHATSAPP}
@@ -42,17 +42,7 @@ def destination_country(channel: str, recipient: str) -> str:
     """The ISO country of a phone recipient (E.164, or whatsapp:+…); "" for other channels or an unknown number."""
     if channel not in COUNTRY_PRICED:
         return ANY_COUNTRY
-    number = recipient.removeprefix("whatsapp:")
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return ANY_COUNTRY
-    # A number the metadata cannot place exactly (a range it does not know) is priced as its calling code's main
-    # country, as providers bill it.
-    region = phonenumbers.region_code_for_number(parsed)
-    if not region and parsed.country_code:
-        region = phonenumbers.region_code_for_country_code(parsed.country_code)
-    return region if region and region != phonenumbers.UNKNOWN_REGION else ANY_COUNTRY
+    return phone_country(recipient.removeprefix("whatsapp:"))
 
 
 def billed_units(channel: str, body: str) -> int:

@@ -356,6 +356,13 @@ EMAIL_SUBJECT_PREFIX = "[Tidings] "
 ARCHIVE_AFTER_DAYS = env.int("ARCHIVE_AFTER_DAYS", default=0)
 ARCHIVE_DIR = env("ARCHIVE_DIR", default=str(BASE_DIR / "archive"))
 ARCHIVE_TICK_INTERVAL = 10.0
+# Providers' actual prices (docs/guard.md, "Actual prices"): each minute one dispatcher asks Twilio for the price of
+# up to ACTUAL_PRICE_FETCH_PER_MINUTE sent SMS and WhatsApp messages (0 turns it off; keep it well under the account's
+# API rate limit, which sending shares), once they were sent ACTUAL_PRICE_FETCH_AFTER_MINUTES ago (Twilio fills the
+# price in after delivery) and until they are ACTUAL_PRICE_FETCH_MAX_DAYS old.
+ACTUAL_PRICE_FETCH_PER_MINUTE = env.int("ACTUAL_PRICE_FETCH_PER_MINUTE", default=60)
+ACTUAL_PRICE_FETCH_AFTER_MINUTES = env.float("ACTUAL_PRICE_FETCH_AFTER_MINUTES", default=10.0)
+ACTUAL_PRICE_FETCH_MAX_DAYS = env.float("ACTUAL_PRICE_FETCH_MAX_DAYS", default=3.0)
 # What the dispatcher runs besides handing out due messages, in this order: (dotted path of a function taking no
 # arguments, seconds between runs). Each runs on the first pass. The reconciler runs three times per
 # RECONCILE_AFTER, and at most once a second.
@@ -366,6 +373,7 @@ DISPATCHER_PERIODIC_TASKS = [
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
     ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
     *([("deliveries.services.archive.archive_tick", ARCHIVE_TICK_INTERVAL)] if ARCHIVE_AFTER_DAYS else []),
+    *([("deliveries.services.actual_prices.price_tick", 60.0)] if ACTUAL_PRICE_FETCH_PER_MINUTE > 0 else []),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
@@ -382,6 +390,31 @@ PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default=None)
 # Each process keeps the price list this many seconds between reads, so that an estimate costs no query; a price
 # saved in the admin or by `import_prices` applies in that process at once, in the others within this time.
 PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=10.0)
+# Destination allowlists (geo permissions): the countries (ISO 3166-1 alpha-2 codes, comma separated) SMS (and MMS)
+# and WhatsApp may be sent to; empty, every country. A message elsewhere is refused at creation; an API key's own
+# list can only narrow these. An unknown code stops the start (check tidings.E070).
+SMS_ALLOWED_COUNTRIES = [code.strip().upper() for code in env.list("SMS_ALLOWED_COUNTRIES", default=[]) if code.strip()]
+WHATSAPP_ALLOWED_COUNTRIES = [
+    code.strip().upper() for code in env.list("WHATSAPP_ALLOWED_COUNTRIES", default=[]) if code.strip()
+]
+# Velocity limits per hour at creation (docs/guard.md, "Velocity limits and one-time codes"); 0 turns one off. Every
+# message: off by default. One-time codes (purpose "otp"): on, strict enough to stop SMS pumping in its first minute.
+RECIPIENT_HOURLY_LIMIT = env.int("RECIPIENT_HOURLY_LIMIT", default=0)
+OTP_RECIPIENT_HOURLY_LIMIT = env.int("OTP_RECIPIENT_HOURLY_LIMIT", default=5)
+# A number's range: its first digits after the +. 7 is a carrier's block (+1 NPA-NXX, +44 7700 9) in most plans.
+VELOCITY_PREFIX_DIGITS = env.int("VELOCITY_PREFIX_DIGITS", default=7)
+PREFIX_DISTINCT_PER_HOUR = env.int("PREFIX_DISTINCT_PER_HOUR", default=0)
+OTP_PREFIX_DISTINCT_PER_HOUR = env.int("OTP_PREFIX_DISTINCT_PER_HOUR", default=20)
+KEY_HOURLY_LIMIT = env.int("KEY_HOURLY_LIMIT", default=0)
+OTP_KEY_HOURLY_LIMIT = env.int("OTP_KEY_HOURLY_LIMIT", default=1000)
+# Quiet hours of single messages, in the recipient's local time, like "21:00-08:00" (empty: off): a message due
+# inside them is scheduled for their end. Marketing messages keep QUIET_HOURS; transactional ones (one-time codes)
+# are wanted at once, so they keep only QUIET_HOURS_TRANSACTIONAL. Campaigns have their own quiet hours.
+QUIET_HOURS = env("QUIET_HOURS", default="")
+QUIET_HOURS_TRANSACTIONAL = env("QUIET_HOURS_TRANSACTIONAL", default="")
+# The zone of recipients whose own is not known (email, Messenger, a number phonenumbers cannot place); empty:
+# TIME_ZONE.
+QUIET_HOURS_DEFAULT_TIMEZONE = env("QUIET_HOURS_DEFAULT_TIMEZONE", default="")
 
 # --- Email: Django's EMAIL_BACKEND (anymail in production) --------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -15,7 +15,7 @@ from campaigns.services.completion import campaigns_complete_finished
 from deliveries.models import Message, Status
 from deliveries.state import transition
 from tests.campaigns.campaign_support import make_contacts, new_campaign
-from tests.factories import ContactListFactory
+from tests.factories import ContactFactory, ContactListFactory
 from tests.support import HOSTILE, assert_shown_only_escaped, run_burst_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -239,3 +239,24 @@ def test_campaign_names_and_error_texts_are_shown_escaped(admin_client, draft):
     for script in ("campaign_progress.js", "campaign_chart.js"):
         source = (Path(__file__).parents[2] / "campaigns/static/campaigns" / script).read_text()
         assert "innerHTML" not in source and "insertAdjacentHTML" not in source and "outerHTML" not in source
+
+
+def test_the_launch_confirmation_warns_of_recipients_in_countries_not_allowed_and_the_page_counts_them(
+    client, staff, draft, settings
+):
+    settings.SMS_ALLOWED_COUNTRIES = ["US"]
+    grant(staff, "launch_campaign")
+    ContactFactory(lists=[draft.contact_list], phone="+5511987654321")
+    ContactFactory(lists=[draft.contact_list], phone="+5511987654322")
+    confirmation = client.get(f"{CHANGELIST}{draft.pk}/launch/").content.decode()
+    assert (
+        "2 recipients are in countries SMS may not be sent to (BR 2; SMS_ALLOWED_COUNTRIES): no message will be "
+        "created for them." in confirmation
+    )
+    client.post(f"{CHANGELIST}{draft.pk}/launch/")
+    run_burst_worker()
+    assert Message.objects.filter(campaign=draft).count() == 4
+    assert "2 not sent: destination country not allowed (BR 2)." in page_of(client, draft)
+    settings.SMS_ALLOWED_COUNTRIES = []
+    other = new_campaign(draft.contact_list)
+    assert "may not be sent to" not in client.get(f"{CHANGELIST}{other.pk}/launch/").content.decode()

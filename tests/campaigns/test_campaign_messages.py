@@ -74,6 +74,17 @@ def test_quiet_hours_push_a_send_to_their_end_in_the_recipients_time():
     assert message.send_at == datetime(2026, 6, 1, 15, 0, tzinfo=UTC)  # 08:00 in Los Angeles (UTC-7)
 
 
+def test_the_quiet_hours_of_single_messages_leave_a_campaigns_messages_to_the_campaigns_own(settings):
+    settings.QUIET_HOURS = "21:00-08:00"
+    audience = ContactListFactory()
+    ContactFactory(lists=[audience], phone="+447911123456")
+    with freeze_time(datetime(2026, 6, 1, 22, 0, tzinfo=UTC)):  # 23:00 in London: the campaign has no quiet hours
+        campaign = new_campaign(audience)
+        campaign_launch(campaign=campaign)
+        campaign_fan_out(campaign_id=campaign.pk)
+    assert Message.objects.get(campaign=campaign).status == Status.QUEUED
+
+
 def test_a_contact_with_an_unknown_time_zone_gets_the_campaigns_time():
     audience = ContactListFactory()
     ContactFactory(lists=[audience], time_zone="Mars/Olympus_Mons")  # stored bypassing the contact services

@@ -167,3 +167,20 @@ def test_a_recurring_campaigns_occurrences_carry_its_steps():
     assert campaigns_fire_due_occurrences(now=campaign.next_run_at + timedelta(seconds=1)) == 1
     occurrence = campaign.occurrences.get()
     assert list(occurrence.steps.values_list("position", "delay")) == [(1, timedelta(hours=1))]
+
+
+def test_a_follow_up_step_to_a_country_its_channel_may_not_reach_is_not_stored_and_is_counted(settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["US"]
+    audience = three_contacts()
+    ContactFactory(
+        lists=[audience], phone="+5511987654321", email="abroad@example.com", sms_consent=True, email_consent=True
+    )
+    campaign = new_campaign(audience, template=email_template())
+    sms_step = TemplateFactory(channel="sms", body="Hi {{ name }}", variables={"name": None})
+    CampaignStep.objects.create(campaign=campaign, position=1, template=sms_step, condition="sent")
+    launched(campaign)
+    assert Message.objects.filter(campaign=campaign, channel="email").count() == 4  # email has no country
+    assert sorted(Message.objects.filter(campaign=campaign, channel="sms").values_list("recipient", flat=True)) == [
+        f"+1415700000{n}" for n in range(3)
+    ]
+    assert (campaign.targeted, campaign.fanout_state["not_allowed"]) == (7, {"BR": 1})

@@ -119,3 +119,27 @@ def test_a_local_time_campaign_with_nobody_to_send_to_completes():
     campaigns_tick()
     campaign.refresh_from_db()
     assert (campaign.status, campaign.targeted) == (Campaign.Status.COMPLETED, 0)
+
+
+def test_no_message_is_created_for_a_contact_in_a_country_not_allowed_and_the_campaign_counts_them(
+    settings, sms_outbox
+):
+    settings.SMS_ALLOWED_COUNTRIES = ["US"]
+    audience = ContactListFactory()
+    make_contacts(audience, 3)  # +1415…: US
+    for phone in ("+5511987654321", "+5511987654322", "+881612345678", "+447400123456"):
+        ContactFactory(lists=[audience], phone=phone)
+    make_contacts(audience, 2)
+    campaign = new_campaign(audience)
+    campaign_launch(campaign=campaign)
+    # Chunks of 2: the count carries on from one chunk to the next.
+    assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=2, processes=1) == 5
+    assert sorted(Message.objects.filter(campaign=campaign).values_list("recipient", flat=True)) == [
+        f"+1415{7000000 + i}" for i in (0, 1, 2, 7, 8)
+    ]
+    campaign.refresh_from_db()
+    progress = campaign_progress(campaign=campaign)
+    assert progress["not_allowed"] == {"BR": 2, "GB": 1, "unknown": 1}
+    assert (progress["not_allowed_total"], progress["recipients"], progress["targeted"]) == (4, 5, 5)
+    run_burst_worker()
+    assert len(sms_outbox) == 5

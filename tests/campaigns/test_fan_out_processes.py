@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Contact
 from campaigns.services import fan_out
 from campaigns.services.campaign_lifecycle import campaign_launch, campaign_resume
 from campaigns.services.fan_out import campaign_fan_out
@@ -131,3 +131,17 @@ def test_two_fan_outs_in_processes_at_once_write_each_contact_once():
     campaign.refresh_from_db()
     assert (campaign.targeted, campaign.fanout_done) == (300, True)
     assert Message.objects.filter(campaign=campaign).exclude(status=Status.QUEUED).count() == 0
+
+
+def test_processes_add_up_the_contacts_left_out_by_country_across_their_chunks(settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["US"]
+    audience = ContactListFactory()
+    for start in range(0, 40, 4):  # every chunk of 4 has one contact in Brazil
+        make_contacts(audience, 3)
+        Contact.objects.create(name="Abroad", phone=f"+55119876543{start:02d}", sms_consent=True).lists.add(audience)
+    campaign = new_campaign(audience, template=TemplateFactory(body="Hi {{ name }}"))
+    campaign_launch(campaign=campaign)
+    assert campaign_fan_out(campaign_id=campaign.pk, chunk_size=4, processes=3) == 30
+    campaign.refresh_from_db()
+    assert campaign.fanout_state["not_allowed"] == {"BR": 10}
+    assert not Message.objects.filter(recipient__startswith="+55").exists()

@@ -263,3 +263,13 @@ def test_a_process_failing_stops_the_run_with_what_to_do_and_running_again_sends
     assert again.accepted + again.already_sent == 52
     run_burst_worker()
     assert len(sms_outbox) == len({m.recipient for m in sms_outbox}) == 52
+
+
+def test_a_row_to_a_country_not_allowed_is_rejected_by_its_line_and_the_others_are_stored(tmp_path, settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["US"]
+    rows = "to\n+14155550101\n+5511987654321\n+14155550103\n"
+    out, error = send_bulk(csv=str(write_csv(tmp_path, rows)), channel="sms", body="Hi")
+    assert "Line 3: to: Sending sms to BR is not allowed (SMS_ALLOWED_COUNTRIES: US)." in out
+    assert "3 row(s): 2 were accepted" in out
+    assert error is not None and error.startswith("1 row(s) rejected.")
+    assert sorted(Message.objects.values_list("recipient", flat=True)) == ["+14155550101", "+14155550103"]

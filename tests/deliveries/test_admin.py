@@ -267,3 +267,22 @@ def test_batches_are_listed_read_only_with_their_messages_by_status(client, staf
     page = client.get(f"/admin/deliveries/batch/{batch.pk}/change/").content.decode()
     assert "queued 1" in page
     assert client.get(f"/admin/deliveries/message/?batch__id__exact={batch.pk}").status_code == 200
+
+
+def test_a_keys_countries_are_edited_in_the_admin_and_may_not_widen_the_global_lists(client, settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["GB", "US"]
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    api_key, raw = api_key_create(name="shop", scopes=["messages:send"])
+    url = f"/admin/deliveries/apikey/{api_key.pk}/change/"
+    refused = client.post(url, {"allowed_countries": "GB, BR"})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["allowed_countries"] == [
+        "BR is not in SMS_ALLOWED_COUNTRIES (GB, US): a key's countries can only narrow the ones allowed to all."
+    ]
+    api_key.refresh_from_db()
+    assert api_key.allowed_countries == []
+    assert client.post(url, {"allowed_countries": "gb"}).status_code == 302
+    api_key.refresh_from_db()
+    assert (api_key.allowed_countries, api_key.scopes, api_key.name) == (["GB"], ["messages:send"], "shop")
+    assert api_key_authenticate(raw).allowed_countries == ["GB"]  # the cached key was forgotten on save
+    assert 'value="GB"' in client.get(url).content.decode()

@@ -298,3 +298,29 @@ def test_a_dependency_on_a_missing_message_or_engagement_of_an_sms_is_refused(ap
     response = api.post(URL, sms(depends_on=parent["id"], depends_on_condition="not_clicked"), format="json")
     assert response.status_code == 400
     assert "only reported for email" in response.json()["depends_on_condition"][0]
+
+
+def test_a_message_to_a_country_sms_may_not_reach_is_refused_with_a_400_naming_it(api, settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["GB", "US"]
+    response = api.post(URL, sms(to="+5511987654321"), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"to": ["Sending sms to BR is not allowed (SMS_ALLOWED_COUNTRIES: GB, US)."]}
+    # MMS is SMS with media: the same list.
+    response = api.post(URL, sms(to="+5511987654321", media_urls=["https://example.com/a.jpg"]), format="json")
+    assert response.status_code == 400 and "BR" in response.json()["to"][0]
+    satellite = api.post(URL, sms(to="+881612345678"), format="json")
+    assert satellite.status_code == 400 and "its country cannot be told" in satellite.json()["to"][0]
+    assert not Message.objects.exists()
+    assert api.post(URL, sms(to="+447400123456"), format="json").status_code == 201
+
+
+def test_a_key_with_its_own_countries_may_send_only_there(api, api_key):
+    api_key.allowed_countries = ["GB"]
+    api_key.save()
+    response = api.post(URL, sms(to="+14155550100"), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"to": ["Sending sms to US is not allowed (this API key's countries: GB)."]}
+    assert not Message.objects.exists()
+    assert api.post(URL, sms(to="+447400123456"), format="json").status_code == 201
+    email = {"channel": "email", "to": "ada@example.com", "subject": "Hi", "body": "Hello"}
+    assert api.post(URL, email, format="json").status_code == 201  # email has no country

@@ -172,3 +172,26 @@ def test_a_refused_atomic_batch_does_not_use_up_its_key(api):
     corrected = api.post(URL, {**batch_payload(), "atomic": True}, format="json", HTTP_IDEMPOTENCY_KEY="batch-1")
     assert corrected.status_code == 201
     assert corrected.json()["accepted"] == 3
+
+
+def test_a_row_to_a_country_not_allowed_is_reported_in_its_result_and_the_others_are_stored(api, api_key, settings):
+    settings.WHATSAPP_ALLOWED_COUNTRIES = ["GB", "US"]
+    api_key.allowed_countries = ["US"]
+    api_key.save()
+    response = api.post(
+        URL,
+        {
+            "defaults": {"channel": "whatsapp", "body": "Hi"},
+            "messages": [{"to": "+14155550101"}, {"to": "+5511987654321"}, {"to": "+447400123456"}],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 2)
+    assert body["results"][1]["errors"] == {
+        "to": ["Sending whatsapp to BR is not allowed (WHATSAPP_ALLOWED_COUNTRIES: GB, US)."]
+    }
+    refused_by_key = "Sending whatsapp to GB is not allowed (this API key's countries: US)."
+    assert body["results"][2]["errors"] == {"to": [refused_by_key]}
+    assert list(Message.objects.values_list("recipient", flat=True)) == ["+14155550101"]

@@ -201,13 +201,27 @@ def test_a_periodic_task_that_loses_the_database_ends_the_pass_and_the_dispatche
     assert "Database unavailable, retrying in a moment: connection refused" in caplog.text
 
 
-def test_the_dispatchers_periodic_tasks_are_the_scheduler_the_reconciler_the_rollups_and_the_alerts(settings):
+def test_the_dispatchers_periodic_tasks_are_the_scheduler_the_reconciler_the_rollups_the_alerts_and_prices(settings):
     assert [path for path, _ in settings.DISPATCHER_PERIODIC_TASKS] == [
         "campaigns.services.campaign_scheduler.campaigns_tick",
         "deliveries.services.reconciler.reconcile",
         "analytics.services.rollup.rollup_tick",
         "console.services.alerts.alerts_check",
+        "deliveries.services.actual_prices.price_tick",
     ]
     assert dict(settings.DISPATCHER_PERIODIC_TASKS)["deliveries.services.reconciler.reconcile"] == max(
         settings.RECONCILE_AFTER / 3, 1.0
     )
+
+
+def test_create_api_key_with_countries_narrows_the_global_lists_and_never_widens_them(settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["GB", "US"]
+    err = StringIO()
+    call_command("create_api_key", "shop", "--countries", "gb, US", stdout=StringIO(), stderr=err)
+    assert ApiKey.objects.get(name="shop").allowed_countries == ["GB", "US"]
+    assert "It may send SMS and WhatsApp to: GB, US." in err.getvalue()
+    with pytest.raises(CommandError, match=r"^BR is not in SMS_ALLOWED_COUNTRIES \(GB, US\): a key's countries"):
+        call_command("create_api_key", "wider", "--countries", "GB,BR", stdout=StringIO(), stderr=StringIO())
+    with pytest.raises(CommandError, match=r"^UK is not an ISO 3166-1 alpha-2 code"):
+        call_command("create_api_key", "typo", "--countries", "UK", stdout=StringIO(), stderr=StringIO())
+    assert not ApiKey.objects.filter(name__in=["wider", "typo"]).exists()

@@ -180,3 +180,11 @@ def test_the_warning_shows_the_entrys_source_escaped(client, composer):
     suppress(channel="email", address="ada@example.com", source=HOSTILE)
     page = post(client, channel="email", to="ada@example.com", subject="Hi", body="Hi", _preview="1").content.decode()
     assert_shown_only_escaped(page.split('id="suppression-warning"')[1].split("</div>")[0])
+
+
+def test_a_recipient_in_a_country_not_allowed_is_a_form_error_naming_the_country(client, composer, settings):
+    settings.SMS_ALLOWED_COUNTRIES = ["GB"]
+    response = post(client, to="+14155550100", body="Hi", _send="Send")
+    assert response.status_code == 200
+    assert field_errors(response) == {"to": ["Sending sms to US is not allowed (SMS_ALLOWED_COUNTRIES: GB)."]}
+    assert not Message.objects.exists()

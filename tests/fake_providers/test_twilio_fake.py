@@ -425,3 +425,27 @@ def test_a_messaging_service_of_the_account_is_fetched_and_another_is_not_found(
     assert (response.json()["sid"], response.json()["account_sid"]) == (MESSAGING_SERVICE_SID, fake.account_sid)
     assert missing.status_code == 404 and missing.json()["code"] == 20404
     assert refused.status_code == 401 and refused.json()["code"] == 20003
+
+
+def test_a_fetched_message_shows_its_price_per_segment_once_the_carrier_has_reported_it(fake, client):
+    fake.configure(prices={"+44": "0.0400", "": "0.0500"}, price_after_fetches=1)
+    created = client.messages.create(to="+447400123456", from_=SENDER, body="ж" * 71)  # 2 UCS-2 segments
+    assert created.num_segments == "2"
+    first = client.messages(created.sid).fetch()
+    assert (first.price, first.status) == (None, "delivered")
+    second = client.messages(created.sid).fetch()
+    assert (second.price, second.price_unit) == ("-0.08000", "USD")
+    assert rest_error_fetch(client, "SM" + "0" * 32) == (404, 20404)
+
+
+def rest_error_fetch(client: Client, sid: str) -> tuple[int, int]:
+    with pytest.raises(TwilioRestException) as raised:
+        client.messages(sid).fetch()
+    return raised.value.status, raised.value.code
+
+
+def test_a_price_table_that_is_not_prefixes_to_decimal_strings_is_refused(fake):
+    response = requests.post(f"{fake.url}/_fake/config", json={"prices": {"+44": 0.04}}, timeout=5)
+    assert response.status_code == 400 and "prices must map number prefixes to decimal strings" in response.text
+    response = requests.post(f"{fake.url}/_fake/config", json={"price_after_fetches": -2}, timeout=5)
+    assert response.status_code == 400 and "price_after_fetches" in response.text

@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Send one message per row of a CSV file. The first line names the columns: 'to' is the recipient, "
         "every other column is template context. Running the same file again (same --key, by default the "
-        "file's content hash) sends nobody twice: rows already stored are skipped. A new --key sends again."
+        "file's content hash) sends nobody twice: rows already stored are skipped. A new --key sends again. "
+        "A 'purpose' column marks one-time codes ('otp', with --category transactional)."
     )
 
     def add_arguments(self, parser):
@@ -22,6 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--channel", choices=["sms", "email"], default="", help="Without a template: channel.")
         parser.add_argument("--body", default="", help="Without a template: the body ({{ column }} for a value).")
         parser.add_argument("--subject", default="", help="Without a template: an email's subject.")
+        parser.add_argument(
+            "--category", choices=["marketing", "transactional"], default="", help="Every row's (default marketing)."
+        )
         parser.add_argument("--at", default="", help="Send at this time (ISO 8601; server time zone if none).")
         parser.add_argument("--key", default="", help="Name of this send (default: the file's SHA-256).")
         parser.add_argument("--dry-run", action="store_true", help="Check and count every row, store nothing.")
@@ -34,7 +38,22 @@ class Command(BaseCommand):
             help="Processes checking and storing rows (PostgreSQL; default BULK_SEND_PROCESSES, the CPUs here).",
         )
 
-    def handle(self, *args, csv, template, channel, body, subject, at, key, dry_run, no_progress, processes, **options):
+    def handle(
+        self,
+        *args,
+        csv,
+        template,
+        channel,
+        body,
+        subject,
+        category,
+        at,
+        key,
+        dry_run,
+        no_progress,
+        processes,
+        **options,
+    ):
         if bool(template) == bool(channel or body):
             raise CommandError("Give either --template SLUG, or --channel and --body (and --subject for email).")
         send_at = None
@@ -55,6 +74,7 @@ class Command(BaseCommand):
                 channel=channel,
                 body=body,
                 subject=subject,
+                category=category,
                 send_at=send_at,
                 key=key,
                 dry_run=dry_run,
@@ -74,6 +94,8 @@ class Command(BaseCommand):
                 details={"file": csv, "accepted": report.accepted, "rejected": len(report.rejected)},
             )
         for row in report.rejected:
+            self.stdout.write(f"Line {row.line}: {row.reason}")
+        for row in report.held:
             self.stdout.write(f"Line {row.line}: {row.reason}")
         prefix = "Dry run, nothing stored. " if dry_run else ""
         self.stdout.write(f"{prefix}{csv} (key {report.key}): {report.summary()}")

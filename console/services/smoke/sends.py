@@ -84,6 +84,7 @@ def smoke_message_validate(channel: str, address: str) -> tuple[MessageRequest, 
         priority=Priority.HIGH,
         category=Category.TRANSACTIONAL,
         metadata={"smoke_test": True},
+        quiet_hours=False,  # an operator checking the system now waits for its answer now
     )
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import threading
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,6 +37,8 @@ from ..base import BaseBackend, OutgoingMessage, SendResult
 from ..curl import HttpCallError, http_call
 
 TWILIO_API_HOST = "https://api.twilio.com"
+
+logger = logging.getLogger(__name__)
 
 # The twilio client logs every request and response at INFO; that is noise at thousands a second.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -197,6 +200,26 @@ class SmsBackend(BaseBackend):
 
     def parse_response(self, message: OutgoingMessage, response: MessageInstance) -> SendResult:
         return self.result(message, response.sid, provider_status=response.status or "")
+
+    reports_prices = True
+
+    def fetch_price(self, provider_message_id: str) -> tuple[Decimal | None, str]:
+        """The message resource's `price` (Twilio reports it negative, a charge: "-0.00750") and `price_unit`;
+        null until Twilio has the carrier's figure, usually minutes after delivery."""
+        try:
+            resource = self._client().messages(provider_message_id).fetch()
+        except self.call_errors as error:
+            raise self.error_for(error) from error
+        if resource.price in (None, ""):
+            return None, ""
+        try:
+            price = abs(Decimal(resource.price))
+        except InvalidOperation:
+            logger.warning(
+                "Twilio gave message %s a price that is not a number: %r", provider_message_id, resource.price
+            )
+            return None, ""
+        return price, (resource.price_unit or "").upper()
 
     def error_for(self, error: Exception) -> DeliveryError:
         """Twilio's refusal as our error (permanent or worth retrying, with its reason), or a failure to reach it."""

@@ -6,6 +6,7 @@ from django.utils import timezone
 from deliveries.models import ApiKey, ApiScope, AuditEntry
 from deliveries.services.api_keys import (
     ApiKeyInvalid,
+    api_key_countries_validate,
     api_key_create,
     api_key_rate_validate,
     api_key_scopes_validate,
@@ -40,12 +41,21 @@ class Command(BaseCommand):
             "without it, any.",
         )
 
-    def handle(self, *args, name, scopes, expires_in, rate, senders, **options):
+        parser.add_argument(
+            "--countries",
+            type=_comma_list,
+            default=[],
+            help="Comma-separated ISO codes (GB,US) of the countries the key may send SMS and WhatsApp to, within "
+            "SMS_ALLOWED_COUNTRIES and WHATSAPP_ALLOWED_COUNTRIES; without it, those.",
+        )
+
+    def handle(self, *args, name, scopes, expires_in, rate, senders, countries, **options):
         # The options first: a mistyped scope is reported the same with or without a database.
         try:
             scopes = api_key_scopes_validate(scopes) if scopes is not None else None
             rate = api_key_rate_validate(rate)
             senders = [api_key_sender_validate(sender) for sender in senders]
+            countries = api_key_countries_validate(countries)
         except ApiKeyInvalid as error:
             raise CommandError(str(error)) from error
         if expires_in is not None and expires_in < 1:
@@ -57,7 +67,12 @@ class Command(BaseCommand):
         expires_at = timezone.now() + timedelta(days=expires_in) if expires_in is not None else None
         try:
             api_key, raw_key = api_key_create(
-                name=name, scopes=scopes, expires_at=expires_at, rate=rate, allowed_senders=senders
+                name=name,
+                scopes=scopes,
+                expires_at=expires_at,
+                rate=rate,
+                allowed_senders=senders,
+                allowed_countries=countries,
             )
         except ApiKeyInvalid as error:
             raise CommandError(str(error)) from error
@@ -69,6 +84,8 @@ class Command(BaseCommand):
             )
         else:
             self.stderr.write(f"API key '{api_key.name}' may: {', '.join(api_key.scopes)}.")
+        if countries:
+            self.stderr.write(f"It may send SMS and WhatsApp to: {', '.join(countries)}.")
         if expires_at is not None:
             self.stderr.write(f"It expires on {expires_at:%Y-%m-%d %H:%M %Z}.")
         self.stderr.write(f"Created API key '{api_key.name}'. It is shown only this once:")

@@ -33,6 +33,7 @@ from .selectors import (
     campaign_progress_series,
     campaign_reach,
     campaign_segments,
+    campaign_spent,
 )
 from .services.campaign_checks import (
     campaign_format_problems,
@@ -40,6 +41,7 @@ from .services.campaign_checks import (
     campaign_problems,
     campaign_warnings,
 )
+from .services.campaign_cost import CampaignCostEstimate, campaign_cost_estimate
 from .services.campaign_drafts import EDITABLE_FIELDS
 from .services.campaign_lifecycle import (
     CampaignStateError,
@@ -125,6 +127,29 @@ def progress_context(campaign: Campaign, *, funnel: bool = True) -> dict[str, An
     return context
 
 
+def draft_estimate(campaign: Campaign) -> CampaignCostEstimate:
+    """The draft's estimate, made once for the page (its launch check and its cost table both show it)."""
+    if not hasattr(campaign, "_cost_estimate"):
+        campaign._cost_estimate = campaign_cost_estimate(campaign=campaign)  # type: ignore[attr-defined]
+    return campaign._cost_estimate  # type: ignore[attr-defined]
+
+
+def cost_context(campaign: Campaign, estimate: CampaignCostEstimate | dict | None, launched: bool) -> dict[str, Any]:
+    """The cost table's figures: the estimate, as made at launch once launched."""
+    if isinstance(estimate, CampaignCostEstimate):
+        estimate = estimate.as_json()
+    rows = estimate["by_country"] if estimate else []
+    return {
+        "campaign": campaign,
+        "estimate": estimate,
+        "launched": launched,
+        "cap": campaign.spend_cap,
+        "sms": campaign.template is not None and campaign.template.channel == "sms",
+        "priced_recipients": sum(row["recipients"] for row in rows),
+        "units": sum(row["segments"] for row in rows),
+    }
+
+
 def details_context(campaign: Campaign, *, sent: int | None = None) -> dict[str, Any]:
     """The page's slower-moving parts: failures by code, segments, and the hourly series for the chart."""
     series = campaign_progress_series(campaign=campaign)
@@ -132,6 +157,7 @@ def details_context(campaign: Campaign, *, sent: int | None = None) -> dict[str,
         "campaign": campaign,
         "failures": campaign_failures(campaign=campaign),
         "segments": campaign_segments(campaign=campaign, sent_count=sent),
+        "spent": campaign_spent(campaign=campaign),
         "channel": campaign.template.channel if campaign.template is not None else "",
         "series": [{**point, "hour": point["hour"].isoformat()} for point in series],
     }
@@ -217,7 +243,14 @@ class CampaignAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     ]
-    readonly_fields = ["status_label", "progress_panel", "launch_problems", "next_run_at", *history_fields]
+    readonly_fields = [
+        "status_label",
+        "progress_panel",
+        "launch_problems",
+        "cost_panel",
+        "next_run_at",
+        *history_fields,
+    ]
     fieldsets = [
         (None, {"fields": ["name", "status_label", "progress_panel", "launch_problems"]}),
         ("What and to whom", {"fields": ["template", "contact_list", "segment"]}),
@@ -233,6 +266,14 @@ class CampaignAdmin(admin.ModelAdmin):
         (
             "Pace",
             {"fields": ["priority", "rate_limit_per_minute", "quiet_hours_start", "quiet_hours_end"]},
+        ),
+        (
+            "Cost",
+            {
+                "fields": ["cost_panel", "spend_cap"],
+                "description": "The price list (Cost guard › Prices) says what each recipient's message costs. "
+                "A campaign whose estimate passes its spend cap cannot be launched.",
+            },
         ),
         ("History", {"fields": [*history_fields]}),
     ]
@@ -312,10 +353,19 @@ class CampaignAdmin(admin.ModelAdmin):
     def launch_problems(self, obj):
         if obj is None or obj.pk is None or obj.status != Campaign.Status.DRAFT:
             return "—"
-        problems = [text for texts in campaign_problems(obj).values() for text in texts]
+        estimate = draft_estimate(obj) if obj.spend_cap is not None else None
+        problems = [text for texts in campaign_problems(obj, estimate=estimate).values() for text in texts]
         if not problems:
             return "Ready to launch."
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((p,) for p in problems)))
+
+    @admin.display(description="Estimated cost")
+    def cost_panel(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the campaign to see what it would cost."
+        launched = obj.status != Campaign.Status.DRAFT
+        estimate = obj.fanout_state.get("estimated_cost") if launched else draft_estimate(obj)
+        return render_to_string("admin/campaigns/campaign/cost_estimate.html", cost_context(obj, estimate, launched))
 
     # --- Lifecycle: list actions and buttons on the campaign page, all through the same services ---
 
@@ -409,8 +459,12 @@ class CampaignAdmin(admin.ModelAdmin):
             "schedule": self.schedule_summary(campaign),
         }
         if action == "launch":
+            estimate = campaign_cost_estimate(campaign=campaign)
             context["reach"] = campaign_reach(campaign=campaign)
-            context["problems"] = [text for texts in campaign_problems(campaign).values() for text in texts]
+            context["problems"] = [
+                text for texts in campaign_problems(campaign, estimate=estimate).values() for text in texts
+            ]
+            context["cost"] = cost_context(campaign, estimate, launched=False)
             context["warnings"] = [] if context["problems"] else campaign_warnings(campaign)
         else:
             context["progress"] = progress_context(campaign, funnel=False)["progress"]

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from content.models import MessageTemplate
@@ -73,6 +74,15 @@ class Campaign(models.Model):
         null=True, blank=True, help_text="No message starts between this local time and the end (e.g. 21:00)."
     )
     quiet_hours_end = models.TimeField(null=True, blank=True, help_text="End of the quiet hours (e.g. 08:00).")
+    spend_cap = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="The most this campaign may cost, in the price list's currency; empty: no cap. A campaign whose "
+        "estimate passes it cannot be launched.",
+    )
     recurrence = models.CharField(
         max_length=100,
         blank=True,

@@ -7,9 +7,11 @@ engagement and opt-outs from the analytics rollups; nothing here reads every mes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 from django.utils import timezone
 
 from analytics.selectors import campaign_funnel as analytics_campaign_funnel
@@ -230,6 +232,52 @@ def campaign_segments(
         live = sent_count - archived["messages"]
     estimate = round(counted * live / len(bodies)) + archived["segments"]
     return {"segments": estimate, "messages": live + archived["messages"], "estimate": True}
+
+
+# What a sent message cost: its estimate from the price list when it was created. The one place to switch to the
+# provider's price where known (Coalesce("actual_cost", "estimated_cost")) once messages record it.
+MESSAGE_COST = F("estimated_cost")
+# The statuses a provider bills: it accepted the message (whatever happened next).
+BILLED_STATUSES = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+
+
+@dataclass(frozen=True)
+class CampaignSpend:
+    """What a campaign's messages sent so far cost. `total` is None when they were priced in several
+    currencies; `unpriced` counts sent messages without a price (not counted in `total`)."""
+
+    total: Decimal | None
+    currency: str
+    messages: int
+    unpriced: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": None if self.total is None else str(self.total),
+            "currency": self.currency,
+            "messages": self.messages,
+            "unpriced_messages": self.unpriced,
+        }
+
+
+def campaign_spent(*, campaign) -> CampaignSpend:
+    """The cost of the campaign's messages sent so far (one GROUP BY over its sent rows, through the (campaign,
+    status) index). Archived messages are not included: their tallies keep no cost."""
+    rows = (
+        Message.objects.filter(campaign=campaign, status__in=BILLED_STATUSES)
+        .order_by()
+        .values("cost_currency")
+        .annotate(amount=Sum(MESSAGE_COST), messages=Count("pk"))
+    )
+    priced = {row["cost_currency"]: row for row in rows if row["cost_currency"]}
+    unpriced = sum(row["messages"] for row in rows if not row["cost_currency"])
+    messages = unpriced + sum(row["messages"] for row in priced.values())
+    if len(priced) > 1:
+        return CampaignSpend(total=None, currency="", messages=messages, unpriced=unpriced)
+    currency, row = next(iter(priced.items()), ("", {"amount": None}))
+    # SQLite sums decimals as floats: back to the six places prices have.
+    total = Decimal(row["amount"] or 0).quantize(Decimal("0.000001"))
+    return CampaignSpend(total=total, currency=currency, messages=messages, unpriced=unpriced)
 
 
 ENGAGEMENT_METRICS = ("opened", "clicked", "opted_out", "bounced", "complained")

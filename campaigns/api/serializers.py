@@ -10,8 +10,9 @@ from content.services.templates import template_create, template_update
 from deliveries.api.strict_serializers import SlugRelatedField, StrictModelSerializer, StrictSerializer
 
 from ..models import Campaign, CampaignStep, Contact, ContactList, Segment
-from ..selectors import campaign_progress, segment_contacts
+from ..selectors import campaign_progress, campaign_spent, segment_contacts
 from ..services.campaign_checks import campaign_problems
+from ..services.campaign_cost import CampaignCostEstimate, campaign_cost_estimate
 from ..services.campaign_drafts import EDITABLE_FIELDS, campaign_create, campaign_update
 from ..services.contact_lists import contact_list_create
 from ..services.contacts import contact_create, contact_update
@@ -179,6 +180,15 @@ class CampaignSerializer(StrictModelSerializer):
         many=True, read_only=True, help_text="Follow-up steps (read-only here; edit them in the admin)."
     )
     launch_problems = serializers.SerializerMethodField(help_text="What stops a draft from being launched.")
+    estimated_cost = serializers.SerializerMethodField(
+        help_text="What the campaign's own message to each recipient costs, by destination country: for a draft "
+        "if launched now, for a launched campaign as estimated at its launch. Decimals as strings; recipients "
+        "without a price are counted in unpriced_recipients. On a single campaign only, not in the list."
+    )
+    spent = serializers.SerializerMethodField(
+        help_text="What its messages sent so far cost (their estimated_cost, summed): total, currency, messages, "
+        "unpriced_messages. On a single campaign only, not in the list."
+    )
 
     class Meta:
         model = Campaign
@@ -200,14 +210,40 @@ class CampaignSerializer(StrictModelSerializer):
             "progress",
             "steps",
             "launch_problems",
+            "estimated_cost",
+            "spent",
         ]
         read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]
+
+    # A list of campaigns leaves the cost out (CampaignListSerializer): estimating reads every recipient of a
+    # draft, and the spend every sent message.
+    with_cost = True
+
+    def _estimate(self, campaign) -> CampaignCostEstimate:
+        """The draft's estimate, made once per response (launch_problems checks the cap against it too)."""
+        estimates = self.__dict__.setdefault("_estimates", {})
+        if campaign.pk not in estimates:
+            estimates[campaign.pk] = campaign_cost_estimate(campaign=campaign)
+        return estimates[campaign.pk]
+
+    def get_estimated_cost(self, campaign) -> dict | None:
+        if campaign.status == Campaign.Status.DRAFT:
+            return self._estimate(campaign).as_json()
+        return campaign.fanout_state.get("estimated_cost")
+
+    def get_spent(self, campaign) -> dict:
+        return campaign_spent(campaign=campaign).as_json()
 
     def get_progress(self, campaign) -> dict:
         return campaign_progress(campaign=campaign)
 
     def get_launch_problems(self, campaign) -> dict:
-        return campaign_problems(campaign) if campaign.status == Campaign.Status.DRAFT else {}
+        if campaign.status != Campaign.Status.DRAFT:
+            return {}
+        if not self.with_cost:
+            return campaign_problems(campaign, with_cost=False)
+        estimate = self._estimate(campaign) if campaign.spend_cap is not None else None
+        return campaign_problems(campaign, estimate=estimate)
 
     def create(self, validated_data):
         try:
@@ -220,3 +256,14 @@ class CampaignSerializer(StrictModelSerializer):
             return campaign_update(campaign=instance, **validated_data)
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
+
+
+class CampaignListSerializer(CampaignSerializer):
+    """A campaign in the list: without `estimated_cost` and `spent`, and without the spend cap's check in
+    `launch_problems` (each would read every recipient or every sent message of each campaign on the page)."""
+
+    with_cost = False
+
+    class Meta(CampaignSerializer.Meta):
+        fields = [name for name in CampaignSerializer.Meta.fields if name not in ("estimated_cost", "spent")]
+        read_only_fields = [name for name in fields if name not in ("id", *EDITABLE_FIELDS)]

@@ -24,6 +24,7 @@ from ..services.campaign_lifecycle import (
 )
 from ..services.contact_lists import contact_list_add, contact_list_remove
 from .serializers import (
+    CampaignListSerializer,
     CampaignSerializer,
     ContactIdsSerializer,
     ContactListSerializer,
@@ -144,6 +145,10 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     )
     serializer_class = CampaignSerializer
     filterset_fields = ["status", "parent"]
+
+    def get_serializer_class(self):
+        # The list leaves out what is costly per campaign (its estimate, its spend).
+        return CampaignListSerializer if self.action == "list" else CampaignSerializer
 
     def destroy(self, request, *args, **kwargs):
         campaign = self.get_object()

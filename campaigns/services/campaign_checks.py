@@ -20,14 +20,20 @@ from guard.services.destinations import ALLOWLIST_SETTINGS, destination_refused,
 from ..models import Campaign
 from ..scheduling import cron_is_valid
 from ..selectors import ADDRESS_FIELDS, campaign_recipients
+from .campaign_cost import CampaignCostEstimate, campaign_cost_estimate, campaign_spend_cap_problem
 
 # How many recipients' numbers the launch check looks at for countries their channel may not send to: the
 # fan-out checks every one, this only warns, and reading a million numbers would hold up the launch page.
 LAUNCH_CHECK_RECIPIENTS = 10_000
 
 
-def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
-    """What stops the campaign from being launched, by field (empty when it is ready)."""
+def campaign_problems(
+    campaign: Campaign, *, with_cost: bool = True, estimate: CampaignCostEstimate | None = None
+) -> dict[str, list[str]]:
+    """What stops the campaign from being launched, by field (empty when it is ready).
+
+    A campaign with a spend cap is estimated (campaign_cost_estimate, unless `estimate` is given) once the rest
+    is in order; `with_cost=False` leaves that out where it would cost too much (a list of campaigns)."""
     problems = campaign_format_problems(campaign)
 
     def problem(field: str, text: str) -> None:
@@ -47,6 +53,10 @@ def campaign_problems(campaign: Campaign) -> dict[str, list[str]]:
         problem("send_at", "Give the time to send at.")
     if campaign.schedule == Campaign.Schedule.LOCAL_TIME and campaign.local_time is None:
         problem("local_time", "Give the local time of day to send at, like 09:00.")
+    if with_cost and campaign.spend_cap is not None and not problems:
+        estimate = estimate or campaign_cost_estimate(campaign=campaign)
+        if cap_problem := campaign_spend_cap_problem(campaign=campaign, estimate=estimate):
+            problem("spend_cap", cap_problem)
     return problems
 
 
@@ -148,8 +158,8 @@ def campaign_normalize(campaign: Campaign) -> None:
     campaign.recurrence = " ".join(campaign.recurrence.split())
 
 
-def campaign_clean(campaign: Campaign) -> None:
+def campaign_clean(campaign: Campaign, *, estimate: CampaignCostEstimate | None = None) -> None:
     """Normalise what can be normalised; raise ValidationError(field -> messages) for what stops a launch."""
     campaign_normalize(campaign)
-    if problems := campaign_problems(campaign):
+    if problems := campaign_problems(campaign, estimate=estimate):
         raise ValidationError(problems)

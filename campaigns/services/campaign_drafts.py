@@ -28,6 +28,7 @@ EDITABLE_FIELDS = (
     "quiet_hours_start",
     "quiet_hours_end",
     "recurrence",
+    "spend_cap",
 )
 
 

@@ -32,6 +32,7 @@ from ..models import Campaign
 from ..scheduling import cron_next, zone_named
 from ..selectors import campaign_audience, campaign_recipients
 from .campaign_checks import campaign_clean
+from .campaign_cost import campaign_cost_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ def campaign_launch(*, campaign: Campaign, by: str = "") -> Campaign:
 
     Raises ValidationError when the campaign is not ready, CampaignStateError when it is not a draft.
     """
-    campaign_clean(campaign)
+    # Estimated before the launch (the cap is checked against it) and kept in the campaign as what it was then.
+    estimate = campaign_cost_estimate(campaign=campaign) if not campaign.recurrence else None
+    campaign_clean(campaign, estimate=estimate)
     now = timezone.now()
     if campaign.recurrence:
         next_run = cron_next(campaign.recurrence, after=now, zone=zone_named(campaign.time_zone))
@@ -96,7 +99,11 @@ def campaign_launch(*, campaign: Campaign, by: str = "") -> Campaign:
             excluded=audience - eligible,
             time_zone=campaign.time_zone,
             # `recipients`: how many the fan-out will create, so the campaign page can say how far it has got.
-            fanout_state={"launched_at": now.isoformat(), "recipients": eligible},
+            fanout_state={
+                "launched_at": now.isoformat(),
+                "recipients": eligible,
+                "estimated_cost": estimate.as_json() if estimate is not None else None,
+            },
         ):
             raise CampaignStateError(f"Campaign '{campaign}' is {campaign.get_status_display().lower()}, not a draft.")
         transaction.on_commit(lambda: campaign_enqueue_fan_out(campaign_id=campaign.pk))

@@ -111,6 +111,7 @@ def _occurrence_of(parent: Campaign, occurrence: datetime) -> Campaign:
         rate_limit_per_minute=parent.rate_limit_per_minute,
         quiet_hours_start=parent.quiet_hours_start,
         quiet_hours_end=parent.quiet_hours_end,
+        spend_cap=parent.spend_cap,  # each occurrence is held to the cap on its own
         parent=parent,
         occurrence_at=occurrence,
         created_by=parent.created_by,

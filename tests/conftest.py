@@ -2,6 +2,7 @@ import django_rq
 import pytest
 from rest_framework.test import APIClient
 
+from campaigns.services.campaign_spend_caps import campaign_cap_source
 from deliveries.backends.sms import locmem
 from deliveries.services.api_keys import api_key_create
 from fake_providers.messenger import FakeMessenger
@@ -28,6 +29,7 @@ def fresh_price_list():
     process's copy (guard.services.pricing) to forget it. The same for the spend caps."""
     forget_prices()
     forget_spend_caps()
+    campaign_cap_source.forget()
 
 
 @pytest.fixture(autouse=True)

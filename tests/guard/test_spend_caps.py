@@ -26,6 +26,7 @@ from deliveries.services.holds import held_messages_release
 from deliveries.services.recovery import fail_expired_messages
 from deliveries.staff_roles import OPERATORS, VIEWERS, staff_roles_ensure
 from guard.models import Price, SpendCap
+from guard.services.pricing import forget_prices
 from guard.services.spend_caps import KEY_PREFIX, TOTAL, Cap, cap_spent, cap_window, spend_cap_save
 from tests.campaigns.campaign_support import make_contacts, new_campaign
 from tests.factories import ContactListFactory
@@ -326,6 +327,31 @@ def test_a_registered_cap_source_holds_its_messages_too(sms_outbox, sms_price):
     assert held.first().last_error_message == (
         f"Held: campaign {campaign.pk}'s cap of 0.03 USD is reached (0.03 USD spent so far)."
     )
+
+
+def test_a_campaign_that_reaches_its_own_cap_after_launch_holds_the_rest_and_a_release_sends_them_once(
+    sms_outbox, sms_price
+):
+    audience = ContactListFactory()
+    make_contacts(audience, 5)
+    campaign = new_campaign(audience, spend_cap=Decimal("0.05"))
+    campaign_launch(campaign=campaign, by="test")  # estimated 5 x 0.01 = 0.05: within its cap
+    # The price list changes before the fan-out stores the messages: each now costs 0.02.
+    Price.objects.update(price=Decimal("0.0200"))
+    forget_prices()  # as saving it in the admin would
+    run_burst_worker()
+    assert len(sms_outbox) == 2
+    held = Message.objects.filter(campaign=campaign, status=Status.HELD)
+    assert held.count() == 3
+    assert {m.last_error_message for m in held} == {
+        "Held: the cap of campaign “Spring sale” of 0.05 USD is reached (0.04 USD spent so far)."
+    }
+    campaign.refresh_from_db()
+    assert campaign.status == campaign.Status.RUNNING  # not completed while messages are held
+    assert held_messages_release(message_ids=list(held.values_list("pk", flat=True)), by="ana") == 3
+    run_burst_worker()
+    assert len(sms_outbox) == 5
+    assert len({message.recipient for message in sms_outbox}) == 5  # each contact once
 
 
 def test_a_caps_day_and_month_are_the_time_zones(settings):

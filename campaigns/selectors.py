@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, QuerySet, Sum
+from django.db.models import Case, Count, F, Max, QuerySet, Sum, When
 from django.utils import timezone
 
 from analytics.selectors import campaign_funnel as analytics_campaign_funnel
@@ -234,9 +234,12 @@ def campaign_segments(
     return {"segments": estimate, "messages": live + archived["messages"], "estimate": True}
 
 
-# What a sent message cost: its estimate from the price list when it was created. The one place to switch to the
-# provider's price where known (Coalesce("actual_cost", "estimated_cost")) once messages record it.
-MESSAGE_COST = F("estimated_cost")
+# What a sent message cost: the provider's price once it reported one in the price list's currency (the actual
+# price job, deliveries.services.actual_prices), its estimate until then.
+MESSAGE_COST = Case(
+    When(actual_cost__isnull=False, actual_cost_currency=F("cost_currency"), then=F("actual_cost")),
+    default=F("estimated_cost"),
+)
 # The statuses a provider bills: it accepted the message (whatever happened next).
 BILLED_STATUSES = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 

@@ -98,6 +98,14 @@ def test_the_estimate_matches_the_messages_the_launch_creates_and_the_spend_foll
     assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
     after = api.get(f"/api/v1/campaigns/{campaign.pk}/").json()
     assert after["spent"] == {"total": "0.491600", "currency": "USD", "messages": 7, "unpriced_messages": 0}
+    # The provider's price replaces the estimate once reported (in the same currency; another one is not mixed in).
+    first, second = Message.objects.filter(campaign=campaign).order_by("pk")[:2]
+    Message.objects.filter(pk=first.pk).update(
+        actual_cost=first.estimated_cost + Decimal("0.1"), actual_cost_currency="USD"
+    )
+    Message.objects.filter(pk=second.pk).update(actual_cost=Decimal("5"), actual_cost_currency="EUR")
+    reported = api.get(f"/api/v1/campaigns/{campaign.pk}/").json()
+    assert reported["spent"]["total"] == "0.591600"
 
 
 def test_the_api_gives_the_estimate_by_country_on_a_campaign_and_leaves_it_out_of_the_list(prices, api):

@@ -128,6 +128,8 @@ def campaign_progress(*, campaign) -> dict[str, Any]:
         # The provider-feedback work adds the `suppressed` status; counted here as soon as it exists.
         "suppressed": total("suppressed"),
         "cancelled": total("cancelled"),
+        # Held by the cost guard (a spend cap, a velocity limit): a person releases or cancels them.
+        "held": total("held"),
         "by_status": counts,
     }
 

@@ -273,6 +273,9 @@ class Message(models.Model):
     cost_currency = models.CharField(max_length=3, blank=True)
     # A person released it from `held`: the spend caps count it but no longer hold it (a person decided).
     guard_released = models.BooleanField(default=False)
+    # The spend caps counted its cost: set by the worker's claim, so its own retries are not counted again; cleared
+    # by a person's retry or resend, a new send whose cost the caps check again.
+    spend_counted = models.BooleanField(default=False)
     # What the provider billed, once it says (deliveries.services.actual_prices; Twilio's `price`, as a positive
     # amount); NULL until then, or for good when it never says. price_checks counts the asks, so one it never
     # answers is asked PRICE_CHECKS_MAX times at most.

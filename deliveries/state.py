@@ -70,7 +70,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.PAUSED: frozenset({Status.SCHEDULED, Status.CANCELLED}),
     # Released by a person or by a raised cap (queued now, or scheduled for the next window), cancelled by a person,
     # or failed when it expired while held (a one-time code is useless after its deadline).
-    Status.HELD: frozenset({Status.QUEUED, Status.SCHEDULED, Status.CANCELLED, Status.FAILED}),
+    # Waiting: it depends on another message (the release puts it back to wait for its parent). Paused: its campaign
+    # is paused (resuming sends it).
+    Status.HELD: frozenset(
+        {Status.QUEUED, Status.SCHEDULED, Status.WAITING, Status.PAUSED, Status.CANCELLED, Status.FAILED}
+    ),
 }
 
 # Statuses a message only leaves through a person's action (or never).

@@ -7,11 +7,13 @@ from django.db.models import Count, ProtectedError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from content.models import MessageTemplate
 from content.services.templates import template_translation_set
 from deliveries.models import ApiScope, AuditEntry
+from deliveries.services.api_keys import api_key_campaign_refusal
 from deliveries.services.audit import audit_record
 
 from ..models import Campaign, Contact, ContactList, Segment
@@ -174,10 +176,13 @@ class CampaignViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
         campaign.refresh_from_db()
         return Response(self.get_serializer(campaign).data)
 
-    @extend_schema(request=None, responses={200: CampaignSerializer, 400: None, 409: None})
+    @extend_schema(request=None, responses={200: CampaignSerializer, 400: None, 403: None, 409: None})
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
-        """Start a draft (400 with what is missing); a recurring one waits for its next occurrence."""
+        """Start a draft (400 with what is missing); a recurring one waits for its next occurrence. 403 for a key
+        with its own destination countries or spend cap (a campaign's messages would escape them)."""
+        if refusal := api_key_campaign_refusal(request.auth):
+            raise PermissionDenied(refusal)
         return self._act(request, campaign_launch, AuditEntry.Action.CAMPAIGN_LAUNCHED)
 
     @extend_schema(request=None, responses={200: CampaignSerializer, 409: None})

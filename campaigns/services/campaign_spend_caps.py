@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from deliveries.models import Message
 from deliveries.services.spend_caps import CostedRow
 from guard.services.spend_caps import TOTAL, Cap
 
@@ -68,6 +69,13 @@ def campaign_cap(campaign_id: int, *, name: str, amount, currency: str) -> Cap:
 
 
 campaign_cap_source = CampaignCapSource()
+
+
+def paused_campaign_messages(message_ids: list[int]) -> set[int]:
+    """Those of these messages whose campaign is paused: released from a hold, they wait for its resumption."""
+    return set(
+        Message.objects.filter(pk__in=message_ids, campaign__status=Campaign.Status.PAUSED).values_list("pk", flat=True)
+    )
 
 
 @receiver(post_save, sender=Campaign, dispatch_uid="campaigns.forget_capped_campaigns")

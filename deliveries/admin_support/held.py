@@ -25,11 +25,11 @@ class HeldMessageActions:
     def release_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         ids = list(queryset.filter(status=Status.HELD).values_list("pk", flat=True))
         released = held_messages_release(message_ids=ids, by=request.user.get_username())
-        # Those of the selection no longer held were released now (a message released before was not held).
-        changed = Message.objects.filter(pk__in=ids, guard_released=True).exclude(status=Status.HELD)
+        # Exactly those this action moved, whatever held them (a cap or a velocity limit).
+        changed = Message.objects.filter(pk__in=released)
         audit_record_each(action=AuditEntry.Action.MESSAGES_RELEASED, targets=changed, request=request)
-        skipped = queryset.count() - released
+        skipped = queryset.count() - len(released)
         self.message_user(  # type: ignore[attr-defined]
             request,
-            f"Released {released} message(s)." + (f" {skipped} were not held, so left alone." if skipped else ""),
+            f"Released {len(released)} message(s)." + (f" {skipped} were not held, so left alone." if skipped else ""),
         )

@@ -62,7 +62,12 @@ def claim_transition(message_ids: list[int], provider: str, lease_seconds: float
         "message_ids": message_ids,
         "to_status": Status.SENDING,
         "from_statuses": [Status.QUEUED],
-        "fields": {"claim_token": token, "lease_expires_at": timezone.now() + lease, "attempts": F("attempts") + 1},
+        "fields": {
+            "claim_token": token,
+            "lease_expires_at": timezone.now() + lease,
+            "attempts": F("attempts") + 1,
+            "spend_counted": True,  # the caps counted it before this claim (deliveries.services.spend_caps)
+        },
         "detail": f"Handing to {provider}." if provider else "Handing to the provider.",
         "returning": SEND_FIELDS,
     }

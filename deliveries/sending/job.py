@@ -94,7 +94,7 @@ class QueuedRow(NamedTuple):
     cost_currency: str = ""
     api_key_id: int | None = None
     campaign_id: int | None = None
-    attempts: int = 0
+    spend_counted: bool = False
     guard_released: bool = False
 
 

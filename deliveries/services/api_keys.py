@@ -302,3 +302,21 @@ def _forget_changed_key(*, instance: ApiKey, created: bool = False, **kwargs: ob
     # A new one has nothing to forget.
     if instance.key_hash and not created:
         api_key_forget(api_key=instance)
+
+
+def api_key_campaign_refusal(key: ApiKey) -> str | None:
+    """Why this key may not launch a campaign: its own destination countries or spend cap bind the messages it
+    sends, but a campaign's messages are the campaign's (its contacts, its fan-out), not the key's, so they would
+    escape them. None: it may."""
+    from guard.models import SpendCap
+
+    if key.allowed_countries:
+        bound = f"its own destination countries ({', '.join(key.allowed_countries)})"
+    elif SpendCap.objects.filter(scope=SpendCap.Scope.API_KEY, scope_value=str(key.pk)).exists():
+        bound = "its own spend cap"
+    else:
+        return None
+    return (
+        f"This key has {bound}, which a campaign's messages would not be bound by: launch it from the admin, or "
+        "with a key without them."
+    )

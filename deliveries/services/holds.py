@@ -11,7 +11,7 @@ ahead.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -29,9 +29,9 @@ from .spend_caps import COST_FIELDS, HELD_CAP, cap_messages, caps_by_message
 READMIT_CHUNK = 1000
 
 
-def held_messages_release(*, message_ids: Sequence[int], by: str, code: str | None = None) -> int:
+def held_messages_release(*, message_ids: Sequence[int], by: str, code: str | None = None) -> list[int]:
     """Queue these held messages again, a person's decision: no cap holds them again. `code` narrows to the
-    messages held with that code (`held:cap`). Returns how many moved (the others were no longer held)."""
+    messages held with that code (`held:cap`). Returns the ids that moved (the others were no longer held)."""
     detail = f"Released by {by}." if by else "Released."
     return _queue_held(message_ids, detail=detail, released=True, code=code)
 
@@ -44,7 +44,7 @@ def held_messages_release_all(*, code: str | None, by: str) -> int:
     held = Message.objects.filter(status=Status.HELD, **({"last_error_code": code} if code else {})).order_by("pk")
     released, after = 0, 0
     while ids := list(held.filter(pk__gt=after).values_list("pk", flat=True)[: settings.SEND_BATCH_SIZE]):
-        released += held_messages_release(message_ids=ids, by=by, code=code)
+        released += len(held_messages_release(message_ids=ids, by=by, code=code))
         after = ids[-1]
     return released
 
@@ -70,40 +70,66 @@ def held_messages_readmit(cap: Cap) -> int:
             if stop is None:
                 admitted[item.caps] = admitted.get(item.caps, 0) + item.cost
         fitting += [row.pk for row in rows if row.pk not in caps]  # no cap of theirs left (a cap was removed)
-        readmitted += _queue_held(fitting, detail=detail, released=False, code=HELD_CAP)
+        readmitted += len(_queue_held(fitting, detail=detail, released=False, code=HELD_CAP))
         if len(fitting) < len(rows):
             break  # the cap is full again: the later ones wait
         after = rows[-1].pk
     return readmitted
 
 
-def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> int:
-    """held -> queued (send jobs pushed after the commit), or -> scheduled for one whose send time is still ahead
-    (the dispatcher queues it then). `released`: a person's release, which overrides the spend caps for a message a
+# Where a released message goes instead of `queued` when it may not go out yet.
+SCHEDULED, WAITING, PAUSED, QUEUED = Status.SCHEDULED, Status.WAITING, Status.PAUSED, Status.QUEUED
+
+# Registered by higher apps: given message ids, those that must wait rather than go (campaigns: those of a paused
+# campaign, which a release or a raised cap must not send behind the pause).
+_paused_by: list[Callable[[list[int]], set[int]]] = []
+
+
+def register_release_pause(check: Callable[[list[int]], set[int]]) -> Callable[[list[int]], set[int]]:
+    if check not in _paused_by:
+        _paused_by.append(check)
+    return check
+
+
+def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> list[int]:
+    """held -> queued (send jobs pushed after the commit); or -> scheduled for one whose send time is still ahead
+    (the dispatcher queues it then); -> waiting for one that depends on another message (the dependency sweep
+    releases or cancels it as its parent decides); -> paused for one a higher app says must wait (a paused
+    campaign's: resuming sends it). `released`: a person's release, which overrides the spend caps for a message a
     cap held (`guard_released`), never for one a velocity limit held: the caps still check that one."""
-    now, moved = timezone.now(), 0
+    now, moved = timezone.now(), []
     narrowed = {"last_error_code": code} if code else {}
     for ids in batches(list(message_ids), settings.SEND_BATCH_SIZE):
-        groups: dict[tuple[bool, bool], list[int]] = defaultdict(list)
-        for pk, held_by, send_at in Message.objects.filter(pk__in=ids, status=Status.HELD, **narrowed).values_list(
-            "pk", "last_error_code", "send_at"
-        ):
-            groups[(send_at is not None and send_at > now, released and held_by == HELD_CAP)].append(pk)
+        rows = list(
+            Message.objects.filter(pk__in=ids, status=Status.HELD, **narrowed).values_list(
+                "pk", "last_error_code", "send_at", "depends_on_id"
+            )
+        )
+        paused = set().union(*(check([row[0] for row in rows]) for check in _paused_by)) if rows else set()
+        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+        for pk, held_by, send_at, depends_on_id in rows:
+            if pk in paused:
+                to = PAUSED
+            elif depends_on_id is not None:
+                to = WAITING
+            elif send_at is not None and send_at > now:
+                to = SCHEDULED
+            else:
+                to = QUEUED
+            groups[(to, released and held_by == HELD_CAP)].append(pk)
         with transaction.atomic():
-            for (later, override), group in groups.items():
+            for (to, override), group in groups.items():
                 fields: dict[str, Any] = {"claim_token": None, "last_error_code": "", "last_error_message": ""}
                 if override:
                     fields["guard_released"] = True
-                if later:
-                    moved += len(
-                        transition(
-                            group,
-                            to_status=Status.SCHEDULED,
-                            from_statuses=[Status.HELD],
-                            extra_filter=narrowed or None,
-                            fields=fields,
-                            detail=detail,
-                        )
+                if to != QUEUED:
+                    moved += transition(
+                        group,
+                        to_status=to,
+                        from_statuses=[Status.HELD],
+                        extra_filter=narrowed or None,
+                        fields=fields,
+                        detail=detail,
                     )
                     continue
                 queued = transition(
@@ -116,5 +142,5 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
                     returning=["priority", "job_id"],
                 )
                 enqueue_messages_on_commit(queued)
-                moved += len(queued)
+                moved += [message.pk for message in queued]
     return moved

@@ -541,7 +541,7 @@ def message_retry(*, message: Message, by: str = "") -> bool:
             [message.pk],
             to_status=Status.QUEUED,
             from_statuses=[Status.FAILED],
-            fields={"job_id": job_id, "send_at": None, "claim_token": None},
+            fields={"job_id": job_id, "send_at": None, "claim_token": None, "spend_counted": False},
             detail=f"Retried by {by}." if by else "Retried.",
         )
         if moved:
@@ -559,7 +559,7 @@ def message_review_resend(*, message: Message, by: str = "") -> bool:
             [message.pk],
             to_status=Status.QUEUED,
             from_statuses=[Status.REVIEW],
-            fields={"job_id": job_id, "send_at": None, "claim_token": None},
+            fields={"job_id": job_id, "send_at": None, "claim_token": None, "spend_counted": False},
             detail=f"Checked by {by or 'a person'}: not at the provider. Sending again.",
         )
         if moved:

@@ -37,7 +37,7 @@ DEFERRED_CAP = "deferred:cap"  # a cap that defers: not held, so no alert; the r
 # A message has cost money once it went to the provider: these statuses, stamped `sending_at` in the window.
 SPENT_STATUSES = [Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.REVIEW]
 # The columns the check reads, after the worker's own (deliveries.sending.job.QueuedRow).
-COST_FIELDS = ("estimated_cost", "cost_currency", "api_key_id", "campaign_id", "attempts", "guard_released")
+COST_FIELDS = ("estimated_cost", "cost_currency", "api_key_id", "campaign_id", "spend_counted", "guard_released")
 
 
 class CostedRow(Protocol):
@@ -56,7 +56,7 @@ class CostedRow(Protocol):
     @property
     def campaign_id(self) -> int | None: ...
     @property
-    def attempts(self) -> int: ...
+    def spend_counted(self) -> bool: ...
     @property
     def guard_released(self) -> bool: ...
 
@@ -112,9 +112,10 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
     Redis round trip for all. Each stopped row goes queued -> held (or -> scheduled at the next window's start, for a
     cap that defers). Returns the new status of each row stopped, by id.
 
-    A message retried after an attempt was counted at its first; one a person released is counted, not checked."""
+    A message the worker retries after an attempt was counted at its first (its claim set `spend_counted`); one a
+    person retries or resends is a new send, counted again; one a person released is counted, not checked."""
     caps = caps_by_message(rows)
-    chosen = [row for row in rows if row.pk in caps and not row.attempts]
+    chosen = [row for row in rows if row.pk in caps and not row.spend_counted]
     if not chosen:
         return {}
     items = [
@@ -172,7 +173,8 @@ def spend_refund_deferred(message_ids: Iterable[int]) -> None:
     take their cost back, since they are checked and counted again when they come back."""
     if not spend_caps_active():
         return
-    rows = list(Message.objects.filter(pk__in=list(message_ids), attempts=0).only("pk", "channel", *COST_FIELDS))
+    unclaimed = Message.objects.filter(pk__in=list(message_ids), spend_counted=False)
+    rows = list(unclaimed.only("pk", "channel", *COST_FIELDS))
     caps = caps_by_message(rows)
     spend_refund([SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk]) for row in rows if row.pk in caps])  # type: ignore[operator]
 

@@ -133,3 +133,13 @@ def test_the_panel_is_only_for_staff_who_may_see_messages(client):
     sent(at=timezone.now(), estimate="0.0079")
     page = staff_client(client, may_view_messages=False).get("/admin/").content.decode()
     assert 'id="tidings-spend"' not in page
+
+
+def test_the_dashboard_answers_with_its_spend_panel_while_the_cache_redis_is_down(client, settings, spending):
+    # django-redis raises its own ConnectionInterrupted (not a RedisError) when Redis does not answer.
+    down = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    staff_client(client)
+    settings.CACHES = {"default": down}
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    assert "Spend per day (USD)" in response.content.decode()

@@ -101,7 +101,14 @@ def test_suppressed_is_a_dead_end_reached_only_before_sending():
 
 def test_a_held_message_is_never_sent_and_leaves_only_by_release_cancel_or_expiry():
     assert Status.SENDING not in TRANSITIONS[Status.HELD]
-    assert TRANSITIONS[Status.HELD] == {Status.QUEUED, Status.SCHEDULED, Status.CANCELLED, Status.FAILED}
+    assert TRANSITIONS[Status.HELD] == {
+        Status.QUEUED,
+        Status.SCHEDULED,
+        Status.WAITING,
+        Status.PAUSED,
+        Status.CANCELLED,
+        Status.FAILED,
+    }
     # Held from any status before the provider call, never after it.
     assert set(sources_for(Status.HELD)) == {Status.SCHEDULED, Status.QUEUED, Status.SENDING}
 

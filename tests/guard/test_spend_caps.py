@@ -178,7 +178,7 @@ def test_a_released_message_is_sent_and_not_held_again_by_the_cap(sms_outbox, sm
     first, second = post_sms(api, 2)
     run_burst_worker()
     assert Message.objects.get(pk=second).status == Status.HELD
-    assert held_messages_release(message_ids=[second], by="ops") == 1
+    assert len(held_messages_release(message_ids=[second], by="ops")) == 1
     run_burst_worker()
     released = Message.objects.get(pk=second)
     assert (released.status, released.guard_released, released.last_error_code) == (Status.SENT, True, "")
@@ -348,7 +348,7 @@ def test_a_campaign_that_reaches_its_own_cap_after_launch_holds_the_rest_and_a_r
     }
     campaign.refresh_from_db()
     assert campaign.status == campaign.Status.RUNNING  # not completed while messages are held
-    assert held_messages_release(message_ids=list(held.values_list("pk", flat=True)), by="ana") == 3
+    assert len(held_messages_release(message_ids=list(held.values_list("pk", flat=True)), by="ana")) == 3
     run_burst_worker()
     assert len(sms_outbox) == 5
     assert len({message.recipient for message in sms_outbox}) == 5  # each contact once
@@ -451,7 +451,7 @@ def test_releasing_a_message_a_velocity_limit_held_leaves_it_to_the_spend_caps(s
         estimated_cost=Decimal("0.01"),
         cost_currency="USD",
     )
-    assert held_messages_release(message_ids=[velocity.pk], by="ops") == 1
+    assert len(held_messages_release(message_ids=[velocity.pk], by="ops")) == 1
     run_burst_worker()
     velocity.refresh_from_db()
     assert (velocity.status, velocity.guard_released, velocity.last_error_code) == (Status.HELD, False, "held:cap")
@@ -463,6 +463,6 @@ def test_a_released_message_whose_time_is_ahead_waits_for_it(sms_price):
     message = Message.objects.create(
         channel="sms", recipient="+14157000009", body="x", status=Status.HELD, last_error_code="held:cap", send_at=later
     )
-    assert held_messages_release(message_ids=[message.pk], by="ops") == 1
+    assert len(held_messages_release(message_ids=[message.pk], by="ops")) == 1
     message.refresh_from_db()
     assert (message.status, message.send_at, message.guard_released) == (Status.SCHEDULED, later, True)

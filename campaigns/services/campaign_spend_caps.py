@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models.signals import post_save
@@ -47,16 +48,16 @@ class CampaignCapSource:
         if not campaign_ids:
             return {}
         currency = price_list_currency()
+        capped = Campaign.objects.filter(pk__in=campaign_ids, spend_cap__isnull=False)
         caps = {
             pk: campaign_cap(pk, name=name, amount=amount, currency=currency)
-            for pk, name, amount in Campaign.objects.filter(pk__in=campaign_ids, spend_cap__isnull=False).values_list(
-                "pk", "name", "spend_cap"
-            )
+            for pk, name, amount in capped.values_list("pk", "name", "spend_cap")
+            if amount is not None
         }
         return {row.pk: (caps[row.campaign_id],) for row in rows if row.campaign_id in caps}
 
 
-def campaign_cap(campaign_id: int, *, name: str, amount, currency: str) -> Cap:
+def campaign_cap(campaign_id: int, *, name: str, amount: Decimal, currency: str) -> Cap:
     return Cap(
         key=f"campaign:{campaign_id}",
         label=f"the cap of campaign “{name}”",

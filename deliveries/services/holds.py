@@ -108,6 +108,7 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
         paused = set().union(*(check([row[0] for row in rows]) for check in _paused_by)) if rows else set()
         groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
         for pk, held_by, send_at, depends_on_id in rows:
+            to: str
             if pk in paused:
                 to = PAUSED
             elif depends_on_id is not None:
@@ -118,14 +119,14 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
                 to = QUEUED
             groups[(to, released and held_by == HELD_CAP)].append(pk)
         with transaction.atomic():
-            for (to, override), group in groups.items():
+            for (to_status, override), group in groups.items():
                 fields: dict[str, Any] = {"claim_token": None, "last_error_code": "", "last_error_message": ""}
                 if override:
                     fields["guard_released"] = True
-                if to != QUEUED:
+                if to_status != QUEUED:
                     moved += transition(
                         group,
-                        to_status=to,
+                        to_status=to_status,
                         from_statuses=[Status.HELD],
                         extra_filter=narrowed or None,
                         fields=fields,

@@ -486,6 +486,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "content.models.Channel",
         "StatusEnum": "deliveries.models.Status",
+        # A campaign's status is in its detail and in its list's item (two components): named once, as before.
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
         "DependencyConditionEnum": "deliveries.models.DependencyCondition",
     },
 }

@@ -25,7 +25,7 @@ class SpendCapAdmin(admin.ModelAdmin):
     """Caps on spend. Superusers add and remove them; operators (guard.change_spendcap) change the amount, and
     raising it re-admits the messages it held (guard.services.spend_caps.spend_cap_save)."""
 
-    list_display = ["__str__", "scope", "scope_value", "period", "amount", "currency", "on_reach", "spent"]
+    list_display = ["__str__", "covers", "limit", "when_reached", "spent"]
     list_filter = ["scope", "period"]
     fields = ["scope", "scope_value", "period", "amount", "currency", "on_reach"]
 
@@ -43,6 +43,26 @@ class SpendCapAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         spend_cap_save(cap=obj)
+
+    @admin.display(description="covers", ordering="scope")
+    def covers(self, cap: SpendCap) -> str:
+        if cap.scope == SpendCap.Scope.ALL:
+            return "every message"
+        if cap.scope == SpendCap.Scope.API_KEY:
+            return f"API key #{cap.scope_value}"
+        return f"{cap.scope_value} messages"
+
+    @admin.display(description="cap", ordering="amount")
+    def limit(self, cap: SpendCap) -> str:
+        return f"{money(cap.amount)} {cap.currency} a {cap.get_period_display().lower()}"
+
+    @admin.display(description="when reached", ordering="on_reach")
+    def when_reached(self, cap: SpendCap) -> str:
+        return (
+            "defer to the next " + cap.get_period_display().lower()
+            if cap.on_reach == SpendCap.OnReach.DEFER
+            else "hold"
+        )
 
     @admin.display(description="spent in this window")
     def spent(self, cap: SpendCap) -> str:

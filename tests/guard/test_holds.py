@@ -136,3 +136,12 @@ def test_a_key_with_its_own_countries_or_cap_may_not_launch_a_campaign_whose_mes
     assert campaign.status == campaign.Status.DRAFT
     run_burst_worker()
     assert sms_outbox == []
+
+
+def test_a_held_messages_page_says_why_it_is_held_and_offers_the_release(admin_client, settings):
+    settings.RECIPIENT_HOURLY_LIMIT = 1
+    create(body="first")
+    held = create(body="second")
+    page = admin_client.get(f"/admin/deliveries/message/{held.pk}/change/").content.decode()
+    assert "<strong>Held by the cost guard" in page and "<strong>Last error" not in page
+    assert "passed the limit of 1 per recipient" in page and "Release this message" in page

@@ -241,7 +241,9 @@ def test_an_operator_raises_a_cap_in_the_admin_and_its_held_messages_go(client, 
     run_burst_worker()
     staff(client, OPERATORS)
     listing = client.get("/admin/guard/spendcap/").content.decode()
-    assert "0.00 USD (0%)" not in listing or "spent in this window" in listing
+    # What it covers, its amount a day, what it does when reached, and its spend (0.03 USD held against 0.00: full).
+    for text in ("sms messages", "0.00 USD a day", "hold", "Spent in this window", "(100%)"):
+        assert text in listing, text
     response = client.post(f"/admin/guard/spendcap/{cap.pk}/change/", {"amount": "0.02"})
     assert response.status_code == 302, response.content.decode()[:2000]
     run_burst_worker()

@@ -147,6 +147,8 @@ class FakeProvider:
         self._callbacks: list[Callback] = []
         self._callbacks_in_flight = 0
         self._request_count = 0
+        self._answers_waiting = 0
+        self._peak_answers_waiting = 0
         self._tasks: set[asyncio.Task] = set()
         self.server: BackgroundServer | None = None
 
@@ -215,6 +217,23 @@ class FakeProvider:
             return [dict(callback) for callback in self._callbacks]
 
     @property
+    def peak_answers_waiting(self) -> int:
+        """The most requests that were waiting out the latency at the same time since the last reset: above 1 shows
+        that slow answers overlap, as a real provider's do, rather than queue behind each other."""
+        with self._lock:
+            return self._peak_answers_waiting
+
+    async def _wait_out(self, latency: float) -> None:
+        with self._lock:
+            self._answers_waiting += 1
+            self._peak_answers_waiting = max(self._peak_answers_waiting, self._answers_waiting)
+        try:
+            await asyncio.sleep(latency)
+        finally:
+            with self._lock:
+                self._answers_waiting -= 1
+
+    @property
     def callbacks_in_flight(self) -> int:
         """Callbacks scheduled or being posted."""
         with self._lock:
@@ -228,6 +247,7 @@ class FakeProvider:
             self._messages.clear()
             self._callbacks.clear()
             self._request_count = 0
+            self._peak_answers_waiting = self._answers_waiting
             self._faults = self._initial_faults
             self._callback_settings = self._initial_callback_settings
             self._random = random.Random(self._initial_faults.seed)
@@ -370,7 +390,7 @@ class FakeProvider:
             faults = self._faults
             draw = self._random.random()
         if faults.latency:
-            await asyncio.sleep(faults.latency)
+            await self._wait_out(faults.latency)
         if faults.down:
             return self.refusal(503)
         if not self.is_authorized(request):

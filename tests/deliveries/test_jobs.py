@@ -23,14 +23,14 @@ def schedule(send_at, **fields):
     return message_create(request=request, content=content)
 
 
-def test_a_job_arriving_long_before_its_time_gives_its_messages_back_to_the_dispatcher(sms_outbox, settings):
+def test_a_job_arriving_long_before_its_time_gives_its_messages_back_to_the_dispatcher(sms_outbox):
     send_at = timezone.now() + timedelta(hours=1)
     message = schedule(send_at)
     Message.objects.filter(pk=message.pk).update(status=Status.QUEUED, queued_at=timezone.now())
 
     started = time.monotonic()
     assert jobs.send_messages([message.pk], not_before=send_at.timestamp()) == {}
-    assert time.monotonic() - started < settings.DISPATCH_LOOKAHEAD  # it did not wait for the hour
+    assert time.monotonic() - started < 600  # a hang guard, not a speed claim: waiting would have taken the hour
 
     message.refresh_from_db()
     assert message.status == Status.SCHEDULED

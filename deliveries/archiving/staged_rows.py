@@ -86,6 +86,8 @@ class PythonStagedRows:
                 if row[attname] in missing:
                     row[attname] = None
         rows_insert_exact(Message, rows)
+        for pk in events_of:
+            self.rows.pop(pk, None)  # a message already in the table: done with, not staged for a later chunk
         events = [event for pk in events_of for event in self.events.pop(pk, [])]
         present = set(MessageEvent.objects.filter(pk__in=[e["id"] for e in events]).values_list("pk", flat=True))
         new = sorted((event for event in events if event["id"] not in present), key=lambda event: event["id"])

@@ -54,12 +54,16 @@ def seed_old_messages(
     batch: Batch | None = None,
     chains: int = 0,
 ) -> list[int]:
-    """`count` finished messages created up to `days_old` days ago (spread over up to three days before), with
-    their events;
-    the first `chains` pairs are a parent and a message depending on it. Returns their ids."""
+    """`count` finished messages created about `days_old` days ago (spread over up to three days before), with
+    their events; the first `chains` pairs are a parent and a message depending on it. Returns their ids.
+
+    The last is made at 23:00 UTC of the day `days_old` days ago, not at this hour minus `days_old`: so a spread
+    shorter than 23 hours is one day's file whatever the time the tests run (just after midnight, a few minutes of
+    messages would otherwise cross into a second day)."""
     ids = _ids(Message, count)
     step = min(257.3, 3 * 86400 / count)  # seconds between two messages: at most three days in all
-    start = timezone.now() - timedelta(days=days_old) - timedelta(seconds=step * count)
+    day = (timezone.now() - timedelta(days=days_old)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day + timedelta(hours=23) - timedelta(seconds=step * count)
     template_message = _row(Message(channel="sms", recipient="+14155550100"))
     template_event = _row(MessageEvent(message_id=0))
     messages, events = [], []

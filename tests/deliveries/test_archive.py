@@ -75,6 +75,18 @@ def test_a_restore_run_twice_restores_nothing_twice(tmp_path):
     assert table_dump() == before
 
 
+def test_a_second_restore_over_many_chunks_counts_each_message_present_once_and_none_waiting(tmp_path):
+    seed_old_messages(20, chains=3)
+    analytics_rollup()
+    archive(tmp_path, chunk_size=4)  # five chunks: each message already there must be done with in its own
+    files = list(tmp_path.iterdir())
+    messages_restore(paths=files)
+
+    again = messages_restore(paths=files)
+
+    assert (again.messages, again.already_present, again.waiting) == (0, 20, {})
+
+
 def test_each_line_names_its_model_and_every_field(tmp_path):
     [pk] = seed_old_messages(1)
     analytics_rollup()

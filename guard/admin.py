@@ -1,11 +1,11 @@
 """The cost guard in the admin: the price list (one row per channel and destination country; `manage.py
 import_prices` loads many) and the spend caps, each with what its window has cost so far."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from .models import Price, SpendCap
-from .services.spend_caps import Cap, cap_spent, money, spend_cap_save
+from .services.spend_caps import Cap, cap_spent, channels_caps_cannot_count, money, spend_cap_save
 
 
 @admin.register(Price)
@@ -43,6 +43,16 @@ class SpendCapAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         spend_cap_save(cap=obj)
+
+    def changelist_view(self, request, extra_context=None):
+        for channel in channels_caps_cannot_count():
+            self.message_user(
+                request,
+                f"{channel} has no price, so no cap counts its messages: add its price under Prices "
+                "(a row with a blank country is its price for every destination).",
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="covers", ordering="scope")
     def covers(self, cap: SpendCap) -> str:

@@ -23,7 +23,7 @@ from guard.services.spend_caps import MICRO, Cap, SpendItem, after_cap_raised, m
 from ..models import Message, Status
 from ..state import transition
 from .dispatch import batches, enqueue_messages_on_commit, new_job_id
-from .spend_caps import COST_FIELDS, HELD_CAP, cap_messages, caps_by_message
+from .spend_caps import COST_FIELDS, HELD_CAP, HELD_UNPRICED, cap_messages, caps_by_message
 
 # A raised cap looks at this many of its oldest held messages at a time (one Redis round trip to decide them).
 READMIT_CHUNK = 1000
@@ -117,7 +117,7 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
                 to = SCHEDULED
             else:
                 to = QUEUED
-            groups[(to, released and held_by == HELD_CAP)].append(pk)
+            groups[(to, released and held_by in (HELD_CAP, HELD_UNPRICED))].append(pk)
         with transaction.atomic():
             for (to_status, override), group in groups.items():
                 fields: dict[str, Any] = {"claim_token": None, "last_error_code": "", "last_error_message": ""}

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db.models import Q, Sum
 
+from guard.services.countries import phone_country
+from guard.services.pricing import price_list
 from guard.services.spend_caps import (
     MICRO,
     TOTAL,
@@ -33,6 +35,8 @@ from ..models import Message, Status
 from ..state import transition
 
 HELD_CAP = "held:cap"
+# A message a cap covers whose destination has no price: the cap cannot count it, so it does not pass unchecked.
+HELD_UNPRICED = "held:unpriced"
 DEFERRED_CAP = "deferred:cap"  # a cap that defers: not held, so no alert; the reason is on the timeline
 # A message has cost money once it went to the provider: these statuses, stamped `sending_at` in the window.
 SPENT_STATUSES = [Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.REVIEW]
@@ -47,6 +51,8 @@ class CostedRow(Protocol):
     def pk(self) -> int: ...
     @property
     def channel(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
     @property
     def estimated_cost(self) -> Decimal | None: ...
     @property
@@ -91,20 +97,38 @@ def spend_caps_active() -> bool:
     return bool(spend_caps()) or any(source.active() for source in _sources)
 
 
-def caps_by_message(rows: Sequence[CostedRow]) -> dict[int, tuple[Cap, ...]]:
-    """Every cap each message counts against: its cost in a cap's currency only, and only when it has one."""
+def _covering_caps(rows: Sequence[CostedRow]) -> dict[int, list[Cap]]:
+    """Every cap whose scope covers each message, whatever its currency or the message's estimate."""
     table = spend_caps()
     extra = [source.caps_for(rows) for source in _sources if source.active()]
-    found: dict[int, tuple[Cap, ...]] = {}
+    found: dict[int, list[Cap]] = {}
     for row in rows:
-        if row.estimated_cost is None:
-            continue  # no price, no estimate: not counted (docs/guard.md)
         caps = [cap for cap in table if cap.covers(channel=row.channel, api_key_id=row.api_key_id)]
         caps += [cap for more in extra for cap in more.get(row.pk, ())]
-        caps = [cap for cap in caps if cap.currency == row.cost_currency]
         if caps:
-            found[row.pk] = tuple(caps)
+            found[row.pk] = caps
     return found
+
+
+def caps_by_message(rows: Sequence[CostedRow]) -> dict[int, tuple[Cap, ...]]:
+    """Every cap each message counts against: its cost in a cap's currency only, and only when it has one."""
+    costed = {row.pk: row for row in rows if row.estimated_cost is not None}  # no estimate: unpriced_under_caps
+    found: dict[int, tuple[Cap, ...]] = {}
+    for pk, caps in _covering_caps(list(costed.values())).items():
+        in_currency = tuple(cap for cap in caps if cap.currency == costed[pk].cost_currency)
+        if in_currency:
+            found[pk] = in_currency
+    return found
+
+
+def unpriced_under_caps(rows: Sequence[CostedRow]) -> dict[int, Cap]:
+    """The messages to a destination the price list leaves without a price (an SMS or WhatsApp message to a
+    country with no row and no catch-all) that a cap covers, with the first such cap: a cap cannot count what has
+    no estimate, and what it cannot count must not pass it unchecked (it is where pumping sends). A channel with no
+    price at all is not held: an operator who prices nothing of it does not cap it (the caps' admin says so)."""
+    by_country = price_list().by_country
+    unpriced = [row for row in rows if row.estimated_cost is None and row.channel in by_country]
+    return {pk: caps[0] for pk, caps in _covering_caps(unpriced).items()}
 
 
 def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
@@ -114,10 +138,12 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
 
     A message the worker retries after an attempt was counted at its first (its claim set `spend_counted`); one a
     person retries or resends is a new send, counted again; one a person released is counted, not checked."""
+    unchecked = [row for row in rows if not row.spend_counted and not row.guard_released]
+    stopped = _hold_unpriced(unchecked)
     caps = caps_by_message(rows)
     chosen = [row for row in rows if row.pk in caps and not row.spend_counted]
     if not chosen:
-        return {}
+        return stopped
     items = [
         SpendItem(cost=int(row.estimated_cost * MICRO), caps=caps[row.pk], checked=not row.guard_released)  # type: ignore[operator]
         for row in chosen
@@ -129,7 +155,6 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
         if cap is not None:
             by_cap.setdefault(cap.key, []).append(row.pk)
             blocking[cap.key] = cap
-    stopped: dict[int, str] = {}
     for key, ids in by_cap.items():
         cap, spent = blocking[key], admission.spent[key]
         data = {"cap": cap.key, "amount": str(cap.amount), "spent": str(spent)}
@@ -149,6 +174,34 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
             )
             status = Status.HELD
         stopped.update(dict.fromkeys(moved, status))
+    return stopped
+
+
+def _hold_unpriced(rows: Sequence[CostedRow]) -> dict[int, str]:
+    """queued -> held for the rows a cap covers that have no price, with the destination and what to do."""
+    unpriced = unpriced_under_caps(rows)
+    groups: dict[tuple[str, str, Cap], list[int]] = {}
+    for row in rows:
+        if row.pk in unpriced:
+            country = phone_country(row.recipient.removeprefix("whatsapp:")) or "an unknown country"
+            groups.setdefault((row.channel, country, unpriced[row.pk]), []).append(row.pk)
+    stopped: dict[int, str] = {}
+    for (channel, country, cap), ids in groups.items():
+        reason = (
+            f"Held: {channel} to {country} has no price, so {cap.label} cannot count it. Add a price for "
+            f"{country} (or the channel's catch-all, a blank country) under Cost guard → Prices, then release it."
+        )
+        fields = {"last_error_code": HELD_UNPRICED, "last_error_message": reason, "claim_token": None}
+        moved = transition(
+            ids,
+            to_status=Status.HELD,
+            from_statuses=[Status.QUEUED],
+            fields=fields,
+            code=HELD_UNPRICED,
+            detail=reason,
+            data={"cap": cap.key, "country": country},
+        )
+        stopped.update(dict.fromkeys(moved, Status.HELD))
     return stopped
 
 

@@ -28,7 +28,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 from redis import Redis
 
+from content.models import Channel
 from guard.models import SpendCap
+from guard.services.pricing import price_list
 
 MICRO = 10**6  # counters hold millionths: estimated_cost has 6 decimal places
 KEY_PREFIX = "tidings:guard:spend"
@@ -113,6 +115,16 @@ def cap_window(period: str, now: datetime | None = None) -> Window:
     month = day.replace(day=1)
     following = (month + timedelta(days=32)).replace(day=1)
     return Window(month, following, f"{month:%Y-%m}")
+
+
+def channels_caps_cannot_count() -> list[str]:
+    """The channels some cap covers that have no price at all: no message of theirs has an estimate, so the caps
+    count none of them (an SMS to one country without a price is held instead: deliveries' `held:unpriced`)."""
+    priced = price_list().channels
+    covered: set[str] = set()
+    for cap in spend_caps():
+        covered |= {cap.scope_value} if cap.scope == SpendCap.Scope.CHANNEL else set(Channel.values)
+    return [channel for channel in Channel.values if channel in covered and channel not in priced]
 
 
 def counter_key(cap: Cap, window: Window) -> str:

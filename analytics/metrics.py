@@ -2,7 +2,8 @@
 
 A status metric counts the times messages reached that status (a retried message is `sending` once per attempt);
 `opened` and `clicked` count messages (their first open or click), so rates are per message; `bounced`,
-`complained` and `opted_out` count the providers' reports and the STOP replies, each once.
+`complained` and `opted_out` count the providers' reports, and `opted_out` also the STOP replies and the
+unsubscribe page's opt-outs (once per message), each once.
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ def event_metrics(kind: str, to_status: str, data: Any) -> list[str]:
                 metrics.append(event)
         elif event in REPORT_METRICS:
             metrics.append(REPORT_METRICS[event])
+    elif kind == MessageEvent.Kind.NOTE and isinstance(data, dict) and data.get("event") == "unsubscribed":
+        metrics.append("opted_out")  # the unsubscribe page's (or a one-click post's), once per message
     return metrics
 
 

@@ -21,8 +21,9 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from ..db.events import report_event_insert
 from ..db.lookups import among
-from ..models import ERASED, Category, Message, Suppression
+from ..models import ERASED, Category, Message, MessageEvent, Suppression
 from .suppression_hashes import suppression_hash, suppression_hashes
 
 Reason = Suppression.Reason
@@ -222,14 +223,34 @@ def unsubscribe_message_for(token: str) -> Message:
     return message
 
 
+# The unsubscribe's event on its message's timeline: one per message (message_event_dedupe), so a second click on
+# the link, or a mail client's one-click post and the person's own, count one opt-out.
+UNSUBSCRIBE_EVENT_KEY = "tidings:unsubscribe"
+
+
 def unsubscribe_with_token(*, token: str, source: str) -> Suppression:
-    """Opt the recipient of the message behind `token` out of marketing on its channel."""
+    """Opt the recipient of the message behind `token` out of marketing on its channel, and say so on the message's
+    timeline (with `event` "unsubscribed", which analytics counts as an opt-out, like a provider's report)."""
     message = unsubscribe_message_for(token)
-    return suppression_add(
-        channel=message.channel,
-        address=message.recipient,
-        reason=Reason.OPT_OUT,
-        source=source,
-        detail=f"Unsubscribed from message #{message.pk}.",
-        message=message,
-    )
+    with transaction.atomic():
+        entry = suppression_add(
+            channel=message.channel,
+            address=message.recipient,
+            reason=Reason.OPT_OUT,
+            source=source,
+            detail=f"Unsubscribed from message #{message.pk}.",
+            message=message,
+        )
+        try:
+            with transaction.atomic():
+                report_event_insert(
+                    message,
+                    kind=MessageEvent.Kind.NOTE,
+                    code="",
+                    detail=f"Unsubscribed by the recipient ({source}).",
+                    data={"event": "unsubscribed", "source": source},
+                    dedupe_key=UNSUBSCRIBE_EVENT_KEY,
+                )
+        except IntegrityError:
+            pass  # unsubscribed from this message before: counted once
+    return entry

@@ -32,6 +32,11 @@ def expected_by_hour() -> Counter:
         metric = {"bounced": "bounced", "complained": "complained", "unsubscribed": "opted_out"}.get(data["event"])
         if metric:
             expected[(_hour(at), channel, campaign_id, metric)] += 1
+    unsubscribes = MessageEvent.objects.filter(kind="note", data__event="unsubscribed").values_list(
+        "created_at", "message__channel", "message__campaign_id"
+    )
+    for at, channel, campaign_id in unsubscribes:
+        expected[(_hour(at), channel, campaign_id, "opted_out")] += 1
     for at, channel in InboundMessage.objects.filter(keyword="stop").values_list("received_at", "channel"):
         expected[(_hour(at), channel, None, "opted_out")] += 1
     return expected

@@ -4,6 +4,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from analytics import selectors as analytics
+from analytics.services.rollup import analytics_rollup
 from deliveries.models import Status, Suppression
 from deliveries.services.messages import message_create, message_request_validate
 from deliveries.services.suppression import unsubscribe_token_make, unsubscribe_url_for
@@ -118,3 +120,18 @@ def test_a_link_signed_with_a_key_no_longer_listed_is_refused(settings):
     settings.SECRET_KEY_FALLBACKS = []
     assert Client().post(path, {"List-Unsubscribe": "One-Click"}).status_code == 400
     assert not Suppression.objects.exists()
+
+
+def test_an_unsubscribe_is_on_the_messages_timeline_and_counted_as_one_opt_out_however_often_it_is_posted():
+    message = MessageFactory(channel="email", recipient="ada@example.com", status=Status.SENT)
+    path = path_of(unsubscribe_url_for(message.pk))
+    Client().get(path)  # a link scanner: shows the page, changes nothing
+    assert not message.events.filter(data__event="unsubscribed").exists()
+
+    Client().post(path, {"List-Unsubscribe": "One-Click"})  # the mail client's one-click post
+    Client().post(path)  # then the person, on the page
+    analytics_rollup()
+
+    [event] = message.events.filter(data__event="unsubscribed")
+    assert (event.kind, event.detail) == ("note", "Unsubscribed by the recipient (one-click unsubscribe).")
+    assert analytics.totals()[("email", "opted_out")] == 1

@@ -178,6 +178,7 @@ def peak_memory_sending(tmp_path, rows: int) -> int:
     return peak
 
 
+@pytest.mark.db_neutral
 def test_memory_stays_bounded_by_the_chunk_size_not_the_number_of_rows(tmp_path):
     peak_memory_sending(tmp_path, 250)  # warm up: first-time imports and caches are not what is measured
     small = peak_memory_sending(tmp_path, 1_000)

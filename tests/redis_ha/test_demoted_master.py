@@ -19,7 +19,7 @@ from tests.redis_ha.servers import RedisProcess
 from tests.reliability.support import queue_sms, wait_until_settled
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, needs_redis_server]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.db_neutral, needs_redis_server]
 
 
 def test_a_planned_failover_demotes_the_master_and_the_same_worker_goes_on_with_the_new_one(

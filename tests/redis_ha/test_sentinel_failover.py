@@ -21,7 +21,7 @@ from tests.redis_ha.conftest import needs_redis_server, redis_environment, use_r
 from tests.reliability.support import queue_sms, statuses, wait_until_settled
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, needs_redis_server]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.db_neutral, needs_redis_server]
 
 COUNT = 2000
 

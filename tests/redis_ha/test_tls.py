@@ -15,7 +15,7 @@ from tests.redis_ha.servers import RedisProcess, SentinelGroup
 from tests.reliability.support import queue_sms
 from tests.support import run_burst_worker, run_manage, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, needs_openssl]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_neutral, needs_redis_server, needs_openssl]
 
 
 @pytest.fixture

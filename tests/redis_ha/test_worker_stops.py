@@ -52,6 +52,7 @@ def test_a_running_worker_stops_on_sigterm(pipeline):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
+@pytest.mark.db_neutral
 def test_a_worker_on_sentinel_stops_on_sigterm_too(pipeline, sentinel_group):
     # RQ's warm shutdown interrupts the idle worker's BLPOP from its signal handler: the connection must be closed,
     # not reused with BLPOP's answer still to come (messaging_project.redis_connections.ClosingSentinelConnection).

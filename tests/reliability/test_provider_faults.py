@@ -14,7 +14,7 @@ from deliveries.models import Message, MessageEvent, Status
 from tests.reliability.support import queue_sms, statuses, wait_until_settled
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.db_neutral]
 
 
 def test_with_30_percent_500s_and_10_percent_429s_every_message_is_delivered_once(pipeline, fake_twilio):

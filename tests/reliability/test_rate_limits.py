@@ -8,7 +8,7 @@ import pytest
 from deliveries.models import MessageEvent
 from tests.reliability.support import queue_sms, wait_until_settled
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.db_neutral]
 
 
 # Counted per wall-clock second at the fake provider, so network and scheduling jitter between taking a slot and the

@@ -18,6 +18,7 @@ from tests.support import wait_for
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
+    pytest.mark.db_neutral,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to run a private Redis"),
 ]
 

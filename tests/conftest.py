@@ -10,7 +10,10 @@ from fake_providers.postmark import FakePostmark
 from fake_providers.twilio import FakeTwilio
 from guard.services.pricing import forget_prices
 from guard.services.spend_caps import forget_spend_caps
+from tests import fast_flush
 from tests.support import wait_for
+
+fast_flush.install()
 
 WEBHOOK_SECRET = "tidings:test-webhook-secret"
 

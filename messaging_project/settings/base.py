@@ -379,6 +379,10 @@ DISPATCHER_PERIODIC_TASKS = [
 # last beat is older than DISPATCHER_HEARTBEAT_MAX_AGE dead.
 DISPATCHER_HEARTBEAT_EVERY = env.float("DISPATCHER_HEARTBEAT_EVERY", default=5.0)
 DISPATCHER_HEARTBEAT_MAX_AGE = env.float("DISPATCHER_HEARTBEAT_MAX_AGE", default=60.0)
+# RQ's worker TTL for run_worker (RQ's own default is 420): a worker killed without a word (SIGKILL, a host gone)
+# stays listed by RQ, and so on the dashboard, the smoke test and /health/ready, for this plus 60 seconds. An idle
+# worker wakes every TTL - 15 seconds to renew it: one Redis call, nothing more.
+WORKER_TTL = env.int("WORKER_TTL", default=60)
 # The console: the dashboard's "Now" figures and the queue monitor's are kept in the shared cache this many seconds
 # (one build per few seconds whoever watches); the monitor's "retry these" / "cancel these" act on this many
 # messages per request, a big group in several steps with progress shown.

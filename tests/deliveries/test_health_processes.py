@@ -45,3 +45,18 @@ def test_ready_turns_failing_within_the_heartbeat_limit_after_the_dispatcher_is_
     finally:
         outputs = [stop(worker), stop(dispatcher)]
     assert "Traceback" not in "".join(outputs), outputs
+
+
+def test_a_killed_worker_is_listed_no_longer_than_its_ttl_says(clean_redis):
+    # RQ keeps a worker's key for its TTL plus 60 seconds after its last renewal: run_worker passes WORKER_TTL on,
+    # so a worker killed without a word drops off the lists within that, not RQ's default of 8 minutes.
+    from rq import Worker
+
+    worker = start_manage("run_worker", env=process_env(WORKER_TTL="20"))
+    try:
+        [listed] = wait_for(lambda: Worker.all(connection=clean_redis), timeout=30, message="the worker registered")
+        assert 0 < clean_redis.ttl(listed.key) <= 20 + 60
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        stop(worker)
+    assert 0 < clean_redis.ttl(listed.key) <= 20 + 60  # still listed, for the rest of its TTL at most

@@ -61,6 +61,7 @@ class Command(BaseCommand):
                         worker_class=worker_class,
                         name=name,
                         max_jobs=max_jobs,
+                        worker_ttl=settings.WORKER_TTL,
                         skip_checks=True,
                         verbosity=options["verbosity"],
                     )

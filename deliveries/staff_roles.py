@@ -45,8 +45,9 @@ def _view(models: dict[str, list[str]]) -> list[str]:
 
 # The console's pages: the queue monitor (a permission of its own, console/models.py) and the alerts' history.
 CONSOLE_PAGES = ["console.view_queue_monitor", "console.view_alert", "console.view_alertevent"]
-# The cost guard's spend caps: everyone on staff sees them; operators raise them (docs/guard.md).
-SPEND_CAPS = ["guard.view_spendcap"]
+# The cost guard's spend caps and price list: everyone on staff sees them; operators raise caps (docs/guard.md);
+# prices are changed by superusers.
+SPEND_CAPS = ["guard.view_spendcap", "guard.view_price"]
 
 ROLES: dict[str, list[str]] = {
     VIEWERS: [*_view(READABLE), *CONSOLE_PAGES, *SPEND_CAPS],

@@ -1,6 +1,7 @@
 """Staff roles: Viewers read every page and change nothing, Operators act, and what is for superusers stays so."""
 
 import types
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -296,3 +297,20 @@ def test_importing_contacts_needs_both_adding_and_changing_them(client, roles):
     assert client.get(f"{list_url(Contact)}import/").status_code == 403  # an import also changes contacts
     user.user_permissions.add(Permission.objects.get(codename="change_contact"))
     assert client.get(f"{list_url(Contact)}import/").status_code == 200
+
+
+@pytest.mark.parametrize("role", [VIEWERS, OPERATORS])
+def test_staff_read_the_price_list_and_only_superusers_change_it(client, roles, role):
+    from guard.models import Price
+
+    member(client, role)
+    price = Price.objects.create(channel="sms", country="GB", price="0.04", currency="USD")
+    listed = client.get("/admin/guard/price/")
+    assert listed.status_code == 200 and "GB" in listed.content.decode()
+    assert client.get("/admin/guard/price/add/").status_code == 403
+    assert client.post(f"/admin/guard/price/{price.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post(
+        f"/admin/guard/price/{price.pk}/change/", {"channel": "sms", "country": "GB", "price": "9", "currency": "USD"}
+    )
+    price.refresh_from_db()
+    assert price.price == Decimal("0.04")

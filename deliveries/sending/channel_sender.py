@@ -15,6 +15,7 @@ A slot is free again once its outcome is written, not when its answer arrives: u
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter, deque
@@ -29,6 +30,7 @@ from ..services.recovery import fail_expired_messages
 from ..services.spend_caps import spend_refund_deferred
 from .call_pool import CallPool
 from .claims import to_outgoing
+from .database_loss import written_despite_database_loss
 from .gate import ProviderGate
 from .outcomes import OutcomeRecorder, record_deferred
 from .shutdown import stop_requested
@@ -117,7 +119,8 @@ class ChannelSender:
         finally:
             self.outcomes.apply_early_receipts()
             for deferral in self.gate.deferrals():
-                self.counts[Status.SCHEDULED] += record_deferred(deferral)
+                deferring = functools.partial(record_deferred, deferral)
+                self.counts[Status.SCHEDULED] += written_despite_database_loss(deferring, what="deferring messages")
                 spend_refund_deferred(deferral.message_ids)  # not sent: counted again when it comes back
             observe_deferred(self.gate.provider, self.gate.deferrals())
 

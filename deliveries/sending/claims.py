@@ -52,9 +52,12 @@ def claim_messages(message_ids: list[int], *, provider: str = "", lease_seconds:
     return claimed_in_order(transition(**claim_transition(message_ids, provider, lease_seconds)))
 
 
-def claim_transition(message_ids: list[int], provider: str, lease_seconds: float | None = None) -> dict[str, Any]:
-    """claim_messages' transition (its arguments), for sending it with other transitions in one round trip."""
-    token = uuid.uuid4()
+def claim_transition(
+    message_ids: list[int], provider: str, lease_seconds: float | None = None, *, token: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """claim_messages' transition (its arguments), for sending it with other transitions in one round trip. The
+    claim's token is new, or `token` (the same claim tried again: database_loss.py)."""
+    token = token or uuid.uuid4()
     lease = timedelta(seconds=lease_seconds or settings.SEND_LEASE_SECONDS)
     # The UPDATE returns what the call and its record need (only that: the other columns are half the cost of
     # loading a row), so the claim is one statement and its events.
@@ -71,6 +74,12 @@ def claim_transition(message_ids: list[int], provider: str, lease_seconds: float
         "detail": f"Handing to {provider}." if provider else "Handing to the provider.",
         "returning": SEND_FIELDS,
     }
+
+
+def claimed_with_token(message_ids: list[int], token: uuid.UUID) -> list[Message]:
+    """The messages among `message_ids` a claim with `token` holds: after a claim whose commit a lost connection
+    hid, what it took (read as the claim's UPDATE returns them)."""
+    return list(Message.objects.filter(pk__in=message_ids, status=Status.SENDING, claim_token=token).only(*SEND_FIELDS))
 
 
 def claimed_in_order(messages: list[Message]) -> list[Message]:

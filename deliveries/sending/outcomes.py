@@ -9,8 +9,10 @@ any claim. Accepted calls are written a group at a time, with the next wave's cl
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -27,7 +29,8 @@ from ..models import Message, Status, Suppression
 from ..services.feedback import receipts_apply_pending
 from ..services.suppression import suppression_add, suppression_explain
 from ..state import transition, transitions_together
-from .claims import claim_transition, claimed_in_order
+from .claims import claim_transition, claimed_in_order, claimed_with_token
+from .database_loss import written_despite_database_loss
 from .gate import Deferral
 
 logger = logging.getLogger(__name__)
@@ -109,6 +112,7 @@ def record_accepted_and_claim(
     *,
     provider: str = "",
     waiting_parents: set[int] | None = None,
+    claim_token: uuid.UUID | None = None,
 ) -> Recorded:
     """Write calls one provider accepted, then claim `claim_ids`, in one round trip to PostgreSQL.
 
@@ -118,13 +122,14 @@ def record_accepted_and_claim(
     `sending` than slots, and a slot waits for one round trip between calls instead of two.
 
     `waiting_parents`: the messages known to have dependents waiting (None: unknown); for a group with none of
-    them, the dependents lookup is skipped.
+    them, the dependents lookup is skipped. `claim_token`: the claim's token, when the caller must be able to find
+    what it claimed after a lost connection (else a new one).
     """
     calls = []
     if accepted:
         calls.append(_record_accepted_transition(accepted, waiting_parents))
     if claim_ids:
-        calls.append(claim_transition(claim_ids, provider))
+        calls.append(claim_transition(claim_ids, provider, token=claim_token))
     results = transitions_together(*calls)
     sent_ids = _provider_ids_kept(accepted, results[0]) if accepted else []
     claimed = claimed_in_order(results[-1]) if claim_ids else []
@@ -278,7 +283,8 @@ class OutcomeRecorder:
         self.unwritten += [(message, result) for message, result in answers if result.ok]
         for message, result in answers:
             if result.error is not None:
-                self.counts[record_failure(message, result.error, provider=result.provider)] += 1
+                failure = functools.partial(record_failure, message, result.error, provider=result.provider)
+                self.counts[written_despite_database_loss(failure, what="recording a failed call")] += 1
 
     def write(self, claim_ids: list[int] | None = None) -> list[Message]:
         """Write the accepted calls' outcomes and claim `claim_ids` (a wave), in one round trip; returns the
@@ -286,9 +292,26 @@ class OutcomeRecorder:
         accepted, self.unwritten = self.unwritten, []
         if not accepted and not claim_ids:
             return []
-        recorded = record_accepted_and_claim(
-            accepted, claim_ids or [], provider=self.provider, waiting_parents=self.waiting_parents
-        )
+        token, tries = uuid.uuid4(), 0
+
+        def record() -> Recorded:
+            nonlocal tries
+            tries += 1
+            recorded = record_accepted_and_claim(
+                accepted,
+                claim_ids or [],
+                provider=self.provider,
+                waiting_parents=self.waiting_parents,
+                claim_token=token,
+            )
+            if tries > 1 and claim_ids:
+                # A try whose commit the lost connection hid took some of them: they hold this token.
+                returned = {message.pk for message in recorded.claimed}
+                taken_before = [m for m in claimed_with_token(claim_ids, token) if m.pk not in returned]
+                recorded = Recorded(recorded.sent_ids, claimed_in_order(recorded.claimed + taken_before))
+            return recorded
+
+        recorded = written_despite_database_loss(record, what="recording sent messages and claiming more")
         self.counts[Status.SENT] += len(recorded.sent_ids)
         if recorded.sent_ids:
             sent_ids = set(recorded.sent_ids)

@@ -293,6 +293,9 @@ EMAIL_VALID_FOR = env.int("EMAIL_VALID_FOR", default=None)
 # How long a message may stay `sending` (one provider call, from just before it starts) before the reconciler
 # decides the worker died. Must be well above the provider timeouts (TWILIO_TIMEOUT).
 SEND_LEASE_SECONDS = env.float("SEND_LEASE_SECONDS", default=60.0)
+# A send job that loses its database connection (a PostgreSQL restart or failover) tries its writes again for this
+# long, so that the answers of its calls in flight are written and it goes on (deliveries/sending/database_loss.py).
+SEND_DATABASE_WAIT_SECONDS = env.float("SEND_DATABASE_WAIT_SECONDS", default=30.0)
 # Channels where a possible duplicate is harmless: a message whose worker died mid-call is sent again instead
 # of waiting in `review` for a person.
 RESEND_AMBIGUOUS_CHANNELS = env.list("RESEND_AMBIGUOUS_CHANNELS", default=[])

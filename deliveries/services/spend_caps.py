@@ -161,20 +161,17 @@ def messages_hold_over_caps(rows: Sequence[CostedRow]) -> dict[int, str]:
         if cap.defer and cap.period != TOTAL:
             moved, status = _defer(ids, cap, spent, data), Status.SCHEDULED
         else:
-            reason = cap.describe(spent)
-            fields = {"last_error_code": HELD_CAP, "last_error_message": reason, "claim_token": None}
-            moved = transition(
-                ids,
-                to_status=Status.HELD,
-                from_statuses=[Status.QUEUED],
-                fields=fields,
-                code=HELD_CAP,
-                detail=reason,
-                data=data,
-            )
-            status = Status.HELD
+            moved, status = _hold(ids, code=HELD_CAP, reason=cap.describe(spent), data=data), Status.HELD
         stopped.update(dict.fromkeys(moved, status))
     return stopped
+
+
+def _hold(ids: list[int], *, code: str, reason: str, data: dict[str, str]) -> list[int]:
+    """queued -> held with the code and the reason (on the message and its timeline)."""
+    fields = {"last_error_code": code, "last_error_message": reason, "claim_token": None}
+    return transition(
+        ids, to_status=Status.HELD, from_statuses=[Status.QUEUED], fields=fields, code=code, detail=reason, data=data
+    )
 
 
 def _hold_unpriced(rows: Sequence[CostedRow]) -> dict[int, str]:
@@ -183,24 +180,22 @@ def _hold_unpriced(rows: Sequence[CostedRow]) -> dict[int, str]:
     groups: dict[tuple[str, str, Cap], list[int]] = {}
     for row in rows:
         if row.pk in unpriced:
-            country = phone_country(row.recipient.removeprefix("whatsapp:")) or "an unknown country"
+            country = phone_country(row.recipient.removeprefix("whatsapp:"))
             groups.setdefault((row.channel, country, unpriced[row.pk]), []).append(row.pk)
     stopped: dict[int, str] = {}
     for (channel, country, cap), ids in groups.items():
+        if country:
+            where, fix = (
+                f"{channel} to {country}",
+                f"a price for {country} (or the channel's catch-all, a blank country)",
+            )
+        else:  # a number phonenumbers cannot place: only a catch-all prices it
+            where, fix = f"{channel} to a number of no known country", "the channel's catch-all price (a blank country)"
         reason = (
-            f"Held: {channel} to {country} has no price, so {cap.label} cannot count it. Add a price for "
-            f"{country} (or the channel's catch-all, a blank country) under Cost guard → Prices, then release it."
+            f"Held: {where} has no price, so {cap.label} cannot count it. Add {fix} under Cost guard → Prices, "
+            "then release it."
         )
-        fields = {"last_error_code": HELD_UNPRICED, "last_error_message": reason, "claim_token": None}
-        moved = transition(
-            ids,
-            to_status=Status.HELD,
-            from_statuses=[Status.QUEUED],
-            fields=fields,
-            code=HELD_UNPRICED,
-            detail=reason,
-            data={"cap": cap.key, "country": country},
-        )
+        moved = _hold(ids, code=HELD_UNPRICED, reason=reason, data={"cap": cap.key, "country": country})
         stopped.update(dict.fromkeys(moved, Status.HELD))
     return stopped
 

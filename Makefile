@@ -89,7 +89,7 @@ test: lint test-sqlite
 	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) --no-print-directory test-postgres; \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it." >&2; exit 1; \
-	else echo "Skipping the PostgreSQL run: nothing answers at $(TEST_DATABASE_URL)."; fi
+	else echo "Skipping the PostgreSQL run: nothing answers at $(TEST_DATABASE_URL). The browser and db_neutral tests ran in neither pass: start PostgreSQL, or run them on SQLite with: $(BIN)/pytest -m 'browser or db_neutral'"; fi
 
 clean:
 	rm -rf $(VENV) .run db.sqlite3 test-db.sqlite3

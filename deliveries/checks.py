@@ -74,12 +74,20 @@ def check_reliability_settings(app_configs=None, **kwargs):
     from limits import parse_many
 
     problems = []
-    if settings.SEND_LEASE_SECONDS <= settings.TWILIO_TIMEOUT + 5:
+    # A call may take the provider's timeout, and its outcome's write may then wait out a lost database connection.
+    timeouts = {"TWILIO_TIMEOUT": settings.TWILIO_TIMEOUT, "MESSENGER_TIMEOUT": settings.MESSENGER_TIMEOUT}
+    if "smtp" in settings.EMAIL_BACKEND:
+        timeouts["EMAIL_TIMEOUT"] = settings.EMAIL_TIMEOUT
+    slowest = max(timeouts, key=lambda name: timeouts[name])
+    lease, needed = settings.SEND_LEASE_SECONDS, timeouts[slowest] + settings.SEND_DATABASE_WAIT_SECONDS + 5
+    if lease <= needed:
         problems.append(
             checks.Warning(
-                f"SEND_LEASE_SECONDS ({settings.SEND_LEASE_SECONDS:g}) is not well above TWILIO_TIMEOUT "
-                f"({settings.TWILIO_TIMEOUT:g}): slow provider calls would be taken for interrupted ones.",
-                hint="Keep SEND_LEASE_SECONDS at least TWILIO_TIMEOUT + 5 seconds.",
+                f"SEND_LEASE_SECONDS ({settings.SEND_LEASE_SECONDS:g}) is not well above {slowest} "
+                f"({timeouts[slowest]:g}) plus SEND_DATABASE_WAIT_SECONDS ({settings.SEND_DATABASE_WAIT_SECONDS:g}): "
+                "slow provider calls, or calls whose outcome waited for the database, would be taken for "
+                "interrupted ones (review).",
+                hint=f"Keep SEND_LEASE_SECONDS at least {slowest} + SEND_DATABASE_WAIT_SECONDS + 5 seconds.",
                 id="tidings.W002",
             )
         )

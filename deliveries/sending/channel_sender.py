@@ -117,7 +117,7 @@ class ChannelSender:
                         self._take_answers(pool)
                     self.outcomes.write()
         finally:
-            self.outcomes.apply_early_receipts()
+            written_despite_database_loss(self.outcomes.apply_early_receipts, what="applying early receipts")
             for deferral in self.gate.deferrals():
                 deferring = functools.partial(record_deferred, deferral)
                 self.counts[Status.SCHEDULED] += written_despite_database_loss(deferring, what="deferring messages")

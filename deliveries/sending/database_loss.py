@@ -44,7 +44,9 @@ def written_despite_database_loss(write: Callable[[], T], *, what: str) -> T:
         try:
             return write()
         except LOST as error:
-            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+            # A deadlock, a lock or statement timeout, SQLite's "database is locked": errors of a connection
+            # that still works, not retried here (as before).
+            if connection.in_atomic_block or connection.is_usable() or time.monotonic() + pause > deadline:
                 raise
             tries += 1
             if tries == 1:

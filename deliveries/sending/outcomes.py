@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from messaging_project.log_context import log_context
@@ -227,28 +228,31 @@ def record_failure(message: Message, error: DeliveryError, *, provider: str) -> 
         why = error.reason
         detail = f"{failed} Not retried: the provider will refuse it again."
         next_step = "none"
-    moved = transition(
-        [message.pk],
-        to_status=Status.FAILED,
-        from_statuses=[Status.SENDING],
-        extra_filter=claim,
-        fields={**error_fields, "last_error_message": why},
-        code=error.code,
-        detail=detail,
-        data={**data, "next": next_step},
-    )
+    # One commit for the failure and its suppression: repeated after a lost connection (database_loss.py), the
+    # failure would match nothing and its suppression be skipped, had the first try committed only the failure.
+    with transaction.atomic():
+        moved = transition(
+            [message.pk],
+            to_status=Status.FAILED,
+            from_statuses=[Status.SENDING],
+            extra_filter=claim,
+            fields={**error_fields, "last_error_message": why},
+            code=error.code,
+            detail=detail,
+            data={**data, "next": next_step},
+        )
+        if moved and error.suppress:
+            # The provider knows the recipient opted out (e.g. a STOP we never saw): remember it on our side too.
+            suppression_add(
+                channel=message.channel,
+                address=message.recipient,
+                reason=error.suppress,
+                source=f"{provider.title()} error {error.code}",
+                detail=why,
+                message=message,
+            )
     if moved:
         _log_failure(message, logging.WARNING, detail)
-    if moved and error.suppress:
-        # The provider knows the recipient opted out (e.g. a STOP we never saw): remember it on our side too.
-        suppression_add(
-            channel=message.channel,
-            address=message.recipient,
-            reason=error.suppress,
-            source=f"{provider.title()} error {error.code}",
-            detail=why,
-            message=message,
-        )
     return Status.FAILED if moved else ""
 
 
@@ -311,7 +315,11 @@ class OutcomeRecorder:
                 recorded = Recorded(recorded.sent_ids, claimed_in_order(recorded.claimed + taken_before))
             return recorded
 
-        recorded = written_despite_database_loss(record, what="recording sent messages and claiming more")
+        try:
+            recorded = written_despite_database_loss(record, what="recording sent messages and claiming more")
+        except Exception:
+            self.unwritten = accepted + self.unwritten  # the sender's last write (its `finally`) tries them again
+            raise
         self.counts[Status.SENT] += len(recorded.sent_ids)
         if recorded.sent_ids:
             sent_ids = set(recorded.sent_ids)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from guard.services.pricing import message_cost_estimate
 from guard.services.spend_caps import MICRO, Cap, SpendItem, after_cap_raised, money, spend_admit
 
 from ..models import Message, Status
@@ -91,6 +93,17 @@ def register_release_pause(check: Callable[[list[int]], set[int]]) -> Callable[[
     return check
 
 
+def _estimates_now(message_ids: list[int]) -> dict[tuple[Decimal, str], list[int]]:
+    """The messages held for want of a price that the price list prices now, by their new estimate."""
+    found: dict[tuple[Decimal, str], list[int]] = defaultdict(list)
+    rows = Message.objects.filter(pk__in=message_ids).values_list("pk", "channel", "recipient", "body")
+    for pk, channel, recipient, body in rows:
+        cost, currency = message_cost_estimate(channel=channel, recipient=recipient, body=body)
+        if cost is not None:
+            found[(cost, currency)].append(pk)
+    return found
+
+
 def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code: str | None) -> list[int]:
     """held -> queued (send jobs pushed after the commit); or -> scheduled for one whose send time is still ahead
     (the dispatcher queues it then); -> waiting for one that depends on another message (the dependency sweep
@@ -106,6 +119,9 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
             )
         )
         paused = set().union(*(check([row[0] for row in rows]) for check in _paused_by)) if rows else set()
+        unpriced = [row[0] for row in rows if row[1] == HELD_UNPRICED]
+        estimates = _estimates_now(unpriced) if released and unpriced else {}
+        priced_now = {pk for ids in estimates.values() for pk in ids}
         groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
         for pk, held_by, send_at, depends_on_id in rows:
             to: str
@@ -117,8 +133,13 @@ def _queue_held(message_ids: Sequence[int], *, detail: str, released: bool, code
                 to = SCHEDULED
             else:
                 to = QUEUED
-            groups[(to, released and held_by in (HELD_CAP, HELD_UNPRICED))].append(pk)
+            # A person's release overrides the caps for what a cap held, and for what had no price unless it has one
+            # now: that one is estimated again and counted (and checked) like any other.
+            overridden = held_by == HELD_CAP or (held_by == HELD_UNPRICED and pk not in priced_now)
+            groups[(to, released and overridden)].append(pk)
         with transaction.atomic():
+            for (cost, currency), priced in estimates.items():
+                Message.objects.filter(pk__in=priced).update(estimated_cost=cost, cost_currency=currency)
             for (to_status, override), group in groups.items():
                 fields: dict[str, Any] = {"claim_token": None, "last_error_code": "", "last_error_message": ""}
                 if override:

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q, Sum
 
 from guard.services.countries import phone_country
-from guard.services.pricing import price_list
+from guard.services.pricing import destination_priced, price_list
 from guard.services.spend_caps import (
     MICRO,
     TOTAL,
@@ -127,7 +127,15 @@ def unpriced_under_caps(rows: Sequence[CostedRow]) -> dict[int, Cap]:
     no estimate, and what it cannot count must not pass it unchecked (it is where pumping sends). A channel with no
     price at all is not held: an operator who prices nothing of it does not cap it (the caps' admin says so)."""
     by_country = price_list().by_country
-    unpriced = [row for row in rows if row.estimated_cost is None and row.channel in by_country]
+    unpriced = [
+        row
+        for row in rows
+        if row.estimated_cost is None
+        and row.channel in by_country
+        # Priced since it was made (a price list imported after it): not what this guards against; it goes on,
+        # uncounted, like any message made without an estimate.
+        and not destination_priced(channel=row.channel, recipient=row.recipient)
+    ]
     return {pk: caps[0] for pk, caps in _covering_caps(unpriced).items()}
 
 

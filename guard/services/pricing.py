@@ -66,6 +66,13 @@ def message_cost_estimate(*, channel: str, recipient: str, body: str) -> tuple[D
     return found.cost, found.currency
 
 
+def destination_priced(*, channel: str, recipient: str) -> bool:
+    """Whether the price list now has a price for this destination (its country's row, or the channel's
+    catch-all)."""
+    rows = price_list().rows
+    return (channel, ANY_COUNTRY) in rows or (channel, destination_country(channel, recipient)) in rows
+
+
 def cost_estimate(*, channel: str, recipient: str, body: str) -> Estimate:
     country = destination_country(channel, recipient)
     units = billed_units(channel, body)

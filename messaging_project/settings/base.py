@@ -295,7 +295,8 @@ EMAIL_VALID_FOR = env.int("EMAIL_VALID_FOR", default=None)
 SEND_LEASE_SECONDS = env.float("SEND_LEASE_SECONDS", default=60.0)
 # A send job that loses its database connection (a PostgreSQL restart or failover) tries its writes again for this
 # long, so that the answers of its calls in flight are written and it goes on (deliveries/sending/database_loss.py).
-SEND_DATABASE_WAIT_SECONDS = env.float("SEND_DATABASE_WAIT_SECONDS", default=30.0)
+# With the slowest provider call, it must stay within SEND_LEASE_SECONDS (check tidings.W002).
+SEND_DATABASE_WAIT_SECONDS = env.float("SEND_DATABASE_WAIT_SECONDS", default=20.0)
 # Channels where a possible duplicate is harmless: a message whose worker died mid-call is sent again instead
 # of waiting in `review` for a person.
 RESEND_AMBIGUOUS_CHANNELS = env.list("RESEND_AMBIGUOUS_CHANNELS", default=[])

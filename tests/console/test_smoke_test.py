@@ -19,9 +19,9 @@ from deliveries.services.heartbeat import Heartbeat
 from tests.conftest import WEBHOOK_SECRET
 from tests.support import ROOT, CallbackReceiver, process_env, start_manage, stop, wait_for
 
+# The smoke test checks providers, Redis and processes, not the database: `make test` runs it on PostgreSQL only
+# (db_neutral); by hand on SQLite, its runs with worker and dispatcher processes are still skipped (CI time).
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_neutral]
-# The runs with worker and dispatcher processes: on PostgreSQL only, as production runs (CI time; SQLite's are the
-# same code and every other test here runs on both).
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="worker processes: PostgreSQL only")
 
 VERIFY_TOKEN = "smoke-verify-token"

@@ -154,6 +154,27 @@ def test_system_check_flags_a_short_lease_and_a_bad_rate():
     assert messages["tidings.E003"].startswith("SMS_RATE_LIMIT='lots' is not a rate")
 
 
+@pytest.mark.parametrize(
+    ("lease", "database_wait", "smtp", "warned"),
+    [
+        (60, 20, False, None),  # the defaults: Twilio's 10 s + 20 s + 5 s fit
+        (60, 20, True, None),  # an SMTP backend's 30 s + 20 s + 5 s fit
+        (60, 30, True, "EMAIL_TIMEOUT (30) plus SEND_DATABASE_WAIT_SECONDS (30)"),
+        (30, 20, False, "TWILIO_TIMEOUT (10) plus SEND_DATABASE_WAIT_SECONDS (20)"),
+    ],
+)
+def test_the_lease_must_outlast_the_slowest_call_and_the_wait_for_a_lost_database(
+    settings, lease, database_wait, smtp, warned
+):
+    from deliveries.checks import check_reliability_settings
+
+    settings.SEND_LEASE_SECONDS, settings.SEND_DATABASE_WAIT_SECONDS = lease, database_wait
+    if smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    messages = {m.id: m.msg for m in check_reliability_settings()}
+    assert (warned in messages["tidings.W002"]) if warned else "tidings.W002" not in messages
+
+
 def test_system_check_flags_a_take_over_time_too_close_to_the_job_timeout(settings):
     from deliveries.checks import check_reliability_settings
 

@@ -107,3 +107,29 @@ def test_a_channel_priced_nowhere_is_sent_and_the_caps_page_says_no_cap_counts_i
         "country is its price for every destination)."
         for channel in ("email", "whatsapp", "messenger")
     ]
+
+
+def test_a_destination_priced_after_the_message_was_made_is_not_held_for_want_of_a_price(api, gb_price, sms_outbox):
+    pk = post(api, "sms", "+2250701234567")  # no price for CI when it is made
+    Price.objects.create(channel="sms", country="CI", price=Decimal("0.1000"), currency="USD")
+    cap()
+    run_burst_worker()
+    assert Message.objects.get(pk=pk).status == Status.SENT  # priced now: not what the hold guards against
+
+
+def test_released_after_its_price_was_added_a_message_is_estimated_again_and_counted_by_the_cap(
+    api, gb_price, sms_outbox
+):
+    cap(amount="0.15")
+    first, second = post(api, "sms", "+2250701234567"), post(api, "sms", "+2250701234568")
+    run_burst_worker()
+    Price.objects.create(channel="sms", country="CI", price=Decimal("0.1000"), currency="USD")
+
+    held_messages_release(message_ids=[first, second], by="ops")
+    run_burst_worker()
+
+    sent, over = Message.objects.get(pk=first), Message.objects.get(pk=second)
+    assert (sent.status, sent.estimated_cost, sent.guard_released) == (Status.SENT, Decimal("0.1"), False)
+    # Counted: the second's 0.10 would take the 0.15 cap past its amount, so the cap holds it this time.
+    assert (over.status, over.last_error_code) == (Status.HELD, "held:cap")
+    assert [message.recipient for message in sms_outbox] == ["+2250701234567"]

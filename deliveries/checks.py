@@ -124,6 +124,16 @@ def check_reliability_settings(app_configs=None, **kwargs):
                     id="tidings.E003",
                 )
             )
+    if settings.WORKER_TTL < 20:
+        # RQ takes 0 for its default (420 s) and wakes an idle worker every TTL - 15 seconds.
+        problems.append(
+            checks.Error(
+                f"WORKER_TTL ({settings.WORKER_TTL}) is under 20 seconds: RQ would take 0 for its own 8 minutes, and "
+                "an idle worker would renew its registration every second or so.",
+                hint="Keep WORKER_TTL at 20 or more (60 by default).",
+                id="tidings.E005",
+            )
+        )
     return problems
 
 

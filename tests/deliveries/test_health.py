@@ -154,6 +154,17 @@ def test_system_check_flags_a_short_lease_and_a_bad_rate():
     assert messages["tidings.E003"].startswith("SMS_RATE_LIMIT='lots' is not a rate")
 
 
+@pytest.mark.parametrize(("ttl", "refused"), [(0, True), (19, True), (20, False), (60, False)])
+def test_a_worker_ttl_rq_would_ignore_or_renew_every_second_is_refused(settings, ttl, refused):
+    from deliveries.checks import check_reliability_settings
+
+    settings.WORKER_TTL = ttl
+    found = {m.id: m.msg for m in check_reliability_settings()}
+    assert ("tidings.E005" in found) is refused
+    if refused:
+        assert found["tidings.E005"].startswith(f"WORKER_TTL ({ttl}) is under 20 seconds")
+
+
 @pytest.mark.parametrize(
     ("lease", "database_wait", "smtp", "warned"),
     [

@@ -4,6 +4,8 @@ import_prices` loads many) and the spend caps, each with what its window has cos
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from content.models import Channel
+
 from .models import Price, SpendCap
 from .services.spend_caps import Cap, cap_spent, channels_caps_cannot_count, money, spend_cap_save
 
@@ -45,11 +47,12 @@ class SpendCapAdmin(admin.ModelAdmin):
         spend_cap_save(cap=obj)
 
     def changelist_view(self, request, extra_context=None):
-        for channel in channels_caps_cannot_count():
+        unpriced = [Channel(channel).label for channel in channels_caps_cannot_count()]
+        if unpriced:
             self.message_user(
                 request,
-                f"{channel} has no price, so no cap counts its messages: add its price under Prices "
-                "(a row with a blank country is its price for every destination).",
+                f"No price for {', '.join(unpriced)}: no cap counts {'its' if len(unpriced) == 1 else 'their'} "
+                "messages. Add a price under Prices (a row with a blank country prices every destination).",
                 messages.WARNING,
             )
         return super().changelist_view(request, extra_context)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.db.models import Q, Sum
 
+from content.models import Channel
 from guard.services.countries import phone_country
 from guard.services.pricing import destination_priced, price_list
 from guard.services.spend_caps import (
@@ -192,13 +193,11 @@ def _hold_unpriced(rows: Sequence[CostedRow]) -> dict[int, str]:
             groups.setdefault((row.channel, country, unpriced[row.pk]), []).append(row.pk)
     stopped: dict[int, str] = {}
     for (channel, country, cap), ids in groups.items():
+        label, catch_all = Channel(channel).label, "the channel's catch-all (a blank country)"
         if country:
-            where, fix = (
-                f"{channel} to {country}",
-                f"a price for {country} (or the channel's catch-all, a blank country)",
-            )
+            where, fix = f"{label} to {country}", f"a price for {country}, or {catch_all},"
         else:  # a number phonenumbers cannot place: only a catch-all prices it
-            where, fix = f"{channel} to a number of no known country", "the channel's catch-all price (a blank country)"
+            where, fix = f"{label} to a number of no known country", catch_all
         reason = (
             f"Held: {where} has no price, so {cap.label} cannot count it. Add {fix} under Cost guard → Prices, "
             "then release it."

@@ -48,8 +48,8 @@ def test_an_sms_to_a_country_without_a_price_is_held_under_a_cap_with_the_countr
     held = Message.objects.get(pk=unpriced)
     assert (held.status, held.estimated_cost, held.last_error_code) == (Status.HELD, None, "held:unpriced")
     assert held.last_error_message == (
-        "Held: sms to CI has no price, so the daily sms cap cannot count it. Add a price for CI (or the channel's "
-        "catch-all, a blank country) under Cost guard → Prices, then release it."
+        "Held: SMS to CI has no price, so the daily sms cap cannot count it. Add a price for CI, or the channel's "
+        "catch-all (a blank country), under Cost guard → Prices, then release it."
     )
     assert held.events.filter(to_status=Status.HELD, code="held:unpriced").count() == 1
     assert Message.objects.get(pk=priced).status == Status.SENT
@@ -103,9 +103,8 @@ def test_a_channel_priced_nowhere_is_sent_and_the_caps_page_says_no_cap_counts_i
     page = admin_client.get("/admin/guard/spendcap/")
     shown = [str(message) for message in get_messages(page.wsgi_request)]
     assert shown == [
-        f"{channel} has no price, so no cap counts its messages: add its price under Prices (a row with a blank "
-        "country is its price for every destination)."
-        for channel in ("email", "whatsapp", "messenger")
+        "No price for Email, WhatsApp, Messenger: no cap counts their messages. Add a price under Prices (a row with "
+        "a blank country prices every destination)."
     ]
 
 

@@ -8,10 +8,10 @@ write of the send loop is tried again once the database answers, for up to SEND_
 answers are written and the job goes on with its unsent messages.
 
 Every write retried here may be repeated: an outcome is conditioned on its message's status and claim token (a
-repeat of one that committed matches nothing), a deferral on `queued`, and a claim whose commit the lost
-connection hid is found again by its token (`claim_again`). What cannot be repeated (the suppression and spend
-checks before a claim) is not retried: an error there fails the job as before, after its calls in flight are
-written.
+repeat of one that committed matches nothing; a failure commits with the suppression it may carry), a deferral on
+`queued`, early receipts on their dedupe keys, and a claim whose commit the lost connection hid is found again by
+its token (`claims.claimed_with_token`). What cannot be repeated (the suppression and spend checks before a claim)
+is not retried: an error there fails the job as before, after its calls in flight are written.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def erase_contacts(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset:
         modeladmin.message_user(
             request,
             f"Erased the data of {erased} people: their contacts deleted, {messages_anonymised} messages anonymised, "
-            "opt-outs kept as hashes. Archive files written before today still hold them (docs/security.md).",
+            "opt-outs kept as hashes. The dispatchers rewrite the archive files without them within a minute "
+            "(docs/security.md).",
             messages.SUCCESS,
         )
     return None

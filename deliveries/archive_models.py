@@ -21,10 +21,29 @@ class ArchiveFile(models.Model):
     size = models.BigIntegerField(default=0, help_text="Bytes committed: what follows is cut off before appending.")
     messages = models.BigIntegerField(default=0)
     events = models.BigIntegerField(default=0)
+    erasures_applied = models.BigIntegerField(
+        default=0, help_text="The last ArchiveErasure this file was searched for (and rewritten without)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.path} ({self.messages} messages)"
+
+
+class ArchiveErasure(models.Model):
+    """An erased person's address, as a keyed hash (suppression_hashes), that the archive files must not hold.
+
+    An erasure blanks the tables at once; the files are on the dispatchers' disks, so each dispatcher rewrites
+    those on its own disk that were written before it (ArchiveFile.erasures_applied), and a restore blanks again
+    what a copy made before the erasure brings back. Only messages created before `requested_at` are the erased
+    person's: someone who gave their number again after the erasure is messaged, and archived, as anyone."""
+
+    channel = models.CharField(max_length=20)
+    address_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the address (suppression_hashes).")
+    requested_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"archive erasure #{self.pk} ({self.channel})"
 
 
 class ArchiveCursor(models.Model):

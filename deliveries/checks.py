@@ -138,16 +138,29 @@ def check_reliability_settings(app_configs=None, **kwargs):
 
 
 @checks.register("tidings")
-def check_archive_age(app_configs=None, **kwargs):
-    """An ARCHIVE_AFTER_DAYS under a week would take messages the queue monitor still shows: refused at start."""
+def check_retention_settings(app_configs=None, **kwargs):
+    """An ARCHIVE_AFTER_DAYS under a week would take messages the queue monitor still shows, and an
+    AUDIT_RETENTION_DAYS under a day would delete the whole audit trail: both refused at start."""
+    problems = []
     days = settings.ARCHIVE_AFTER_DAYS
     if 0 < days < 7 or days < 0:
-        return [
+        problems.append(
             checks.Error(
                 f"ARCHIVE_AFTER_DAYS is {days}: archiving takes messages at least 7 days old (the queue monitor shows "
                 "and retries a week of failures).",
                 hint="Set it to 7 or more, or to 0 to archive nothing (docs/operations.md, Archiving and retention).",
                 id="tidings.E020",
             )
-        ]
-    return []
+        )
+    audit_days = settings.AUDIT_RETENTION_DAYS
+    if audit_days < 1:
+        # 0 reads as "keep forever" in many tools; here the reconciler would delete every entry as it is written.
+        problems.append(
+            checks.Error(
+                f"AUDIT_RETENTION_DAYS is {audit_days}: the reconciler would delete the whole audit trail, each "
+                "entry as soon as it is written.",
+                hint="Set the days to keep it, 1 or more (365 by default); to keep it for good, a large number.",
+                id="tidings.E021",
+            )
+        )
+    return problems

@@ -557,7 +557,7 @@ class ProviderReceipt(models.Model):
 
 
 # Archiving's own tables (deliveries.services.archive), kept in a module of their own.
-from .archive_models import ArchiveCursor, ArchivedMessageTally, ArchiveFile  # noqa: E402, F401
+from .archive_models import ArchiveCursor, ArchivedMessageTally, ArchiveErasure, ArchiveFile  # noqa: E402, F401
 
 # The audit trail (deliveries.services.audit), in a module of its own.
 from .audit_models import AuditEntry  # noqa: E402, F401

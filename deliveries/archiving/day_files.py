@@ -3,6 +3,11 @@
 A chunk is appended as a whole gzip member and fsynced before its rows are deleted; what the database records as
 the file's committed size (ArchiveFile.size) moves past it in the deleting transaction. Reading tolerates an
 unfinished last member (a run killed while writing it, whose rows were therefore never deleted) and says so.
+
+A file is rewritten (an erasure, deliveries.services.archive_erasure) beside itself, as `<name>.rewrite`, fsynced,
+and put in place once the transaction recording its new size has committed. A run killed in between leaves the
+rewrite: whoever opens the file next settles it first (`rewrite_settle`), putting it in place if its size is the
+committed one, deleting it otherwise, so the file on disk always matches its committed size.
 """
 
 from __future__ import annotations
@@ -44,14 +49,63 @@ def member_append(path: Path, *, committed: int, lines: list[str]) -> int:
             handle.flush()
             os.fsync(handle.fileno())
         if created:  # the new name must survive a crash too
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _directory_sync(path.parent)
     except OSError as error:
         raise ArchiveFileError(f"Cannot write {path}: {error.strerror or error}. Check the directory.") from error
     return committed + len(data)
+
+
+def committed_cut(path: Path, committed: int) -> None:
+    """Cut off what a killed run appended after the `committed` bytes (the caller holds the archive lock)."""
+    try:
+        if path.stat().st_size > committed:
+            os.truncate(path, committed)
+    except OSError as error:
+        raise ArchiveFileError(f"Cannot cut {path} back to {committed} bytes: {error.strerror or error}.") from error
+
+
+def rewrite_path(path: Path) -> Path:
+    return path.with_name(path.name + ".rewrite")
+
+
+def rewrite_write(path: Path, members: Iterator[list[str]]) -> int:
+    """Write `members` (each a list of lines, one gzip member each) to `path`'s rewrite, fsynced. Returns its
+    size: record it as the file's committed size, commit, then `rewrite_settle` puts it in place."""
+    rewrite = rewrite_path(path)
+    try:
+        with rewrite.open("wb") as handle:
+            for lines in members:
+                handle.write(gzip.compress("".join(lines).encode(), compresslevel=COMPRESS_LEVEL, mtime=0))
+            handle.flush()
+            os.fsync(handle.fileno())
+            return handle.tell()
+    except OSError as error:
+        rewrite.unlink(missing_ok=True)
+        raise ArchiveFileError(f"Cannot write {rewrite}: {error.strerror or error}. Check the directory.") from error
+
+
+def rewrite_settle(path: Path, committed: int) -> None:
+    """Finish what a rewrite of `path` left: in place if its size is the `committed` one (the transaction that
+    recorded it committed; were the sizes equal by chance, both files hold the same rows), else deleted."""
+    rewrite = rewrite_path(path)
+    try:
+        if not rewrite.exists():
+            return
+        if rewrite.stat().st_size == committed:
+            os.replace(rewrite, path)
+            _directory_sync(path.parent)
+        else:
+            rewrite.unlink()
+    except OSError as error:
+        raise ArchiveFileError(f"Cannot settle {rewrite}: {error.strerror or error}. Check the directory.") from error
+
+
+def _directory_sync(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 @dataclass

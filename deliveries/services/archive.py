@@ -25,18 +25,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from ..archiving.day_files import ArchiveFileError, ArchiveReading, day_file_path, member_append
+from ..archiving.day_files import ArchiveFileError, ArchiveReading, day_file_path, member_append, rewrite_settle
 from ..archiving.holds import ArchiveCandidates, held_back
 from ..archiving.lines import LINE_HEAD, line_sql, row_line
 from ..archiving.rows import rows_delete
 from ..archiving.tallies import tallies_change
 from ..db.features import json_lines_built_by_database
 from ..db.lookups import among
-from ..models import ArchiveCursor, ArchiveFile, Message, MessageEvent
+from ..models import ArchiveCursor, ArchiveErasure, ArchiveFile, Message, MessageEvent
 from ..state import FINAL_STATUSES
 
 logger = logging.getLogger("deliveries.archive")
@@ -168,6 +168,11 @@ def _pass_step(*, older_than: timedelta, directory: Path) -> ArchiveReport | Non
     return chunk
 
 
+def latest_archive_erasure() -> int:
+    """The id of the last erasure recorded for the archive files (0: none yet)."""
+    return ArchiveErasure.objects.aggregate(latest=Max("pk"))["latest"] or 0
+
+
 def archive_lock(*, wait: bool) -> ArchiveCursor | None:
     """The archive lock (ArchiveCursor's row), held to the end of the caller's transaction; None if another
     transaction holds it and `wait` is off. (SQLite takes one writer at a time anyway.)"""
@@ -228,6 +233,8 @@ def _chunk_archive(
         report.files[str(path)] += len(ids)
         if dry_run:
             continue
+        if record.pk is None:  # its rows were blanked in the tables by every erasure so far
+            record.erasures_applied = latest_archive_erasure()
         lines = [messages[pk]["line"] for pk in ids] + [event["line"] for pk in ids for event in events_of[pk]]
         record.size = member_append(path, committed=record.size, lines=lines)
         record.messages += len(ids)
@@ -260,6 +267,7 @@ def _day_file(directory: Path, day: date) -> tuple[ArchiveFile, Path]:
         record = ArchiveFile.objects.filter(path=str(path)).first()
         exists = path.exists()
         if record is not None and exists:
+            rewrite_settle(path, record.size)
             on_disk = path.stat().st_size
             if on_disk < record.size:
                 raise ArchiveFileError(

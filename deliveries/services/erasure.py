@@ -24,6 +24,9 @@ from django.utils import timezone
 from ..db.events import event_texts_replace
 from ..models import (
     ERASED,
+    ArchivedMessageTally,
+    ArchiveErasure,
+    ArchiveFile,
     AuditEntry,
     Batch,
     IdempotencyKey,
@@ -85,6 +88,9 @@ class ErasureCounts:
     batches: int = 0
     idempotency_keys: int = 0
     admin_history: int = 0
+    archive_tallies: int = 0
+    # Archive files the dispatchers search for them and rewrite without them (archive_erasure).
+    archive_files: int = 0
     # Filled by campaigns.services.person_erasure.
     contacts: int = 0
     list_memberships: int = 0
@@ -141,7 +147,42 @@ def recipient_data_erase(
         counts.admin_history += _scrub(
             LogEntry, _admin_history_about(quotes, targets), own_quotes, dry_run, repr_field="object_repr"
         )
+        # The campaign page's example of an archived failure may be a provider's error text quoting them.
+        counts.archive_tallies += _scrub(ArchivedMessageTally, quotes.mentioned_in("error_example"), quotes, dry_run)
+        counts.archive_files += ArchiveFile.objects.count()
+        if not dry_run:
+            _archive_erasures_record(addresses)
     return counts
+
+
+def _archive_erasures_record(addresses: Sequence[PersonAddress]) -> None:
+    """What the dispatchers look for in the archive files, and a restore in what it brings back: each address as
+    its keyed hash, never in clear (deliveries.services.archive_erasure)."""
+    now = timezone.now()
+    ArchiveErasure.objects.bulk_create(
+        ArchiveErasure(
+            channel=a.channel,
+            address_hash=suppression_hash(suppression_address(a.channel, a.address)),
+            requested_at=now,
+        )
+        for a in addresses
+    )
+
+
+def messages_blank_whole(message_ids: Sequence[int]) -> None:
+    """Blank these (finished) messages and their timelines without knowing whose they were: every text emptied
+    whole, where an erasure that knows the person's addresses replaces only the quotes. For messages an erasure
+    found by their recipient's hash (archive_erasure)."""
+    for chunk in _chunks(message_ids):
+        Message.objects.filter(pk__in=chunk).update(
+            **BLANKED_MESSAGE_FIELDS, last_error_message="", updated_at=timezone.now()
+        )
+        changes = {
+            pk: ("", event_data_kept(data))
+            for pk, data in MessageEvent.objects.filter(message_id__in=chunk).values_list("pk", "data")
+        }
+        if changes:
+            event_texts_replace(changes)
 
 
 def _quotes_of(addresses: Sequence[PersonAddress]) -> PersonQuotes:
@@ -225,11 +266,12 @@ def _blank_messages(message_ids: Sequence[int], quotes: PersonQuotes) -> list[in
     return blanked
 
 
-def _event_data_kept(data: Any, quotes: PersonQuotes) -> dict[str, Any]:
+def event_data_kept(data: Any, quotes: PersonQuotes | None = None) -> dict[str, Any]:
+    """What an erased message's event keeps of its data (EVENT_DATA_KEPT), with the person's quotes replaced."""
     if not isinstance(data, dict):
         return {}
     kept = {key: value for key, value in data.items() if key in EVENT_DATA_KEPT and not isinstance(value, dict | list)}
-    return quotes.json(kept)
+    return quotes.json(kept) if quotes is not None else kept
 
 
 def _blank_events(message_ids: Sequence[int], quotes: PersonQuotes, dry_run: bool) -> int:
@@ -237,7 +279,7 @@ def _blank_events(message_ids: Sequence[int], quotes: PersonQuotes, dry_run: boo
     for chunk in _chunks(message_ids):
         changes = {}
         for pk, detail, data in MessageEvent.objects.filter(message_id__in=chunk).values_list("pk", "detail", "data"):
-            new = (quotes.text(detail), _event_data_kept(data, quotes))
+            new = (quotes.text(detail), event_data_kept(data, quotes))
             if new != (detail, data):
                 changes[pk] = new
         changed += len(changes)

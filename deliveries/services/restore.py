@@ -19,13 +19,14 @@ from typing import Any
 
 from django.db import transaction
 
-from ..archiving.day_files import ArchiveFileError, ArchiveReading
+from ..archiving.day_files import ArchiveFileError, ArchiveReading, rewrite_settle
 from ..archiving.lines import ArchiveLineError
 from ..archiving.staged_rows import StagedRows, staged_rows
 from ..archiving.tallies import tallies_change
 from ..db.lookups import among
-from ..models import Message
+from ..models import ArchiveFile, Message
 from .archive import archive_lock
+from .archive_erasure import restored_messages_erase
 
 # The message's links that a deletion leaves empty (on_delete=SET_NULL), so a missing one is restored empty.
 NULLABLE_LINKS = ("template", "campaign", "batch", "created_by", "api_key", "idempotency_key")
@@ -40,6 +41,7 @@ class RestoreReport:
     messages: int = 0
     events: int = 0
     already_present: int = 0  # messages skipped: their id is in the table
+    erased: int = 0  # messages restored blank: their recipient was erased after the file was written
     unlinked: Counter[str] = field(default_factory=Counter)  # link -> messages restored without it
     unfinished: list[str] = field(default_factory=list)  # files ending in a chunk a killed run left unfinished
     waiting: dict[int, int] = field(default_factory=dict)  # message -> the message it depends on, not restored
@@ -55,6 +57,7 @@ def messages_restore(
     for path in ordered:
         if not path.is_file():
             raise RestoreError(f"{path}: no such file. Give the archive files (messages-YYYY-MM-DD.jsonl.gz).")
+    _rewrites_settle(ordered)
     report = RestoreReport()
     staged = staged_rows()
     before = 0  # bytes of the files read before this one
@@ -72,6 +75,19 @@ def messages_restore(
         before += reading.bytes_read
     report.waiting = {pk: row["depends_on_id"] for pk, row in staged.messages().items()}
     return report
+
+
+def _rewrites_settle(paths: list[Path]) -> None:
+    """Put in place, or drop, what a rewrite of these files (an erasure in the archive) left when it was killed,
+    so that the file read is the one recorded."""
+    with transaction.atomic():
+        archive_lock(wait=True)
+        recorded = ArchiveFile.objects.filter(path__in=[str(path.resolve()) for path in paths])
+        for path, size in recorded.values_list("path", "size"):
+            try:
+                rewrite_settle(Path(path), size)
+            except ArchiveFileError as error:
+                raise RestoreError(str(error)) from error
 
 
 def _restore_chunk(path: Path, lines: list[str], staged: StagedRows, report: RestoreReport) -> None:
@@ -93,6 +109,7 @@ def _restore_chunk(path: Path, lines: list[str], staged: StagedRows, report: Res
         rows = [candidates[pk] for pk in sorted(ready)]
         tallies_change(rows, sign=-1)
         events = staged.insert(ready, emptied=_missing_links(rows, report), events_of=present | ready)
+        report.erased += restored_messages_erase(sorted(ready))
     report.messages += len(rows)
     report.events += events
     report.already_present += len(present)

@@ -377,6 +377,8 @@ DISPATCHER_PERIODIC_TASKS = [
     *([("analytics.services.rollup.rollup_tick", ANALYTICS_ROLLUP_INTERVAL)] if ANALYTICS_ROLLUP_INTERVAL > 0 else []),
     ("console.services.alerts.alerts_check", ALERT_CHECK_INTERVAL),
     *([("deliveries.services.archive.archive_tick", ARCHIVE_TICK_INTERVAL)] if ARCHIVE_AFTER_DAYS else []),
+    # Whether or not they archive: files `archive_messages` wrote on this host are erased in too.
+    ("deliveries.services.archive_erasure.archive_erasure_tick", ARCHIVE_TICK_INTERVAL),
     *([("deliveries.services.actual_prices.price_tick", 60.0)] if ACTUAL_PRICE_FETCH_PER_MINUTE > 0 else []),
 ]
 # Each dispatcher stamps a heartbeat in Redis this often (seconds); readiness and alerts call a dispatcher whose

@@ -30,7 +30,7 @@ from analytics.models import HourlyRollup, MinuteRollup, RollupCursor, RollupGap
 from analytics.services.rollup import analytics_rollup
 from campaigns.models import Contact, ContactList, Segment
 from campaigns.services.campaign_lifecycle import campaign_launch
-from deliveries.models import ERASED, AuditEntry, Message, Status, Suppression
+from deliveries.models import ERASED, ArchiveErasure, AuditEntry, Message, Status, Suppression
 from deliveries.services.erasure import _blank_messages
 from deliveries.services.erasure_text import PersonQuotes
 from deliveries.services.suppression import unsubscribe_url_for
@@ -224,7 +224,8 @@ def test_after_erasure_nothing_quotes_the_person_anywhere_and_the_bystander_is_u
 
     assert rows_quoting(quotes_of(PERSON)) == []
     # The bystander's rows, and every row that did not quote the person, are exactly as they were (the person's
-    # messages' other events may lose payload keys; the one new row is the audit entry of the erasure).
+    # messages' other events may lose payload keys; the new rows are the audit entry of the erasure and, for the
+    # archive files, the hashes of the person's addresses: a phone on SMS and WhatsApp, and their email).
     after = snapshot()
     for key, row in before.items():
         if key in quoting_person or (key[0] == "deliveries.MessageEvent" and row["message_id"] in their_messages):
@@ -232,7 +233,8 @@ def test_after_erasure_nothing_quotes_the_person_anywhere_and_the_bystander_is_u
         assert after.get(key) == row, key
     assert {key for key in after if key not in before} == {
         ("deliveries.AuditEntry", AuditEntry.objects.get(action=AuditEntry.Action.PERSON_ERASED).pk)
-    }
+    } | {("deliveries.ArchiveErasure", pk) for pk in ArchiveErasure.objects.values_list("pk", flat=True)}
+    assert sorted(ArchiveErasure.objects.values_list("channel", flat=True)) == ["email", "sms", "whatsapp"]
     assert Contact.objects.filter(name=BYSTANDER["name"]).exists()
     assert not Contact.objects.filter(name=PERSON["name"]).exists()
     # Their messages keep their place in the figures: channel, status, times; recounted from scratch, the same.

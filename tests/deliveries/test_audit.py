@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign
 from content.models import MessageTemplate
+from deliveries.checks import check_retention_settings
 from deliveries.models import ApiKey, AuditEntry, Batch, Message, Status, Suppression
 from deliveries.services.api_keys import api_key_create
 from deliveries.services.audit import audit_entries_prune, audit_record
@@ -327,6 +328,15 @@ def test_the_sweep_deletes_only_entries_older_than_the_retention(settings):
     assert list(AuditEntry.objects.values_list("pk", flat=True)) == [recent.pk]
     assert audit_entries_prune() == 0
     assert not AuditEntry.objects.filter(pk__in=[old.pk, older.pk]).exists()
+
+
+@pytest.mark.parametrize(("days", "refused"), [(-1, True), (0, True), (1, False), (365, False)])
+def test_a_retention_that_would_delete_the_whole_trail_is_refused_at_start(settings, days, refused):
+    settings.AUDIT_RETENTION_DAYS = days
+    found = {m.id: m.msg for m in check_retention_settings()}
+    assert ("tidings.E021" in found) is refused
+    if refused:
+        assert found["tidings.E021"].startswith(f"AUDIT_RETENTION_DAYS is {days}: the reconciler would delete")
 
 
 def test_the_sweep_works_in_chunks_oldest_first(settings):

@@ -16,6 +16,8 @@ LABELS = {
     "batches": "API batch answers blanked",
     "idempotency_keys": "idempotency keys blanked",
     "admin_history": "admin history entries blanked",
+    "archive_tallies": "archived failure examples blanked where they quoted them",
+    "archive_files": "archive files the dispatchers search and rewrite without them",
     "contacts": "contacts deleted",
     "list_memberships": "list memberships deleted",
     "segments": "segment filters blanked",
@@ -26,7 +28,8 @@ class Command(BaseCommand):
     help = (
         "Erase a person's data (a GDPR erasure request), found by phone number or email address: their messages "
         "anonymised, their replies blanked, their contacts deleted, an opt-out kept only as a keyed hash, and an "
-        "audit entry without their address. Archive files already written are not reached (docs/security.md)."
+        "audit entry without their address. The dispatchers rewrite the archive files without them within a minute; "
+        "a restore of an older copy blanks them again (docs/security.md)."
     )
 
     def add_arguments(self, parser):

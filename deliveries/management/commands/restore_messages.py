@@ -35,6 +35,11 @@ class Command(BaseCommand):
             f"Restored {report.messages} message(s) and {report.events} event(s); "
             f"{report.already_present} message(s) were already in the database."
         )
+        if report.erased:
+            self.stdout.write(
+                f"{report.erased} of them restored blank: their recipients' data was erased after these files were "
+                "written (recipient, texts and timeline details emptied)."
+            )
         for link, messages in report.unlinked.most_common():
             self.stdout.write(f"{messages} message(s) restored without their {link}: it was deleted since.")
         for path in report.unfinished:

@@ -1,0 +1,195 @@
+"""Erasure in the archive: the files on the dispatchers' disks, and what a restore brings back.
+
+An erasure (deliveries.services.erasure) blanks the person's rows in the tables at once and records each of their
+addresses as an ArchiveErasure: a keyed hash, never the address. The archive files are on the disk of the
+dispatcher that wrote them, so each dispatcher's `archive_erasure_tick` searches the files on its own disk that were
+written before the latest erasure (ArchiveFile.erasures_applied) and rewrites those that hold such messages without
+them: recipient, texts, context, metadata and media emptied, as in the tables, and their timeline events' details
+emptied whole (a file gives only the hash to find the person by, not the address to cut out of a text). A file that
+holds none of them is only marked searched.
+
+A restore brings back what a copy made before an erasure holds: `restored_messages_erase` blanks those messages
+again as they come in. Either way, only messages created before the erasure are the erased person's: someone who
+gave the same number again later is messaged, archived and restored as anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from ..archiving.day_files import (
+    ArchiveFileError,
+    ArchiveReading,
+    committed_cut,
+    rewrite_settle,
+    rewrite_write,
+)
+from ..archiving.lines import LINE_HEAD
+from ..db.lookups import among
+from ..models import ArchiveErasure, ArchiveFile, Message
+from .archive import TICK_BUDGET_SECONDS, archive_lock, latest_archive_erasure
+from .erasure import BLANKED_MESSAGE_FIELDS, event_data_kept, messages_blank_whole
+from .suppression import suppression_address
+from .suppression_hashes import suppression_hashes
+
+logger = logging.getLogger("deliveries.archive")
+
+ErasedAddresses = dict[tuple[str, str], datetime]  # (channel, address hash) -> when the erasure was asked
+
+
+@dataclass
+class FileErasure:
+    """What searching one file found and blanked."""
+
+    path: str
+    messages: int = 0
+    events: int = 0
+
+
+def archive_erasure_tick() -> None:
+    """The dispatchers' periodic task: search the archive files on this host's disk written before the latest
+    erasure, a file at a time, for about TICK_BUDGET_SECONDS (a file is never left half done). A dispatcher finding
+    the archive lock taken tries again at its next tick. Logs each file rewritten, and a file it cannot rewrite
+    with what to do."""
+    latest = latest_archive_erasure()
+    if not latest:
+        return
+    started = time.monotonic()
+    waiting = ArchiveFile.objects.filter(erasures_applied__lt=latest).order_by("pk").values_list("pk", "path")
+    for pk, path in list(waiting):
+        if not Path(path).exists():  # on another dispatcher's disk, or moved away: restore_messages blanks it
+            continue
+        try:
+            erased = archive_file_erase(pk, latest=latest, wait=False)
+        except (ArchiveFileError, OSError) as error:
+            logger.error("Cannot erase in the archive file %s: %s The next tick tries again.", path, error)
+            continue
+        if erased is None:
+            return
+        if erased.messages:
+            logger.info(
+                "Erased %s message(s) and %s event(s) of erased people from the archive file %s",
+                erased.messages,
+                erased.events,
+                erased.path,
+            )
+        if time.monotonic() - started >= TICK_BUDGET_SECONDS:
+            return
+
+
+def archive_file_erase(pk: int, *, latest: int, wait: bool) -> FileErasure | None:
+    """Search one archive file (its record's id) for the messages of the erasures after those it was searched for,
+    up to `latest`, and rewrite it without them. None if the lock is taken and `wait` is off. Raises
+    ArchiveFileError (the file cannot be read or written)."""
+    with transaction.atomic():
+        if archive_lock(wait=wait) is None:
+            return None
+        record = ArchiveFile.objects.get(pk=pk)
+        path = Path(record.path)
+        rewrite_settle(path, record.size)
+        if path.stat().st_size < record.size:
+            raise ArchiveFileError(
+                f"it holds fewer bytes than the {record.size} archived into it: it was changed since. Restore a "
+                "copy of it in its place."
+            )
+        committed_cut(path, record.size)
+        erasure = FileErasure(path=str(path))
+        erased = _erased_addresses(after=record.erasures_applied, up_to=latest)
+        # Read once to find them (most files hold nobody erased), and only then again to write the rewrite.
+        if erased and _holds_any(path, erased):
+            record.size = rewrite_write(path, _members_blanked(path, erased, erasure))
+        record.erasures_applied = latest
+        record.save(update_fields=["size", "erasures_applied", "updated_at"])
+    # Committed: the rewrite goes in place now, or, if this process dies first, when the file is next opened.
+    rewrite_settle(path, record.size)
+    return erasure
+
+
+def restored_messages_erase(message_ids: Sequence[int]) -> int:
+    """Blank the messages just restored whose recipient was erased after they were created (a copy of a file made
+    before the erasure, or one no dispatcher could reach). Returns how many. Runs in the restore's transaction."""
+    if not message_ids or not ArchiveErasure.objects.exists():
+        return 0
+    erased = _erased_addresses(after=0, up_to=None)
+    rows = Message.objects.filter(among("pk", message_ids)).values_list("pk", "channel", "recipient", "created_at")
+    ids = [pk for pk, channel, recipient, created_at in rows if _is_erased(erased, channel, recipient, created_at)]
+    messages_blank_whole(ids)
+    return len(ids)
+
+
+def _erased_addresses(*, after: int, up_to: int | None) -> ErasedAddresses:
+    erasures = ArchiveErasure.objects.filter(pk__gt=after)
+    if up_to is not None:
+        erasures = erasures.filter(pk__lte=up_to)
+    erased: ErasedAddresses = {}
+    for channel, address_hash, requested_at in erasures.values_list("channel", "address_hash", "requested_at"):
+        key = (channel, address_hash)
+        erased[key] = max(requested_at, erased.get(key, requested_at))
+    return erased
+
+
+def _is_erased(erased: ErasedAddresses, channel: str, recipient: str, created_at: datetime) -> bool:
+    for address_hash in suppression_hashes(suppression_address(channel, recipient)):
+        requested_at = erased.get((channel, address_hash))
+        if requested_at is not None and created_at < requested_at:
+            return True
+    return False
+
+
+def _holds_any(path: Path, erased: ErasedAddresses) -> bool:
+    found = FileErasure(path=str(path))
+    return any(found.messages for _member in _members_blanked(path, erased, found))
+
+
+def _members_blanked(path: Path, erased: ErasedAddresses, erasure: FileErasure) -> Iterator[list[str]]:
+    """The file's members with the erased people's messages and their events blanked (counted in `erasure`).
+    An event follows its message in the file (the same chunk's member), so the ids found so far are enough."""
+    erased_ids: set[int] = set()
+    reading = ArchiveReading(path)
+    for lines in reading.lines():
+        member = []
+        for line in lines:
+            head = LINE_HEAD.match(line)
+            if head is None:
+                raise ArchiveFileError(f"{path} holds a line that is not an archived row: not a file archiving wrote.")
+            if head["model"] == "deliveries.message":
+                line = _message_line_blanked(line, erased, erased_ids, erasure)
+            elif head["message"] not in (None, "null") and int(head["message"]) in erased_ids:
+                line = _event_line_blanked(line)
+                erasure.events += 1
+            member.append(line)
+        yield member
+    if reading.unfinished:
+        raise ArchiveFileError(f"{path} ends in a damaged chunk within what was archived into it.")
+
+
+def _message_line_blanked(line: str, erased: ErasedAddresses, erased_ids: set[int], erasure: FileErasure) -> str:
+    row = json.loads(line)
+    fields = row["fields"]
+    created_at = datetime.fromisoformat(fields["created_at"])
+    if fields["recipient"] in ("", None) or not _is_erased(erased, fields["channel"], fields["recipient"], created_at):
+        return line
+    erased_ids.add(int(row["pk"]))
+    erasure.messages += 1
+    fields.update(BLANKED_MESSAGE_FIELDS, last_error_message="")
+    return _line(row)
+
+
+def _event_line_blanked(line: str) -> str:
+    row = json.loads(line)
+    row["fields"].update(detail="", data=event_data_kept(row["fields"]["data"]))
+    return _line(row)
+
+
+def _line(row: dict[str, Any]) -> str:
+    # As lines.row_line writes it: the same key order (LINE_HEAD reads "model", "pk", then an event's "message").
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -3,6 +3,7 @@ restore of a copy made before the erasure brings them back blank, a rewrite kill
 opens the file next, and someone who gave the same number again after the erasure is archived as anyone."""
 
 import gzip
+import io
 import json
 import shutil
 from datetime import timedelta
@@ -231,3 +232,16 @@ def test_a_dry_run_records_nothing_for_the_archive(tmp_path):
     assert erasure.counts.archive_files == 1
     assert not ArchiveErasure.objects.exists()
     assert "[erased]" not in json.dumps(list(lines_of(tmp_path).values()))
+
+
+@pytest.mark.django_db(transaction=True)  # the dispatcher's pass manages its own connection
+def test_the_dispatchers_pass_does_it_whether_or_not_they_archive(tmp_path, settings):
+    assert not settings.ARCHIVE_AFTER_DAYS
+    _ids, theirs = seed_with_person(count=5)
+    archive(tmp_path)
+    person_erase(phone=PERSON)
+
+    call_command("run_dispatcher", "--once", stdout=io.StringIO())
+
+    rows = lines_of(tmp_path)
+    assert {rows[("deliveries.message", pk)]["fields"]["recipient"] for pk in theirs} == {ERASED}

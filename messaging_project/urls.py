@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.contrib.auth.decorators import user_passes_test
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
@@ -79,6 +80,8 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    # Browsers ask for /favicon.ico on every page that names no icon: a 404 logged each time otherwise.
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),
     path("health/live", delivery_views.health_live, name="health-live"),
     path("health/ready", delivery_views.health_ready, name="health-ready"),
     # Prometheus (docs/metrics.md): a bearer token, METRICS_TOKEN.

@@ -81,7 +81,7 @@ def erase_contacts(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset:
         modeladmin.message_user(
             request,
             f"Erased the data of {erased} people: their contacts deleted, {messages_anonymised} messages anonymised, "
-            "opt-outs kept as hashes. The dispatchers rewrite the archive files without them within a minute "
+            "opt-outs kept as hashes. The dispatchers rewrite the archive files without them in the background "
             "(docs/security.md).",
             messages.SUCCESS,
         )

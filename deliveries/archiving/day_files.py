@@ -78,15 +78,21 @@ def rewrite_write(path: Path, members: Iterator[list[str]]) -> int:
                 handle.write(gzip.compress("".join(lines).encode(), compresslevel=COMPRESS_LEVEL, mtime=0))
             handle.flush()
             os.fsync(handle.fileno())
-            return handle.tell()
-    except OSError as error:
+            size = handle.tell()
+        _directory_sync(path.parent)  # its name must survive a crash once its size is committed
+        return size
+    except BaseException as error:  # a member that cannot be read, or a kill: no half rewrite is left beside it
         rewrite.unlink(missing_ok=True)
-        raise ArchiveFileError(f"Cannot write {rewrite}: {error.strerror or error}. Check the directory.") from error
+        if isinstance(error, OSError):
+            reason = error.strerror or error
+            raise ArchiveFileError(f"Cannot write {rewrite}: {reason}. Check the directory.") from error
+        raise
 
 
 def rewrite_settle(path: Path, committed: int) -> None:
     """Finish what a rewrite of `path` left: in place if its size is the `committed` one (the transaction that
-    recorded it committed; were the sizes equal by chance, both files hold the same rows), else deleted."""
+    recorded it committed; were the sizes equal by chance, both files hold the same rows), else deleted. Only
+    under the archive lock, with the committed size read under it: a rewrite in progress is never touched."""
     rewrite = rewrite_path(path)
     try:
         if not rewrite.exists():
@@ -106,6 +112,16 @@ def _directory_sync(directory: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def _lines_of(text: str) -> list[str]:
+    """The lines (with their newlines) of a member's text, split at "\n" only: str.splitlines would also split
+    at the U+2028, U+2029 and U+0085 a message's body may hold, which JSON leaves unescaped."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
 
 
 @dataclass
@@ -140,7 +156,7 @@ class ArchiveReading:
                         ) from error
                     if not decompressor.eof:
                         break
-                    yield member.decode().splitlines(keepends=True)
+                    yield _lines_of(member.decode())
                     data, member, started = decompressor.unused_data, b"", False
                     decompressor = zlib.decompressobj(wbits=31)
         self.unfinished = started

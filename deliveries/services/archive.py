@@ -25,23 +25,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..archiving.day_files import ArchiveFileError, ArchiveReading, day_file_path, member_append, rewrite_settle
 from ..archiving.holds import ArchiveCandidates, held_back
 from ..archiving.lines import LINE_HEAD, line_sql, row_line
+from ..archiving.lock import archive_lock, latest_archive_erasure
 from ..archiving.rows import rows_delete
 from ..archiving.tallies import tallies_change
 from ..db.features import json_lines_built_by_database
 from ..db.lookups import among
-from ..models import ArchiveCursor, ArchiveErasure, ArchiveFile, Message, MessageEvent
+from ..models import ArchiveFile, Message, MessageEvent
 from ..state import FINAL_STATUSES
+from .archive_erasure import ErasedAddresses, archived_erasures, lines_blanked_when_erased
 
 logger = logging.getLogger("deliveries.archive")
 
-CURSOR_NAME = "messages"
 CHUNK_SIZE = 5000
 # The youngest messages archiving takes: the console's queue monitor shows (and retries) a week of failures.
 MIN_AGE = timedelta(days=7)
@@ -168,18 +169,6 @@ def _pass_step(*, older_than: timedelta, directory: Path) -> ArchiveReport | Non
     return chunk
 
 
-def latest_archive_erasure() -> int:
-    """The id of the last erasure recorded for the archive files (0: none yet)."""
-    return ArchiveErasure.objects.aggregate(latest=Max("pk"))["latest"] or 0
-
-
-def archive_lock(*, wait: bool) -> ArchiveCursor | None:
-    """The archive lock (ArchiveCursor's row), held to the end of the caller's transaction; None if another
-    transaction holds it and `wait` is off. (SQLite takes one writer at a time anyway.)"""
-    ArchiveCursor.objects.get_or_create(name=CURSOR_NAME)
-    return ArchiveCursor.objects.select_for_update(skip_locked=not wait).filter(name=CURSOR_NAME).first()
-
-
 # What a chunk reads of each message besides its line: the holds, the tallies and the day need these.
 MESSAGE_FIELDS = (
     "id",
@@ -192,6 +181,7 @@ MESSAGE_FIELDS = (
     "last_error_code",
     "last_error_message",
     "body",
+    "recipient",
 )
 
 
@@ -224,16 +214,19 @@ def _chunk_archive(
     held = held_back(ArchiveCandidates(messages=messages, event_ids=event_ids))
     report.held.update(held.values())
     kept = sorted(pk for pk in messages if pk not in held)
+    erased = archived_erasures()
+    if erased:
+        _erased_lines_blank(erased, [messages[pk] for pk in kept], events_of)
     by_day: dict[date, list[int]] = defaultdict(list)
     for pk in kept:
         by_day[messages[pk]["created_at"].astimezone(UTC).date()].append(pk)
     report.messages, report.events = len(kept), sum(len(events_of[pk]) for pk in kept)
     for day, ids in sorted(by_day.items()):
-        record, path = _day_file(directory, day)
+        record, path = _day_file(directory, day, settle=not dry_run)
         report.files[str(path)] += len(ids)
         if dry_run:
             continue
-        if record.pk is None:  # its rows were blanked in the tables by every erasure so far
+        if record.pk is None:  # what it will hold is checked against every erasure so far as it is written
             record.erasures_applied = latest_archive_erasure()
         lines = [messages[pk]["line"] for pk in ids] + [event["line"] for pk in ids for event in events_of[pk]]
         record.size = member_append(path, committed=record.size, lines=lines)
@@ -247,6 +240,20 @@ def _chunk_archive(
     return report
 
 
+def _erased_lines_blank(
+    erased: ErasedAddresses, rows: list[dict[str, Any]], events_of: dict[int, list[dict[str, Any]]]
+) -> None:
+    """Blank the lines of the erased people's messages, and of their events: a message an erasure left in the
+    table (it was being sent then) is in no file yet that the dispatchers could search for it later."""
+    for row in rows:
+        events = [event["line"] for event in events_of.get(row["id"], [])]
+        blanked = lines_blanked_when_erased(erased, row, row["line"], events)
+        if blanked is not None:
+            row["line"], blanked_events = blanked
+            for event, line in zip(events_of.get(row["id"], []), blanked_events, strict=True):
+                event["line"] = line
+
+
 def _with_lines(rows: QuerySet[Any], model: type[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     """`fields` of each row, and its archive line under "line": built by PostgreSQL, or here from every field."""
     if json_lines_built_by_database():
@@ -257,17 +264,19 @@ def _with_lines(rows: QuerySet[Any], model: type[Any], fields: tuple[str, ...]) 
     ]
 
 
-def _day_file(directory: Path, day: date) -> tuple[ArchiveFile, Path]:
+def _day_file(directory: Path, day: date, *, settle: bool) -> tuple[ArchiveFile, Path]:
     """The file a day's messages go to now, with its record (unsaved when new): the first part that is ours and
     intact, or the first free name. A recorded file gone from disk (moved to cold storage, or written on another
-    host) and a file there that no record knows are left alone."""
+    host) and a file there that no record knows are left alone. With `settle` (the caller holds the archive lock),
+    an unfinished rewrite of the file is settled first."""
     directory = directory.resolve()
     for part in count(1):
         path = day_file_path(directory, day, part)
         record = ArchiveFile.objects.filter(path=str(path)).first()
         exists = path.exists()
         if record is not None and exists:
-            rewrite_settle(path, record.size)
+            if settle:
+                rewrite_settle(path, record.size)
             on_disk = path.stat().st_size
             if on_disk < record.size:
                 raise ArchiveFileError(

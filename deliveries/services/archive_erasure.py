@@ -1,16 +1,22 @@
-"""Erasure in the archive: the files on the dispatchers' disks, and what a restore brings back.
+"""Erasure in the archive: the files on the dispatchers' disks, what archiving writes next, and what a restore
+brings back.
 
 An erasure (deliveries.services.erasure) blanks the person's rows in the tables at once and records each of their
-addresses as an ArchiveErasure: a keyed hash, never the address. The archive files are on the disk of the
-dispatcher that wrote them, so each dispatcher's `archive_erasure_tick` searches the files on its own disk that were
-written before the latest erasure (ArchiveFile.erasures_applied) and rewrites those that hold such messages without
-them: recipient, texts, context, metadata and media emptied, as in the tables, and their timeline events' details
-emptied whole (a file gives only the hash to find the person by, not the address to cut out of a text). A file that
-holds none of them is only marked searched.
+addresses as an ArchiveErasure: a keyed hash, never the address, recorded holding the archive lock. The archive
+files are on the disk of the dispatcher that wrote them, so each dispatcher's `archive_erasure_tick` searches the
+files on its own disk written before the latest erasure (ArchiveFile.erasures_applied) and rewrites those holding
+such messages without them: recipient, texts, context, metadata and media emptied, as in the tables, and their
+timeline events' details emptied whole (a file gives only the hash to find the person by, not the address to cut
+out of a text). A file that holds none of them is only marked searched.
 
-A restore brings back what a copy made before an erasure holds: `restored_messages_erase` blanks those messages
-again as they come in. Either way, only messages created before the erasure are the erased person's: someone who
-gave the same number again later is messaged, archived and restored as anyone.
+A rewrite is two steps under the lock: the rewritten file is written beside the old one and its size committed,
+then it is put in place and the file marked searched. Killed between them, the file is still unmarked, so the next
+tick opens it again, settling the rewrite first (day_files.rewrite_settle), and finds nothing more to blank.
+
+Archiving checks what it writes against every erasure (a message an erasure left because it was being sent ends
+up in a file written later), and a restore blanks what a copy made before an erasure brings back. Only messages
+created before the erasure are the erased person's: someone who gave the same number again later is messaged,
+archived and restored as anyone.
 """
 
 from __future__ import annotations
@@ -26,22 +32,19 @@ from typing import Any
 
 from django.db import transaction
 
-from ..archiving.day_files import (
-    ArchiveFileError,
-    ArchiveReading,
-    committed_cut,
-    rewrite_settle,
-    rewrite_write,
-)
+from ..archiving.day_files import ArchiveFileError, ArchiveReading, committed_cut, rewrite_settle, rewrite_write
 from ..archiving.lines import LINE_HEAD
+from ..archiving.lock import archive_lock, latest_archive_erasure
 from ..db.lookups import among
 from ..models import ArchiveErasure, ArchiveFile, Message
-from .archive import TICK_BUDGET_SECONDS, archive_lock, latest_archive_erasure
 from .erasure import BLANKED_MESSAGE_FIELDS, event_data_kept, messages_blank_whole
 from .suppression import suppression_address
 from .suppression_hashes import suppression_hashes
 
 logger = logging.getLogger("deliveries.archive")
+
+# A dispatcher's tick goes on to another file while under this; a file is never left half done.
+TICK_BUDGET_SECONDS = 1.0
 
 ErasedAddresses = dict[tuple[str, str], datetime]  # (channel, address hash) -> when the erasure was asked
 
@@ -57,10 +60,9 @@ class FileErasure:
 
 def archive_erasure_tick() -> None:
     """The dispatchers' periodic task: search the archive files on this host's disk written before the latest
-    erasure, a file at a time, for about TICK_BUDGET_SECONDS (a file is never left half done). A dispatcher finding
-    the archive lock taken tries again at its next tick. Logs each file rewritten, and a file it cannot rewrite
-    with what to do."""
-    latest = latest_archive_erasure()
+    erasure, for about TICK_BUDGET_SECONDS. A dispatcher finding the archive lock taken tries again at its next
+    tick. Logs each file rewritten, and a file it cannot search with what to do; never stops the dispatcher."""
+    latest = latest_archive_erasure()  # only to know whether to look: the file's search reads it under the lock
     if not latest:
         return
     started = time.monotonic()
@@ -69,9 +71,14 @@ def archive_erasure_tick() -> None:
         if not Path(path).exists():  # on another dispatcher's disk, or moved away: restore_messages blanks it
             continue
         try:
-            erased = archive_file_erase(pk, latest=latest, wait=False)
-        except (ArchiveFileError, OSError) as error:
-            logger.error("Cannot erase in the archive file %s: %s The next tick tries again.", path, error)
+            erased = archive_file_erase(pk, wait=False)
+        except Exception as error:  # noqa: BLE001 - one bad file must not stop the dispatcher's other work
+            logger.error(
+                "Cannot erase in the archive file %s: %s The next tick tries again; if it keeps failing, restore "
+                "the file's rows with restore_messages, run erase_person again, and delete the file.",
+                path,
+                error,
+            )
             continue
         if erased is None:
             return
@@ -86,32 +93,54 @@ def archive_erasure_tick() -> None:
             return
 
 
-def archive_file_erase(pk: int, *, latest: int, wait: bool) -> FileErasure | None:
-    """Search one archive file (its record's id) for the messages of the erasures after those it was searched for,
-    up to `latest`, and rewrite it without them. None if the lock is taken and `wait` is off. Raises
-    ArchiveFileError (the file cannot be read or written)."""
+def archive_file_erase(pk: int, *, wait: bool) -> FileErasure | None:
+    """Search one archive file (its record's id) for the messages of the erasures since its last search, and
+    rewrite it without them. None if the lock is taken and `wait` is off. Raises ArchiveFileError (the file cannot
+    be read or written)."""
     with transaction.atomic():
         if archive_lock(wait=wait) is None:
             return None
+        latest = latest_archive_erasure()
         record = ArchiveFile.objects.get(pk=pk)
         path = Path(record.path)
+        erasure = FileErasure(path=str(path))
         rewrite_settle(path, record.size)
         if path.stat().st_size < record.size:
             raise ArchiveFileError(
-                f"it holds fewer bytes than the {record.size} archived into it: it was changed since. Restore a "
-                "copy of it in its place."
+                f"it holds fewer bytes than the {record.size} archived into it: it was changed since. Put a copy "
+                "of it back in its place."
             )
         committed_cut(path, record.size)
-        erasure = FileErasure(path=str(path))
         erased = _erased_addresses(after=record.erasures_applied, up_to=latest)
         # Read once to find them (most files hold nobody erased), and only then again to write the rewrite.
-        if erased and _holds_any(path, erased):
-            record.size = rewrite_write(path, _members_blanked(path, erased, erasure))
+        if not erased or not _holds_any(path, erased):
+            record.erasures_applied = latest
+            record.save(update_fields=["erasures_applied", "updated_at"])
+            return erasure
+        record.size = rewrite_write(path, _members_blanked(path, erased, erasure))
+        record.save(update_fields=["size", "updated_at"])
+    with transaction.atomic():
+        archive_lock(wait=True)
+        record = ArchiveFile.objects.get(pk=pk)
+        rewrite_settle(path, record.size)
         record.erasures_applied = latest
-        record.save(update_fields=["size", "erasures_applied", "updated_at"])
-    # Committed: the rewrite goes in place now, or, if this process dies first, when the file is next opened.
-    rewrite_settle(path, record.size)
+        record.save(update_fields=["erasures_applied", "updated_at"])
     return erasure
+
+
+def archived_erasures() -> ErasedAddresses:
+    """Every erasure's addresses: what archiving checks the messages it writes against (empty: nobody erased)."""
+    return _erased_addresses(after=0, up_to=None)
+
+
+def lines_blanked_when_erased(
+    erased: ErasedAddresses, row: dict[str, Any], line: str, event_lines: list[str]
+) -> tuple[str, list[str]] | None:
+    """The message's line and its events' lines blanked, if its recipient was erased after it was created (`row`
+    has its channel, recipient and created_at); else None."""
+    if not _is_erased(erased, row["channel"], row["recipient"], row["created_at"]):
+        return None
+    return _message_line_blank(line), [_event_line_blank(event) for event in event_lines]
 
 
 def restored_messages_erase(message_ids: Sequence[int]) -> int:
@@ -119,7 +148,7 @@ def restored_messages_erase(message_ids: Sequence[int]) -> int:
     before the erasure, or one no dispatcher could reach). Returns how many. Runs in the restore's transaction."""
     if not message_ids or not ArchiveErasure.objects.exists():
         return 0
-    erased = _erased_addresses(after=0, up_to=None)
+    erased = archived_erasures()
     rows = Message.objects.filter(among("pk", message_ids)).values_list("pk", "channel", "recipient", "created_at")
     ids = [pk for pk, channel, recipient, created_at in rows if _is_erased(erased, channel, recipient, created_at)]
     messages_blank_whole(ids)
@@ -137,7 +166,9 @@ def _erased_addresses(*, after: int, up_to: int | None) -> ErasedAddresses:
     return erased
 
 
-def _is_erased(erased: ErasedAddresses, channel: str, recipient: str, created_at: datetime) -> bool:
+def _is_erased(erased: ErasedAddresses, channel: str, recipient: str | None, created_at: datetime) -> bool:
+    if not recipient:
+        return False
     for address_hash in suppression_hashes(suppression_address(channel, recipient)):
         requested_at = erased.get((channel, address_hash))
         if requested_at is not None and created_at < requested_at:
@@ -162,9 +193,14 @@ def _members_blanked(path: Path, erased: ErasedAddresses, erasure: FileErasure) 
             if head is None:
                 raise ArchiveFileError(f"{path} holds a line that is not an archived row: not a file archiving wrote.")
             if head["model"] == "deliveries.message":
-                line = _message_line_blanked(line, erased, erased_ids, erasure)
+                fields = json.loads(line)["fields"]
+                created_at = datetime.fromisoformat(fields["created_at"])
+                if _is_erased(erased, fields["channel"], fields["recipient"], created_at):
+                    erased_ids.add(int(head["pk"]))
+                    erasure.messages += 1
+                    line = _message_line_blank(line)
             elif head["message"] not in (None, "null") and int(head["message"]) in erased_ids:
-                line = _event_line_blanked(line)
+                line = _event_line_blank(line)
                 erasure.events += 1
             member.append(line)
         yield member
@@ -172,19 +208,13 @@ def _members_blanked(path: Path, erased: ErasedAddresses, erasure: FileErasure) 
         raise ArchiveFileError(f"{path} ends in a damaged chunk within what was archived into it.")
 
 
-def _message_line_blanked(line: str, erased: ErasedAddresses, erased_ids: set[int], erasure: FileErasure) -> str:
+def _message_line_blank(line: str) -> str:
     row = json.loads(line)
-    fields = row["fields"]
-    created_at = datetime.fromisoformat(fields["created_at"])
-    if fields["recipient"] in ("", None) or not _is_erased(erased, fields["channel"], fields["recipient"], created_at):
-        return line
-    erased_ids.add(int(row["pk"]))
-    erasure.messages += 1
-    fields.update(BLANKED_MESSAGE_FIELDS, last_error_message="")
+    row["fields"].update(BLANKED_MESSAGE_FIELDS, last_error_message="")
     return _line(row)
 
 
-def _event_line_blanked(line: str) -> str:
+def _event_line_blank(line: str) -> str:
     row = json.loads(line)
     row["fields"].update(detail="", data=event_data_kept(row["fields"]["data"]))
     return _line(row)

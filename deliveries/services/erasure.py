@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 
+from ..archiving.lock import archive_lock
 from ..db.events import event_texts_replace
 from ..models import (
     ERASED,
@@ -121,6 +122,10 @@ def recipient_data_erase(
     quotes = _quotes_of(addresses)
     own_quotes = PersonQuotes([*quotes.quotes, *also_quoted])
     with transaction.atomic():
+        if not dry_run:
+            # First, as archiving takes it before the message rows (the other order could deadlock with a chunk):
+            # an archive chunk, restore or file rewrite then never sees this erasure half recorded.
+            archive_lock(wait=True)
         message_ids = _message_ids(addresses)
         counts.messages_in_flight += _message_ids_in_flight(addresses)
         inbound_ids = _inbound_ids(addresses)

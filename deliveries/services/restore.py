@@ -21,11 +21,11 @@ from django.db import transaction
 
 from ..archiving.day_files import ArchiveFileError, ArchiveReading, rewrite_settle
 from ..archiving.lines import ArchiveLineError
+from ..archiving.lock import archive_lock
 from ..archiving.staged_rows import StagedRows, staged_rows
 from ..archiving.tallies import tallies_change
 from ..db.lookups import among
 from ..models import ArchiveFile, Message
-from .archive import archive_lock
 from .archive_erasure import restored_messages_erase
 
 # The message's links that a deletion leaves empty (on_delete=SET_NULL), so a missing one is restored empty.

@@ -323,3 +323,17 @@ def test_a_file_a_killed_run_created_is_started_again_and_one_it_did_not_is_left
     archive(tmp_path)
     names = {p.name for p in tmp_path.iterdir() if p.is_file()}
     assert names == {path.name, path.name.replace(".jsonl", "-2.jsonl")}
+
+
+def test_bodies_holding_unicode_line_separators_are_archived_and_restored_whole(tmp_path):
+    ids = seed_old_messages(4)
+    # JSON leaves these unescaped, and str.splitlines splits at each of them.
+    Message.objects.filter(pk=ids[1]).update(body="one\u2028two\u2029three\u0085four\x1cfive\r\nsix")
+    analytics_rollup()
+    before = table_dump()
+    archive(tmp_path)
+
+    restored = messages_restore(paths=list(tmp_path.iterdir()))
+
+    assert restored.messages == 4
+    assert table_dump() == before

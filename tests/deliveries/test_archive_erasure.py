@@ -15,8 +15,9 @@ from django.core.management import call_command
 from analytics.services.rollup import analytics_rollup
 from campaigns.services.person_erasure import person_erase
 from deliveries.archiving.day_files import rewrite_path
+from deliveries.archiving.lock import latest_archive_erasure
 from deliveries.models import ERASED, ArchiveErasure, ArchiveFile, Message, MessageEvent
-from deliveries.services.archive import latest_archive_erasure, messages_archive
+from deliveries.services.archive import messages_archive
 from deliveries.services.archive_erasure import archive_erasure_tick
 from deliveries.services.restore import messages_restore
 from tests.deliveries.archive_support import seed_old_messages
@@ -143,7 +144,7 @@ def test_a_restore_of_a_copy_made_before_the_erasure_brings_the_person_back_blan
 
 
 def test_someone_who_gave_the_number_again_after_the_erasure_is_archived_and_restored_as_anyone(tmp_path):
-    _ids, theirs = seed_with_person()
+    seed_with_person()
     person_erase(phone=PERSON)
     # They come back: new messages to the same number, archived later (made here as if from before, then the
     # erasure moved further back in time than them).
@@ -159,9 +160,9 @@ def test_someone_who_gave_the_number_again_after_the_erasure_is_archived_and_res
 
     rows = lines_of(tmp_path)
     assert {rows[("deliveries.message", pk)]["fields"]["body"] for pk in again} == {"Welcome back"}
-    messages_restore(paths=sorted(tmp_path.glob("*.jsonl.gz")))
+    restored = messages_restore(paths=sorted(tmp_path.glob("*.jsonl.gz")))
+    assert restored.erased == 0
     assert set(Message.objects.filter(pk__in=again).values_list("recipient", flat=True)) == {PERSON}
-    assert set(Message.objects.filter(pk__in=theirs).values_list("recipient", flat=True)) == {ERASED}
 
 
 def test_a_file_written_after_an_erasure_is_not_searched_for_it(tmp_path):
@@ -208,6 +209,57 @@ def test_a_rewrite_killed_before_its_commit_is_dropped(tmp_path):
     assert restored.messages == 10
 
 
+def test_a_rewrite_killed_before_the_file_was_marked_searched_is_settled_by_the_next_tick(tmp_path):
+    _ids, theirs = seed_with_person(count=20)
+    archive(tmp_path)
+    [path] = tmp_path.glob("*.jsonl.gz")
+    original = path.read_bytes()
+    person_erase(phone=PERSON)
+    archive_erasure_tick()
+    # Killed after committing the rewrite's size, before putting it in place and marking the file searched.
+    path.rename(rewrite_path(path))
+    path.write_bytes(original)
+    ArchiveFile.objects.update(erasures_applied=0)
+
+    archive_erasure_tick()
+
+    assert_files_match_their_records(tmp_path)
+    assert ArchiveFile.objects.get().erasures_applied == latest_archive_erasure()
+    rows = lines_of(tmp_path)
+    assert {rows[("deliveries.message", pk)]["fields"]["recipient"] for pk in theirs} == {ERASED}
+
+
+def test_a_message_the_erasure_left_being_sent_is_blanked_when_it_is_archived_later(tmp_path):
+    ids = seed_old_messages(3)
+    Message.objects.filter(pk=ids[0]).update(recipient=PERSON, body=SECRET, status="sending")
+    erasure = person_erase(phone=PERSON)
+    assert erasure.counts.messages_in_flight == 1
+    # The provider answered; nobody ran the erasure again.
+    Message.objects.filter(pk=ids[0]).update(status="delivered")
+
+    archive(tmp_path)
+
+    rows = lines_of(tmp_path)
+    assert rows[("deliveries.message", ids[0])]["fields"]["recipient"] == ERASED
+    assert SECRET not in json.dumps(list(rows.values()))
+    assert rows[("deliveries.message", ids[1])]["fields"]["recipient"] != ERASED
+
+
+def test_an_email_address_in_another_case_and_a_whatsapp_number_are_found_in_the_files(tmp_path):
+    ids = seed_old_messages(4)
+    Message.objects.filter(pk=ids[0]).update(channel="email", recipient="Ada.Lovelace@Example.ORG", body=SECRET)
+    Message.objects.filter(pk=ids[1]).update(channel="whatsapp", recipient=PERSON, body=SECRET)
+    archive(tmp_path)
+
+    person_erase(email="ada.lovelace@example.org")
+    person_erase(phone=PERSON)
+    archive_erasure_tick()
+
+    rows = lines_of(tmp_path)
+    assert [rows[("deliveries.message", pk)]["fields"]["recipient"] for pk in ids[:2]] == [ERASED, ERASED]
+    assert SECRET not in json.dumps(list(rows.values()))
+
+
 def test_a_file_on_another_disk_waits_and_a_damaged_one_is_logged_with_its_path(tmp_path, caplog):
     seed_with_person(count=10)
     archive(tmp_path)
@@ -216,11 +268,16 @@ def test_a_file_on_another_disk_waits_and_a_damaged_one_is_logged_with_its_path(
         path=str(tmp_path / "gone" / "messages-2020-01-01.jsonl.gz"), day="2020-01-01"
     )
     person_erase(phone=PERSON)
-    path.write_bytes(path.read_bytes()[:50])  # damaged (and shorter than recorded)
+    written = bytearray(path.read_bytes())
+    written[len(written) // 2] ^= 0xFF  # damaged, its size unchanged
 
+    path.write_bytes(bytes(written))
     archive_erasure_tick()
+    assert f"Cannot erase in the archive file {path}: {path} is damaged" in caplog.text
 
-    assert f"Cannot erase in the archive file {path}" in caplog.text
+    path.write_bytes(bytes(written[:50]))  # and shorter than what was archived into it
+    archive_erasure_tick()
+    assert "it holds fewer bytes than the" in caplog.text
     assert set(ArchiveFile.objects.values_list("erasures_applied", flat=True)) == {0}
     assert ArchiveFile.objects.get(pk=elsewhere.pk).erasures_applied == 0
 

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     help = (
         "Erase a person's data (a GDPR erasure request), found by phone number or email address: their messages "
         "anonymised, their replies blanked, their contacts deleted, an opt-out kept only as a keyed hash, and an "
-        "audit entry without their address. The dispatchers rewrite the archive files without them within a minute; "
+        "audit entry without their address. The dispatchers rewrite the archive files without them in the background; "
         "a restore of an older copy blanks them again (docs/security.md)."
     )
 

@@ -207,6 +207,7 @@ def test_the_dispatchers_periodic_tasks_are_the_scheduler_the_reconciler_the_rol
         "deliveries.services.reconciler.reconcile",
         "analytics.services.rollup.rollup_tick",
         "console.services.alerts.alerts_check",
+        "deliveries.services.archive_erasure.archive_erasure_tick",  # with or without ARCHIVE_AFTER_DAYS
         "deliveries.services.actual_prices.price_tick",
     ]
     assert dict(settings.DISPATCHER_PERIODIC_TASKS)["deliveries.services.reconciler.reconcile"] == max(

@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser hosts redis-servers install run test test-sqlite test-postgres lint migrate superuser redis clean bench bench-quick lock audit drill
+.PHONY: browser hosts redis-servers install run test test-both test-sqlite test-postgres test-sqlite-in-process test-postgres-in-process lint migrate superuser redis clean bench bench-quick lock audit drill
 
 install: $(VENV)/.installed
 
@@ -74,22 +74,38 @@ lint: install
 # an operation instead of 150: the same cases twice cost CI minutes and found nothing more. Tests of what is not the
 # database (marked browser or db_neutral: Redis failover, provider faults, pages in Chromium) run against PostgreSQL
 # only; `pytest` by hand on SQLite still runs them.
+SQLITE_PYTEST := env -u DATABASE_URL FUZZ_MAX_EXAMPLES=30 $(BIN)/pytest -q
 test-sqlite: install redis redis-servers
-	env -u DATABASE_URL FUZZ_MAX_EXAMPLES=30 $(BIN)/pytest -q -m "not browser and not db_neutral"
+	$(SQLITE_PYTEST) -m "not browser and not db_neutral"
 
 # Its own Redis database, so that it may run beside the SQLite suite (which uses TEST_REDIS_URL, else 15).
 TEST_POSTGRES_REDIS_URL ?= redis://127.0.0.1:6379/12
+POSTGRES_PYTEST := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
 test-postgres: install redis browser hosts redis-servers
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTGRES_REDIS_URL) $(BIN)/pytest -q
+	$(POSTGRES_PYTEST)
 
-# The whole suite on SQLite, then on PostgreSQL (required in CI, skipped with a note locally if not running). One
-# after the other: side by side they took 17 minutes instead of about 23, but the heaviest PostgreSQL tests (four
-# worker hosts, a Redis failover) then starve the browser tests' processes on two cores, which time out.
-test: lint test-sqlite
+# `make test` on both databases. First the tests that run within pytest's own process (no worker, dispatcher or
+# browser started: marked neither slow, browser nor db_neutral) of both passes side by side, each mostly on a core
+# of its own; then the tests that start processes, one pass after the other: side by side those starve each other's
+# processes on two cores and time out (a browser test waiting on a page, a worker on a lease).
+IN_PROCESS := not slow and not browser and not db_neutral
+test-both: install redis browser hosts redis-servers
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite-in-process test-postgres-in-process
+	$(SQLITE_PYTEST) -m "slow and not browser and not db_neutral"
+	$(POSTGRES_PYTEST) -m "slow or browser or db_neutral"
+
+test-sqlite-in-process:
+	$(SQLITE_PYTEST) -m "$(IN_PROCESS)"
+
+test-postgres-in-process:
+	$(POSTGRES_PYTEST) -m "$(IN_PROCESS)"
+
+# The whole suite on SQLite and on PostgreSQL (required in CI; without it, the SQLite pass alone and a note).
+test: lint
 	@if DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -c "import environ,psycopg; c=environ.Env.db_url_config('$(TEST_DATABASE_URL)'); psycopg.connect(host=c['HOST'], port=c['PORT'] or 5432, user=c['USER'], dbname=c['NAME'], connect_timeout=3).close()" 2>/dev/null; then \
-		$(MAKE) --no-print-directory test-postgres; \
+		$(MAKE) --no-print-directory test-both; \
 	elif [ -n "$$CI" ]; then echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); CI needs it." >&2; exit 1; \
-	else echo "Skipping the PostgreSQL run: nothing answers at $(TEST_DATABASE_URL). The browser and db_neutral tests ran in neither pass: start PostgreSQL, or run them on SQLite with: $(BIN)/pytest -m 'browser or db_neutral'"; fi
+	else $(MAKE) --no-print-directory test-sqlite && echo "Skipped the PostgreSQL run: nothing answers at $(TEST_DATABASE_URL). The browser and db_neutral tests ran in neither pass: start PostgreSQL, or run them on SQLite with: $(BIN)/pytest -m 'browser or db_neutral'"; fi
 
 clean:
 	rm -rf $(VENV) .run db.sqlite3 test-db.sqlite3

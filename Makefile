@@ -6,7 +6,7 @@ export PYTHON := $(BIN)/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV_ENV := DJANGO_SETTINGS_MODULE=messaging_project.settings.development
 
-.PHONY: browser hosts redis-servers install run test test-both test-sqlite test-postgres test-sqlite-in-process test-postgres-in-process lint migrate superuser redis clean bench bench-quick lock audit drill
+.PHONY: browser hosts redis-servers install run test test-both test-sqlite test-postgres test-postgres-in-process lint migrate superuser redis clean bench bench-quick lock audit drill
 
 install: $(VENV)/.installed
 
@@ -84,18 +84,15 @@ POSTGRES_PYTEST := DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_POSTG
 test-postgres: install redis browser hosts redis-servers
 	$(POSTGRES_PYTEST)
 
-# `make test` on both databases. First the tests that run within pytest's own process (no worker, dispatcher or
-# browser started: marked neither slow, browser nor db_neutral) of both passes side by side, each mostly on a core
-# of its own; then the tests that start processes, one pass after the other: side by side those starve each other's
-# processes on two cores and time out (a browser test waiting on a page, a worker on a lease).
+# `make test` on both databases, in two lanes side by side, each mostly on a core of its own: the whole SQLite pass,
+# and the PostgreSQL tests that run within pytest's own process (no worker, dispatcher or browser started: marked
+# neither slow, browser nor db_neutral), which take about as long. Then the PostgreSQL tests that start processes
+# or a browser, alone: the heaviest (four worker hosts, a Redis failover, Chromium) beside anything else starve
+# each other's processes on two cores and time out.
 IN_PROCESS := not slow and not browser and not db_neutral
 test-both: install redis browser hosts redis-servers
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite-in-process test-postgres-in-process
-	$(SQLITE_PYTEST) -m "slow and not browser and not db_neutral"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres-in-process
 	$(POSTGRES_PYTEST) -m "slow or browser or db_neutral"
-
-test-sqlite-in-process:
-	$(SQLITE_PYTEST) -m "$(IN_PROCESS)"
 
 test-postgres-in-process:
 	$(POSTGRES_PYTEST) -m "$(IN_PROCESS)"

@@ -172,17 +172,24 @@ def test_a_file_written_after_an_erasure_is_not_searched_for_it(tmp_path):
     assert ArchiveFile.objects.get().erasures_applied == latest_archive_erasure() > 0
 
 
-def test_a_rewrite_killed_after_its_commit_is_put_in_place_before_the_file_is_appended_to(tmp_path):
+def rewrite_killed_after_its_commit(directory: Path) -> tuple[Path, list[int]]:
+    """An archived file holding the person, and the state a dispatcher killed between committing its rewrite's size
+    and putting the rewrite in place leaves: the new size recorded, the rewrite beside the file, the file as it was,
+    and the file not marked searched. Returns the file and the person's message ids."""
     _ids, theirs = seed_with_person(count=20)
-    archive(tmp_path)
-    [path] = tmp_path.glob("*.jsonl.gz")
+    archive(directory)
+    [path] = directory.glob("*.jsonl.gz")
     original = path.read_bytes()
     person_erase(phone=PERSON)
     archive_erasure_tick()
-    # The state a process killed between its commit and putting the rewrite in place leaves: the new size recorded,
-    # the rewrite beside the file, the file as it was.
     path.rename(rewrite_path(path))
     path.write_bytes(original)
+    ArchiveFile.objects.update(erasures_applied=0)
+    return path, theirs
+
+
+def test_a_rewrite_killed_after_its_commit_is_put_in_place_before_the_file_is_appended_to(tmp_path):
+    path, theirs = rewrite_killed_after_its_commit(tmp_path)
     MessageFactory()  # a recent message, so that SQLite's seeded ids go on after the archived ones
     later = seed_old_messages(4)  # the same day: appended to the same file
 
@@ -210,16 +217,7 @@ def test_a_rewrite_killed_before_its_commit_is_dropped(tmp_path):
 
 
 def test_a_rewrite_killed_before_the_file_was_marked_searched_is_settled_by_the_next_tick(tmp_path):
-    _ids, theirs = seed_with_person(count=20)
-    archive(tmp_path)
-    [path] = tmp_path.glob("*.jsonl.gz")
-    original = path.read_bytes()
-    person_erase(phone=PERSON)
-    archive_erasure_tick()
-    # Killed after committing the rewrite's size, before putting it in place and marking the file searched.
-    path.rename(rewrite_path(path))
-    path.write_bytes(original)
-    ArchiveFile.objects.update(erasures_applied=0)
+    _path, theirs = rewrite_killed_after_its_commit(tmp_path)
 
     archive_erasure_tick()
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import permission_required
+from django.db.models import Subquery
+from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -19,7 +21,7 @@ from .admin_support.paginator import EstimatedCountPaginator
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
 from .forms import ApiKeyCountriesForm, SuppressionForm
 from .health import providers_status
-from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
+from .models import ApiKey, ArchiveErasure, ArchiveFile, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
 from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
@@ -596,3 +598,41 @@ class BatchAdmin(admin.ModelAdmin):
             url,
             obj.pk,
         )
+
+
+@admin.register(ArchiveFile)
+class ArchiveFileAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
+    """The archive files (`archive_messages`, ARCHIVE_AFTER_DAYS), read-only: where each is, what it holds, and
+    whether the dispatchers have taken the erased people out of it yet (docs/operations.md)."""
+
+    list_display = ["day", "path", "messages", "events", "size_shown", "erasures_shown", "updated_at"]
+    date_hierarchy = "day"
+    ordering = ["-day", "path"]
+    search_fields = ["path"]
+    fields = list_display
+
+    def get_queryset(self, request):
+        latest = ArchiveErasure.objects.order_by("-pk").values("pk")[:1]
+        return super().get_queryset(request).annotate(latest_erasure=Subquery(latest))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Size", ordering="size")
+    def size_shown(self, obj):
+        return filesizeformat(obj.size)
+
+    @admin.display(description="Erased people taken out")
+    def erasures_shown(self, obj):
+        if obj.latest_erasure is None or obj.erasures_applied >= obj.latest_erasure:
+            return "Yes"
+        return "Waiting: its dispatcher rewrites it at a coming tick (a file on no dispatcher's disk stays waiting)"

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
 from analytics.services.rollup import analytics_rollup
@@ -300,3 +301,26 @@ def test_the_dispatchers_pass_does_it_whether_or_not_they_archive(tmp_path, sett
 
     rows = lines_of(tmp_path)
     assert {rows[("deliveries.message", pk)]["fields"]["recipient"] for pk in theirs} == {ERASED}
+
+
+def test_the_archive_files_page_shows_superusers_what_each_file_holds_and_whether_it_was_searched(tmp_path, client):
+    seed_with_person(count=6)
+    archive(tmp_path)
+    [path] = tmp_path.glob("*.jsonl.gz")
+    person_erase(phone=PERSON)
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+
+    page = client.get("/admin/deliveries/archivefile/").content.decode()
+    assert str(path) in page and "Waiting: its dispatcher rewrites it" in page
+
+    archive_erasure_tick()
+    page = client.get("/admin/deliveries/archivefile/").content.decode()
+    assert "Waiting" not in page and '<td class="field-erasures_shown">Yes</td>' in page
+
+
+def test_staff_who_are_not_superusers_cannot_see_the_archive_files(tmp_path, client):
+    archive(tmp_path)
+    staff = User.objects.create_user("ops", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename="view_archivefile"))
+    client.force_login(staff)
+    assert client.get("/admin/deliveries/archivefile/").status_code == 403

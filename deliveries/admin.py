@@ -609,7 +609,7 @@ class ArchiveFileAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "day"
     ordering = ["-day", "path"]
     search_fields = ["path"]
-    fields = list_display
+    fields = ["day", "path", "messages", "events", "size_shown", "erasures_shown", "updated_at"]
 
     def get_queryset(self, request):
         latest = ArchiveErasure.objects.order_by("-pk").values("pk")[:1]

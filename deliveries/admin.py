@@ -635,4 +635,5 @@ class ArchiveFileAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     def erasures_shown(self, obj):
         if obj.latest_erasure is None or obj.erasures_applied >= obj.latest_erasure:
             return "Yes"
-        return "Waiting: its dispatcher rewrites it at a coming tick (a file on no dispatcher's disk stays waiting)"
+        # A file on no dispatcher's disk (moved away) stays waiting: restore_messages blanks what it brings back.
+        return "Waiting for its dispatcher"

@@ -311,7 +311,7 @@ def test_the_archive_files_page_shows_superusers_what_each_file_holds_and_whethe
     client.force_login(User.objects.create_superuser("root", password="pw"))
 
     page = client.get("/admin/deliveries/archivefile/").content.decode()
-    assert str(path) in page and "Waiting: its dispatcher rewrites it" in page
+    assert str(path) in page and "Waiting for its dispatcher" in page
 
     archive_erasure_tick()
     page = client.get("/admin/deliveries/archivefile/").content.decode()

@@ -70,18 +70,23 @@ def rewrite_path(path: Path) -> Path:
 
 def rewrite_write(path: Path, members: Iterator[list[str]]) -> int:
     """Write `members` (each a list of lines, one gzip member each) to `path`'s rewrite, fsynced. Returns its
-    size: record it as the file's committed size, commit, then `rewrite_settle` puts it in place."""
-    rewrite = rewrite_path(path)
+    size: record it as the file's committed size, commit, then `rewrite_settle` puts it in place.
+
+    Written under a name of its own and renamed once whole: a `.rewrite` beside a file is always complete, so a
+    process killed while writing never leaves a half file that could be taken for the committed one."""
+    rewrite, partial = rewrite_path(path), path.with_name(path.name + ".rewrite-partial")
     try:
-        with rewrite.open("wb") as handle:
+        with partial.open("wb") as handle:
             for lines in members:
                 handle.write(gzip.compress("".join(lines).encode(), compresslevel=COMPRESS_LEVEL, mtime=0))
             handle.flush()
             os.fsync(handle.fileno())
             size = handle.tell()
+        os.replace(partial, rewrite)
         _directory_sync(path.parent)  # its name must survive a crash once its size is committed
         return size
-    except BaseException as error:  # a member that cannot be read, or a kill: no half rewrite is left beside it
+    except BaseException as error:  # a member that cannot be read, or an exit: nothing half written is left
+        partial.unlink(missing_ok=True)
         rewrite.unlink(missing_ok=True)
         if isinstance(error, OSError):
             reason = error.strerror or error

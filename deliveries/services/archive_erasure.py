@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from ..archiving.day_files import ArchiveFileError, ArchiveReading, committed_cut, rewrite_settle, rewrite_write
 from ..archiving.lines import LINE_HEAD
@@ -72,14 +72,19 @@ def archive_erasure_tick() -> None:
             continue
         try:
             erased = archive_file_erase(pk, wait=False)
-        except Exception as error:  # noqa: BLE001 - one bad file must not stop the dispatcher's other work
+        except DatabaseError:
+            raise  # the dispatcher's pass says the database is unavailable; this task stays due
+        except ArchiveFileError as error:
             logger.error(
                 "Cannot erase in the archive file %s: %s The next tick tries again; if it keeps failing, restore "
                 "the file's rows with restore_messages, run erase_person again, and delete the file.",
                 path,
                 error,
             )
-            continue
+            erased = FileErasure(path=path)
+        except Exception:  # one bad file must not stop the dispatcher's other work
+            logger.exception("Searching the archive file %s for erased people failed; the next tick tries again.", path)
+            erased = FileErasure(path=path)
         if erased is None:
             return
         if erased.messages:
@@ -119,12 +124,13 @@ def archive_file_erase(pk: int, *, wait: bool) -> FileErasure | None:
             return erasure
         record.size = rewrite_write(path, _members_blanked(path, erased, erasure))
         record.save(update_fields=["size", "updated_at"])
+    # Taken by another now, the file stays unmarked: the next search settles the rewrite and finds nothing more.
     with transaction.atomic():
-        archive_lock(wait=True)
-        record = ArchiveFile.objects.get(pk=pk)
-        rewrite_settle(path, record.size)
-        record.erasures_applied = latest
-        record.save(update_fields=["erasures_applied", "updated_at"])
+        if archive_lock(wait=wait) is not None:
+            record = ArchiveFile.objects.get(pk=pk)
+            rewrite_settle(path, record.size)
+            record.erasures_applied = latest
+            record.save(update_fields=["erasures_applied", "updated_at"])
     return erasure
 
 

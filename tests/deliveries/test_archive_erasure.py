@@ -324,3 +324,20 @@ def test_staff_who_are_not_superusers_cannot_see_the_archive_files(tmp_path, cli
     staff.user_permissions.add(*Permission.objects.filter(codename="view_archivefile"))
     client.force_login(staff)
     assert client.get("/admin/deliveries/archivefile/").status_code == 403
+
+
+def test_what_a_rewriter_killed_mid_write_left_never_takes_the_files_place(tmp_path):
+    _ids, theirs = seed_with_person(count=10)
+    archive(tmp_path)
+    [path] = tmp_path.glob("*.jsonl.gz")
+    record = ArchiveFile.objects.get()
+    # A half-written rewrite, even one of exactly the committed size, is under a name no settle reads.
+    path.with_name(path.name + ".rewrite-partial").write_bytes(b"x" * record.size)
+    person_erase(phone=PERSON)
+
+    archive_erasure_tick()
+
+    assert_files_match_their_records(tmp_path)
+    assert not list(tmp_path.glob("*.rewrite-partial"))
+    rows = lines_of(tmp_path)
+    assert {rows[("deliveries.message", pk)]["fields"]["recipient"] for pk in theirs} == {ERASED}

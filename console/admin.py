@@ -7,22 +7,15 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 
+from deliveries.admin_support.read_only import ReadOnlyAdminMixin
+
 from .models import Alert, AlertEvent, QueueMonitor
 from .views import MONITOR_PERMISSION
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The console's admin entries are read only: alerts are written by the checks alone, and the queue monitor's
     entry only leads to its page."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Alert)

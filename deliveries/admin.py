@@ -18,6 +18,7 @@ from .admin_support.message_page import (
     with_seconds,
 )
 from .admin_support.paginator import EstimatedCountPaginator
+from .admin_support.read_only import ReadOnlyAdminMixin
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
 from .forms import ApiKeyCountriesForm, SuppressionForm
 from .health import providers_status
@@ -523,7 +524,7 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, SuperusersOnlyMixin, admin.ModelAdmin):
     """The audit trail, for superusers only and read-only for them too: entries are written by audit_record and
     deleted only by the retention sweep (AUDIT_RETENTION_DAYS)."""
 
@@ -545,18 +546,6 @@ class AuditEntryAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
         "ip_address",
         "details",
     ]
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Target", ordering="target_repr")
     def target_link(self, obj):
@@ -601,7 +590,7 @@ class BatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(ArchiveFile)
-class ArchiveFileAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
+class ArchiveFileAdmin(ReadOnlyAdminMixin, SuperusersOnlyMixin, admin.ModelAdmin):
     """The archive files (`archive_messages`, ARCHIVE_AFTER_DAYS), read-only: where each is, what it holds, and
     whether the dispatchers have taken the erased people out of it yet (docs/operations.md)."""
 
@@ -614,18 +603,6 @@ class ArchiveFileAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         latest = ArchiveErasure.objects.order_by("-pk").values("pk")[:1]
         return super().get_queryset(request).annotate(latest_erasure=Subquery(latest))
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Size", ordering="size")
     def size_shown(self, obj):

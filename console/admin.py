@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 
-from deliveries.admin_support.read_only import ReadOnlyAdminMixin
+from deliveries.admin_support.page_access import ReadOnlyAdminMixin
 
 from .models import Alert, AlertEvent, QueueMonitor
 from .views import MONITOR_PERMISSION

@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Subquery
-from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from .admin_support import archive_files  # noqa: F401 - registers the archive files' page
 from .admin_support.compose import compose_view
 from .admin_support.filters import CreatedRangeFilter, list_scopes
 from .admin_support.held import HeldMessageActions
@@ -17,12 +16,12 @@ from .admin_support.message_page import (
     timeline_state,
     with_seconds,
 )
+from .admin_support.page_access import ReadOnlyAdminMixin, SuperusersOnlyMixin
 from .admin_support.paginator import EstimatedCountPaginator
-from .admin_support.read_only import ReadOnlyAdminMixin
 from .admin_support.views import EXPORT_PERMISSION, MessageAdminViews
 from .forms import ApiKeyCountriesForm, SuppressionForm
 from .health import providers_status
-from .models import ApiKey, ArchiveErasure, ArchiveFile, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
+from .models import ApiKey, AuditEntry, Batch, InboundMessage, Message, Status, Suppression
 from .selectors import batch_status_counts, message_outcome_summary, message_search_condition
 from .services.api_keys import api_key_revoke
 from .services.audit import audit_record, audit_record_each
@@ -377,22 +376,6 @@ class MessageAdmin(MessageAdminViews, HeldMessageActions, admin.ModelAdmin):
         return compose_view(self, request)
 
 
-class SuperusersOnlyMixin:
-    """Pages for superusers alone, whatever permissions a staff member was given."""
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-
 @admin.register(ApiKey)
 class ApiKeyAdmin(SuperusersOnlyMixin, admin.ModelAdmin):
     """Keys, for superusers only (a key can do what its scopes allow any API client): read and revoked here, and
@@ -587,30 +570,3 @@ class BatchAdmin(admin.ModelAdmin):
             url,
             obj.pk,
         )
-
-
-@admin.register(ArchiveFile)
-class ArchiveFileAdmin(ReadOnlyAdminMixin, SuperusersOnlyMixin, admin.ModelAdmin):
-    """The archive files (`archive_messages`, ARCHIVE_AFTER_DAYS), read-only: where each is, what it holds, and
-    whether the dispatchers have taken the erased people out of it yet (docs/operations.md)."""
-
-    list_display = ["day", "path", "messages", "events", "size_shown", "erasures_shown", "updated_at"]
-    date_hierarchy = "day"
-    ordering = ["-day", "path"]
-    search_fields = ["path"]
-    fields = ["day", "path", "messages", "events", "size_shown", "erasures_shown", "updated_at"]
-
-    def get_queryset(self, request):
-        latest = ArchiveErasure.objects.order_by("-pk").values("pk")[:1]
-        return super().get_queryset(request).annotate(latest_erasure=Subquery(latest))
-
-    @admin.display(description="Size", ordering="size")
-    def size_shown(self, obj):
-        return filesizeformat(obj.size)
-
-    @admin.display(description="Erased people taken out")
-    def erasures_shown(self, obj):
-        if obj.latest_erasure is None or obj.erasures_applied >= obj.latest_erasure:
-            return "Yes"
-        # A file on no dispatcher's disk (moved away) stays waiting: restore_messages blanks what it brings back.
-        return "Waiting for its dispatcher"

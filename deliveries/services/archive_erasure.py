@@ -38,8 +38,7 @@ from ..archiving.lock import archive_lock, latest_archive_erasure
 from ..db.lookups import among
 from ..models import ArchiveErasure, ArchiveFile, Message
 from .erasure import BLANKED_MESSAGE_FIELDS, event_data_kept, messages_blank_whole
-from .suppression import suppression_address
-from .suppression_hashes import suppression_hashes
+from .suppression import suppression_hashes_of
 
 logger = logging.getLogger("deliveries.archive")
 
@@ -175,7 +174,7 @@ def _erased_addresses(*, after: int, up_to: int | None) -> ErasedAddresses:
 def _is_erased(erased: ErasedAddresses, channel: str, recipient: str | None, created_at: datetime) -> bool:
     if not recipient:
         return False
-    for address_hash in suppression_hashes(suppression_address(channel, recipient)):
+    for address_hash in suppression_hashes_of(channel, recipient):
         requested_at = erased.get((channel, address_hash))
         if requested_at is not None and created_at < requested_at:
             return True
